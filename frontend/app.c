@@ -1,0 +1,26 @@
+/* Application-wide helpers: error counting and Redis readiness. */
+#include "app.h"
+
+#include "proto.h"
+#include "redis_loop.h"
+
+#include <string.h>
+
+const char *const app_error_codes[] = {
+    PROTO_E_INVALID_JSON,    PROTO_E_INVALID_IDENTIFY, PROTO_E_INVALID_DEVICE_ID,
+    PROTO_E_INVALID_ROOM_ID, PROTO_E_INVALID_IDENTITY, PROTO_E_NOT_IDENTIFIED,
+    PROTO_E_RESERVED_TYPE,   PROTO_E_RATE_LIMITED,     PROTO_E_TOO_BIG,
+    PROTO_E_UNAVAILABLE,     PROTO_E_REPLACED,         PROTO_E_IDENTIFY_TIMEOUT,
+    PROTO_E_SERVER_FULL,     PROTO_E_DRAINING,         PROTO_E_NOT_MEMBER,
+};
+const size_t app_error_code_count = sizeof(app_error_codes) / sizeof(app_error_codes[0]);
+
+void app_count_error(struct app *app, const char *code) {
+    for (size_t i = 0; i < app_error_code_count; i++)
+        if (strcmp(app_error_codes[i], code) == 0)
+            app->stats.errors[i]++;
+}
+
+int app_redis_ready(const struct app *app) {
+    return app->redis_cmd && rl_ctx(app->redis_cmd) && app->scripts.loaded && app->sub_up;
+}

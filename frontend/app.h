@@ -1,0 +1,73 @@
+/* The frontend's application context: everything one process owns, passed to every module.
+ * There is exactly one per process; nothing else is global except the signal flag in main.c. */
+#ifndef RRM_APP_H
+#define RRM_APP_H
+
+#include "log.h"
+#include "options.h"
+#include "scripts.h"
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+struct rl;
+struct fanout;
+struct hmap;
+struct node;
+
+/* Counters exported by /metrics and the status record. */
+struct fe_stats {
+    uint64_t connections_total;   /* WebSocket connections accepted */
+    uint64_t connections_refused; /* over max-connections */
+    uint64_t identified_total;
+    uint64_t messages_in;  /* relayed messages received from local clients */
+    uint64_t messages_out; /* frames delivered to local clients (relays) */
+    uint64_t bytes_in, bytes_out;
+    uint64_t queries;
+    uint64_t pubsub_in; /* relayed frames received from Redis */
+    uint64_t slow_consumers;
+    uint64_t replaced;
+    uint64_t identify_timeouts;
+    uint64_t redis_errors; /* actions answered "unavailable" */
+    uint64_t reaped;       /* members of dead nodes this node removed */
+    uint64_t recycled;     /* empty rooms this node recycled */
+    /* Client errors by code (see proto.h), in the order of app_error_codes. */
+    uint64_t errors[16];
+};
+
+extern const char *const app_error_codes[];
+extern const size_t app_error_code_count;
+
+struct app {
+    struct fe_options opt;
+    struct logger log;
+    char node_id[64];
+    struct lws_context *cx;
+    struct lws_vhost *vh;
+
+    struct rl *redis_cmd; /* commands and scripts */
+    struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */
+    struct scripts scripts;
+    int sub_up;          /* the subscription link is up and the node channel requested */
+    long pending_writes; /* leave/restore scripts not yet answered (drain waits for them) */
+    struct fanout *fanout;
+    struct node *node;
+    struct hmap *sessions; /* local connection number -> struct session */
+
+    uint64_t next_conn; /* local connection numbers; conn id = "<node>#<n>" */
+    long connections;   /* open WebSocket connections */
+    int draining;
+    int64_t drain_deadline_ms;
+    int stopping; /* the service loop should end */
+    int64_t started_ms;
+
+    struct fe_stats stats;
+};
+
+/* Counts a client error by its PROTO_E_* code. */
+void app_count_error(struct app *app, const char *code);
+
+/* True when both Redis links are up and the scripts are loaded. */
+int app_redis_ready(const struct app *app);
+
+#endif

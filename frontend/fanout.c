@@ -1,0 +1,274 @@
+/* Local rooms, subscriptions and shared-frame delivery (see fanout.h). */
+#include "fanout.h"
+
+#include "app.h"
+#include "frame.h"
+#include "hmap.h"
+#include "keys.h"
+#include "proto.h"
+#include "session.h"
+
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum sub_state { SUB_NONE, SUB_PENDING, SUB_ACTIVE, SUB_LEAVING };
+
+struct lroom {
+    char id[PROTO_MAX_ROOM_ID + 1];
+    char channel[KEYS_MAX];
+    enum sub_state sub;
+    lws_dll2_owner_t members;
+};
+
+struct fanout {
+    struct app *app;
+    struct hmap *rooms;     /* room id -> struct lroom */
+    redisAsyncContext *sub; /* NULL while the link is down */
+    char node_channel[KEYS_MAX];
+};
+
+static void sub_reply(redisAsyncContext *ac, void *r, void *priv);
+
+static void subscribe(struct fanout *f, struct lroom *r) {
+    if (!f->sub) {
+        r->sub = SUB_NONE; /* fanout_link_up subscribes it */
+        return;
+    }
+    r->sub = SUB_PENDING;
+    if (redisAsyncCommand(f->sub, sub_reply, f, "SUBSCRIBE %s", r->channel) != REDIS_OK)
+        r->sub = SUB_NONE;
+}
+
+static void room_free(struct fanout *f, struct lroom *r) {
+    hmap_del(f->rooms, r->id, strlen(r->id));
+    free(r);
+}
+
+/* The last local member left: drop the subscription, or the room if none is active. */
+static void room_release(struct fanout *f, struct lroom *r) {
+    if (r->sub == SUB_ACTIVE && f->sub &&
+        redisAsyncCommand(f->sub, NULL, NULL, "UNSUBSCRIBE %s", r->channel) == REDIS_OK) {
+        r->sub = SUB_LEAVING; /* the room is freed when Redis confirms */
+        return;
+    }
+    if (r->sub == SUB_NONE)
+        room_free(f, r);
+    /* SUB_PENDING/SUB_LEAVING: the confirmation decides */
+}
+
+static void members_ready(struct lroom *r) {
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
+        struct session *s = lws_container_of(d, struct session, room_link);
+        if (s->state == SS_JOINING)
+            session_room_ready(s);
+    }
+    lws_end_foreach_dll_safe(d, d1);
+}
+
+/* A conn id of this node ("<node>#<n>") gives its local number; any other gives 0. */
+static uint64_t local_sender(struct fanout *f, const char *conn, size_t len) {
+    size_t nl = strlen(f->app->node_id);
+    if (len <= nl + 1 || memcmp(conn, f->app->node_id, nl) != 0 || conn[nl] != '#')
+        return 0;
+    uint64_t n = 0;
+    for (size_t i = nl + 1; i < len; i++) {
+        if (conn[i] < '0' || conn[i] > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(conn[i] - '0');
+    }
+    return n;
+}
+
+static void deliver(struct fanout *f, struct lroom *r, const char *payload, size_t len) {
+    struct proto_pub pub;
+    if (proto_pub_parse(payload, len, &pub))
+        return;
+    f->app->stats.pubsub_in++;
+    uint64_t skip = local_sender(f, pub.conn, pub.conn_len);
+    struct frame *fr = NULL;
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
+        struct session *s = lws_container_of(d, struct session, room_link);
+        if (s->state == SS_READY && s->conn_no != skip) {
+            if (!fr && !(fr = frame_new(pub.frame, pub.frame_len, pub.kind == PROTO_PUB_BINARY)))
+                return;
+            session_send_frame(s, fr);
+        }
+    }
+    lws_end_foreach_dll_safe(d, d1);
+    frame_unref(fr);
+}
+
+static void control(struct fanout *f, const char *msg, size_t len) {
+    if (len > 5 && memcmp(msg, "kick ", 5) == 0) {
+        struct session *s = session_find(f->app, msg + 5, len - 5);
+        if (s && s->state != SS_CLOSING) {
+            f->app->stats.replaced++;
+            session_send_error(s, PROTO_E_REPLACED,
+                               "this device connected again; this connection is closed");
+            session_close(s, 4001, "replaced by a newer connection", "replaced");
+        }
+    }
+}
+
+/* Channel "rrm:room:{R}:ch" -> the local room R. */
+static struct lroom *room_of_channel(struct fanout *f, const redisReply *ch) {
+    const char *open = memchr(ch->str, '{', ch->len);
+    const char *close = open ? memchr(open, '}', ch->len - (size_t)(open - ch->str)) : NULL;
+    if (!open || !close)
+        return NULL;
+    return hmap_get(f->rooms, open + 1, (size_t)(close - open - 1));
+}
+
+/* One callback serves every channel: subscribe and unsubscribe confirmations and messages. */
+static void sub_reply(redisAsyncContext *ac, void *r, void *priv) {
+    (void)ac;
+    struct fanout *f = priv;
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
+        return; /* NULL: the link is going away; fanout_link_down follows */
+    const char *kind = reply->element[0]->str;
+    redisReply *ch = reply->element[1];
+
+    if (ch->len == strlen(f->node_channel) && memcmp(ch->str, f->node_channel, ch->len) == 0) {
+        if (strcmp(kind, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING)
+            control(f, reply->element[2]->str, reply->element[2]->len);
+        return;
+    }
+    struct lroom *room = room_of_channel(f, ch);
+    if (!room)
+        return;
+    if (strcmp(kind, "message") == 0) {
+        if (reply->element[2]->type == REDIS_REPLY_STRING)
+            deliver(f, room, reply->element[2]->str, reply->element[2]->len);
+    } else if (strcmp(kind, "subscribe") == 0) {
+        if (room->sub != SUB_PENDING)
+            return;
+        room->sub = SUB_ACTIVE;
+        if (room->members.count == 0)
+            room_release(f, room);
+        else
+            members_ready(room);
+    } else if (strcmp(kind, "unsubscribe") == 0) {
+        if (room->sub != SUB_LEAVING)
+            return;
+        room->sub = SUB_NONE;
+        if (room->members.count == 0)
+            room_free(f, room);
+        else
+            subscribe(f, room); /* someone joined while we were leaving */
+    }
+}
+
+struct fanout *fanout_create(struct app *app) {
+    struct fanout *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->app = app;
+    f->rooms = hmap_create();
+    if (!f->rooms) {
+        free(f);
+        return NULL;
+    }
+    keys_node_channel(f->node_channel, sizeof(f->node_channel), app->node_id);
+    return f;
+}
+
+static void free_room(const char *key, void *value, void *arg) {
+    (void)key;
+    (void)arg;
+    free(value);
+}
+
+void fanout_destroy(struct fanout *f) {
+    if (!f)
+        return;
+    hmap_each(f->rooms, free_room, NULL);
+    hmap_destroy(f->rooms);
+    free(f);
+}
+
+int fanout_join(struct fanout *f, struct session *s, const char *room) {
+    struct lroom *r = hmap_get(f->rooms, room, strlen(room));
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return -1;
+        memcpy(r->id, room, strlen(room) + 1);
+        keys_room_channel(r->channel, sizeof(r->channel), room);
+        if (hmap_put(f->rooms, r->id, strlen(r->id), r)) {
+            free(r);
+            return -1;
+        }
+    }
+    s->lroom = r;
+    lws_dll2_add_tail(&s->room_link, &r->members);
+    if (r->sub == SUB_ACTIVE)
+        session_room_ready(s);
+    else if (r->sub == SUB_NONE)
+        subscribe(f, r);
+    return 0;
+}
+
+void fanout_leave(struct fanout *f, struct session *s) {
+    struct lroom *r = s->lroom;
+    if (!r)
+        return;
+    lws_dll2_remove(&s->room_link);
+    s->lroom = NULL;
+    if (r->members.count == 0)
+        room_release(f, r);
+}
+
+static void resubscribe(const char *key, void *value, void *arg) {
+    (void)key;
+    struct fanout *f = arg;
+    struct lroom *r = value;
+    if (r->members.count > 0)
+        subscribe(f, r);
+}
+
+void fanout_link_up(struct fanout *f, redisAsyncContext *sub) {
+    f->sub = sub;
+    /* The node channel is subscribed first and never left, so the connection stays in
+     * subscribe mode while rooms come and go. */
+    redisAsyncCommand(sub, sub_reply, f, "SUBSCRIBE %s", f->node_channel);
+    hmap_each(f->rooms, resubscribe, f);
+}
+
+void fanout_link_down(struct fanout *f) {
+    f->sub = NULL;
+    size_t n = hmap_count(f->rooms);
+    void **rooms = n ? malloc(n * sizeof(*rooms)) : NULL;
+    n = rooms ? hmap_values(f->rooms, rooms, n) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct lroom *r = rooms[i];
+        r->sub = SUB_NONE;
+        if (r->members.count == 0)
+            room_free(f, r);
+    }
+    free(rooms);
+}
+
+size_t fanout_room_count(const struct fanout *f) {
+    return hmap_count(f->rooms);
+}
+
+struct each_ctx {
+    void (*fn)(const char *, size_t, void *);
+    void *arg;
+};
+
+static void each_room(const char *key, void *value, void *arg) {
+    struct each_ctx *c = arg;
+    struct lroom *r = value;
+    c->fn(key, r->members.count, c->arg);
+}
+
+void fanout_each_room(const struct fanout *f,
+                      void (*fn)(const char *room, size_t members, void *arg), void *arg) {
+    struct each_ctx c = {fn, arg};
+    hmap_each(f->rooms, each_room, &c);
+}

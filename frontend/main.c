@@ -1,0 +1,223 @@
+/* rrm-frontend: configuration, the lws context, the Redis links, signals and the drain. */
+#include "app.h"
+#include "fanout.h"
+#include "hmap.h"
+#include "node.h"
+#include "redis_loop.h"
+#include "session.h"
+#include "util.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void became_ready(struct app *app) {
+    if (app_redis_ready(app)) {
+        log_msg(&app->log, LOG_INFO, "cluster store ready");
+        node_redis_up(app->node);
+    }
+}
+
+static void scripts_done(void *arg, int ok) {
+    struct app *app = arg;
+    if (!ok) {
+        log_msg(&app->log, LOG_ERROR, "could not load the Redis scripts");
+        return;
+    }
+    became_ready(app);
+}
+
+static void cmd_up(struct rl *rl, void *arg) {
+    struct app *app = arg;
+    scripts_load(&app->scripts, rl_ctx(rl), scripts_done, app);
+}
+
+static void cmd_down(struct rl *rl, void *arg) {
+    (void)rl;
+    struct app *app = arg;
+    app->scripts.loaded = 0;
+}
+
+static void sub_up(struct rl *rl, void *arg) {
+    struct app *app = arg;
+    fanout_link_up(app->fanout, rl_ctx(rl));
+    app->sub_up = 1;
+    became_ready(app);
+}
+
+static void sub_down(struct rl *rl, void *arg) {
+    (void)rl;
+    struct app *app = arg;
+    app->sub_up = 0;
+    fanout_link_down(app->fanout);
+}
+
+static const struct rl_ops cmd_ops = {cmd_up, cmd_down};
+static const struct rl_ops sub_ops = {sub_up, sub_down};
+
+static const struct lws_protocols protocols[] = {
+    {"rrm", session_callback, sizeof(struct session), 4096, 0, NULL, 0},
+    {RL_PROTOCOL_NAME, rl_protocol_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void default_node_id(char *buf, size_t cap) {
+    char host[64] = "node";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, cap, "%.40s-%ld", host, (long)getpid());
+    for (char *p = buf; *p; p++)
+        if (!proto_valid_id(p, 1, 1))
+            *p = '-';
+}
+
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void deregistered(struct app *app) {
+    app->stopping = 1;
+}
+
+static void start_drain(struct app *app) {
+    app->draining = 1;
+    app->drain_deadline_ms = util_mono_ms() + app->opt.drain_timeout_ms;
+    log_json(&app->log, LOG_INFO, "draining",
+             json_pack("{s:I}", "connections", (json_int_t)app->connections));
+    size_t n = hmap_count(app->sessions);
+    struct session **ss = n ? malloc(n * sizeof(*ss)) : NULL;
+    n = ss ? hmap_values(app->sessions, (void **)ss, n) : 0;
+    for (size_t i = 0; i < n; i++)
+        session_close(ss[i], 1001, "server draining", "draining");
+    free(ss);
+}
+
+struct ticker {
+    struct app *app;
+    lws_sorted_usec_list_t sul;
+    int deregistering;
+};
+
+/* Signals only interrupt poll(); this tick makes sure a stop request is seen promptly even if
+ * the signal landed just before poll() started, and watches the drain's progress. */
+static void tick_cb(lws_sorted_usec_list_t *sul) {
+    struct ticker *t = lws_container_of(sul, struct ticker, sul);
+    struct app *app = t->app;
+    if (stop_requested && !app->draining)
+        start_drain(app);
+    if (app->draining && !t->deregistering &&
+        ((app->connections == 0 && app->pending_writes <= 0) ||
+         util_mono_ms() >= app->drain_deadline_ms)) {
+        t->deregistering = 1;
+        node_deregister(app->node, deregistered);
+    }
+    if (app->draining && util_mono_ms() >= app->drain_deadline_ms + 2000)
+        app->stopping = 1; /* Redis never answered the deregistration */
+    lws_sul_schedule(app->cx, 0, &t->sul, tick_cb, 100 * LWS_US_PER_MS);
+}
+
+int main(int argc, char **argv) {
+    static struct app app;
+    char err[512];
+    int rc = cfg_load(fe_option_table, fe_option_count, &app.opt, argc, argv, err, sizeof(err));
+    if (rc == CFG_HELP) {
+        cfg_usage(stdout, "rrm-frontend",
+                  "WebSocket room server node of RealTime Room Manager (state in Redis).",
+                  fe_option_table, fe_option_count);
+        return 0;
+    }
+    if (rc < 0 || fe_options_check(&app.opt, err, sizeof(err)) < 0) {
+        fprintf(stderr, "rrm-frontend: %s\n", err);
+        return 2;
+    }
+    if (app.opt.node_id[0])
+        util_strlcpy(app.node_id, app.opt.node_id, sizeof(app.node_id));
+    else
+        default_node_id(app.node_id, sizeof(app.node_id));
+    app.log.program = "rrm-frontend";
+    app.log.node = app.node_id;
+    log_level_parse(app.opt.log_level, &app.log.min);
+    app.started_ms = util_now_ms();
+    raise_fd_limit();
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = (int)app.opt.port;
+    info.iface = app.opt.bind[0] ? app.opt.bind : NULL;
+    info.protocols = protocols;
+    info.user = &app;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.fd_limit_per_thread = 0;
+    info.timeout_secs = 20;
+    app.cx = lws_create_context(&info);
+    if (!app.cx) {
+        fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_PORT)\n", app.opt.port);
+        return 1;
+    }
+    app.vh = lws_get_vhost_by_name(app.cx, "default");
+    app.sessions = hmap_create();
+    app.fanout = fanout_create(&app);
+    app.node = node_create(&app);
+    struct rl_options ro = {
+        .name = "cmd",
+        .host = app.opt.redis_host,
+        .port = (int)app.opt.redis_port,
+        .password = app.opt.redis_password,
+        .connect_timeout_ms = 2000,
+        .ping_interval_ms = 1000,
+        .ping_timeout_ms = 3000,
+    };
+    app.redis_cmd = rl_create(app.cx, app.vh, &ro, &cmd_ops, &app, &app.log);
+    ro.name = "sub";
+    app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
+    if (!app.vh || !app.sessions || !app.fanout || !app.node || !app.redis_cmd || !app.redis_sub) {
+        fprintf(stderr, "rrm-frontend: out of memory at start\n");
+        return 1;
+    }
+    log_json(&app.log, LOG_INFO, "listening",
+             json_pack("{s:I, s:s, s:I}", "port", (json_int_t)app.opt.port, "redis",
+                       app.opt.redis_host, "redis_port", (json_int_t)app.opt.redis_port));
+
+    struct ticker ticker = {.app = &app};
+    tick_cb(&ticker.sul);
+    while (!app.stopping)
+        lws_service(app.cx, 0);
+
+    node_status(app.node);
+    lws_sul_cancel(&ticker.sul);
+    fanout_link_down(app.fanout);
+    app.sub_up = 0;
+    rl_destroy(app.redis_cmd);
+    app.redis_cmd = NULL;
+    rl_destroy(app.redis_sub);
+    app.redis_sub = NULL;
+    node_destroy(app.node);
+    app.node = NULL;
+    lws_context_destroy(app.cx);
+    fanout_destroy(app.fanout);
+    hmap_destroy(app.sessions);
+    log_msg(&app.log, LOG_INFO, "stopped");
+    return 0;
+}

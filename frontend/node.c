@@ -1,0 +1,228 @@
+/* Heartbeat, reaper, recycler, resync and status record (see node.h). */
+#include "node.h"
+
+#include "app.h"
+#include "fanout.h"
+#include "hmap.h"
+#include "keys.h"
+#include "redis_loop.h"
+#include "room.h"
+#include "session.h"
+#include "util.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct node {
+    struct app *app;
+    lws_sorted_usec_list_t sul_beat, sul_status;
+    int registered; /* the cluster has seen our first heartbeat */
+    void (*deregistered)(struct app *app);
+    uint64_t last_in, last_out;
+    int64_t last_status_ms;
+};
+
+static redisAsyncContext *cmd(struct app *app) {
+    return app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
+}
+
+static size_t local_sessions(struct app *app, struct session ***out) {
+    size_t n = hmap_count(app->sessions);
+    *out = n ? malloc(n * sizeof(**out)) : NULL;
+    return *out ? hmap_values(app->sessions, (void **)*out, n) : 0;
+}
+
+static void restore_all(struct app *app) {
+    struct session **ss;
+    size_t n = local_sessions(app, &ss);
+    for (size_t i = 0; i < n; i++)
+        if (ss[i]->joined)
+            room_restore(app, ss[i]);
+    free(ss);
+}
+
+static void beat_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct node *n = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        return;
+    if (reply->integer == 1 && n->registered) {
+        /* The cluster declared us dead (we were cut off for longer than the node timeout) and
+         * removed our members: put them back. */
+        log_msg(&n->app->log, LOG_WARN, "node was declared dead by the cluster; restoring members");
+        restore_all(n->app);
+    }
+    n->registered = 1;
+}
+
+static void reap_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct node *n = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        n->app->stats.reaped += (uint64_t)reply->integer;
+        log_json(&n->app->log, LOG_WARN, "removed members of dead nodes",
+                 json_pack("{s:I}", "members", (json_int_t)reply->integer));
+    }
+}
+
+static void recycle_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct node *n = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        n->app->stats.recycled += (uint64_t)reply->integer;
+        log_json(&n->app->log, LOG_INFO, "recycled empty rooms",
+                 json_pack("{s:I}", "rooms", (json_int_t)reply->integer));
+    }
+}
+
+static int reap(struct node *n, const char *force, const char *reason, redisCallbackFn *cb) {
+    struct app *app = n->app;
+    char timeout[24], maxlen[24];
+    snprintf(timeout, sizeof(timeout), "%ld", app->opt.node_timeout_ms);
+    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    const char *argv[] = {KEYS_NODES, KEYS_EMPTY_ROOMS, KEYS_EVENTS, timeout, maxlen,
+                          force,      app->node_id,     reason};
+    return scripts_eval(&app->scripts, cmd(app), SCRIPT_REAP, cb, n, 3, 8, argv, NULL);
+}
+
+static void beat_cb(lws_sorted_usec_list_t *sul) {
+    struct node *n = lws_container_of(sul, struct node, sul_beat);
+    struct app *app = n->app;
+    redisAsyncContext *ac = cmd(app);
+    if (ac && !app->draining) {
+        const char *hb[] = {KEYS_NODES, app->node_id};
+        scripts_eval(&app->scripts, ac, SCRIPT_HEARTBEAT, beat_reply, n, 1, 2, hb, NULL);
+        reap(n, "", "node_lost", reap_reply);
+        char grace[24], maxlen[24], now[24];
+        snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
+        snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+        snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+        const char *rc[] = {KEYS_EMPTY_ROOMS, KEYS_EVENTS, grace, maxlen, app->node_id, now};
+        scripts_eval(&app->scripts, ac, SCRIPT_RECYCLE, recycle_reply, n, 2, 6, rc, NULL);
+    }
+    lws_sul_schedule(app->cx, 0, &n->sul_beat, beat_cb, app->opt.heartbeat_ms * LWS_US_PER_MS);
+}
+
+struct dist_ctx {
+    json_t *rooms;
+};
+
+static void dist_room(const char *room, size_t members, void *arg) {
+    json_object_set_new(arg, room, json_integer((json_int_t)members));
+}
+
+void node_status(struct node *n) {
+    struct app *app = n->app;
+    const struct fe_stats *st = &app->stats;
+    int64_t now = util_mono_ms();
+    double secs = n->last_status_ms ? (double)(now - n->last_status_ms) / 1000.0 : 0;
+    json_t *dist = json_object();
+    fanout_each_room(app->fanout, dist_room, dist);
+    long rss = 0, pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    log_json(&app->log, LOG_INFO, "status",
+             json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:b, s:b, s:I, s:o}", "connections",
+                       (json_int_t)app->connections, "rooms",
+                       (json_int_t)fanout_room_count(app->fanout), "messages_in",
+                       (json_int_t)st->messages_in, "messages_out", (json_int_t)st->messages_out,
+                       "in_per_sec", secs > 0 ? (double)(st->messages_in - n->last_in) / secs : 0.0,
+                       "out_per_sec",
+                       secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0,
+                       "redis_rtt_us", (json_int_t)(app->redis_cmd ? rl_rtt_us(app->redis_cmd) : 0),
+                       "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
+                       (json_int_t)(rss * 4), "room_devices", dist));
+    n->last_in = st->messages_in;
+    n->last_out = st->messages_out;
+    n->last_status_ms = now;
+}
+
+static void status_cb(lws_sorted_usec_list_t *sul) {
+    struct node *n = lws_container_of(sul, struct node, sul_status);
+    node_status(n);
+    lws_sul_schedule(n->app->cx, 0, &n->sul_status, status_cb,
+                     n->app->opt.status_interval_ms * LWS_US_PER_MS);
+}
+
+struct node *node_create(struct app *app) {
+    struct node *n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->app = app;
+    n->last_status_ms = util_mono_ms();
+    lws_sul_schedule(app->cx, 0, &n->sul_status, status_cb,
+                     app->opt.status_interval_ms * LWS_US_PER_MS);
+    lws_sul_schedule(app->cx, 0, &n->sul_beat, beat_cb, app->opt.heartbeat_ms * LWS_US_PER_MS);
+    return n;
+}
+
+void node_destroy(struct node *n) {
+    if (!n)
+        return;
+    lws_sul_cancel(&n->sul_beat);
+    lws_sul_cancel(&n->sul_status);
+    free(n);
+}
+
+/* Memberships Redis holds for this node: keep those of live local sessions, drop the rest. */
+static void conns_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct node *n = priv;
+    struct app *app = n->app;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *conn = reply->element[i], *val = reply->element[i + 1];
+        if (conn->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
+            continue;
+        struct session *s = session_find(app, conn->str, conn->len);
+        if (s && s->joined)
+            continue;
+        const char *tab = memchr(val->str, '\t', val->len);
+        if (!tab)
+            continue;
+        char room[128];
+        snprintf(room, sizeof(room), "%.*s", (int)(tab - val->str), val->str);
+        room_leave_conn(app, tab + 1, room, conn->str, "lost", 0);
+    }
+    restore_all(app);
+}
+
+void node_redis_up(struct node *n) {
+    struct app *app = n->app;
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return;
+    char kconns[KEYS_MAX];
+    keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    redisAsyncCommand(ac, conns_reply, n, "HGETALL %s", kconns);
+    beat_cb(&n->sul_beat);
+}
+
+static void deregister_reply(redisAsyncContext *ac, void *r, void *priv) {
+    (void)ac;
+    (void)r;
+    struct node *n = priv;
+    if (n->deregistered)
+        n->deregistered(n->app);
+    n->deregistered = NULL;
+}
+
+void node_deregister(struct node *n, void (*done)(struct app *app)) {
+    n->deregistered = done;
+    if (!cmd(n->app) || reap(n, n->app->node_id, "draining", deregister_reply)) {
+        n->deregistered = NULL;
+        done(n->app);
+    }
+}

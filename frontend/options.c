@@ -1,0 +1,80 @@
+/* Frontend option table: every RRM_* variable and --flag of rrm-frontend, with defaults. */
+#include "options.h"
+
+#include "log.h"
+#include "proto.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define OPT_INT(n, f, d, lo, hi, h)                                                                \
+    { n, CFG_INT, offsetof(struct fe_options, f), d, lo, hi, h }
+#define OPT_STR(n, f, d, minlen, h)                                                                \
+    {                                                                                              \
+        n, CFG_STR, offsetof(struct fe_options, f), d, minlen,                                     \
+            sizeof(((struct fe_options *)0)->f), h                                                 \
+    }
+
+const struct cfg_option fe_option_table[] = {
+    OPT_INT("port", port, "8765", 1, 65535, "TCP port for WebSocket clients and HTTP probes"),
+    OPT_STR("bind", bind, "", 0, "address to listen on (empty: all interfaces)"),
+    OPT_STR(
+        "node-id", node_id, "", 0,
+        "this node's id, unique in the cluster (empty: hostname-pid; in Kubernetes the pod name)"),
+    OPT_STR("redis-host", redis_host, "127.0.0.1", 1, "Redis host"),
+    OPT_INT("redis-port", redis_port, "6379", 1, 65535, "Redis port"),
+    OPT_STR("redis-password", redis_password, "", 0, "Redis password (AUTH); empty for none"),
+    OPT_INT("max-frame-bytes", max_frame_bytes, "65536", 64, 16 * 1024 * 1024,
+            "largest client message; larger ones close the connection with 1009"),
+    OPT_INT("max-msgs-per-sec", max_msgs_per_sec, "100", 1, 1000000,
+            "messages per second per connection (burst of the same size); excess is refused"),
+    OPT_INT("identify-timeout-ms", identify_timeout_ms, "10000", 100, 600000,
+            "time a new connection has to send its identify frame"),
+    OPT_INT("max-connections", max_connections, "20000", 1, 10000000,
+            "WebSocket connections per node; more are refused with 1013"),
+    OPT_INT("send-queue-bytes", send_queue_bytes, "1048576", 1024, 1024L * 1024 * 1024,
+            "outbound bytes queued per connection before it is cut off as a slow consumer"),
+    OPT_INT("room-grace-ms", room_grace_ms, "300000", 0, 86400000L * 30,
+            "how long an empty room is kept (for reconnects) before it is recycled"),
+    OPT_INT("device-ttl-ms", device_ttl_ms, "86400000", 1000, 86400000L * 365,
+            "how long a device's last room is remembered"),
+    OPT_INT("heartbeat-ms", heartbeat_ms, "2000", 100, 60000, "node heartbeat interval"),
+    OPT_INT("node-timeout-ms", node_timeout_ms, "10000", 500, 600000,
+            "a node silent this long is declared dead and its members removed"),
+    OPT_INT("status-interval-ms", status_interval_ms, "60000", 100, 86400000,
+            "interval of the status record in the log"),
+    OPT_INT("stream-maxlen", stream_maxlen, "1000000", 1000, 1000000000,
+            "approximate cap of the event stream: the archive's outage buffer"),
+    OPT_INT("drain-timeout-ms", drain_timeout_ms, "10000", 0, 600000,
+            "on SIGTERM, how long to wait for clients to be closed and flushed"),
+    OPT_STR("log-level", log_level, "info", 1, "debug, info, warn or error"),
+};
+
+const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);
+
+int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
+    enum log_level lvl;
+    if (log_level_parse(o->log_level, &lvl)) {
+        snprintf(err, errlen,
+                 "invalid RRM_LOG_LEVEL (--log-level): '%s' is not one of debug, "
+                 "info, warn, error",
+                 o->log_level);
+        return -1;
+    }
+    if (o->node_id[0] && !proto_valid_id(o->node_id, strlen(o->node_id), 63)) {
+        snprintf(err, errlen,
+                 "invalid RRM_NODE_ID (--node-id): '%s' may only use A-Z a-z 0-9 _ . "
+                 ": @ -",
+                 o->node_id);
+        return -1;
+    }
+    if (o->node_timeout_ms < 2 * o->heartbeat_ms) {
+        snprintf(err, errlen,
+                 "invalid RRM_NODE_TIMEOUT_MS (--node-timeout-ms): %ld must be at "
+                 "least twice RRM_HEARTBEAT_MS (%ld)",
+                 o->node_timeout_ms, o->heartbeat_ms);
+        return -1;
+    }
+    return 0;
+}

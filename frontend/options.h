@@ -1,0 +1,36 @@
+/* The frontend's configuration: one typed struct, one option table (defaults live there). */
+#ifndef RRM_OPTIONS_H
+#define RRM_OPTIONS_H
+
+#include "config.h"
+
+struct fe_options {
+    long port;
+    char bind[64];
+    char node_id[64];
+    char redis_host[256];
+    long redis_port;
+    char redis_password[256];
+    long max_frame_bytes;
+    long max_msgs_per_sec;
+    long identify_timeout_ms;
+    long max_connections;
+    long send_queue_bytes;
+    long room_grace_ms;
+    long device_ttl_ms;
+    long heartbeat_ms;
+    long node_timeout_ms;
+    long status_interval_ms;
+    long stream_maxlen;
+    long drain_timeout_ms;
+    char log_level[16];
+};
+
+extern const struct cfg_option fe_option_table[];
+extern const size_t fe_option_count;
+
+/* Checks what single options cannot (relations between options, the log level). Returns 0 or -1
+ * with a one-line message naming the variable. */
+int fe_options_check(const struct fe_options *o, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,286 @@
+/* Room actions as script calls (see room.h, scripts.c). */
+#include "room.h"
+
+#include "app.h"
+#include "event.h"
+#include "keys.h"
+#include "proto.h"
+#include "redis_loop.h"
+#include "session.h"
+#include "util.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CANDIDATES 4
+
+static redisAsyncContext *cmd(struct app *app) {
+    return app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
+}
+
+static void *conn_tag(const struct session *s) {
+    return (void *)(uintptr_t)s->conn_no;
+}
+
+static struct session *tagged(redisAsyncContext *ac, void *priv, struct app **app) {
+    *app = rl_arg_of(ac);
+    return session_find_no(*app, (uint64_t)(uintptr_t)priv);
+}
+
+/* What an identify needs to be undone if its session closed before the reply. */
+struct identify_ticket {
+    uint64_t conn_no;
+    int64_t at_ms;
+    char device[PROTO_MAX_DEVICE_ID + 1];
+    char conn[96];
+};
+
+static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct identify_ticket *t = priv;
+    struct app *app = rl_arg_of(ac);
+    struct session *s = session_find_no(app, t->conn_no);
+    redisReply *reply = r;
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
+             reply->element[0]->type == REDIS_REPLY_STRING &&
+             reply->element[1]->type == REDIS_REPLY_STRING &&
+             reply->element[2]->type == REDIS_REPLY_INTEGER;
+    if (!s) {
+        if (ok) /* joined on behalf of a connection that is gone: undo it */
+            room_leave_conn(app, t->device, reply->element[0]->str, t->conn, "client_closed",
+                            t->at_ms);
+    } else if (ok) {
+        session_on_identified(s, reply->element[0]->str, reply->element[1]->str,
+                              (long)reply->element[2]->integer);
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        session_on_failed(s, PROTO_E_UNAVAILABLE, "could not assign a room, try again");
+    } else {
+        session_on_failed(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+    }
+    free(t);
+}
+
+int room_identify(struct app *app, struct session *s) {
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return -1;
+    struct identify_ticket *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    t->conn_no = s->conn_no;
+    t->at_ms = s->identified_at_ms;
+    memcpy(t->device, s->device_id, sizeof(t->device));
+    session_conn_id(s, t->conn, sizeof(t->conn));
+
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], maxlen[24];
+    char cand[CANDIDATES][PROTO_ROOM_ID_LEN + 1];
+    keys_device(kdev, sizeof(kdev), s->device_id);
+    keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    snprintf(now, sizeof(now), "%" PRId64, s->identified_at_ms);
+    snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
+    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    const char *argv[13 + CANDIDATES] = {
+        kdev,        kconns,     KEYS_EMPTY_ROOMS, KEYS_EVENTS,  s->device_id,
+        s->identity, s->room_id, t->conn,          app->node_id, now,
+        s->ip,       ttl,        maxlen,
+    };
+    for (int i = 0; i < CANDIDATES; i++) {
+        if (proto_random_room_id(cand[i]) < 0) {
+            free(t);
+            return -1;
+        }
+        argv[13 + i] = cand[i];
+    }
+    if (scripts_eval(&app->scripts, ac, SCRIPT_IDENTIFY, identify_reply, t, 4, 13 + CANDIDATES,
+                     argv, NULL)) {
+        free(t);
+        return -1;
+    }
+    return 0;
+}
+
+static void pending_reply(redisAsyncContext *ac, void *r, void *priv) {
+    (void)r;
+    (void)priv;
+    struct app *app = rl_arg_of(ac);
+    app->pending_writes--;
+}
+
+void room_leave_conn(struct app *app, const char *device, const char *room, const char *conn,
+                     const char *reason, int64_t connected_at) {
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return; /* resynchronised from the node's conns when Redis is back (node.c) */
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], at[24], maxlen[24];
+    keys_device(kdev, sizeof(kdev), device);
+    keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+    snprintf(at, sizeof(at), "%" PRId64, connected_at);
+    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    const char *argv[] = {kdev,         kconns, KEYS_EMPTY_ROOMS, KEYS_EVENTS, device, room, conn,
+                          app->node_id, now,    reason,           at,          maxlen};
+    if (scripts_eval(&app->scripts, ac, SCRIPT_LEAVE, pending_reply, NULL, 4,
+                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) == 0)
+        app->pending_writes++;
+}
+
+void room_leave(struct app *app, const struct session *s, const char *reason) {
+    char conn[96];
+    session_conn_id(s, conn, sizeof(conn));
+    room_leave_conn(app, s->device_id, s->room_id, conn, reason, s->identified_at_ms);
+}
+
+static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct app *app;
+    struct session *s = tagged(ac, priv, &app);
+    redisReply *reply = r;
+    if (!s || (reply && reply->type == REDIS_REPLY_INTEGER))
+        return;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOTMEMBER", 9) == 0) {
+        session_send_error(s, PROTO_E_NOT_MEMBER,
+                           "this connection no longer holds the device's room membership");
+        return;
+    }
+    app->stats.redis_errors++;
+    session_send_error(s, PROTO_E_UNAVAILABLE,
+                       "message not delivered: the cluster store is "
+                       "unavailable");
+}
+
+int room_send(struct app *app, struct session *s, const char *frame_prefix, size_t prefix_len,
+              const void *body, size_t body_len, const char *kind) {
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return -1;
+    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], maxlen[24];
+    char conn[96], header[100];
+    keys_room(kroom, sizeof(kroom), s->room_id);
+    keys_room_members(kmembers, sizeof(kmembers), s->room_id);
+    keys_room_channel(kch, sizeof(kch), s->room_id);
+    int clen = session_conn_id(s, conn, sizeof(conn));
+    int hlen = snprintf(header, sizeof(header), "%c%s\n",
+                        frame_prefix ? PROTO_PUB_TEXT : PROTO_PUB_BINARY, conn);
+    int mlen = snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+
+    struct rrm_event ev = {
+        .type = EV_MESSAGE,
+        .ts = util_now_ms(),
+        .node = {app->node_id, strlen(app->node_id)},
+        .conn = {conn, (size_t)clen},
+        .device = {s->device_id, strlen(s->device_id)},
+        .room = {s->room_id, strlen(s->room_id)},
+        .kind = {kind, strlen(kind)},
+    };
+    struct event_field fields[EVENT_MAX_FIELDS];
+    struct event_numbers nums;
+    size_t nf = event_encode(&ev, fields, &nums);
+
+    const char *argv[10 + 2 * EVENT_MAX_FIELDS];
+    size_t lens[10 + 2 * EVENT_MAX_FIELDS];
+    int n = 0;
+#define ARG(p, l) (argv[n] = (p), lens[n] = (l), n++)
+    ARG(kroom, strlen(kroom));
+    ARG(kmembers, strlen(kmembers));
+    ARG(kch, strlen(kch));
+    ARG(KEYS_EVENTS, strlen(KEYS_EVENTS));
+    ARG(s->device_id, strlen(s->device_id));
+    ARG(conn, (size_t)clen);
+    ARG(header, (size_t)hlen);
+    ARG(frame_prefix ? frame_prefix : "", frame_prefix ? prefix_len : 0);
+    ARG((const char *)body, body_len);
+    ARG(maxlen, (size_t)mlen);
+    for (size_t i = 0; i < nf; i++) {
+        ARG(fields[i].name, strlen(fields[i].name));
+        ARG(fields[i].value, fields[i].len);
+    }
+#undef ARG
+    return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(s), 4, n, argv, lens);
+}
+
+static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct app *app;
+    struct session *s = tagged(ac, priv, &app);
+    redisReply *reply = r;
+    if (!s)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        app->stats.redis_errors++;
+        session_send_error(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+        return;
+    }
+    json_t *clients = json_array();
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        redisReply *dev = reply->element[i], *val = reply->element[i + 1];
+        if (dev->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(dev->str, s->device_id) == 0)
+            continue;
+        /* value: conn \t node \t identity */
+        const char *tab1 = memchr(val->str, '\t', val->len);
+        const char *tab2 =
+            tab1 ? memchr(tab1 + 1, '\t', val->len - (size_t)(tab1 + 1 - val->str)) : NULL;
+        const char *ident = tab2 ? tab2 + 1 : "";
+        size_t ilen = tab2 ? val->len - (size_t)(ident - val->str) : 0;
+        json_array_append_new(clients, json_pack("{s:s%, s:s%}", "device_id", dev->str, dev->len,
+                                                 "identity", ident, ilen));
+    }
+    json_t *info =
+        json_pack("{s:s, s:s, s:I, s:o}", "type", "room_info", "room_id", s->room_id,
+                  "total_clients", (json_int_t)(reply->elements / 2), "clients", clients);
+    char *text = info ? json_dumps(info, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(info);
+    if (text)
+        session_send_text(s, text, strlen(text));
+    free(text);
+}
+
+int room_query(struct app *app, struct session *s) {
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return -1;
+    char kmembers[KEYS_MAX], conn[96], now[24], maxlen[24];
+    keys_room_members(kmembers, sizeof(kmembers), s->room_id);
+    session_conn_id(s, conn, sizeof(conn));
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    const char *argv[] = {kmembers,     KEYS_EVENTS, s->device_id, conn,       s->room_id,
+                          app->node_id, now,         maxlen,       s->identity};
+    app->stats.queries++;
+    return scripts_eval(&app->scripts, ac, SCRIPT_QUERY, query_reply, conn_tag(s), 2,
+                        (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+}
+
+static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct app *app;
+    struct session *s = tagged(ac, priv, &app);
+    redisReply *reply = r;
+    app->pending_writes--;
+    if (s && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 &&
+        s->state != SS_CLOSING) {
+        /* another connection claimed the device while this node was cut off */
+        session_send_error(s, PROTO_E_REPLACED,
+                           "this device connected again; this connection is closed");
+        session_close(s, 4001, "replaced by a newer connection", "replaced");
+    }
+}
+
+int room_restore(struct app *app, struct session *s) {
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return -1;
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], conn[96], now[24], ttl[24];
+    keys_device(kdev, sizeof(kdev), s->device_id);
+    keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    session_conn_id(s, conn, sizeof(conn));
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+    snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
+    const char *argv[] = {kdev,       kconns, KEYS_EMPTY_ROOMS, s->device_id, s->identity,
+                          s->room_id, conn,   app->node_id,     now,          ttl};
+    if (scripts_eval(&app->scripts, ac, SCRIPT_RESTORE, restore_reply, conn_tag(s), 3,
+                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
+        return -1;
+    app->pending_writes++;
+    return 0;
+}

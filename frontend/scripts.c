@@ -1,0 +1,269 @@
+/* Lua scripts run by Redis. They share a prelude of helpers; key names follow keys.h, event
+ * fields follow event.h. Member values are "conn\tnode\tidentity" and node-conn values are
+ * "room\tdevice": tabs cannot occur in ids or identities (proto.c rejects control characters). */
+#include "scripts.h"
+
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char prelude[] =
+    "local function now_ms() local t = redis.call('TIME') "
+    "  return t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    "local function rkey(r) return 'rrm:room:{' .. r .. '}' end\n"
+    "local function mkey(r) return 'rrm:room:{' .. r .. '}:members' end\n"
+    "local function emit(stream, maxlen, ...)\n"
+    "  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'v', '1', ...) end\n"
+    /* Removes the device from the room if conn still holds it; an emptied room starts its
+     * grace period in the empty-rooms set. */
+    "local function member_leave(room, device, conn, now, empty)\n"
+    "  local m = redis.call('HGET', mkey(room), device)\n"
+    "  if m and string.sub(m, 1, #conn + 1) == conn .. '\\t' then\n"
+    "    redis.call('HDEL', mkey(room), device)\n"
+    "    if redis.call('HLEN', mkey(room)) == 0 then redis.call('ZADD', empty, now, room) end\n"
+    "    return 1\n"
+    "  end\n"
+    "  return 0\n"
+    "end\n"
+    "local function device_release(device, conn)\n"
+    "  local dk = 'rrm:device:{' .. device .. '}'\n"
+    "  if redis.call('HGET', dk, 'conn') == conn then redis.call('HDEL', dk, 'conn', 'node') end\n"
+    "end\n";
+
+/* KEYS: device, own node conns, empty rooms, events.
+ * ARGV: device, identity, wanted room ('' none), conn, node, now, ip, device ttl, maxlen,
+ *       candidate ids for a new room...
+ * Returns {room, action, members, replaced conn or '', last seq}. */
+static const char identify_lua[] =
+    "local device, identity, want, conn, node, now, ip, ttl, maxlen =\n"
+    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]\n"
+    "local prev = redis.call('HMGET', KEYS[1], 'room', 'conn', 'node')\n"
+    "local prev_room, prev_conn, prev_node = prev[1], prev[2], prev[3]\n"
+    "local replaced = ''\n"
+    "if prev_conn and prev_conn ~= conn then\n"
+    "  if prev_room then member_leave(prev_room, device, prev_conn, now, KEYS[3]) end\n"
+    "  if prev_node then\n"
+    "    redis.call('HDEL', 'rrm:node:{' .. prev_node .. '}:conns', prev_conn)\n"
+    "    redis.call('PUBLISH', 'rrm:node:{' .. prev_node .. '}:ch', 'kick ' .. prev_conn)\n"
+    "  end\n"
+    "  replaced = prev_conn\n"
+    "end\n"
+    "local room, action = want, 'joined'\n"
+    "if room == '' then\n"
+    "  if prev_room and redis.call('EXISTS', rkey(prev_room)) == 1 then\n"
+    "    room = prev_room\n"
+    "  else\n"
+    "    for i = 10, #ARGV do\n"
+    "      if redis.call('EXISTS', rkey(ARGV[i])) == 0 then room = ARGV[i] break end\n"
+    "    end\n"
+    "    if room == '' then return redis.error_reply('ROOMID no free room id') end\n"
+    "  end\n"
+    "end\n"
+    "emit(KEYS[4], maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
+    "  'device', device, 'identity', identity, 'ip', ip, 'room', room)\n"
+    "if redis.call('HSETNX', rkey(room), 'created_at', now) == 1 then\n"
+    "  redis.call('HSET', rkey(room), 'created_by', device, 'seq', 0)\n"
+    "  action = 'created'\n"
+    "  emit(KEYS[4], maxlen, 'type', 'room_created', 'ts', now, 'node', node, 'conn', conn,\n"
+    "    'device', device, 'room', room)\n"
+    "elseif room == prev_room then\n"
+    "  action = 'rejoined'\n"
+    "end\n"
+    "redis.call('HSET', mkey(room), device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
+    "redis.call('ZREM', KEYS[3], room)\n"
+    "redis.call('HSET', KEYS[1], 'room', room, 'conn', conn, 'node', node, 'identity', identity)\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "redis.call('HSET', KEYS[2], conn, room .. '\\t' .. device)\n"
+    "emit(KEYS[4], maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
+    "  'device', device, 'identity', identity, 'room', room, 'action', action)\n"
+    "return {room, action, redis.call('HLEN', mkey(room)), replaced,\n"
+    "  redis.call('HGET', rkey(room), 'seq') or '0'}\n";
+
+/* KEYS: device, own node conns, empty rooms, events.
+ * ARGV: device, room, conn, node, now, reason, connected_at, maxlen. Returns 1 if it left. */
+static const char leave_lua[] =
+    "local left = member_leave(ARGV[2], ARGV[1], ARGV[3], ARGV[5], KEYS[3])\n"
+    "if redis.call('HGET', KEYS[1], 'conn') == ARGV[3] then\n"
+    "  redis.call('HDEL', KEYS[1], 'conn', 'node') end\n"
+    "redis.call('HDEL', KEYS[2], ARGV[3])\n"
+    "emit(KEYS[4], ARGV[8], 'type', 'disconnect', 'ts', ARGV[5], 'node', ARGV[4], 'conn', "
+    "ARGV[3],\n"
+    "  'device', ARGV[1], 'room', ARGV[2], 'reason', ARGV[6], 'connected_at', ARGV[7])\n"
+    "return left\n";
+
+/* KEYS: room, members, room channel, events.
+ * ARGV: device, conn, pub header, text frame without its closing ',"seq":N}' ('' for binary),
+ *       body as the client sent it, maxlen, event fields (event.h, without seq and body)...
+ * Returns the message's seq, or a NOTMEMBER error if conn no longer holds the membership. */
+static const char send_lua[] =
+    "local m = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "if not m or string.sub(m, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\t' then\n"
+    "  return redis.error_reply('NOTMEMBER connection no longer holds the membership') end\n"
+    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+    "if ARGV[4] ~= '' then\n"
+    "  redis.call('PUBLISH', KEYS[3], ARGV[3] .. ARGV[4] .. ',\"seq\":' .. seq .. '}')\n"
+    "else\n"
+    "  redis.call('PUBLISH', KEYS[3], ARGV[3] .. ARGV[5])\n"
+    "end\n"
+    "local f = {}\n"
+    "for i = 7, #ARGV do f[#f + 1] = ARGV[i] end\n"
+    "f[#f + 1] = 'seq'\n"
+    "f[#f + 1] = seq\n"
+    "f[#f + 1] = 'body'\n"
+    "f[#f + 1] = ARGV[5]\n"
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', unpack(f))\n"
+    "return seq\n";
+
+/* KEYS: members, events. ARGV: device, conn, room, node, now, maxlen, identity.
+ * Returns the members hash as a flat list. */
+static const char query_lua[] =
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "emit(KEYS[2], ARGV[6], 'type', 'query', 'ts', ARGV[5], 'node', ARGV[4], 'conn', ARGV[2],\n"
+    "  'device', ARGV[1], 'identity', ARGV[7], 'room', ARGV[3], 'total', math.floor(#all / 2))\n"
+    "return all\n";
+
+/* KEYS: nodes. ARGV: node. Returns 1 if the node was not registered (first beat, or the
+ * cluster declared it dead meanwhile). */
+static const char heartbeat_lua[] = "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
+
+/* KEYS: nodes, empty rooms, events. ARGV: timeout ms, maxlen, node to reset ('' = every node
+ * silent for longer than the timeout), own node (never reaped as dead), reason.
+ * Returns the number of memberships removed. */
+static const char reap_lua[] =
+    "local now = now_ms()\n"
+    "local dead\n"
+    "if ARGV[3] ~= '' then dead = {ARGV[3]} else\n"
+    "  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),\n"
+    "    'LIMIT', 0, 16) end\n"
+    "local removed = 0\n"
+    "for _, node in ipairs(dead) do\n"
+    "  if ARGV[3] ~= '' or node ~= ARGV[4] then\n"
+    "    local ck = 'rrm:node:{' .. node .. '}:conns'\n"
+    "    local conns = redis.call('HGETALL', ck)\n"
+    "    for i = 1, #conns, 2 do\n"
+    "      local conn, v = conns[i], conns[i + 1]\n"
+    "      local tab = string.find(v, '\\t', 1, true)\n"
+    "      if tab then\n"
+    "        local room, device = string.sub(v, 1, tab - 1), string.sub(v, tab + 1)\n"
+    "        removed = removed + member_leave(room, device, conn, now, KEYS[2])\n"
+    "        device_release(device, conn)\n"
+    "        emit(KEYS[3], ARGV[2], 'type', 'disconnect', 'ts', now, 'node', node, 'conn', conn,\n"
+    "          'device', device, 'room', room, 'reason', ARGV[5])\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL', ck)\n"
+    "    redis.call('ZREM', KEYS[1], node)\n"
+    "  end\n"
+    "end\n"
+    "return removed\n";
+
+/* KEYS: empty rooms, events. ARGV: grace ms, maxlen, node, now. Returns rooms recycled. */
+static const char recycle_lua[] =
+    "local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
+    "  tonumber(ARGV[4]) - tonumber(ARGV[1]), 'LIMIT', 0, 100)\n"
+    "local n = 0\n"
+    "for _, room in ipairs(rooms) do\n"
+    "  if redis.call('HLEN', mkey(room)) == 0 then\n"
+    "    redis.call('DEL', rkey(room), mkey(room))\n"
+    "    emit(KEYS[2], ARGV[2], 'type', 'room_recycled', 'ts', ARGV[4], 'node', ARGV[3],\n"
+    "      'room', room)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "  redis.call('ZREM', KEYS[1], room)\n"
+    "end\n"
+    "return n\n";
+
+/* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl.
+ * Returns 1 if restored, 0 if the device now belongs to another connection. */
+static const char restore_lua[] =
+    "local cur = redis.call('HGET', KEYS[1], 'conn')\n"
+    "if cur and cur ~= ARGV[4] then return 0 end\n"
+    "redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6])\n"
+    "redis.call('HSET', mkey(ARGV[3]), ARGV[1], ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[3])\n"
+    "redis.call('HSET', KEYS[1], 'room', ARGV[3], 'conn', ARGV[4], 'node', ARGV[5],\n"
+    "  'identity', ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
+    "redis.call('HSET', KEYS[2], ARGV[4], ARGV[3] .. '\\t' .. ARGV[1])\n"
+    "return 1\n";
+
+static const char *const bodies[SCRIPT_COUNT] = {
+    [SCRIPT_IDENTIFY] = identify_lua, [SCRIPT_LEAVE] = leave_lua,         [SCRIPT_SEND] = send_lua,
+    [SCRIPT_QUERY] = query_lua,       [SCRIPT_HEARTBEAT] = heartbeat_lua, [SCRIPT_REAP] = reap_lua,
+    [SCRIPT_RECYCLE] = recycle_lua,   [SCRIPT_RESTORE] = restore_lua,
+};
+
+struct load_ticket {
+    struct scripts *s;
+    enum script_id id;
+};
+
+static void load_reply(redisAsyncContext *ac, void *r, void *priv) {
+    (void)ac;
+    struct load_ticket *t = priv;
+    struct scripts *s = t->s;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40)
+        memcpy(s->sha[t->id], reply->str, 41);
+    else
+        s->failed = 1;
+    free(t);
+    if (--s->pending == 0) {
+        s->loaded = !s->failed;
+        s->done(s->arg, s->loaded);
+    }
+}
+
+int scripts_load(struct scripts *s, redisAsyncContext *ac, void (*done)(void *arg, int ok),
+                 void *arg) {
+    s->loaded = 0;
+    s->failed = 0;
+    s->pending = 0;
+    s->done = done;
+    s->arg = arg;
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        size_t n = strlen(prelude) + strlen(bodies[i]);
+        char *src = malloc(n + 1);
+        struct load_ticket *t = malloc(sizeof(*t));
+        if (!src || !t) {
+            free(src);
+            free(t);
+            s->failed = 1;
+            break;
+        }
+        memcpy(src, prelude, strlen(prelude));
+        memcpy(src + strlen(prelude), bodies[i], strlen(bodies[i]) + 1);
+        t->s = s;
+        t->id = (enum script_id)i;
+        s->pending++;
+        if (redisAsyncCommand(ac, load_reply, t, "SCRIPT LOAD %b", src, n) != REDIS_OK) {
+            s->pending--;
+            s->failed = 1;
+            free(t);
+        }
+        free(src);
+    }
+    return s->pending > 0 ? 0 : -1;
+}
+
+int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id id,
+                 redisCallbackFn *cb, void *priv, int nkeys, int argc, const char **argv,
+                 const size_t *lens) {
+    enum { MAX_ARGS = 64 };
+    const char *av[MAX_ARGS + 3];
+    size_t al[MAX_ARGS + 3];
+    char nk[16];
+    if (!ac || !s->loaded || argc > MAX_ARGS)
+        return -1;
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = s->sha[id];
+    al[1] = 40;
+    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[2] = nk;
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = lens ? lens[i] : strlen(argv[i]);
+    }
+    return redisAsyncCommandArgv(ac, cb, priv, argc + 3, av, al) == REDIS_OK ? 0 : -1;
+}

@@ -1,0 +1,40 @@
+/* The Lua scripts that make each cluster action one atomic Redis round trip, and their loading.
+ * Every script's keys and arguments are documented next to its source in scripts.c. */
+#ifndef RRM_SCRIPTS_H
+#define RRM_SCRIPTS_H
+
+#include <hiredis/async.h>
+#include <stddef.h>
+
+enum script_id {
+    SCRIPT_IDENTIFY, /* claim the device, pick/create the room, join, record events */
+    SCRIPT_LEAVE,    /* leave the room if still ours, record the disconnect */
+    SCRIPT_SEND,     /* seq + publish + archive event for one message */
+    SCRIPT_QUERY,    /* room members + query event */
+    SCRIPT_HEARTBEAT,
+    SCRIPT_REAP,    /* remove the members of dead nodes */
+    SCRIPT_RECYCLE, /* delete rooms empty for longer than the grace period */
+    SCRIPT_RESTORE, /* re-assert a local member after Redis came back */
+    SCRIPT_COUNT
+};
+
+struct scripts {
+    char sha[SCRIPT_COUNT][41];
+    int loaded;  /* all SHAs known on the current connection */
+    int pending; /* SCRIPT LOAD replies outstanding */
+    int failed;
+    void (*done)(void *arg, int ok);
+    void *arg;
+};
+
+/* Sends SCRIPT LOAD for every script on ac; calls done(arg, ok) once all replies are in. */
+int scripts_load(struct scripts *s, redisAsyncContext *ac, void (*done)(void *arg, int ok),
+                 void *arg);
+
+/* EVALSHA script with nkeys keys followed by the other arguments (argv/lens hold keys first).
+ * Returns 0 if queued (cb will be called exactly once), -1 if not (cb is not called). */
+int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id id,
+                 redisCallbackFn *cb, void *priv, int nkeys, int argc, const char **argv,
+                 const size_t *lens);
+
+#endif

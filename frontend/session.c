@@ -1,0 +1,418 @@
+/* WebSocket sessions: the per-connection state machine (see session.h). */
+#include "session.h"
+
+#include "app.h"
+#include "fanout.h"
+#include "hmap.h"
+#include "http.h"
+#include "room.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLOSE_GOING_AWAY 1001
+#define CLOSE_POLICY 1008
+#define CLOSE_TOO_BIG 1009
+#define CLOSE_INTERNAL 1011
+#define CLOSE_TRY_AGAIN 1013
+
+static int key_of(uint64_t no, char *buf, size_t cap) {
+    return snprintf(buf, cap, "%" PRIu64, no);
+}
+
+int session_conn_id(const struct session *s, char *buf, size_t cap) {
+    return snprintf(buf, cap, "%s#%" PRIu64, s->app->node_id, s->conn_no);
+}
+
+struct session *session_find_no(struct app *app, uint64_t conn_no) {
+    char key[24];
+    int n = key_of(conn_no, key, sizeof(key));
+    return hmap_get(app->sessions, key, (size_t)n);
+}
+
+struct session *session_find(struct app *app, const char *conn, size_t len) {
+    size_t nl = strlen(app->node_id);
+    if (len <= nl + 1 || memcmp(conn, app->node_id, nl) != 0 || conn[nl] != '#')
+        return NULL;
+    return hmap_get(app->sessions, conn + nl + 1, len - nl - 1);
+}
+
+/* ---- outbound queue ------------------------------------------------------------------------- */
+
+static void cut_off(struct session *s, const char *why) {
+    if (s->state == SS_CLOSING && !s->close_code)
+        return;
+    s->state = SS_CLOSING;
+    s->close_code = 0;
+    s->disconnect_reason = why;
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void session_send_frame(struct session *s, struct frame *f) {
+    if (s->state == SS_CLOSING && !s->close_code)
+        return; /* being cut off */
+    if (s->q_bytes + f->len > (size_t)s->app->opt.send_queue_bytes) {
+        s->app->stats.slow_consumers++;
+        cut_off(s, "slow_consumer");
+        return;
+    }
+    if (s->q_len == s->q_cap) {
+        uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
+        struct frame **q = malloc(cap * sizeof(*q));
+        if (!q) {
+            cut_off(s, "out_of_memory");
+            return;
+        }
+        for (uint32_t i = 0; i < s->q_len; i++)
+            q[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
+        free(s->q);
+        s->q = q;
+        s->q_head = 0;
+        s->q_cap = cap;
+    }
+    s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = frame_ref(f);
+    s->q_len++;
+    s->q_bytes += f->len;
+    lws_callback_on_writable(s->wsi);
+}
+
+void session_send_text(struct session *s, const char *text, size_t len) {
+    struct frame *f = frame_new(text, len, 0);
+    if (!f)
+        return;
+    session_send_frame(s, f);
+    frame_unref(f);
+}
+
+void session_send_error(struct session *s, const char *code, const char *message) {
+    size_t len;
+    char *text = proto_error_frame(code, message, &len);
+    app_count_error(s->app, code);
+    if (text)
+        session_send_text(s, text, len);
+    free(text);
+}
+
+void session_close(struct session *s, uint16_t code, const char *reason,
+                   const char *disconnect_reason) {
+    if (s->state == SS_CLOSING)
+        return;
+    s->state = SS_CLOSING;
+    s->close_code = code;
+    s->close_reason = reason;
+    s->disconnect_reason = disconnect_reason;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void queue_free(struct session *s) {
+    for (uint32_t i = 0; i < s->q_len; i++)
+        frame_unref(s->q[(s->q_head + i) & (s->q_cap - 1)]);
+    free(s->q);
+    s->q = NULL;
+    s->q_len = s->q_cap = 0;
+    s->q_bytes = 0;
+}
+
+static int on_writeable(struct session *s) {
+    if (s->q_len > 0) {
+        struct frame *f = s->q[s->q_head];
+        s->q_head = (s->q_head + 1) & (s->q_cap - 1);
+        s->q_len--;
+        s->q_bytes -= f->len;
+        int n = lws_write(s->wsi, frame_payload(f), f->len,
+                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        s->app->stats.bytes_out += f->len;
+        frame_unref(f);
+        if (n < 0)
+            return -1;
+        if (s->q_len > 0 || s->state == SS_CLOSING)
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    if (s->state == SS_CLOSING && s->close_code) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static void identify_timeout_cb(lws_sorted_usec_list_t *sul) {
+    struct session *s = lws_container_of(sul, struct session, sul_identify);
+    if (s->state != SS_NEW)
+        return;
+    s->app->stats.identify_timeouts++;
+    session_send_error(s, PROTO_E_IDENTIFY_TIMEOUT, "no identify frame received in time");
+    session_close(s, CLOSE_POLICY, "identify timeout", "identify_timeout");
+}
+
+static int on_established(struct lws *wsi, struct session *s) {
+    struct app *app = lws_context_user(lws_get_context(wsi));
+    memset(s, 0, sizeof(*s));
+    s->app = app;
+    s->wsi = wsi;
+    s->conn_no = ++app->next_conn;
+    s->disconnect_reason = "client_closed";
+    lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
+    app->connections++;
+    app->stats.connections_total++;
+
+    char key[24];
+    int n = key_of(s->conn_no, key, sizeof(key));
+    if (hmap_put(app->sessions, key, (size_t)n, s))
+        return -1;
+
+    if (app->draining) {
+        session_send_error(s, PROTO_E_DRAINING, "this node is shutting down; connect again");
+        session_close(s, CLOSE_GOING_AWAY, "server draining", "draining");
+    } else if (app->connections > app->opt.max_connections) {
+        app->stats.connections_refused++;
+        session_send_error(s, PROTO_E_SERVER_FULL, "this node is at its connection limit");
+        session_close(s, CLOSE_TRY_AGAIN, "server full", "server_full");
+    } else {
+        lws_sul_schedule(lws_get_context(wsi), 0, &s->sul_identify, identify_timeout_cb,
+                         app->opt.identify_timeout_ms * LWS_US_PER_MS);
+    }
+    return 0;
+}
+
+static void on_closed(struct session *s) {
+    struct app *app = s->app;
+    if (!app)
+        return;
+    lws_sul_cancel(&s->sul_identify);
+    char key[24];
+    int n = key_of(s->conn_no, key, sizeof(key));
+    hmap_del(app->sessions, key, (size_t)n);
+    if (s->joined) {
+        fanout_leave(app->fanout, s);
+        room_leave(app, s, s->disconnect_reason);
+    }
+    /* An identify still in flight is undone by its reply handler (room.c). */
+    queue_free(s);
+    free(s->rx);
+    s->rx = NULL;
+    app->connections--;
+    s->app = NULL;
+}
+
+/* ---- the protocol --------------------------------------------------------------------------- */
+
+void session_on_identified(struct session *s, const char *room, const char *action, long total) {
+    util_strlcpy(s->room_id, room, sizeof(s->room_id));
+    s->joined = 1; /* from now on closing must leave the room in Redis */
+    if (s->state != SS_IDENTIFYING)
+        return; /* closed meanwhile */
+    util_strlcpy(s->room_action, action, sizeof(s->room_action));
+    s->room_total = total;
+    s->state = SS_JOINING;
+    s->app->stats.identified_total++;
+    if (fanout_join(s->app->fanout, s, room)) {
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        session_close(s, CLOSE_INTERNAL, "out of memory", "error");
+    }
+}
+
+void session_on_failed(struct session *s, const char *code, const char *message) {
+    if (s->state == SS_CLOSING)
+        return;
+    s->app->stats.redis_errors++;
+    session_send_error(s, code, message);
+    session_close(s, CLOSE_TRY_AGAIN, "try again later", "unavailable");
+}
+
+void session_room_ready(struct session *s) {
+    char conn[96];
+    session_conn_id(s, conn, sizeof(conn));
+    json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "type", "connection", "status",
+                          "connected", "device_id", s->device_id, "node_id", s->app->node_id,
+                          "conn_id", conn, "server_time", (json_int_t)util_now_ms());
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I}", "type", "room", "room_id", s->room_id, "action",
+                          s->room_action, "total_clients", (json_int_t)s->room_total);
+    char *ct = c ? json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *rt = r ? json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(c);
+    json_decref(r);
+    if (ct)
+        session_send_text(s, ct, strlen(ct));
+    if (rt)
+        session_send_text(s, rt, strlen(rt));
+    free(ct);
+    free(rt);
+    s->state = SS_READY;
+    lws_rx_flow_control(s->wsi, 1);
+}
+
+static void on_identify(struct session *s, const char *buf, size_t len, int binary) {
+    struct proto_identify id;
+    const char *code;
+    char msg[160];
+    if (binary) {
+        session_send_error(s, PROTO_E_NOT_IDENTIFIED,
+                           "the first frame must be a JSON identify frame with device_id");
+        session_close(s, CLOSE_POLICY, "identify first", "protocol_error");
+        return;
+    }
+    if (proto_parse_identify(buf, len, &id, &code, msg, sizeof(msg))) {
+        session_send_error(s, code, msg);
+        session_close(s, CLOSE_POLICY, "invalid identify", "protocol_error");
+        return;
+    }
+    lws_sul_cancel(&s->sul_identify);
+    memcpy(s->device_id, id.device_id, sizeof(s->device_id));
+    memcpy(s->identity, id.identity, sizeof(s->identity));
+    memcpy(s->room_id, id.room_id, sizeof(s->room_id));
+    s->identified_at_ms = util_now_ms();
+    s->state = SS_IDENTIFYING;
+    /* Frames sent right behind the identify wait in lws until the room is answered. */
+    lws_rx_flow_control(s->wsi, 0);
+    if (room_identify(s->app, s)) {
+        s->state = SS_NEW;
+        s->room_id[0] = '\0';
+        s->app->stats.redis_errors++;
+        session_send_error(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+        session_close(s, CLOSE_TRY_AGAIN, "try again later", "unavailable");
+    }
+}
+
+static int rate_ok(struct session *s) {
+    int64_t now = util_mono_ms();
+    double rate = (double)s->app->opt.max_msgs_per_sec;
+    if (s->tokens_at_ms == 0)
+        s->tokens = rate;
+    else
+        s->tokens += (double)(now - s->tokens_at_ms) * rate / 1000.0;
+    if (s->tokens > rate)
+        s->tokens = rate;
+    s->tokens_at_ms = now;
+    if (s->tokens < 1.0)
+        return 0;
+    s->tokens -= 1.0;
+    return 1;
+}
+
+static void on_message(struct session *s, const char *buf, size_t len, int binary) {
+    struct app *app = s->app;
+    if (!rate_ok(s)) {
+        session_send_error(s, PROTO_E_RATE_LIMITED, "too many messages; this one was dropped");
+        return;
+    }
+    if (!app_redis_ready(app)) {
+        app->stats.redis_errors++;
+        session_send_error(s, PROTO_E_UNAVAILABLE,
+                           "message not delivered: the cluster store is unavailable");
+        return;
+    }
+    if (binary) {
+        app->stats.messages_in++;
+        if (room_send(app, s, NULL, 0, buf, len, "binary"))
+            session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
+        return;
+    }
+    json_t *value;
+    const char *kind = "json", *code = NULL;
+    char msg[160];
+    switch (proto_classify(buf, len, &value, &kind, &code, msg, sizeof(msg))) {
+    case PROTO_QUERY_ROOM:
+        if (room_query(app, s))
+            session_send_error(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+        return;
+    case PROTO_REJECT:
+        session_send_error(s, code, msg);
+        return;
+    case PROTO_RELAY:
+        break;
+    }
+    size_t plen;
+    char *prefix = proto_envelope_prefix(value, s->device_id, s->room_id, util_now_ms(), &plen);
+    json_decref(value);
+    if (!prefix) {
+        session_send_error(s, PROTO_E_UNAVAILABLE, "could not build the message");
+        return;
+    }
+    app->stats.messages_in++;
+    if (room_send(app, s, prefix, plen, buf, len, kind))
+        session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
+    free(prefix);
+}
+
+static void on_frame(struct session *s, const char *buf, size_t len, int binary) {
+    s->app->stats.bytes_in += len;
+    switch (s->state) {
+    case SS_NEW:
+        on_identify(s, buf, len, binary);
+        break;
+    case SS_READY:
+        on_message(s, buf, len, binary);
+        break;
+    default:
+        break; /* closing: ignore */
+    }
+}
+
+static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t len) {
+    size_t max = (size_t)s->app->opt.max_frame_bytes;
+    int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+    if (first)
+        s->rx_len = 0;
+    if (s->rx_len + len + lws_remaining_packet_payload(wsi) > max) {
+        app_count_error(s->app, PROTO_E_TOO_BIG);
+        s->state = SS_CLOSING;
+        s->disconnect_reason = "message_too_big";
+        lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
+        return -1;
+    }
+    if (first && final && lws_remaining_packet_payload(wsi) == 0) {
+        on_frame(s, in, len, lws_frame_is_binary(wsi));
+        return 0;
+    }
+    if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap : 4096;
+        while (cap < s->rx_len + len)
+            cap *= 2;
+        unsigned char *p = realloc(s->rx, cap);
+        if (!p)
+            return -1;
+        s->rx = p;
+        s->rx_cap = cap;
+    }
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (final && lws_remaining_packet_payload(wsi) == 0) {
+        on_frame(s, (const char *)s->rx, s->rx_len, lws_frame_is_binary(wsi));
+        s->rx_len = 0;
+        if (s->rx_cap > 65536) { /* do not keep a large buffer around for an idle client */
+            free(s->rx);
+            s->rx = NULL;
+            s->rx_cap = 0;
+        }
+    }
+    return 0;
+}
+
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len) {
+    struct session *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_established(wsi, s);
+    case LWS_CALLBACK_RECEIVE:
+        if (!s->app || (s->state == SS_CLOSING && !s->close_code))
+            return -1;
+        return on_receive(s, wsi, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!s->app)
+            return -1;
+        return on_writeable(s);
+    case LWS_CALLBACK_CLOSED:
+        on_closed(s);
+        return 0;
+    default:
+        return http_callback(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,95 @@
+/* One WebSocket connection: the per-connection state machine (new -> identifying -> joining ->
+ * ready -> closing), its receive assembly, rate limit, bounded outbound queue and closing.
+ * The struct is lws's per-session data of the "rrm" protocol; lws allocates and frees it. */
+#ifndef RRM_SESSION_H
+#define RRM_SESSION_H
+
+#include "frame.h"
+#include "proto.h"
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+struct app;
+struct lroom;
+struct http_reply;
+
+enum session_state {
+    SS_NEW,         /* waiting for the identify frame */
+    SS_IDENTIFYING, /* identify script in flight; reading paused */
+    SS_JOINING,     /* member in Redis; waiting for this node's room subscription */
+    SS_READY,       /* answered; relays both ways */
+    SS_CLOSING,     /* close queued or connection cut */
+};
+
+struct session {
+    struct app *app;
+    struct lws *wsi;
+    uint64_t conn_no; /* local number; cluster-wide id is "<node>#<conn_no>" */
+    enum session_state state;
+    char device_id[PROTO_MAX_DEVICE_ID + 1];
+    char identity[PROTO_MAX_IDENTITY + 1];
+    char room_id[PROTO_MAX_ROOM_ID + 1];
+    char ip[48];
+    char room_action[12];
+    long room_total;
+    int64_t identified_at_ms;
+    uint8_t joined; /* holds a membership in Redis */
+
+    /* receive: fragments of one message are assembled here */
+    unsigned char *rx;
+    size_t rx_len, rx_cap;
+
+    /* rate limit: token bucket refilled at max-msgs-per-sec */
+    double tokens;
+    int64_t tokens_at_ms;
+
+    /* outbound queue: a ring of shared frames, bounded by send-queue-bytes */
+    struct frame **q;
+    uint32_t q_head, q_len, q_cap;
+    size_t q_bytes;
+
+    /* closing */
+    uint16_t close_code;
+    const char *close_reason;      /* static string */
+    const char *disconnect_reason; /* for the archive event; static string */
+
+    /* owned by fanout: membership of the local room */
+    lws_dll2_t room_link;
+    struct lroom *lroom;
+
+    lws_sorted_usec_list_t sul_identify;
+
+    struct http_reply *http; /* owned by http.c on plain HTTP connections */
+};
+
+/* The lws protocol callback of the "rrm" protocol (WebSocket sessions and HTTP requests). */
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+
+/* Queues a shared frame for the client (takes a reference). A client whose queue would exceed
+ * send-queue-bytes is cut off as a slow consumer. */
+void session_send_frame(struct session *s, struct frame *f);
+
+/* Copies a text frame into the queue. */
+void session_send_text(struct session *s, const char *text, size_t len);
+
+/* Sends an error frame {"type":"error",...} and counts the error. */
+void session_send_error(struct session *s, const char *code, const char *message);
+
+/* Queues a close with the given code and reason after what is already queued; reason and
+ * disconnect_reason must be static strings. */
+void session_close(struct session *s, uint16_t code, const char *reason,
+                   const char *disconnect_reason);
+
+/* Called by fanout once the node receives the room's messages: answers the identify. */
+void session_room_ready(struct session *s);
+
+/* Looks a local session up by its cluster-wide conn id; NULL if it is not ours or gone. */
+struct session *session_find(struct app *app, const char *conn, size_t len);
+struct session *session_find_no(struct app *app, uint64_t conn_no);
+
+/* Writes "<node>#<conn_no>" into buf. */
+int session_conn_id(const struct session *s, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,33 @@
+/* Redis key names; the layout is described in keys.h. */
+#include "keys.h"
+
+#include <stdio.h>
+
+static int fmt(char *buf, size_t cap, const char *pre, const char *id, const char *post) {
+    int n = snprintf(buf, cap, "%s{%s}%s", pre, id, post);
+    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+int keys_room(char *buf, size_t cap, const char *room) {
+    return fmt(buf, cap, "rrm:room:", room, "");
+}
+
+int keys_room_members(char *buf, size_t cap, const char *room) {
+    return fmt(buf, cap, "rrm:room:", room, ":members");
+}
+
+int keys_room_channel(char *buf, size_t cap, const char *room) {
+    return fmt(buf, cap, "rrm:room:", room, ":ch");
+}
+
+int keys_device(char *buf, size_t cap, const char *device) {
+    return fmt(buf, cap, "rrm:device:", device, "");
+}
+
+int keys_node_conns(char *buf, size_t cap, const char *node) {
+    return fmt(buf, cap, "rrm:node:", node, ":conns");
+}
+
+int keys_node_channel(char *buf, size_t cap, const char *node) {
+    return fmt(buf, cap, "rrm:node:", node, ":ch");
+}

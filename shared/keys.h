@@ -1,0 +1,36 @@
+/* Redis key and channel names: the one place that knows the data layout in Redis.
+ *
+ * Per-room keys carry the room id as a hash tag ({ROOM}) so that all of a room's keys land in one
+ * Redis Cluster slot; per-node and per-device keys are tagged on the node and device ids.
+ *
+ *   rrm:room:{R}           hash   created_at, created_by, seq (last message number)
+ *   rrm:room:{R}:members   hash   device_id -> {"c":conn,"n":node,"i":identity}
+ *   rrm:room:{R}:ch        channel  relayed frames of room R
+ *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL)
+ *   rrm:node:{N}:conns     hash   conn -> {"r":room,"d":device} (what to clean if N dies)
+ *   rrm:node:{N}:ch        channel  control messages to node N (kick a replaced connection)
+ *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
+ *   rrm:rooms:empty        zset   room -> when it became empty (ms), for recycling
+ *   rrm:events             stream archive events (see event.h)
+ *   rrm:events:dead        stream events the archiver could not write, with the reason
+ */
+#ifndef RRM_KEYS_H
+#define RRM_KEYS_H
+
+#include <stddef.h>
+
+#define KEYS_NODES "rrm:nodes"
+#define KEYS_EMPTY_ROOMS "rrm:rooms:empty"
+#define KEYS_EVENTS "rrm:events"
+#define KEYS_DEAD_LETTER "rrm:events:dead"
+#define KEYS_MAX 256 /* enough for any key built from validated ids */
+
+/* Each writes the name into buf and returns its length, or -1 if cap is too small. */
+int keys_room(char *buf, size_t cap, const char *room);
+int keys_room_members(char *buf, size_t cap, const char *room);
+int keys_room_channel(char *buf, size_t cap, const char *room);
+int keys_device(char *buf, size_t cap, const char *device);
+int keys_node_conns(char *buf, size_t cap, const char *node);
+int keys_node_channel(char *buf, size_t cap, const char *node);
+
+#endif

@@ -1,0 +1,194 @@
+/* Client protocol logic (see proto.h). */
+#include "proto.h"
+
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int proto_valid_id(const char *s, size_t len, size_t max) {
+    if (len == 0 || len > max)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == ':' || c == '@' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int fail(const char **code, const char *c, char *msg, size_t msglen, const char *m) {
+    *code = c;
+    snprintf(msg, msglen, "%s", m);
+    return -1;
+}
+
+/* Identity is free text but may not carry control characters (they break logs and terminals). */
+static int valid_identity(const char *s, size_t len) {
+    if (len > PROTO_MAX_IDENTITY)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int proto_parse_identify(const char *buf, size_t len, struct proto_identify *out, const char **code,
+                         char *msg, size_t msglen) {
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return fail(code, PROTO_E_INVALID_JSON, msg, msglen,
+                    "first frame must be JSON: {\"device_id\":...}");
+    int rc = -1;
+    if (!json_is_object(root)) {
+        fail(code, PROTO_E_INVALID_IDENTIFY, msg, msglen,
+             "first frame must be an object with device_id");
+        goto out;
+    }
+    json_t *dev = json_object_get(root, "device_id");
+    if (!dev) {
+        fail(code, PROTO_E_INVALID_IDENTIFY, msg, msglen, "device_id is required");
+        goto out;
+    }
+    if (!json_is_string(dev) ||
+        !proto_valid_id(json_string_value(dev), json_string_length(dev), PROTO_MAX_DEVICE_ID)) {
+        fail(code, PROTO_E_INVALID_DEVICE_ID, msg, msglen,
+             "device_id must be a string of 1-128 characters from A-Z a-z 0-9 _ . : @ -");
+        goto out;
+    }
+    memcpy(out->device_id, json_string_value(dev), json_string_length(dev) + 1);
+
+    json_t *ident = json_object_get(root, "identity");
+    if (ident && !json_is_null(ident)) {
+        if (!json_is_string(ident) ||
+            !valid_identity(json_string_value(ident), json_string_length(ident))) {
+            fail(code, PROTO_E_INVALID_IDENTITY, msg, msglen,
+                 "identity must be a string of at most 256 bytes without control characters");
+            goto out;
+        }
+        memcpy(out->identity, json_string_value(ident), json_string_length(ident) + 1);
+    }
+
+    json_t *room = json_object_get(root, "room_id");
+    if (room && !json_is_null(room) && !(json_is_string(room) && json_string_length(room) == 0)) {
+        if (!json_is_string(room) ||
+            !proto_valid_id(json_string_value(room), json_string_length(room), PROTO_MAX_ROOM_ID)) {
+            fail(code, PROTO_E_INVALID_ROOM_ID, msg, msglen,
+                 "room_id must be a string of 1-64 characters from A-Z a-z 0-9 _ . : @ -");
+            goto out;
+        }
+        memcpy(out->room_id, json_string_value(room), json_string_length(room) + 1);
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    size_t filled = 0;
+    while (filled < PROTO_ROOM_ID_LEN) {
+        unsigned char rnd[16];
+        if (util_random(rnd, sizeof(rnd)) < 0)
+            return -1;
+        /* 252 = 7 * 36: rejecting larger bytes keeps every character equally likely. */
+        for (size_t i = 0; i < sizeof(rnd) && filled < PROTO_ROOM_ID_LEN; i++)
+            if (rnd[i] < 252)
+                out[filled++] = alphabet[rnd[i] % 36];
+    }
+    out[PROTO_ROOM_ID_LEN] = '\0';
+    return 0;
+}
+
+/* Types the server sends; a client sending one would impersonate the server. */
+static int reserved_type(const char *t) {
+    return strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
+           strcmp(t, "error") == 0;
+}
+
+enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
+                               const char **code, char *msg, size_t msglen) {
+    json_error_t jerr;
+    *value = NULL;
+    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        fail(code, PROTO_E_INVALID_JSON, msg, msglen, "text frames must be valid JSON");
+        return PROTO_REJECT;
+    }
+    *msg_type = "json";
+    if (json_is_object(root)) {
+        json_t *type = json_object_get(root, "type");
+        if (json_is_string(type)) {
+            const char *t = json_string_value(type);
+            if (strcmp(t, "query_room") == 0) {
+                json_decref(root);
+                return PROTO_QUERY_ROOM;
+            }
+            if (reserved_type(t)) {
+                json_decref(root);
+                snprintf(msg, msglen, "type '%s' is sent by the server only", t);
+                *code = PROTO_E_RESERVED_TYPE;
+                return PROTO_REJECT;
+            }
+            if (strcmp(t, "text") == 0)
+                *msg_type = "text";
+        }
+    }
+    *value = root;
+    return PROTO_RELAY;
+}
+
+char *proto_envelope_prefix(json_t *value, const char *device_id, const char *room_id,
+                            int64_t ts_ms, size_t *len) {
+    json_t *env;
+    if (json_is_object(value)) {
+        env = json_incref(value);
+        json_object_del(env, "seq");
+    } else {
+        env = json_object();
+        json_object_set_new(env, "type", json_string("message"));
+        json_object_set(env, "data", value);
+    }
+    json_object_set_new(env, "from_device_id", json_string(device_id));
+    json_object_set_new(env, "room_id", json_string(room_id));
+    json_object_set_new(env, "ts", json_integer(ts_ms));
+    char *s = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(env);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    /* An object dump always ends with '}'; the caller appends ,"seq":N} in its place. */
+    s[n - 1] = '\0';
+    *len = n - 1;
+    return s;
+}
+
+char *proto_error_frame(const char *code, const char *message, size_t *len) {
+    json_t *o = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    if (s && len)
+        *len = strlen(s);
+    return s;
+}
+
+int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
+    if (len < 2 || (payload[0] != PROTO_PUB_TEXT && payload[0] != PROTO_PUB_BINARY))
+        return -1;
+    const char *nl = memchr(payload + 1, '\n', len - 1);
+    if (!nl)
+        return -1;
+    out->kind = payload[0];
+    out->conn = payload + 1;
+    out->conn_len = (size_t)(nl - payload - 1);
+    out->frame = nl + 1;
+    out->frame_len = len - (size_t)(nl + 1 - payload);
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* The client protocol's pure logic: identify validation, id rules, classification of client
+ * frames, the relay envelope, error frames, and the pub/sub payload that carries a relayed frame
+ * between nodes. No I/O here. */
+#ifndef RRM_PROTO_H
+#define RRM_PROTO_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MAX_DEVICE_ID 128
+#define PROTO_MAX_ROOM_ID 64
+#define PROTO_MAX_IDENTITY 256
+#define PROTO_ROOM_ID_LEN 6
+
+/* Error codes sent in {"type":"error","code":...} frames. */
+#define PROTO_E_INVALID_JSON "invalid_json"
+#define PROTO_E_INVALID_IDENTIFY "invalid_identify"
+#define PROTO_E_INVALID_DEVICE_ID "invalid_device_id"
+#define PROTO_E_INVALID_ROOM_ID "invalid_room_id"
+#define PROTO_E_INVALID_IDENTITY "invalid_identity"
+#define PROTO_E_NOT_IDENTIFIED "not_identified"
+#define PROTO_E_RESERVED_TYPE "reserved_type"
+#define PROTO_E_RATE_LIMITED "rate_limited"
+#define PROTO_E_TOO_BIG "message_too_big"
+#define PROTO_E_UNAVAILABLE "unavailable"
+#define PROTO_E_REPLACED "replaced"
+#define PROTO_E_IDENTIFY_TIMEOUT "identify_timeout"
+#define PROTO_E_SERVER_FULL "server_full"
+#define PROTO_E_DRAINING "draining"
+#define PROTO_E_NOT_MEMBER "not_member"
+
+struct proto_identify {
+    char device_id[PROTO_MAX_DEVICE_ID + 1];
+    char identity[PROTO_MAX_IDENTITY + 1];
+    char room_id[PROTO_MAX_ROOM_ID + 1]; /* "" when the client named no room */
+};
+
+/* 1 if s (len bytes) is a valid device or room id: 1..max bytes of [A-Za-z0-9_.:@-]. */
+int proto_valid_id(const char *s, size_t len, size_t max);
+
+/* Parses and validates the first frame. Returns 0, or -1 with *code set to a PROTO_E_* constant
+ * and a human-readable reason in msg. */
+int proto_parse_identify(const char *buf, size_t len, struct proto_identify *out, const char **code,
+                         char *msg, size_t msglen);
+
+/* Writes a fresh room id of PROTO_ROOM_ID_LEN upper-case letters and digits plus NUL. */
+int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]);
+
+enum proto_kind {
+    PROTO_RELAY,      /* a message for the other members */
+    PROTO_QUERY_ROOM, /* {"type":"query_room"} */
+    PROTO_REJECT,     /* not acceptable: *code and msg say why */
+};
+
+/* Classifies a text frame from an identified client. For PROTO_RELAY, *value receives the parsed
+ * JSON (caller json_decref's) and *msg_type the message kind for the archive ("text" or "json").
+ * For PROTO_REJECT, *code and msg are set. */
+enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
+                               const char **code, char *msg, size_t msglen);
+
+/* Builds the relayed frame for value, minus its closing: the object (or the {"type":"message",
+ * "data":value} wrapper) with from_device_id, room_id and ts overwritten by the server, dumped
+ * compactly without the final '}'. Whoever assigns the sequence number appends ,"seq":N}.
+ * Returns a malloc'd string (caller frees) and its length in *len, or NULL. */
+char *proto_envelope_prefix(json_t *value, const char *device_id, const char *room_id,
+                            int64_t ts_ms, size_t *len);
+
+/* Builds {"type":"error","code":code,"message":message}; caller frees. */
+char *proto_error_frame(const char *code, const char *message, size_t *len);
+
+/* Pub/sub payload of a relayed frame: one byte kind ('T' text, 'B' binary), the sender's
+ * connection id, '\n', then the frame bytes exactly as delivered to clients. */
+#define PROTO_PUB_TEXT 'T'
+#define PROTO_PUB_BINARY 'B'
+
+struct proto_pub {
+    char kind;
+    const char *conn; /* borrowed from the payload */
+    size_t conn_len;
+    const char *frame; /* borrowed from the payload */
+    size_t frame_len;
+};
+
+/* Splits a pub/sub payload; returns 0 or -1 if it is malformed. */
+int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out);
+
+#endif

@@ -1,0 +1,23 @@
+/* Small helpers shared by every module: clocks and bounded string copies. */
+#ifndef RRM_UTIL_H
+#define RRM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the Unix epoch (what events and frames carry). */
+int64_t util_now_ms(void);
+
+/* Monotonic milliseconds, for timeouts and durations. */
+int64_t util_mono_ms(void);
+
+/* Monotonic microseconds, for latency measurements. */
+int64_t util_mono_us(void);
+
+/* Copies at most cap-1 bytes of src into dst and NUL-terminates; returns -1 if it had to cut. */
+int util_strlcpy(char *dst, const char *src, size_t cap);
+
+/* Fills buf with n random bytes from the kernel; returns 0 or -errno. */
+int util_random(void *buf, size_t n);
+
+#endif
