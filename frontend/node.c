@@ -109,10 +109,6 @@ static void beat_cb(lws_sorted_usec_list_t *sul) {
     lws_sul_schedule(app->cx, 0, &n->sul_beat, beat_cb, app->opt.heartbeat_ms * LWS_US_PER_MS);
 }
 
-struct dist_ctx {
-    json_t *rooms;
-};
-
 static void dist_room(const char *room, size_t members, void *arg) {
     json_object_set_new(arg, room, json_integer((json_int_t)members));
 }
@@ -207,6 +203,7 @@ void node_redis_up(struct node *n) {
     char kconns[KEYS_MAX];
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
     redisAsyncCommand(ac, conns_reply, n, "HGETALL %s", kconns);
+    n->registered = 0; /* conns_reply restores everything; the beat need not do it again */
     beat_cb(&n->sul_beat);
 }
 

@@ -125,6 +125,7 @@ static int on_writeable(struct session *s) {
         int n = lws_write(s->wsi, frame_payload(f), f->len,
                           f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
         s->app->stats.bytes_out += f->len;
+        s->app->stats.messages_out++;
         frame_unref(f);
         if (n < 0)
             return -1;

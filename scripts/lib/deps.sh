@@ -1,0 +1,34 @@
+# Installs the Debian packages the project needs to build, test and run locally, if missing.
+# Sourced by scripts/up, scripts/test and scripts/bench.
+
+rrm_packages=(
+    build-essential cmake pkg-config
+    libwebsockets-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
+    redis-server mariadb-server
+)
+
+rrm_install_deps() {
+    local missing=()
+    for p in "${rrm_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    echo "installing: ${missing[*]}" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    # Package scripts must not start system services: the project runs its own servers.
+    if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' RETURN
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+rrm_build() { # rrm_build DIR [cmake args...]
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j"$(nproc)"
+}
