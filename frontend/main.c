@@ -191,6 +191,7 @@ int main(int argc, char **argv) {
     };
     app.redis_cmd = rl_create(app.cx, app.vh, &ro, &cmd_ops, &app, &app.log);
     ro.name = "sub";
+    ro.ping_interval_ms = 0;
     app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
     if (!app.vh || !app.sessions || !app.fanout || !app.node || !app.redis_cmd || !app.redis_sub) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");

@@ -197,9 +197,11 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
             drop(rl, "ping timeout");
             return;
         }
-    } else {
+    } else if (rl->ping_interval_ms > 0) {
         send_ping(rl);
     }
+    if (rl->state == RL_UP && rl->ping_interval_ms <= 0)
+        return; /* no keepalive: TCP keepalive and the peer's close tell us */
     int next = rl->state == RL_UP ? rl->ping_interval_ms : 100;
     if (rl->ping_outstanding && rl->state == RL_UP)
         next = rl->ping_interval_ms < 250 ? rl->ping_interval_ms : 250;
@@ -218,6 +220,7 @@ static void start_connect(struct rl *rl) {
         went_down(rl, "connect failed");
         return;
     }
+    redisEnableKeepAlive(&ac->c);
     ac->data = rl;
     ac->ev.data = rl;
     ac->ev.addRead = hook_add_read;

@@ -31,8 +31,8 @@ struct rl_options {
     int port;
     const char *password; /* "" or NULL for none */
     int connect_timeout_ms;
-    int ping_interval_ms;
-    int ping_timeout_ms; /* a PING unanswered this long drops the connection */
+    int ping_interval_ms; /* 0: no PING once up (a subscribed connection cannot answer one) */
+    int ping_timeout_ms;  /* a PING unanswered this long drops the connection */
 };
 
 /* The lws protocol that adopted Redis sockets are bound to; add it to the vhost's protocol list. */

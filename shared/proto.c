@@ -132,8 +132,8 @@ enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, cons
                 return PROTO_QUERY_ROOM;
             }
             if (reserved_type(t)) {
-                json_decref(root);
                 snprintf(msg, msglen, "type '%s' is sent by the server only", t);
+                json_decref(root);
                 *code = PROTO_E_RESERVED_TYPE;
                 return PROTO_REJECT;
             }

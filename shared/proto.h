@@ -59,10 +59,11 @@ enum proto_kind {
 enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
                                const char **code, char *msg, size_t msglen);
 
-/* Builds the relayed frame for value, minus its closing: the object (or the {"type":"message",
- * "data":value} wrapper) with from_device_id, room_id and ts overwritten by the server, dumped
- * compactly without the final '}'. Whoever assigns the sequence number appends ,"seq":N}.
- * Returns a malloc'd string (caller frees) and its length in *len, or NULL. */
+/* Builds the relayed frame for value (an object value is modified in place), minus its closing: the
+ * object (or the {"type":"message", "data":value} wrapper) with from_device_id, room_id and ts
+ * overwritten by the server, dumped compactly without the final '}'. Whoever assigns the sequence
+ * number appends ,"seq":N}. Returns a malloc'd string (caller frees) and its length in *len, or
+ * NULL. */
 char *proto_envelope_prefix(json_t *value, const char *device_id, const char *room_id,
                             int64_t ts_ms, size_t *len);
 

@@ -1,0 +1,94 @@
+/* Unit tests for the Redis key and channel names in shared/keys.c: hash-tagged layout and
+ * buffer bounds. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "keys.h"
+
+#include <string.h>
+
+typedef int (*key_fn)(char *buf, size_t cap, const char *id);
+
+static const struct {
+    const char *what;
+    key_fn fn;
+    const char *id;
+    const char *want;
+} cases[] = {
+    {"room", keys_room, "ROOM42", "rrm:room:{ROOM42}"},
+    {"room members", keys_room_members, "ROOM42", "rrm:room:{ROOM42}:members"},
+    {"room channel", keys_room_channel, "ROOM42", "rrm:room:{ROOM42}:ch"},
+    {"device", keys_device, "dev-1@x.y", "rrm:device:{dev-1@x.y}"},
+    {"node conns", keys_node_conns, "node-a", "rrm:node:{node-a}:conns"},
+    {"node channel", keys_node_channel, "node-a", "rrm:node:{node-a}:ch"},
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+static void test_names(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; i++) {
+        char buf[KEYS_MAX];
+        int n = cases[i].fn(buf, sizeof(buf), cases[i].id);
+        assert_int_equal(n, (int)strlen(cases[i].want));
+        assert_string_equal(buf, cases[i].want);
+    }
+}
+
+static void test_hash_tag_is_the_id(void **state) {
+    (void)state;
+    /* Redis Cluster hashes only what is between the first '{' and the next '}': every per-room
+     * key must carry exactly the room id there so that a room's keys share one slot. */
+    for (size_t i = 0; i < NCASES; i++) {
+        char buf[KEYS_MAX];
+        assert_true(cases[i].fn(buf, sizeof(buf), cases[i].id) > 0);
+        const char *open = strchr(buf, '{');
+        assert_non_null(open);
+        const char *close = strchr(open, '}');
+        assert_non_null(close);
+        assert_int_equal((size_t)(close - open - 1), strlen(cases[i].id));
+        assert_memory_equal(open + 1, cases[i].id, strlen(cases[i].id));
+    }
+}
+
+static void test_exact_fit_and_too_small(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; i++) {
+        size_t len = strlen(cases[i].want);
+        char buf[KEYS_MAX];
+        /* len + 1 bytes (for the NUL) is enough... */
+        memset(buf, '#', sizeof(buf));
+        assert_int_equal(cases[i].fn(buf, len + 1, cases[i].id), (int)len);
+        assert_string_equal(buf, cases[i].want);
+        /* ...one less is not, and nothing is written past cap. */
+        memset(buf, '#', sizeof(buf));
+        assert_int_equal(cases[i].fn(buf, len, cases[i].id), -1);
+        assert_int_equal(buf[len], '#');
+        assert_int_equal(cases[i].fn(buf, 1, cases[i].id), -1);
+        assert_int_equal(cases[i].fn(buf, 0, cases[i].id), -1);
+    }
+}
+
+static void test_longest_ids_fit_keys_max(void **state) {
+    (void)state;
+    /* KEYS_MAX must hold keys built from the longest valid ids (128-byte device ids). */
+    char id[129];
+    memset(id, 'x', 128);
+    id[128] = '\0';
+    for (size_t i = 0; i < NCASES; i++) {
+        char buf[KEYS_MAX];
+        assert_true(cases[i].fn(buf, sizeof(buf), id) > 0);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_hash_tag_is_the_id),
+        cmocka_unit_test(test_exact_fit_and_too_small),
+        cmocka_unit_test(test_longest_ids_fit_keys_max),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

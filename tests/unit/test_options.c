@@ -1,0 +1,192 @@
+/* Unit tests for the frontend's option table and cross-option checks in frontend/options.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "options.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Unsets every variable of the table so that only defaults (and flags) apply. */
+static int clear_env(void **state) {
+    (void)state;
+    for (size_t i = 0; i < fe_option_count; i++) {
+        char env[64];
+        cfg_env_name(fe_option_table[i].name, env, sizeof(env));
+        unsetenv(env);
+    }
+    return 0;
+}
+
+static int load(struct fe_options *o, int argc, char **argv, char *err, size_t errlen) {
+    memset(o, 0x5a, sizeof(*o));
+    err[0] = '\0';
+    return cfg_load(fe_option_table, fe_option_count, o, argc, argv, err, errlen);
+}
+
+static void load_defaults(struct fe_options *o) {
+    char *argv[] = {(char *)"rrm-frontend", NULL};
+    char err[256];
+    int rc = load(o, 1, argv, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("defaults do not load: %s", err);
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    assert_int_equal(o.port, 8765);
+    assert_string_equal(o.bind, "");
+    assert_string_equal(o.node_id, "");
+    assert_string_equal(o.redis_host, "127.0.0.1");
+    assert_int_equal(o.redis_port, 6379);
+    assert_string_equal(o.redis_password, "");
+    assert_int_equal(o.max_frame_bytes, 65536);
+    assert_int_equal(o.max_msgs_per_sec, 100);
+    assert_int_equal(o.identify_timeout_ms, 10000);
+    assert_int_equal(o.max_connections, 20000);
+    assert_int_equal(o.send_queue_bytes, 1048576);
+    assert_int_equal(o.room_grace_ms, 300000);
+    assert_int_equal(o.device_ttl_ms, 86400000);
+    assert_int_equal(o.heartbeat_ms, 2000);
+    assert_int_equal(o.node_timeout_ms, 10000);
+    assert_int_equal(o.status_interval_ms, 60000);
+    assert_int_equal(o.stream_maxlen, 1000000);
+    assert_int_equal(o.drain_timeout_ms, 10000);
+    assert_string_equal(o.log_level, "info");
+
+    char err[256];
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+}
+
+static void test_table_is_consistent(void **state) {
+    (void)state;
+    /* Every option: a unique name, help text, a field inside the struct, a sane range, and a
+     * default that its own range accepts (checked by loading above). */
+    for (size_t i = 0; i < fe_option_count; i++) {
+        const struct cfg_option *a = &fe_option_table[i];
+        assert_non_null(a->name);
+        assert_non_null(a->help);
+        assert_true(a->min <= a->max);
+        assert_true(a->offset < sizeof(struct fe_options));
+        if (a->type == CFG_STR)
+            assert_true(a->offset + (size_t)a->max <= sizeof(struct fe_options));
+        else
+            assert_true(a->offset + sizeof(long) <= sizeof(struct fe_options));
+        for (size_t k = i + 1; k < fe_option_count; k++)
+            assert_string_not_equal(a->name, fe_option_table[k].name);
+    }
+}
+
+static void test_env_and_flags_apply(void **state) {
+    (void)state;
+    setenv("RRM_PORT", "9000", 1);
+    setenv("RRM_REDIS_HOST", "redis.svc", 1);
+    char *argv[] = {(char *)"rrm-frontend", (char *)"--port=9001", (char *)"--node-id",
+                    (char *)"node-a", NULL};
+    struct fe_options o;
+    char err[256];
+    assert_int_equal(load(&o, 4, argv, err, sizeof(err)), 0);
+    assert_int_equal(o.port, 9001);
+    assert_string_equal(o.redis_host, "redis.svc");
+    assert_string_equal(o.node_id, "node-a");
+    assert_int_equal(o.redis_port, 6379);
+}
+
+static void test_range_errors_name_the_option(void **state) {
+    (void)state;
+    char *argv[] = {(char *)"rrm-frontend", (char *)"--heartbeat-ms=50", NULL};
+    struct fe_options o;
+    char err[256];
+    assert_int_equal(load(&o, 2, argv, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_HEARTBEAT_MS"));
+    assert_non_null(strstr(err, "--heartbeat-ms"));
+}
+
+static void test_check_log_level(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[256];
+    const char *good[] = {"debug", "info", "warn", "error"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        strcpy(o.log_level, good[i]);
+        assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    }
+    const char *bad[] = {"verbose", "INFO", "warning", "", "info "};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(o.log_level, bad[i]);
+        err[0] = '\0';
+        assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "RRM_LOG_LEVEL"));
+        assert_non_null(strstr(err, "--log-level"));
+    }
+}
+
+static void test_check_node_id(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[256];
+    const char *good[] = {"", "node-a", "rrm-frontend-7d9f8c6b5-x2x4z", "host.example:8765@1"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        strcpy(o.node_id, good[i]);
+        assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    }
+    /* Node ids end up in key hash tags and connection ids ("<node>#<n>"). */
+    const char *bad[] = {"node a", "node#1", "{node}", "node/1",
+                         "n\xc3\xb6"
+                         "de"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(o.node_id, bad[i]);
+        err[0] = '\0';
+        assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "RRM_NODE_ID"));
+        assert_non_null(strstr(err, "--node-id"));
+    }
+    /* The longest id the buffer holds is fine. */
+    memset(o.node_id, 'n', sizeof(o.node_id) - 1);
+    o.node_id[sizeof(o.node_id) - 1] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+}
+
+static void test_check_node_timeout(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[256];
+    o.heartbeat_ms = 2000;
+    o.node_timeout_ms = 4000; /* exactly twice is enough */
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    o.node_timeout_ms = 3999;
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_NODE_TIMEOUT_MS"));
+    assert_non_null(strstr(err, "--node-timeout-ms"));
+    assert_non_null(strstr(err, "RRM_HEARTBEAT_MS"));
+
+    /* The same through the environment, as an operator would hit it. */
+    setenv("RRM_HEARTBEAT_MS", "5000", 1);
+    setenv("RRM_NODE_TIMEOUT_MS", "9000", 1);
+    char *argv[] = {(char *)"rrm-frontend", NULL};
+    assert_int_equal(load(&o, 1, argv, err, sizeof(err)), 0);
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_NODE_TIMEOUT_MS"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_table_is_consistent, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_env_and_flags_apply, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_range_errors_name_the_option, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_log_level, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_node_id, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_node_timeout, clear_env, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,653 @@
+/* Unit tests for the client protocol logic in shared/proto.c: identify validation, id rules,
+ * classification of client frames, the relay envelope, error frames, pub/sub payloads and room
+ * id generation. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "proto.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ---- */
+
+static char *repeat(char c, size_t n) {
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Parses an identify frame given as a C string; returns the result and fills out/code/msg. */
+static int identify(const char *text, struct proto_identify *out, const char **code, char *msg,
+                    size_t msglen) {
+    *code = NULL;
+    msg[0] = '\0';
+    return proto_parse_identify(text, strlen(text), out, code, msg, msglen);
+}
+
+/* Expects text to be rejected with want_code and a non-empty reason. */
+static void expect_identify_error(const char *text, const char *want_code) {
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    assert_int_equal(identify(text, &id, &code, msg, sizeof(msg)), -1);
+    assert_non_null(code);
+    assert_string_equal(code, want_code);
+    assert_true(strlen(msg) > 0);
+}
+
+/* Builds {"device_id":"<dev>",<extra>} in a malloc'd string. */
+static char *identify_with(const char *dev, const char *extra) {
+    size_t n = strlen(dev) + strlen(extra) + 32;
+    char *s = malloc(n);
+    assert_non_null(s);
+    snprintf(s, n, "{\"device_id\":\"%s\"%s%s}", dev, extra[0] ? "," : "", extra);
+    return s;
+}
+
+/* ---- proto_valid_id ---- */
+
+static void test_valid_id_accepts_allowed_characters(void **state) {
+    (void)state;
+    const char *ok = "azAZ09_.:@-";
+    assert_int_equal(proto_valid_id(ok, strlen(ok), 64), 1);
+    assert_int_equal(proto_valid_id("x", 1, 1), 1);
+    assert_int_equal(proto_valid_id("user@example.com", 16, 128), 1);
+}
+
+static void test_valid_id_rejects_empty_and_too_long(void **state) {
+    (void)state;
+    assert_int_equal(proto_valid_id("", 0, 64), 0);
+    assert_int_equal(proto_valid_id("abc", 3, 2), 0);
+    assert_int_equal(proto_valid_id("abc", 3, 3), 1);
+}
+
+static void test_valid_id_rejects_other_characters(void **state) {
+    (void)state;
+    const char *bad[] = {"a b",         "a/b", "a{b", "a}b", "a#b",  "a\"b", "a\nb",
+                         "caf\xc3\xa9", "a*",  "a,b", "a+b", "a\\b", "\x7f"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(proto_valid_id(bad[i], strlen(bad[i]), 64), 0);
+    /* An embedded NUL counts as a character, and is not allowed. */
+    assert_int_equal(proto_valid_id("ab\0cd", 5, 64), 0);
+}
+
+static void test_valid_id_uses_len_not_nul(void **state) {
+    (void)state;
+    /* Only the first len bytes are examined. */
+    assert_int_equal(proto_valid_id("abc def", 3, 64), 1);
+}
+
+/* ---- proto_parse_identify ---- */
+
+static void test_identify_full(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    assert_int_equal(
+        identify("{\"device_id\":\"dev-1\",\"identity\":\"Alice \xc3\xa9\",\"room_id\":\"ROOM42\"}",
+                 &id, &code, msg, sizeof(msg)),
+        0);
+    assert_string_equal(id.device_id, "dev-1");
+    assert_string_equal(id.identity, "Alice \xc3\xa9");
+    assert_string_equal(id.room_id, "ROOM42");
+}
+
+static void test_identify_device_only(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    memset(&id, 'x', sizeof(id)); /* the parser must clear leftovers */
+    assert_int_equal(identify("{\"device_id\":\"d\"}", &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.device_id, "d");
+    assert_string_equal(id.identity, "");
+    assert_string_equal(id.room_id, "");
+}
+
+static void test_identify_null_and_empty_optional_fields(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    assert_int_equal(identify("{\"device_id\":\"d\",\"identity\":null,\"room_id\":null}", &id,
+                              &code, msg, sizeof(msg)),
+                     0);
+    assert_string_equal(id.identity, "");
+    assert_string_equal(id.room_id, "");
+    assert_int_equal(
+        identify("{\"device_id\":\"d\",\"room_id\":\"\"}", &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.room_id, "");
+    assert_int_equal(
+        identify("{\"device_id\":\"d\",\"identity\":\"\"}", &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.identity, "");
+}
+
+static void test_identify_ignores_unknown_fields(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    assert_int_equal(identify("{\"device_id\":\"d\",\"extra\":[1,2,{}],\"type\":\"identify\"}", &id,
+                              &code, msg, sizeof(msg)),
+                     0);
+    assert_string_equal(id.device_id, "d");
+}
+
+static void test_identify_uses_len(void **state) {
+    (void)state;
+    /* The buffer is not NUL-terminated where len ends: trailing bytes must be ignored. */
+    const char buf[] = "{\"device_id\":\"abc\"}GARBAGE";
+    struct proto_identify id;
+    const char *code = NULL;
+    char msg[200];
+    assert_int_equal(proto_parse_identify(buf, strlen(buf) - 7, &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.device_id, "abc");
+}
+
+static void test_identify_invalid_json(void **state) {
+    (void)state;
+    expect_identify_error("", PROTO_E_INVALID_JSON);
+    expect_identify_error("{", PROTO_E_INVALID_JSON);
+    expect_identify_error("device_id=abc", PROTO_E_INVALID_JSON);
+    expect_identify_error("{\"device_id\":\"a\",}", PROTO_E_INVALID_JSON);
+    /* Duplicate keys are ambiguous: refused. */
+    expect_identify_error("{\"device_id\":\"a\",\"device_id\":\"b\"}", PROTO_E_INVALID_JSON);
+}
+
+static void test_identify_not_an_object(void **state) {
+    (void)state;
+    expect_identify_error("[\"device_id\"]", PROTO_E_INVALID_IDENTIFY);
+    expect_identify_error("\"dev\"", PROTO_E_INVALID_IDENTIFY);
+    expect_identify_error("42", PROTO_E_INVALID_IDENTIFY);
+    expect_identify_error("null", PROTO_E_INVALID_IDENTIFY);
+}
+
+static void test_identify_missing_device(void **state) {
+    (void)state;
+    expect_identify_error("{}", PROTO_E_INVALID_IDENTIFY);
+    expect_identify_error("{\"identity\":\"a\",\"room_id\":\"R\"}", PROTO_E_INVALID_IDENTIFY);
+}
+
+static void test_identify_bad_device(void **state) {
+    (void)state;
+    expect_identify_error("{\"device_id\":\"\"}", PROTO_E_INVALID_DEVICE_ID);
+    expect_identify_error("{\"device_id\":42}", PROTO_E_INVALID_DEVICE_ID);
+    expect_identify_error("{\"device_id\":null}", PROTO_E_INVALID_DEVICE_ID);
+    expect_identify_error("{\"device_id\":[\"a\"]}", PROTO_E_INVALID_DEVICE_ID);
+    expect_identify_error("{\"device_id\":\"a b\"}", PROTO_E_INVALID_DEVICE_ID);
+    expect_identify_error("{\"device_id\":\"a/b\"}", PROTO_E_INVALID_DEVICE_ID);
+    expect_identify_error("{\"device_id\":\"caf\xc3\xa9\"}", PROTO_E_INVALID_DEVICE_ID);
+    /* \u0000 is not accepted by the JSON parser at all. */
+    expect_identify_error("{\"device_id\":\"a\\u0000b\"}", PROTO_E_INVALID_JSON);
+}
+
+static void test_identify_device_length_limit(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    char *dev = repeat('d', PROTO_MAX_DEVICE_ID);
+    char *text = identify_with(dev, "");
+    assert_int_equal(identify(text, &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.device_id, dev);
+    free(text);
+    free(dev);
+
+    dev = repeat('d', PROTO_MAX_DEVICE_ID + 1);
+    text = identify_with(dev, "");
+    expect_identify_error(text, PROTO_E_INVALID_DEVICE_ID);
+    free(text);
+    free(dev);
+}
+
+static void test_identify_identity_rules(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+
+    char *ident = repeat('i', PROTO_MAX_IDENTITY);
+    char extra[PROTO_MAX_IDENTITY + 64];
+    snprintf(extra, sizeof(extra), "\"identity\":\"%s\"", ident);
+    char *text = identify_with("d", extra);
+    assert_int_equal(identify(text, &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.identity, ident);
+    free(text);
+    free(ident);
+
+    ident = repeat('i', PROTO_MAX_IDENTITY + 1);
+    snprintf(extra, sizeof(extra), "\"identity\":\"%s\"", ident);
+    text = identify_with("d", extra);
+    expect_identify_error(text, PROTO_E_INVALID_IDENTITY);
+    free(text);
+    free(ident);
+
+    /* Free text is fine, control characters and DEL are not, nor are non-strings. */
+    assert_int_equal(identify("{\"device_id\":\"d\",\"identity\":\"Bob {the} \\\"B\\\" / #1\"}",
+                              &id, &code, msg, sizeof(msg)),
+                     0);
+    assert_string_equal(id.identity, "Bob {the} \"B\" / #1");
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\\nb\"}", PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\\tb\"}", PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\\u001bb\"}",
+                          PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\\u007fb\"}",
+                          PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":7}", PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":{}}", PROTO_E_INVALID_IDENTITY);
+}
+
+static void test_identify_room_rules(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+
+    char *room = repeat('R', PROTO_MAX_ROOM_ID);
+    char extra[PROTO_MAX_ROOM_ID + 64];
+    snprintf(extra, sizeof(extra), "\"room_id\":\"%s\"", room);
+    char *text = identify_with("d", extra);
+    assert_int_equal(identify(text, &id, &code, msg, sizeof(msg)), 0);
+    assert_string_equal(id.room_id, room);
+    free(text);
+    free(room);
+
+    room = repeat('R', PROTO_MAX_ROOM_ID + 1);
+    snprintf(extra, sizeof(extra), "\"room_id\":\"%s\"", room);
+    text = identify_with("d", extra);
+    expect_identify_error(text, PROTO_E_INVALID_ROOM_ID);
+    free(text);
+    free(room);
+
+    expect_identify_error("{\"device_id\":\"d\",\"room_id\":\"a b\"}", PROTO_E_INVALID_ROOM_ID);
+    expect_identify_error("{\"device_id\":\"d\",\"room_id\":\"{x}\"}", PROTO_E_INVALID_ROOM_ID);
+    expect_identify_error("{\"device_id\":\"d\",\"room_id\":123456}", PROTO_E_INVALID_ROOM_ID);
+    expect_identify_error("{\"device_id\":\"d\",\"room_id\":true}", PROTO_E_INVALID_ROOM_ID);
+}
+
+static void test_identify_message_truncated_to_msglen(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[8];
+    memset(msg, 'z', sizeof(msg));
+    assert_int_equal(proto_parse_identify("{}", 2, &id, &code, msg, sizeof(msg)), -1);
+    assert_int_equal(strlen(msg), sizeof(msg) - 1);
+}
+
+/* ---- proto_classify ---- */
+
+struct classified {
+    enum proto_kind kind;
+    json_t *value;
+    const char *msg_type;
+    const char *code;
+    char msg[160];
+};
+
+static void classify(const char *text, struct classified *c) {
+    c->value = (json_t *)1; /* must be reset by the callee */
+    c->msg_type = NULL;
+    c->code = NULL;
+    c->msg[0] = '\0';
+    c->kind = proto_classify(text, strlen(text), &c->value, &c->msg_type, &c->code, c->msg,
+                             sizeof(c->msg));
+}
+
+static void test_classify_invalid_json(void **state) {
+    (void)state;
+    const char *bad[] = {"", "{", "hello", "{\"a\":}", "[1,2"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct classified c;
+        classify(bad[i], &c);
+        assert_int_equal(c.kind, PROTO_REJECT);
+        assert_null(c.value);
+        assert_string_equal(c.code, PROTO_E_INVALID_JSON);
+        assert_true(strlen(c.msg) > 0);
+    }
+}
+
+static void test_classify_query_room(void **state) {
+    (void)state;
+    struct classified c;
+    classify("{\"type\":\"query_room\"}", &c);
+    assert_int_equal(c.kind, PROTO_QUERY_ROOM);
+    assert_null(c.value);
+    classify("{\"x\":1,\"type\":\"query_room\",\"y\":[]}", &c);
+    assert_int_equal(c.kind, PROTO_QUERY_ROOM);
+    assert_null(c.value);
+}
+
+static void test_classify_reserved_types(void **state) {
+    (void)state;
+    const char *types[] = {"connection", "room", "room_info", "error"};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "{\"type\":\"%s\",\"x\":1}", types[i]);
+        struct classified c;
+        classify(text, &c);
+        assert_int_equal(c.kind, PROTO_REJECT);
+        assert_null(c.value);
+        assert_string_equal(c.code, PROTO_E_RESERVED_TYPE);
+        assert_non_null(strstr(c.msg, types[i]));
+    }
+}
+
+static void test_classify_text_and_json(void **state) {
+    (void)state;
+    struct classified c;
+    classify("{\"type\":\"text\",\"text\":\"hi\"}", &c);
+    assert_int_equal(c.kind, PROTO_RELAY);
+    assert_non_null(c.value);
+    assert_true(json_is_object(c.value));
+    assert_string_equal(c.msg_type, "text");
+    assert_string_equal(json_string_value(json_object_get(c.value, "text")), "hi");
+    json_decref(c.value);
+
+    classify("{\"type\":\"chat\",\"body\":\"hi\"}", &c);
+    assert_int_equal(c.kind, PROTO_RELAY);
+    assert_string_equal(c.msg_type, "json");
+    json_decref(c.value);
+
+    classify("{\"body\":\"no type\"}", &c);
+    assert_int_equal(c.kind, PROTO_RELAY);
+    assert_string_equal(c.msg_type, "json");
+    json_decref(c.value);
+
+    /* A non-string type is just data. */
+    classify("{\"type\":5}", &c);
+    assert_int_equal(c.kind, PROTO_RELAY);
+    assert_string_equal(c.msg_type, "json");
+    json_decref(c.value);
+
+    /* Reserved names only matter as the value of "type". */
+    classify("{\"kind\":\"error\",\"room\":\"connection\"}", &c);
+    assert_int_equal(c.kind, PROTO_RELAY);
+    json_decref(c.value);
+}
+
+static void test_classify_non_objects_relay(void **state) {
+    (void)state;
+    const char *texts[] = {"42", "\"query_room\"", "[1,2,3]", "null", "true", "\"error\""};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct classified c;
+        classify(texts[i], &c);
+        assert_int_equal(c.kind, PROTO_RELAY);
+        assert_non_null(c.value);
+        assert_false(json_is_object(c.value));
+        assert_string_equal(c.msg_type, "json");
+        json_decref(c.value);
+    }
+}
+
+/* ---- proto_envelope_prefix ---- */
+
+/* Appends ,"seq":7} to prefix and parses the result strictly; caller json_decref's. */
+static json_t *close_envelope(const char *prefix, size_t len) {
+    assert_int_equal(len, strlen(prefix));
+    assert_true(len > 0);
+    assert_int_not_equal(prefix[len - 1], '}');
+    const char *tail = ",\"seq\":7}";
+    char *full = malloc(len + strlen(tail) + 1);
+    assert_non_null(full);
+    memcpy(full, prefix, len);
+    memcpy(full + len, tail, strlen(tail) + 1);
+    json_error_t jerr;
+    json_t *o = json_loads(full, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o)
+        fail_msg("envelope '%s' does not parse: %s", full, jerr.text);
+    free(full);
+    assert_true(json_is_object(o));
+    return o;
+}
+
+static json_t *parse(const char *text) {
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+    if (!v)
+        fail_msg("bad test JSON '%s': %s", text, jerr.text);
+    return v;
+}
+
+static void test_envelope_object(void **state) {
+    (void)state;
+    json_t *v = parse("{\"type\":\"chat\",\"body\":\"hi\",\"n\":[1,2]}");
+    size_t len = 0;
+    char *p = proto_envelope_prefix(v, "dev-1", "ROOM42", 1700000000123LL, &len);
+    assert_non_null(p);
+    json_t *o = close_envelope(p, len);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "chat");
+    assert_string_equal(json_string_value(json_object_get(o, "body")), "hi");
+    json_t *n = parse("[1,2]");
+    assert_true(json_equal(json_object_get(o, "n"), n));
+    json_decref(n);
+    assert_string_equal(json_string_value(json_object_get(o, "from_device_id")), "dev-1");
+    assert_string_equal(json_string_value(json_object_get(o, "room_id")), "ROOM42");
+    assert_true(json_integer_value(json_object_get(o, "ts")) == 1700000000123LL);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 7);
+    assert_int_equal(json_object_size(o), 7);
+    json_decref(o);
+    free(p);
+    json_decref(v);
+}
+
+static void test_envelope_overwrites_spoofed_fields(void **state) {
+    (void)state;
+    json_t *v = parse("{\"from_device_id\":\"mallory\",\"room_id\":\"OTHER\",\"ts\":1,"
+                      "\"seq\":999,\"type\":\"chat\"}");
+    size_t len = 0;
+    char *p = proto_envelope_prefix(v, "alice", "ROOM01", 42, &len);
+    assert_non_null(p);
+    /* close_envelope rejects duplicate keys, so a surviving client "seq" would fail here. */
+    json_t *o = close_envelope(p, len);
+    assert_string_equal(json_string_value(json_object_get(o, "from_device_id")), "alice");
+    assert_string_equal(json_string_value(json_object_get(o, "room_id")), "ROOM01");
+    assert_int_equal(json_integer_value(json_object_get(o, "ts")), 42);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 7);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "chat");
+    assert_int_equal(json_object_size(o), 5);
+    json_decref(o);
+    free(p);
+    json_decref(v);
+}
+
+static void test_envelope_empty_object(void **state) {
+    (void)state;
+    json_t *v = json_object();
+    size_t len = 0;
+    char *p = proto_envelope_prefix(v, "d", "R", 5, &len);
+    assert_non_null(p);
+    json_t *o = close_envelope(p, len);
+    assert_int_equal(json_object_size(o), 4);
+    assert_string_equal(json_string_value(json_object_get(o, "from_device_id")), "d");
+    json_decref(o);
+    free(p);
+    json_decref(v);
+}
+
+static void test_envelope_wraps_non_objects(void **state) {
+    (void)state;
+    const char *texts[] = {"42",   "\"hello\"", "[1,{\"seq\":3},\"x\"]",           "null",
+                           "true", "-1.5",      "\"{\\\"type\\\":\\\"error\\\"}\""};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_t *v = parse(texts[i]);
+        size_t len = 0;
+        char *p = proto_envelope_prefix(v, "dev", "ROOM", 99, &len);
+        assert_non_null(p);
+        json_t *o = close_envelope(p, len);
+        assert_string_equal(json_string_value(json_object_get(o, "type")), "message");
+        json_t *data = json_object_get(o, "data");
+        assert_non_null(data);
+        assert_true(json_equal(data, v));
+        assert_string_equal(json_string_value(json_object_get(o, "from_device_id")), "dev");
+        assert_string_equal(json_string_value(json_object_get(o, "room_id")), "ROOM");
+        assert_int_equal(json_integer_value(json_object_get(o, "ts")), 99);
+        assert_int_equal(json_integer_value(json_object_get(o, "seq")), 7);
+        assert_int_equal(json_object_size(o), 6);
+        json_decref(o);
+        free(p);
+        json_decref(v);
+    }
+}
+
+static void test_envelope_escapes_strings(void **state) {
+    (void)state;
+    json_t *v = parse("{\"body\":\"quote \\\" backslash \\\\ nl \\n\"}");
+    size_t len = 0;
+    char *p = proto_envelope_prefix(v, "d", "R", 1, &len);
+    assert_non_null(p);
+    json_t *o = close_envelope(p, len);
+    assert_string_equal(json_string_value(json_object_get(o, "body")),
+                        "quote \" backslash \\ nl \n");
+    json_decref(o);
+    free(p);
+    json_decref(v);
+}
+
+/* ---- proto_error_frame ---- */
+
+static void test_error_frame(void **state) {
+    (void)state;
+    size_t len = 0;
+    char *s = proto_error_frame(PROTO_E_RATE_LIMITED, "slow \"down\"\n", &len);
+    assert_non_null(s);
+    assert_int_equal(len, strlen(s));
+    json_error_t jerr;
+    json_t *o = json_loads(s, JSON_REJECT_DUPLICATES, &jerr);
+    assert_non_null(o);
+    assert_int_equal(json_object_size(o), 3);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "error");
+    assert_string_equal(json_string_value(json_object_get(o, "code")), "rate_limited");
+    assert_string_equal(json_string_value(json_object_get(o, "message")), "slow \"down\"\n");
+    json_decref(o);
+    free(s);
+
+    /* len is optional, and the layout is compact with type first. */
+    s = proto_error_frame("x", "y", NULL);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"type\":\"error\",\"code\":\"x\",\"message\":\"y\"}");
+    free(s);
+}
+
+/* ---- proto_pub_parse ---- */
+
+static void test_pub_parse_text(void **state) {
+    (void)state;
+    const char payload[] = "Tnode-a#17\n{\"type\":\"chat\"}";
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse(payload, sizeof(payload) - 1, &pub), 0);
+    assert_int_equal(pub.kind, PROTO_PUB_TEXT);
+    assert_int_equal(pub.conn_len, strlen("node-a#17"));
+    assert_memory_equal(pub.conn, "node-a#17", pub.conn_len);
+    assert_ptr_equal(pub.conn, payload + 1);
+    assert_int_equal(pub.frame_len, strlen("{\"type\":\"chat\"}"));
+    assert_memory_equal(pub.frame, "{\"type\":\"chat\"}", pub.frame_len);
+}
+
+static void test_pub_parse_binary_with_newlines_and_nul(void **state) {
+    (void)state;
+    const char payload[] = "Bn#1\n\x00\n\xff\n";
+    size_t len = sizeof(payload) - 1;
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse(payload, len, &pub), 0);
+    assert_int_equal(pub.kind, PROTO_PUB_BINARY);
+    assert_int_equal(pub.conn_len, 3);
+    assert_memory_equal(pub.conn, "n#1", 3);
+    assert_int_equal(pub.frame_len, 4);
+    assert_memory_equal(pub.frame, "\x00\n\xff\n", 4);
+}
+
+static void test_pub_parse_empty_frame(void **state) {
+    (void)state;
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse("Tc\n", 3, &pub), 0);
+    assert_int_equal(pub.conn_len, 1);
+    assert_int_equal(pub.frame_len, 0);
+}
+
+static void test_pub_parse_malformed(void **state) {
+    (void)state;
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse("", 0, &pub), -1);
+    assert_int_equal(proto_pub_parse("T", 1, &pub), -1);
+    assert_int_equal(proto_pub_parse("Xc\nframe", 8, &pub), -1);
+    assert_int_equal(proto_pub_parse("tc\nframe", 8, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tconn-without-newline", 21, &pub), -1);
+    /* The newline must be inside len. */
+    assert_int_equal(proto_pub_parse("Tconn\nframe", 5, &pub), -1);
+}
+
+/* ---- proto_random_room_id ---- */
+
+static void test_random_room_id(void **state) {
+    (void)state;
+    char first[PROTO_ROOM_ID_LEN + 1];
+    int all_equal = 1;
+    for (int i = 0; i < 1000; i++) {
+        char id[PROTO_ROOM_ID_LEN + 2];
+        memset(id, '!', sizeof(id));
+        assert_int_equal(proto_random_room_id(id), 0);
+        assert_int_equal(id[PROTO_ROOM_ID_LEN], '\0');
+        assert_int_equal(id[PROTO_ROOM_ID_LEN + 1], '!'); /* nothing written past the NUL */
+        assert_int_equal(strlen(id), PROTO_ROOM_ID_LEN);
+        for (int k = 0; k < PROTO_ROOM_ID_LEN; k++) {
+            char c = id[k];
+            assert_true((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+        }
+        /* Generated ids must pass the room id rule of identify. */
+        assert_int_equal(proto_valid_id(id, PROTO_ROOM_ID_LEN, PROTO_MAX_ROOM_ID), 1);
+        if (i == 0)
+            memcpy(first, id, sizeof(first));
+        else if (strcmp(first, id) != 0)
+            all_equal = 0;
+    }
+    assert_false(all_equal);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_id_accepts_allowed_characters),
+        cmocka_unit_test(test_valid_id_rejects_empty_and_too_long),
+        cmocka_unit_test(test_valid_id_rejects_other_characters),
+        cmocka_unit_test(test_valid_id_uses_len_not_nul),
+        cmocka_unit_test(test_identify_full),
+        cmocka_unit_test(test_identify_device_only),
+        cmocka_unit_test(test_identify_null_and_empty_optional_fields),
+        cmocka_unit_test(test_identify_ignores_unknown_fields),
+        cmocka_unit_test(test_identify_uses_len),
+        cmocka_unit_test(test_identify_invalid_json),
+        cmocka_unit_test(test_identify_not_an_object),
+        cmocka_unit_test(test_identify_missing_device),
+        cmocka_unit_test(test_identify_bad_device),
+        cmocka_unit_test(test_identify_device_length_limit),
+        cmocka_unit_test(test_identify_identity_rules),
+        cmocka_unit_test(test_identify_room_rules),
+        cmocka_unit_test(test_identify_message_truncated_to_msglen),
+        cmocka_unit_test(test_classify_invalid_json),
+        cmocka_unit_test(test_classify_query_room),
+        cmocka_unit_test(test_classify_text_and_json),
+        cmocka_unit_test(test_classify_non_objects_relay),
+        cmocka_unit_test(test_envelope_object),
+        cmocka_unit_test(test_envelope_overwrites_spoofed_fields),
+        cmocka_unit_test(test_envelope_empty_object),
+        cmocka_unit_test(test_envelope_wraps_non_objects),
+        cmocka_unit_test(test_envelope_escapes_strings),
+        cmocka_unit_test(test_error_frame),
+        cmocka_unit_test(test_pub_parse_text),
+        cmocka_unit_test(test_pub_parse_binary_with_newlines_and_nul),
+        cmocka_unit_test(test_pub_parse_empty_frame),
+        cmocka_unit_test(test_pub_parse_malformed),
+        cmocka_unit_test(test_random_room_id),
+        /* Last: proto_classify reads freed memory here, which aborts the sanitizer build. */
+        cmocka_unit_test(test_classify_reserved_types),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
