@@ -1,0 +1,188 @@
+/*
+ * fe_harness.h - shared fixture for the rrm-frontend integration tests (test_fe_*.c).
+ *
+ * This module owns one test cluster (struct fe_cluster): a throw-away redis-server, N rrm-frontend
+ * processes (node-a, node-b, ...) on free ports with their log files in a private temp dir, and
+ * the WebSocket clients a test registers with it (closed when the cluster stops, also after a
+ * failed assertion). It also offers the small protocol helpers every test needs: joining a room,
+ * expecting a frame of a given type, waiting for a close, reading /metrics counters and decoding
+ * the archive stream.
+ *
+ * Nothing here sleeps for a fixed time: every wait is a deadline loop over a condition (a frame,
+ * an HTTP status, a counter). Functions returning int return 0 (or a documented value) on success
+ * and a negative value on failure; failures print their reason to stderr.
+ */
+#ifndef RRM_FE_HARNESS_H
+#define RRM_FE_HARNESS_H
+
+#include "event.h"
+#include "redis_server.h"
+#include "wsclient.h"
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FE_MAX_NODES 4
+/* Capacity of a room id buffer (PROTO_MAX_ROOM_ID + NUL). */
+#define FE_ROOM_CAP 65
+/* Default wait for an answer from the server (generous for sanitizer builds). */
+#define FE_TIMEOUT_MS 8000
+
+struct fe_cluster;
+
+/*
+ * Start a redis-server and `nodes` frontends ($RRM_FRONTEND_BIN). Every node gets RRM_PORT,
+ * RRM_REDIS_HOST/PORT, RRM_NODE_ID (node-a, node-b, ...), RRM_HEARTBEAT_MS=200,
+ * RRM_NODE_TIMEOUT_MS=1500, RRM_STATUS_INTERVAL_MS=2000 and RRM_LOG_LEVEL=info, then env_extra
+ * ("K=V" strings, NULL terminated, may be NULL) which override those. Waits until every node's
+ * /readyz answers 200 (10 s each). Returns the cluster (caller stops it with fe_cluster_stop) or
+ * NULL, after printing the logs of what failed.
+ */
+struct fe_cluster *fe_cluster_start(int nodes, const char *const env_extra[]);
+
+/*
+ * Close every registered client, SIGTERM every node still running and free the cluster (NULL
+ * is allowed). Returns 0 if every node stopped here exited with status 0; otherwise -1, after
+ * dumping the tail of the offending node's log (a crash or a sanitizer report shows there).
+ * With RRM_TEST_LOGS=1 in the environment every node's log tail is printed (to investigate a
+ * failed assertion); the temp dir is removed either way.
+ */
+int fe_cluster_stop(struct fe_cluster *c);
+
+int fe_nodes(const struct fe_cluster *c);
+int fe_port(const struct fe_cluster *c, int node);
+const char *fe_node_id(const struct fe_cluster *c, int node);
+struct redis_server *fe_redis(const struct fe_cluster *c);
+
+/* New blocking hiredis client for assertions (caller frees with redisFree), or NULL. */
+redisContext *fe_redis_client(const struct fe_cluster *c);
+
+/*
+ * Send sig to the node and wait up to timeout_ms for it to exit (SIGKILL after that). Returns
+ * the exit status (0..255), 128 + signal if it was killed by a signal, or negative on error.
+ * The node is not stopped again by fe_cluster_stop. A non-zero result dumps the log tail unless
+ * sig is SIGKILL.
+ */
+int fe_node_stop(struct fe_cluster *c, int node, int sig, int timeout_ms);
+
+/* Send sig to the node without waiting (pair with fe_node_wait). 0 or negative errno. */
+int fe_node_signal(struct fe_cluster *c, int node, int sig);
+
+/*
+ * Wait up to timeout_ms for a signalled node to exit (SIGKILL after that). Returns the exit
+ * status like fe_node_stop, and dumps the log tail if it is not 0.
+ */
+int fe_node_wait(struct fe_cluster *c, int node, int timeout_ms);
+
+/* Print the tail of the node's log to stderr. */
+void fe_dump_log(const struct fe_cluster *c, int node);
+
+/* A short pause between two polls of a condition inside a caller's deadline loop. */
+void fe_poll_pause(void);
+
+/* Poll GET /readyz on port until it answers want_status, within timeout_ms. 0 or -ETIMEDOUT. */
+int fe_wait_ready(int port, int want_status, int timeout_ms);
+
+/*
+ * Value of one Prometheus series from GET /metrics, e.g. "rrm_connections" or
+ * "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with labels). Returns the value
+ * (>= 0) or -1 if the request failed or the series is missing.
+ */
+long long fe_metric(int port, const char *series);
+
+/* fe_metric of rrm_client_errors_total{code="<code>"}. */
+long long fe_error_count(int port, const char *code);
+
+/* Poll fe_metric until it is >= min, within timeout_ms. Returns the last value, or -1. */
+long long fe_wait_metric(int port, const char *series, long long min, int timeout_ms);
+
+/* Wall clock in milliseconds since the epoch (what the server puts in "ts"). */
+int64_t fe_wall_ms(void);
+
+/*
+ * Connect to ws://127.0.0.1:port/, send the identify frame (identity and room omitted when
+ * NULL) and receive the "connection" and "room" answers. The room id is copied to room_out
+ * (FE_ROOM_CAP bytes, may be NULL). Returns the connection (caller closes with wsc_close) or
+ * NULL, after printing what went wrong.
+ */
+struct wsc *client_join(int port, const char *device, const char *identity, const char *room,
+                        char *room_out);
+
+/*
+ * Like client_join with an arbitrary identify object (borrowed). If conn_frame / room_frame are
+ * not NULL they receive the two answers (new references; caller json_decref's).
+ */
+struct wsc *client_join_ex(int port, json_t *identify, json_t **conn_frame, json_t **room_frame);
+
+/* client_join on the cluster's node, registered with the cluster (see fe_track). */
+struct wsc *fe_join(struct fe_cluster *c, int node, const char *device, const char *identity,
+                    const char *room, char *room_out);
+
+/* Plain WebSocket connection to the node, registered with the cluster; NULL on failure. */
+struct wsc *fe_connect(struct fe_cluster *c, int node);
+
+/* Register ws so that fe_cluster_stop / fe_close_all close it. Returns ws (NULL passes). */
+struct wsc *fe_track(struct fe_cluster *c, struct wsc *ws);
+
+/* Close and unregister one client (NULL is allowed). */
+void fe_close(struct fe_cluster *c, struct wsc *ws);
+
+/* Close and unregister every client. */
+void fe_close_all(struct fe_cluster *c);
+
+/* Dump obj compactly and send it as one text frame; takes the reference to obj. */
+int fe_send_json(struct wsc *ws, json_t *obj);
+
+/*
+ * Receive the next message, which must be a text JSON object of the given "type". Returns it
+ * (caller json_decref's), or NULL after printing what arrived instead (or the error).
+ */
+json_t *fe_expect_type(struct wsc *ws, const char *type, int timeout_ms);
+
+/*
+ * Receive the next message, which must be an error frame with the given code. Returns 0, or -1
+ * after printing what arrived instead.
+ */
+int fe_expect_error(struct wsc *ws, const char *code, int timeout_ms);
+
+/*
+ * Wait for the end of the connection, discarding data. Returns the close code (see
+ * wsc_wait_closed: 1006 if TCP ended without a close frame) or a negative errno value.
+ */
+int fe_wait_close(struct wsc *ws, int timeout_ms);
+
+/*
+ * Receive the next message and check that it is a close frame (nothing before it). Returns its
+ * code, or -1 after printing what arrived instead.
+ */
+int fe_expect_close(struct wsc *ws, int timeout_ms);
+
+/* Send {"type":"query_room"} and wait for the room_info answer (skipping nothing: the next
+ * frame must be it). Returns it (caller json_decref's) or NULL. */
+json_t *fe_query_room(struct wsc *ws, int timeout_ms);
+
+/* 1 if the JSON array `clients` of a room_info holds an entry with this device_id. */
+int fe_has_client(json_t *room_info, const char *device);
+
+/* Every entry of the archive stream rrm:events, decoded with event_decode. */
+struct fe_events {
+    redisReply *reply;    /* XRANGE reply; the events borrow its strings */
+    size_t n;             /* number of entries */
+    struct rrm_event *ev; /* n decoded events (zeroed where decoding failed) */
+    int *ok;              /* n flags: 1 if event_decode succeeded */
+    size_t decode_errors; /* entries event_decode rejected (their reasons were printed) */
+};
+
+/* Load and decode the stream. Returns 0 or -1. Free with fe_events_free. */
+int fe_events_load(struct fe_cluster *c, struct fe_events *out);
+void fe_events_free(struct fe_events *e);
+
+/* 1 if the borrowed event string equals the C string s. */
+int fe_str_eq(struct event_str a, const char *s);
+
+/* Number of keys matching EXISTS key (0 or 1), or -1 on error. */
+int fe_redis_exists(struct fe_cluster *c, const char *key);
+
+#endif /* RRM_FE_HARNESS_H */

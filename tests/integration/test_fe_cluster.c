@@ -1,0 +1,637 @@
+/*
+ * test_fe_cluster.c - rrm-frontend as a cluster (BRIEF §3): relay across nodes, reconnecting to
+ * the same room through another node, the same device on two nodes, a SIGKILLed node's members
+ * being removed, recovery after a Redis restart, the SIGTERM drain, recycling of empty rooms,
+ * and the archive events a scripted session leaves in the stream rrm:events.
+ *
+ * Every test gets a fresh cluster (redis + node-a + node-b) because several of them kill or stop
+ * a node or Redis; the teardown asserts that every node still running exits 0 on SIGTERM.
+ */
+#include "fe_harness.h"
+#include "proc.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define T FE_TIMEOUT_MS
+
+static int setup_cluster(void **state, const char *const env[]) {
+    struct fe_cluster *c = fe_cluster_start(2, env);
+    *state = c;
+    return c ? 0 : -1;
+}
+
+static int setup(void **state) {
+    return setup_cluster(state, NULL);
+}
+
+/* Empty rooms are recycled half a second after their last member left. */
+static int setup_fast_recycle(void **state) {
+    static const char *const env[] = {"RRM_ROOM_GRACE_MS=500", NULL};
+    return setup_cluster(state, env);
+}
+
+static int teardown(void **state) {
+    int rc = fe_cluster_stop(*state);
+    if (rc != 0)
+        fprintf(stderr, "teardown: a frontend did not exit cleanly with status 0\n");
+    return rc;
+}
+
+static const char *str_of(json_t *o, const char *key) {
+    return json_string_value(json_object_get(o, key));
+}
+
+static void send_text(struct wsc *ws, const char *content) {
+    assert_int_equal(fe_send_json(ws, json_pack("{s:s, s:s}", "type", "text", "content", content)),
+                     0);
+}
+
+static void expect_text(struct wsc *ws, const char *from, const char *room, const char *content) {
+    json_t *m = fe_expect_type(ws, "text", T);
+    assert_non_null(m);
+    assert_string_equal(str_of(m, "from_device_id"), from);
+    assert_string_equal(str_of(m, "room_id"), room);
+    assert_string_equal(str_of(m, "content"), content);
+    assert_true(json_integer_value(json_object_get(m, "seq")) > 0);
+    json_decref(m);
+}
+
+static void expect_binary(struct wsc *ws, const void *data, size_t len) {
+    struct wsc_msg m;
+    assert_int_equal(wsc_recv(ws, &m, T), 0);
+    assert_int_equal(m.opcode, WSC_OP_BINARY);
+    assert_int_equal(m.len, len);
+    assert_memory_equal(m.data, data, len);
+    wsc_msg_free(&m);
+}
+
+/* Poll query_room on ws until the room has `total` members and device is (not) listed. */
+static void wait_room_info(struct wsc *ws, json_int_t total, const char *device, int listed,
+                           int timeout_ms) {
+    int64_t deadline = proc_now_ms() + timeout_ms;
+    for (;;) {
+        json_t *info = fe_query_room(ws, T);
+        assert_non_null(info);
+        json_int_t got = json_integer_value(json_object_get(info, "total_clients"));
+        int has = device ? fe_has_client(info, device) : listed;
+        if (got == total && has == listed) {
+            json_decref(info);
+            return;
+        }
+        if (proc_remaining_ms(deadline) == 0) {
+            char *text = json_dumps(info, JSON_COMPACT);
+            json_decref(info);
+            fail_msg("room_info still %s after %d ms (want total %d, %s %s)", text, timeout_ms,
+                     (int)total, device ? device : "-", listed ? "listed" : "absent");
+        }
+        json_decref(info);
+        fe_poll_pause();
+    }
+}
+
+static void test_cross_node_relay(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "cl-relay-a", "A", NULL, room);
+    assert_non_null(a);
+    struct wsc *b = fe_join(c, 1, "cl-relay-b", "B", room, NULL);
+    struct wsc *b2 = fe_join(c, 1, "cl-relay-b2", "B2", room, NULL);
+    assert_non_null(b);
+    assert_non_null(b2);
+
+    send_text(a, "a-to-b");
+    expect_text(b, "cl-relay-a", room, "a-to-b");
+    expect_text(b2, "cl-relay-a", room, "a-to-b");
+    send_text(b, "b-to-a");
+    expect_text(a, "cl-relay-b", room, "b-to-a");
+    expect_text(b2, "cl-relay-b", room, "b-to-a");
+    static const unsigned char bin[] = {0x00, 0xff, 0x10, 0x00, 0x7f};
+    assert_int_equal(wsc_send(b2, WSC_OP_BINARY, bin, sizeof(bin)), 0);
+    expect_binary(a, bin, sizeof(bin));
+    expect_binary(b, bin, sizeof(bin));
+    assert_int_equal(wsc_send(a, WSC_OP_BINARY, bin, sizeof(bin)), 0);
+    expect_binary(b, bin, sizeof(bin));
+    expect_binary(b2, bin, sizeof(bin));
+}
+
+static void test_reconnect_via_other_node(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP], again[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "cl-recon-a", "A", NULL, room);
+    assert_non_null(a);
+    struct wsc *b = fe_join(c, 0, "cl-recon-b", "B", room, NULL);
+    assert_non_null(b);
+
+    /* a leaves cleanly, and b sees it gone */
+    assert_int_equal(wsc_send_close(a, 1000, "bye"), 0);
+    assert_true(fe_wait_close(a, T) >= 1000);
+    fe_close(c, a);
+    wait_room_info(b, 1, "cl-recon-a", 0, 10000);
+
+    /* back without a room id, through the other node: same room, "rejoined" */
+    json_t *id = json_pack("{s:s, s:s}", "device_id", "cl-recon-a", "identity", "A");
+    json_t *rf = NULL;
+    a = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &rf));
+    json_decref(id);
+    assert_non_null(a);
+    assert_string_equal(str_of(rf, "room_id"), room);
+    assert_string_equal(str_of(rf, "action"), "rejoined");
+    assert_int_equal(json_integer_value(json_object_get(rf, "total_clients")), 2);
+    json_decref(rf);
+
+    send_text(b, "welcome back");
+    expect_text(a, "cl-recon-b", room, "welcome back");
+    send_text(a, "thanks");
+    expect_text(b, "cl-recon-a", room, "thanks");
+
+    /* an abrupt disconnect (no close frame) and a reconnect at once work the same way */
+    fe_close(c, a);
+    a = fe_join(c, 0, "cl-recon-a", "A", NULL, again);
+    assert_non_null(a);
+    assert_string_equal(again, room);
+    send_text(a, "abrupt");
+    expect_text(b, "cl-recon-a", room, "abrupt");
+    wait_room_info(b, 2, "cl-recon-a", 1, 10000);
+}
+
+static void test_duplicate_device_two_nodes(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *old = fe_join(c, 0, "cl-dup", "first", NULL, room);
+    assert_non_null(old);
+    struct wsc *b = fe_join(c, 0, "cl-dup-peer", "peer", room, NULL);
+    assert_non_null(b);
+    long long replaced_before = fe_error_count(fe_port(c, 0), "replaced");
+    assert_true(replaced_before >= 0);
+
+    json_t *rf = NULL;
+    json_t *id = json_pack("{s:s, s:s}", "device_id", "cl-dup", "identity", "second");
+    struct wsc *new_ws = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &rf));
+    json_decref(id);
+    assert_non_null(new_ws);
+    assert_string_equal(str_of(rf, "room_id"), room);
+    json_decref(rf);
+
+    assert_int_equal(fe_expect_error(old, "replaced", T), 0);
+    assert_int_equal(fe_wait_close(old, T), 4001);
+    assert_int_equal(fe_error_count(fe_port(c, 0), "replaced"), replaced_before + 1);
+
+    /* the new connection is the member: relays both ways, listed once with its identity */
+    send_text(b, "to-new");
+    expect_text(new_ws, "cl-dup-peer", room, "to-new");
+    send_text(new_ws, "from-new");
+    expect_text(b, "cl-dup", room, "from-new");
+    json_t *info = fe_query_room(b, T);
+    assert_non_null(info);
+    assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
+    json_t *clients = json_object_get(info, "clients");
+    assert_int_equal(json_array_size(clients), 1);
+    assert_string_equal(str_of(json_array_get(clients, 0), "device_id"), "cl-dup");
+    assert_string_equal(str_of(json_array_get(clients, 0), "identity"), "second");
+    json_decref(info);
+    info = fe_query_room(new_ws, T);
+    assert_non_null(info);
+    assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
+    json_decref(info);
+
+    /* and the same on one node, the other way round */
+    struct wsc *third = fe_join(c, 1, "cl-dup-peer", "peer again", NULL, NULL);
+    assert_non_null(third);
+    assert_int_equal(fe_expect_error(b, "replaced", T), 0);
+    assert_int_equal(fe_wait_close(b, T), 4001);
+    send_text(new_ws, "to-third");
+    expect_text(third, "cl-dup", room, "to-third");
+
+    /* twice on the same node: the newest wins there too */
+    struct wsc *newest = fe_join(c, 1, "cl-dup", "third", NULL, NULL);
+    assert_non_null(newest);
+    assert_int_equal(fe_expect_error(new_ws, "replaced", T), 0);
+    assert_int_equal(fe_wait_close(new_ws, T), 4001);
+    send_text(third, "to-newest");
+    expect_text(newest, "cl-dup-peer", room, "to-newest");
+    info = fe_query_room(third, T);
+    assert_non_null(info);
+    assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
+    assert_string_equal(str_of(json_array_get(json_object_get(info, "clients"), 0), "identity"),
+                        "third");
+    json_decref(info);
+}
+
+/* A connection whose membership vanished from Redis (here: deleted behind the node's back) is
+ * told so with "not_member" instead of having its messages relayed. */
+static void test_not_member(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP], key[128];
+    struct wsc *a = fe_join(c, 0, "cl-nm-a", NULL, NULL, room);
+    assert_non_null(a);
+    struct wsc *b = fe_join(c, 1, "cl-nm-b", NULL, room, NULL);
+    assert_non_null(b);
+    long long before = fe_error_count(fe_port(c, 0), "not_member");
+    assert_true(before >= 0);
+
+    snprintf(key, sizeof(key), "rrm:room:{%s}:members", room);
+    redisContext *rc = fe_redis_client(c);
+    assert_non_null(rc);
+    redisReply *r = redisCommand(rc, "HDEL %s %s", key, "cl-nm-a");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(rc);
+
+    send_text(a, "orphan");
+    assert_int_equal(fe_expect_error(a, "not_member", T), 0);
+    assert_int_equal(fe_error_count(fe_port(c, 0), "not_member"), before + 1);
+    /* b got nothing from a */
+    struct wsc *d = fe_join(c, 0, "cl-nm-d", NULL, room, NULL);
+    assert_non_null(d);
+    send_text(d, "marker");
+    expect_text(b, "cl-nm-d", room, "marker");
+}
+
+static void test_sigkill_node_members_removed(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "cl-kill-a", "A", NULL, room);
+    assert_non_null(a);
+    struct wsc *b = fe_join(c, 1, "cl-kill-b", "B", room, NULL);
+    struct wsc *d = fe_join(c, 1, "cl-kill-c", "C", room, NULL);
+    assert_non_null(b);
+    assert_non_null(d);
+    wait_room_info(a, 3, "cl-kill-b", 1, T);
+
+    assert_int_equal(fe_node_stop(c, 1, SIGKILL, 10000), 128 + SIGKILL);
+    int64_t killed_at = proc_now_ms();
+    wait_room_info(a, 1, "cl-kill-b", 0, 15000);
+    print_message("members of the killed node were gone from room_info after %lld ms\n",
+                  (long long)(proc_now_ms() - killed_at));
+    json_t *info = fe_query_room(a, T);
+    assert_non_null(info);
+    assert_int_equal(json_array_size(json_object_get(info, "clients")), 0);
+    json_decref(info);
+
+    /* the survivor keeps serving the room */
+    struct wsc *e = fe_join(c, 0, "cl-kill-e", "E", room, NULL);
+    assert_non_null(e);
+    send_text(a, "still here");
+    expect_text(e, "cl-kill-a", room, "still here");
+    /* the killed devices can come back through the survivor */
+    char back[FE_ROOM_CAP];
+    struct wsc *b2 = fe_join(c, 0, "cl-kill-b", "B", NULL, back);
+    assert_non_null(b2);
+    assert_string_equal(back, room);
+    send_text(b2, "back");
+    expect_text(a, "cl-kill-b", room, "back");
+    expect_text(e, "cl-kill-b", room, "back");
+}
+
+/* Wait until every node has noticed a Redis drop (drops > before) and is ready again. */
+static void wait_redis_recovered(struct fe_cluster *c, const long long before[]) {
+    for (int i = 0; i < fe_nodes(c); i++) {
+        long long v = fe_wait_metric(fe_port(c, i), "rrm_redis_drops_total", before[i] + 1, 15000);
+        assert_true(v > before[i]);
+        assert_int_equal(fe_wait_ready(fe_port(c, i), 200, 15000), 0);
+    }
+}
+
+static void test_redis_restart_recovers(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "cl-rr-a", "A", NULL, room);
+    assert_non_null(a);
+    struct wsc *b = fe_join(c, 1, "cl-rr-b", "B", room, NULL);
+    struct wsc *d = fe_join(c, 0, "cl-rr-c", "C", "cl-rr-other", NULL);
+    assert_non_null(b);
+    assert_non_null(d);
+    send_text(a, "before");
+    expect_text(b, "cl-rr-a", room, "before");
+
+    long long drops[FE_MAX_NODES];
+    for (int i = 0; i < fe_nodes(c); i++) {
+        drops[i] = fe_metric(fe_port(c, i), "rrm_redis_drops_total");
+        assert_true(drops[i] >= 0);
+    }
+    /* no persistence: the restarted Redis is empty */
+    assert_int_equal(redis_server_restart(fe_redis(c)), 0);
+    wait_redis_recovered(c, drops);
+
+    /* the connections were kept and relay again, both ways and across nodes */
+    send_text(a, "after");
+    expect_text(b, "cl-rr-a", room, "after");
+    send_text(b, "after-b");
+    expect_text(a, "cl-rr-b", room, "after-b");
+    /* memberships are back in Redis */
+    json_t *info = fe_query_room(a, T);
+    assert_non_null(info);
+    assert_string_equal(str_of(info, "room_id"), room);
+    assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
+    assert_true(fe_has_client(info, "cl-rr-b"));
+    json_decref(info);
+    info = fe_query_room(d, T);
+    assert_non_null(info);
+    assert_string_equal(str_of(info, "room_id"), "cl-rr-other");
+    assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 1);
+    json_decref(info);
+    char key[128];
+    snprintf(key, sizeof(key), "rrm:room:{%s}:members", room);
+    assert_int_equal(fe_redis_exists(c, key), 1);
+
+    /* new clients are served, and the device memory was restored too */
+    struct wsc *e = fe_join(c, 1, "cl-rr-e", "E", room, NULL);
+    assert_non_null(e);
+    send_text(a, "to-all");
+    expect_text(b, "cl-rr-a", room, "to-all");
+    expect_text(e, "cl-rr-a", room, "to-all");
+}
+
+static void test_sigterm_drain(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "cl-drain-a", "A", NULL, room);
+    assert_non_null(a);
+    struct wsc *b = fe_join(c, 0, "cl-drain-b", "B", room, NULL);
+    struct wsc *keep = fe_join(c, 1, "cl-drain-c", "C", room, NULL);
+    assert_non_null(b);
+    assert_non_null(keep);
+    wait_room_info(keep, 3, "cl-drain-a", 1, T);
+    send_text(keep, "last words");
+    expect_text(a, "cl-drain-c", room, "last words");
+    expect_text(b, "cl-drain-c", room, "last words");
+
+    assert_int_equal(fe_node_signal(c, 0, SIGTERM), 0);
+    /* our clients answer the server's close frame when they read it, so the drain completes */
+    assert_int_equal(fe_wait_close(a, 15000), 1001);
+    assert_int_equal(fe_wait_close(b, 15000), 1001);
+    assert_int_equal(fe_node_wait(c, 0, 20000), 0);
+
+    /* the drained node's members are gone from the cluster, and node-b keeps serving */
+    wait_room_info(keep, 1, "cl-drain-a", 0, T);
+    assert_int_equal(fe_wait_ready(fe_port(c, 1), 200, T), 0);
+    struct wsc *d = fe_join(c, 1, "cl-drain-a", "A", room, NULL);
+    assert_non_null(d);
+    send_text(d, "moved");
+    expect_text(keep, "cl-drain-a", room, "moved");
+}
+
+/* While a drain waits for its clients, readiness is false and new connections are refused with
+ * error "draining" and close 1001, so a load balancer sends them elsewhere. */
+static void test_drain_refuses_new_connections(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *x = fe_join(c, 0, "cl-dr2-x", NULL, NULL, room);
+    assert_non_null(x);
+    struct wsc *keep = fe_join(c, 1, "cl-dr2-k", NULL, room, NULL);
+    assert_non_null(keep);
+
+    /* x does not read yet, so it cannot acknowledge the server's close: the drain waits */
+    assert_int_equal(fe_node_signal(c, 0, SIGTERM), 0);
+    assert_int_equal(fe_wait_ready(fe_port(c, 0), 503, T), 0);
+    struct wsc *y = fe_connect(c, 0);
+    assert_non_null(y);
+    assert_int_equal(fe_expect_error(y, "draining", T), 0);
+    assert_int_equal(fe_expect_close(y, T), 1001);
+    /* node-b is unaffected */
+    assert_int_equal(fe_wait_ready(fe_port(c, 1), 200, T), 0);
+
+    assert_int_equal(fe_wait_close(x, 15000), 1001);
+    assert_int_equal(fe_node_wait(c, 0, 20000), 0);
+    wait_room_info(keep, 1, "cl-dr2-x", 0, T);
+}
+
+static void test_empty_room_recycled(void **state) {
+    struct fe_cluster *c = *state;
+    char key_room[128], key_members[128];
+    struct wsc *a = fe_join(c, 0, "cl-rec-a", NULL, "cl-recycle-me", NULL);
+    struct wsc *b = fe_join(c, 1, "cl-rec-b", NULL, "cl-recycle-me", NULL);
+    struct wsc *k = fe_join(c, 0, "cl-rec-k", NULL, "cl-keep-me", NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(k);
+    send_text(a, "hi");
+    expect_text(b, "cl-rec-a", "cl-recycle-me", "hi");
+    snprintf(key_room, sizeof(key_room), "rrm:room:{%s}", "cl-recycle-me");
+    snprintf(key_members, sizeof(key_members), "rrm:room:{%s}:members", "cl-recycle-me");
+    assert_int_equal(fe_redis_exists(c, key_room), 1);
+    assert_int_equal(fe_redis_exists(c, key_members), 1);
+
+    fe_close(c, a);
+    assert_int_equal(wsc_send_close(b, 1000, NULL), 0);
+    assert_true(fe_wait_close(b, T) >= 1000);
+    fe_close(c, b);
+
+    int64_t deadline = proc_now_ms() + 15000;
+    while (fe_redis_exists(c, key_room) != 0 || fe_redis_exists(c, key_members) != 0) {
+        if (proc_remaining_ms(deadline) == 0)
+            fail_msg("%s still exists 15 s after its last member left (grace 500 ms)", key_room);
+        fe_poll_pause();
+    }
+    /* the occupied room is kept */
+    assert_int_equal(fe_redis_exists(c, "rrm:room:{cl-keep-me}"), 1);
+    assert_int_equal(fe_redis_exists(c, "rrm:room:{cl-keep-me}:members"), 1);
+
+    struct fe_events ev;
+    assert_int_equal(fe_events_load(c, &ev), 0);
+    assert_int_equal(ev.decode_errors, 0);
+    int recycled = 0;
+    for (size_t i = 0; i < ev.n; i++)
+        if (ev.ok[i] && ev.ev[i].type == EV_ROOM_RECYCLED &&
+            fe_str_eq(ev.ev[i].room, "cl-recycle-me"))
+            recycled++;
+    fe_events_free(&ev);
+    assert_int_equal(recycled, 1);
+
+    /* the id can be used again: a fresh room */
+    json_t *rf = NULL;
+    json_t *id = json_pack("{s:s, s:s}", "device_id", "cl-rec-new", "room_id", "cl-recycle-me");
+    struct wsc *n = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &rf));
+    json_decref(id);
+    assert_non_null(n);
+    assert_string_equal(str_of(rf, "action"), "created");
+    json_decref(rf);
+}
+
+/* Index of the first event of type t (in stream order, from `from`) whose conn or room
+ * matches; -1 if none. */
+static long find_event(const struct fe_events *ev, size_t from, enum event_type t, const char *conn,
+                       const char *room) {
+    for (size_t i = from; i < ev->n; i++) {
+        const struct rrm_event *e = &ev->ev[i];
+        if (!ev->ok[i] || e->type != t)
+            continue;
+        if (conn && !fe_str_eq(e->conn, conn))
+            continue;
+        if (room && !fe_str_eq(e->room, room))
+            continue;
+        return (long)i;
+    }
+    return -1;
+}
+
+static size_t count_events(const struct fe_events *ev, enum event_type t, const char *room) {
+    size_t n = 0;
+    for (size_t i = 0; i < ev->n; i++)
+        if (ev->ok[i] && ev->ev[i].type == t && (!room || fe_str_eq(ev->ev[i].room, room)))
+            n++;
+    return n;
+}
+
+static void test_archive_events(void **state) {
+    struct fe_cluster *c = *state;
+    json_t *conn_frame = NULL, *room_frame = NULL;
+    char conn_a[96], conn_b[96], room[FE_ROOM_CAP];
+
+    json_t *id = json_pack("{s:s, s:s}", "device_id", "ev-a", "identity", "Alice");
+    struct wsc *a = fe_track(c, client_join_ex(fe_port(c, 0), id, &conn_frame, &room_frame));
+    json_decref(id);
+    assert_non_null(a);
+    snprintf(conn_a, sizeof(conn_a), "%s", str_of(conn_frame, "conn_id"));
+    snprintf(room, sizeof(room), "%s", str_of(room_frame, "room_id"));
+    json_decref(conn_frame);
+    json_decref(room_frame);
+
+    id = json_pack("{s:s, s:s, s:s}", "device_id", "ev-b", "identity", "Bob", "room_id", room);
+    struct wsc *b = fe_track(c, client_join_ex(fe_port(c, 1), id, &conn_frame, NULL));
+    json_decref(id);
+    assert_non_null(b);
+    snprintf(conn_b, sizeof(conn_b), "%s", str_of(conn_frame, "conn_id"));
+    json_decref(conn_frame);
+
+    /* four messages of every kind; b's copies give the seq numbers the server assigned */
+    static const char *const texts[] = {"{\"type\":\"text\",\"content\":\"hello events\"}",
+                                        "{\"type\":\"custom\",\"n\":[1,2]}", "\"just a string\""};
+    static const char *const kinds[] = {"text", "json", "json", "binary"};
+    static const unsigned char bin[] = {0x00, 0xff, 'x', 0x00};
+    json_int_t seqs[4] = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(wsc_send_text(a, texts[i]), 0);
+        json_t *m = wsc_recv_json(b, T);
+        assert_non_null(m);
+        seqs[i] = json_integer_value(json_object_get(m, "seq"));
+        assert_true(seqs[i] > 0);
+        json_decref(m);
+    }
+    assert_int_equal(wsc_send(a, WSC_OP_BINARY, bin, sizeof(bin)), 0);
+    expect_binary(b, bin, sizeof(bin));
+    json_t *info = fe_query_room(b, T);
+    assert_non_null(info);
+    json_decref(info);
+
+    /* a leaves cleanly, b drops the TCP connection; the empty room is then recycled */
+    assert_int_equal(wsc_send_close(a, 1000, "done"), 0);
+    assert_true(fe_wait_close(a, T) >= 1000);
+    fe_close(c, a);
+    fe_close(c, b);
+    char key_room[128];
+    snprintf(key_room, sizeof(key_room), "rrm:room:{%s}", room);
+    int64_t deadline = proc_now_ms() + 15000;
+    struct fe_events ev;
+    for (;;) {
+        assert_int_equal(fe_events_load(c, &ev), 0);
+        if (fe_redis_exists(c, key_room) == 0 &&
+            find_event(&ev, 0, EV_ROOM_RECYCLED, NULL, room) >= 0)
+            break;
+        fe_events_free(&ev);
+        if (proc_remaining_ms(deadline) == 0)
+            fail_msg("room %s was not recycled within 15 s", room);
+        fe_poll_pause();
+    }
+
+    /* every entry decodes */
+    assert_int_equal(ev.decode_errors, 0);
+    for (size_t i = 0; i < ev.n; i++)
+        assert_true(ev.ev[i].ts > 0);
+
+    /* connect */
+    long ca = find_event(&ev, 0, EV_CONNECT, conn_a, NULL);
+    long cb = find_event(&ev, 0, EV_CONNECT, conn_b, NULL);
+    assert_true(ca >= 0 && cb >= 0);
+    assert_true(fe_str_eq(ev.ev[ca].device, "ev-a"));
+    assert_true(fe_str_eq(ev.ev[ca].identity, "Alice"));
+    assert_true(fe_str_eq(ev.ev[ca].node, "node-a"));
+    assert_true(ev.ev[ca].ip.p && ev.ev[ca].ip.len > 0);
+    assert_true(fe_str_eq(ev.ev[cb].device, "ev-b"));
+    assert_true(fe_str_eq(ev.ev[cb].identity, "Bob"));
+    assert_true(fe_str_eq(ev.ev[cb].node, "node-b"));
+
+    /* room_created once, by a; room assignment for both */
+    assert_int_equal(count_events(&ev, EV_ROOM_CREATED, room), 1);
+    long rc = find_event(&ev, 0, EV_ROOM_CREATED, NULL, room);
+    assert_true(fe_str_eq(ev.ev[rc].device, "ev-a"));
+    long ra = find_event(&ev, 0, EV_ROOM, conn_a, room);
+    long rb = find_event(&ev, 0, EV_ROOM, conn_b, room);
+    assert_true(ra >= 0 && rb >= 0);
+    assert_true(fe_str_eq(ev.ev[ra].action, "created"));
+    assert_true(fe_str_eq(ev.ev[ra].device, "ev-a"));
+    assert_true(fe_str_eq(ev.ev[rb].action, "joined"));
+    assert_true(fe_str_eq(ev.ev[rb].device, "ev-b"));
+    assert_true(ca < ra && cb < rb && rc < rb);
+
+    /* messages: in order, the seq b saw, the kind, and the exact bytes a sent */
+    assert_int_equal(count_events(&ev, EV_MESSAGE, room), 4);
+    long at = 0;
+    for (int i = 0; i < 4; i++) {
+        long m = find_event(&ev, (size_t)at, EV_MESSAGE, conn_a, room);
+        assert_true(m >= 0);
+        const struct rrm_event *e = &ev.ev[m];
+        assert_true(fe_str_eq(e->device, "ev-a"));
+        assert_true(fe_str_eq(e->kind, kinds[i]));
+        if (i < 3) {
+            assert_int_equal(e->seq, seqs[i]);
+            assert_true(fe_str_eq(e->body, texts[i]));
+        } else {
+            assert_true(e->seq > seqs[2]);
+            assert_int_equal(e->body.len, sizeof(bin));
+            assert_memory_equal(e->body.p, bin, sizeof(bin));
+        }
+        assert_true(m > rb);
+        at = m + 1;
+    }
+
+    /* the query */
+    long q = find_event(&ev, 0, EV_QUERY, conn_b, room);
+    assert_true(q >= 0);
+    assert_true(fe_str_eq(ev.ev[q].device, "ev-b"));
+    assert_int_equal(ev.ev[q].total, 2);
+
+    /* both disconnects, then the recycling */
+    long da = find_event(&ev, 0, EV_DISCONNECT, conn_a, NULL);
+    long db = find_event(&ev, 0, EV_DISCONNECT, conn_b, NULL);
+    assert_true(da >= 0 && db >= 0);
+    assert_true(fe_str_eq(ev.ev[da].device, "ev-a"));
+    assert_true(fe_str_eq(ev.ev[db].device, "ev-b"));
+    assert_true(fe_str_eq(ev.ev[da].room, room));
+    assert_true(fe_str_eq(ev.ev[db].room, room));
+    assert_true(ev.ev[da].reason.p && ev.ev[da].reason.len > 0);
+    assert_true(ev.ev[db].reason.p && ev.ev[db].reason.len > 0);
+    assert_true(ev.ev[da].connected_at > 0 && ev.ev[db].connected_at > 0);
+    assert_true(da > q && db > q);
+    assert_int_equal(count_events(&ev, EV_ROOM_RECYCLED, room), 1);
+    long rr = find_event(&ev, 0, EV_ROOM_RECYCLED, NULL, room);
+    assert_true(rr > da && rr > db);
+    fe_events_free(&ev);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cross_node_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_via_other_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_device_two_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_node_members_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_restart_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_refuses_new_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_room_recycled, setup_fast_recycle, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_events, setup_fast_recycle, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
