@@ -149,6 +149,8 @@ static void reply_free(struct session *s) {
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len) {
     struct session *s = user;
+    if (!s) /* a connection that never got as far as a request */
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         struct app *app = lws_context_user(lws_get_context(wsi));

@@ -401,17 +401,20 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     struct session *s = user;
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
+        if (!s)
+            return -1;
         return on_established(wsi, s);
     case LWS_CALLBACK_RECEIVE:
-        if (!s->app || (s->state == SS_CLOSING && !s->close_code))
+        if (!s || !s->app || (s->state == SS_CLOSING && !s->close_code))
             return -1;
         return on_receive(s, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        if (!s->app)
+        if (!s || !s->app)
             return -1;
         return on_writeable(s);
     case LWS_CALLBACK_CLOSED:
-        on_closed(s);
+        if (s)
+            on_closed(s);
         return 0;
     default:
         return http_callback(wsi, reason, user, in, len);

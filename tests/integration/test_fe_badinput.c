@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -616,6 +617,32 @@ static void test_garbage_does_not_affect_others(void **state) {
     marker(g, "gb-g", b, "g still fine");
 }
 
+/* Connections that close before a request (port probes, scanners) or in the middle of one must
+ * not take the node down. */
+static void test_aborted_connections(void **state) {
+    struct fe_cluster *c = *state;
+    int port = fe_port(c, 0);
+    static const char partial[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websock";
+    for (int i = 0; i < 20; i++) {
+        int fd = proc_tcp_connect("127.0.0.1", port, T);
+        assert_true(fd >= 0);
+        if (i % 2)
+            assert_int_equal(write(fd, partial, sizeof(partial) - 1), (ssize_t)sizeof(partial) - 1);
+        close(fd);
+    }
+    char room[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "probe-a", NULL, NULL, room);
+    struct wsc *b = fe_join(c, 0, "probe-b", NULL, room, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    marker(a, "probe-a", b, "still serving");
+    int status = 0;
+    char *body = NULL;
+    assert_int_equal(proc_http_get(port, "/healthz", T, &status, &body), 0);
+    assert_int_equal(status, 200);
+    free(body);
+}
+
 static void test_slow_consumer_cut_off(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
@@ -720,6 +747,7 @@ static void test_redis_down_unavailable(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_aborted_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_frame_invalid_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_frame_not_identify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_device_id, setup, teardown),
