@@ -1,0 +1,593 @@
+/* Consumer-group reads, acknowledgements, reclaiming and dead letters on the archive stream
+ * (see consumer.h). */
+#include "consumer.h"
+
+#include "keys.h"
+#include "util.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct arch_consumer {
+    struct arch_consumer_config cfg;
+    const struct logger *lg;
+    redisContext *ctx;
+    int backlog;             /* reading our own pending entries before new ones (>) */
+    char backlog_cursor[48]; /* the last own pending entry read; the next read starts after it */
+    char claim_cursor[48];   /* where the next XAUTOCLAIM continues */
+    char err[256];
+};
+
+static char *dup_or_empty(const char *s) {
+    return strdup(s ? s : "");
+}
+
+struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cfg,
+                                           const struct logger *lg) {
+    struct arch_consumer *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cfg = *cfg;
+    c->lg = lg;
+    c->cfg.host = dup_or_empty(cfg->host);
+    c->cfg.password = dup_or_empty(cfg->password);
+    c->cfg.group = dup_or_empty(cfg->group);
+    c->cfg.name = dup_or_empty(cfg->name);
+    strcpy(c->claim_cursor, "0-0");
+    if (!c->cfg.host || !c->cfg.password || !c->cfg.group || !c->cfg.name) {
+        arch_consumer_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void arch_consumer_destroy(struct arch_consumer *c) {
+    if (!c)
+        return;
+    if (c->ctx)
+        redisFree(c->ctx);
+    free((char *)c->cfg.host);
+    free((char *)c->cfg.password);
+    free((char *)c->cfg.group);
+    free((char *)c->cfg.name);
+    free(c);
+}
+
+const char *arch_consumer_error(const struct arch_consumer *c) {
+    return c->err;
+}
+
+void arch_entries_free(struct arch_entries *e) {
+    if (e->reply)
+        freeReplyObject(e->reply);
+    free(e->items);
+    free(e->strs);
+    free(e->lens);
+    memset(e, 0, sizeof(*e));
+}
+
+static struct timeval to_timeval(long ms) {
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+/* Forgets a connection that failed; the next call reconnects. */
+static void drop(struct arch_consumer *c, const char *what) {
+    snprintf(c->err, sizeof(c->err), "%s: %s", what,
+             c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+    if (c->ctx)
+        redisFree(c->ctx);
+    c->ctx = NULL;
+}
+
+/* Sends one command; NULL (and the connection dropped) on I/O error. An error reply is returned
+ * like any other: callers check its type. Caller frees the reply. */
+static redisReply *command(struct arch_consumer *c, const char *what, int argc, const char **argv,
+                           const size_t *lens) {
+    if (arch_consumer_connect(c))
+        return NULL;
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
+    if (!r)
+        drop(c, what);
+    return r;
+}
+
+static int is_error(struct arch_consumer *c, redisReply *r, const char *what) {
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    snprintf(c->err, sizeof(c->err), "%s: %.*s", what, (int)r->len, r->str);
+    /* The group was removed (stream deleted, FLUSHALL): recreate it on a fresh connection. */
+    if (strncmp(r->str, "NOGROUP", 7) == 0 && c->ctx) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+    return 1;
+}
+
+/* argv helper: the lengths of NUL-terminated strings. */
+static void lengths(int argc, const char **argv, size_t *lens) {
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+}
+
+int arch_consumer_connect(struct arch_consumer *c) {
+    if (c->ctx)
+        return 0;
+    redisContext *ctx =
+        redisConnectWithTimeout(c->cfg.host, c->cfg.port, to_timeval(c->cfg.timeout_ms));
+    if (!ctx || ctx->err) {
+        snprintf(c->err, sizeof(c->err), "connecting to Redis %s:%d: %s", c->cfg.host, c->cfg.port,
+                 ctx ? ctx->errstr : "out of memory");
+        if (ctx)
+            redisFree(ctx);
+        return -1;
+    }
+    /* No read blocks longer than block_ms: this fires only when the server stopped answering. */
+    redisSetTimeout(ctx, to_timeval(c->cfg.timeout_ms + c->cfg.block_ms));
+    redisEnableKeepAlive(ctx);
+    c->ctx = ctx;
+
+    redisReply *r;
+    if (c->cfg.password[0]) {
+        const char *argv[] = {"AUTH", c->cfg.password};
+        size_t lens[2];
+        lengths(2, argv, lens);
+        r = redisCommandArgv(ctx, 2, argv, lens);
+        if (!r) {
+            drop(c, "AUTH");
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            snprintf(c->err, sizeof(c->err), "AUTH: %s", r->str);
+            freeReplyObject(r);
+            redisFree(c->ctx);
+            c->ctx = NULL;
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+
+    /* From 0, not $: whatever the frontends appended before the first archiver started counts. */
+    const char *argv[] = {"XGROUP", "CREATE", KEYS_EVENTS, c->cfg.group, "0", "MKSTREAM"};
+    size_t lens[6];
+    lengths(6, argv, lens);
+    r = redisCommandArgv(ctx, 6, argv, lens);
+    if (!r) {
+        drop(c, "XGROUP CREATE");
+        return -1;
+    }
+    int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
+    if (!ok) {
+        snprintf(c->err, sizeof(c->err), "XGROUP CREATE: %s", r->str);
+        freeReplyObject(r);
+        redisFree(c->ctx);
+        c->ctx = NULL;
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ERROR)
+        log_json(c->lg, LOG_INFO, "consumer group created",
+                 json_pack("{s:s, s:s}", "stream", KEYS_EVENTS, "group", c->cfg.group));
+    freeReplyObject(r);
+    /* A read whose reply was lost with the old connection left entries pending for us. */
+    c->backlog = 1;
+    strcpy(c->backlog_cursor, "0");
+    return 0;
+}
+
+int arch_consumer_in_backlog(const struct arch_consumer *c) {
+    return c->backlog;
+}
+
+/* Fills out from an array of [id, [field, value, ...] | nil] entries; takes ownership of reply. */
+static int take_entries(struct arch_consumer *c, redisReply *reply, redisReply *list,
+                        struct arch_entries *out) {
+    memset(out, 0, sizeof(*out));
+    out->reply = reply;
+    if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
+        return 0;
+    size_t total = 0;
+    for (size_t i = 0; i < list->elements; i++) {
+        redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            goto malformed;
+        redisReply *f = e->element[1];
+        if (f->type == REDIS_REPLY_ARRAY) {
+            for (size_t k = 0; k < f->elements; k++)
+                if (f->element[k]->type != REDIS_REPLY_STRING)
+                    goto malformed;
+            total += f->elements;
+        } else if (f->type != REDIS_REPLY_NIL) {
+            goto malformed;
+        }
+    }
+    out->items = calloc(list->elements, sizeof(*out->items));
+    out->strs = malloc((total ? total : 1) * sizeof(*out->strs));
+    out->lens = malloc((total ? total : 1) * sizeof(*out->lens));
+    if (!out->items || !out->strs || !out->lens) {
+        snprintf(c->err, sizeof(c->err), "out of memory reading a batch");
+        arch_entries_free(out);
+        return -1;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < list->elements; i++) {
+        redisReply *e = list->element[i], *f = e->element[1];
+        struct arch_entry *it = &out->items[i];
+        it->id = e->element[0]->str;
+        it->id_len = e->element[0]->len;
+        if (f->type == REDIS_REPLY_NIL) {
+            it->deleted = 1;
+            continue;
+        }
+        /* Names and values are laid out as [names..., values...] for event_decode. */
+        size_t pairs = f->elements / 2;
+        it->nfields = pairs;
+        it->names = out->strs + at;
+        it->name_lens = out->lens + at;
+        it->values = out->strs + at + pairs;
+        it->value_lens = out->lens + at + pairs;
+        for (size_t k = 0; k < pairs; k++) {
+            out->strs[at + k] = f->element[2 * k]->str;
+            out->lens[at + k] = f->element[2 * k]->len;
+            out->strs[at + pairs + k] = f->element[2 * k + 1]->str;
+            out->lens[at + pairs + k] = f->element[2 * k + 1]->len;
+        }
+        at += 2 * pairs;
+    }
+    out->n = list->elements;
+    return 0;
+
+malformed:
+    snprintf(c->err, sizeof(c->err), "unexpected reply shape for stream entries");
+    arch_entries_free(out);
+    return -1;
+}
+
+static int read_group(struct arch_consumer *c, const char *from, long block,
+                      struct arch_entries *out) {
+    char count[24], block_ms[24];
+    snprintf(count, sizeof(count), "%ld", c->cfg.batch);
+    snprintf(block_ms, sizeof(block_ms), "%ld", block);
+    const char *argv[11] = {"XREADGROUP", "GROUP", c->cfg.group, c->cfg.name, "COUNT", count};
+    int argc = 6;
+    if (block > 0) {
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block_ms;
+    }
+    argv[argc++] = "STREAMS";
+    argv[argc++] = KEYS_EVENTS;
+    argv[argc++] = from;
+    size_t lens[11];
+    lengths(argc, argv, lens);
+    redisReply *r = command(c, "XREADGROUP", argc, argv, lens);
+    if (!r)
+        return -1;
+    if (is_error(c, r, "XREADGROUP")) {
+        freeReplyObject(r);
+        return -1;
+    }
+    redisReply *list = NULL;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
+        list = r->element[0]->element[1];
+    return take_entries(c, r, list, out);
+}
+
+int arch_consumer_read(struct arch_consumer *c, struct arch_entries *out, long block_ms) {
+    memset(out, 0, sizeof(*out));
+    if (arch_consumer_connect(c))
+        return -1;
+    if (c->backlog) {
+        /* Reading from a cursor, not from 0 again: earlier backlog batches may still be in
+         * flight, and reading them again would write them twice. */
+        if (read_group(c, c->backlog_cursor, 0, out))
+            return -1;
+        if (out->n > 0) {
+            const struct arch_entry *last = &out->items[out->n - 1];
+            snprintf(c->backlog_cursor, sizeof(c->backlog_cursor), "%.*s", (int)last->id_len,
+                     last->id);
+            return 0;
+        }
+        arch_entries_free(out);
+        c->backlog = 0;
+    }
+    return read_group(c, ">", block_ms > 0 ? block_ms : 1, out);
+}
+
+int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int *wrapped,
+                          long long *lost) {
+    memset(out, 0, sizeof(*out));
+    *wrapped = 0;
+    *lost = 0;
+    char idle[24], count[24];
+    snprintf(idle, sizeof(idle), "%ld", c->cfg.claim_idle_ms);
+    snprintf(count, sizeof(count), "%ld", c->cfg.batch);
+    const char *argv[] = {"XAUTOCLAIM", KEYS_EVENTS,     c->cfg.group, c->cfg.name,
+                          idle,         c->claim_cursor, "COUNT",      count};
+    size_t lens[8];
+    lengths(8, argv, lens);
+    redisReply *r = command(c, "XAUTOCLAIM", 8, argv, lens);
+    if (!r)
+        return -1;
+    if (is_error(c, r, "XAUTOCLAIM")) {
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
+        snprintf(c->err, sizeof(c->err), "unexpected XAUTOCLAIM reply");
+        freeReplyObject(r);
+        return -1;
+    }
+    snprintf(c->claim_cursor, sizeof(c->claim_cursor), "%.*s", (int)r->element[0]->len,
+             r->element[0]->str);
+    *wrapped = strcmp(c->claim_cursor, "0-0") == 0;
+    if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY)
+        *lost = (long long)r->element[2]->elements;
+    return take_entries(c, r, r->element[1], out);
+}
+
+/* Runs "<cmd> <key> <args...> <id>..." for a list of entries; returns the reply or NULL. */
+static redisReply *with_ids(struct arch_consumer *c, const char *what, const char **head, int nhead,
+                            const char *tail, const struct arch_entry *const *entries, size_t n) {
+    size_t argc = (size_t)nhead + n + (tail ? 1 : 0);
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    redisReply *r = NULL;
+    if (!argv || !lens) {
+        snprintf(c->err, sizeof(c->err), "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < nhead; i++) {
+        argv[i] = head[i];
+        lens[i] = strlen(head[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        argv[nhead + i] = entries[i]->id;
+        lens[nhead + i] = entries[i]->id_len;
+    }
+    if (tail) {
+        argv[argc - 1] = tail;
+        lens[argc - 1] = strlen(tail);
+    }
+    r = command(c, what, (int)argc, argv, lens);
+out:
+    free(argv);
+    free(lens);
+    return r;
+}
+
+int arch_consumer_touch(struct arch_consumer *c, const struct arch_entry *const *entries,
+                        size_t n) {
+    if (n == 0)
+        return 0;
+    const char *head[] = {"XCLAIM", KEYS_EVENTS, c->cfg.group, c->cfg.name, "0"};
+    redisReply *r = with_ids(c, "XCLAIM", head, 5, "JUSTID", entries, n);
+    if (!r)
+        return -1;
+    int rc = is_error(c, r, "XCLAIM") ? -1 : 0;
+    freeReplyObject(r);
+    return rc;
+}
+
+int arch_consumer_ack(struct arch_consumer *c, const struct arch_entry *const *entries, size_t n) {
+    if (n == 0)
+        return 0;
+    const char *head[] = {"XACK", KEYS_EVENTS, c->cfg.group};
+    redisReply *r = with_ids(c, "XACK", head, 3, NULL, entries, n);
+    if (!r)
+        return -1;
+    int rc = is_error(c, r, "XACK") ? -1 : 0;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Appends one XADD of a dead letter to the pipeline. */
+static int append_dead_letter(struct arch_consumer *c, const struct arch_entry *e,
+                              const char *reason, const char *now) {
+    char maxlen[24];
+    snprintf(maxlen, sizeof(maxlen), "%ld", c->cfg.dead_maxlen);
+    size_t argc = 2 + (c->cfg.dead_maxlen > 0 ? 3 : 0) + 1 + 8 + 2 * e->nfields;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    int rc = -1;
+    if (!argv || !lens)
+        goto out;
+    size_t i = 0;
+#define ARG(s, l) (argv[i] = (s), lens[i] = (l), i++)
+    ARG("XADD", 4);
+    ARG(KEYS_DEAD_LETTER, strlen(KEYS_DEAD_LETTER));
+    if (c->cfg.dead_maxlen > 0) {
+        ARG("MAXLEN", 6);
+        ARG("~", 1);
+        ARG(maxlen, strlen(maxlen));
+    }
+    ARG("*", 1);
+    ARG("original_id", 11);
+    ARG(e->id, e->id_len);
+    ARG("dead_reason", 11);
+    ARG(reason, strlen(reason));
+    ARG("dead_consumer", 13);
+    ARG(c->cfg.name, strlen(c->cfg.name));
+    ARG("dead_at", 7);
+    ARG(now, strlen(now));
+    for (size_t k = 0; k < e->nfields; k++) {
+        ARG(e->names[k], e->name_lens[k]);
+        ARG(e->values[k], e->value_lens[k]);
+    }
+#undef ARG
+    rc = redisAppendCommandArgv(c->ctx, (int)argc, argv, lens) == REDIS_OK ? 0 : -1;
+out:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *const *entries,
+                              const char *const *reasons, size_t n) {
+    if (n == 0)
+        return 0;
+    if (arch_consumer_connect(c))
+        return -1;
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+
+    /* Queue MULTI, the XADDs and one XACK, then EXEC: a dead letter is never written without its
+     * entry being acknowledged, nor acknowledged without being written. */
+    const char *multi[] = {"MULTI"};
+    size_t multi_len[] = {5};
+    int queued = redisAppendCommandArgv(c->ctx, 1, multi, multi_len) == REDIS_OK;
+    for (size_t i = 0; queued && i < n; i++)
+        queued = append_dead_letter(c, entries[i], reasons[i], now) == 0;
+    if (queued) {
+        size_t argc = 3 + n;
+        const char **argv = malloc(argc * sizeof(*argv));
+        size_t *lens = malloc(argc * sizeof(*lens));
+        if (argv && lens) {
+            argv[0] = "XACK";
+            argv[1] = KEYS_EVENTS;
+            argv[2] = c->cfg.group;
+            lengths(3, argv, lens);
+            for (size_t i = 0; i < n; i++) {
+                argv[3 + i] = entries[i]->id;
+                lens[3 + i] = entries[i]->id_len;
+            }
+            queued = redisAppendCommandArgv(c->ctx, (int)argc, argv, lens) == REDIS_OK;
+        } else {
+            queued = 0;
+        }
+        free(argv);
+        free(lens);
+    }
+    const char *exec[] = {"EXEC"};
+    size_t exec_len[] = {4};
+    if (!queued || redisAppendCommandArgv(c->ctx, 1, exec, exec_len) != REDIS_OK) {
+        /* Half a transaction may sit in the output buffer: only a new connection is clean. */
+        drop(c, "queueing dead letters");
+        return -1;
+    }
+
+    int rc = 0;
+    size_t replies = n + 3; /* MULTI, n x XADD, XACK, EXEC */
+    for (size_t i = 0; i < replies; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+            drop(c, "dead letter");
+            return -1;
+        }
+        if (i + 1 < replies) {
+            if (is_error(c, r, "dead letter"))
+                rc = -1;
+        } else if (r->type != REDIS_REPLY_ARRAY) {
+            if (!is_error(c, r, "EXEC"))
+                snprintf(c->err, sizeof(c->err), "EXEC: transaction aborted");
+            rc = -1;
+        } else {
+            for (size_t k = 0; k < r->elements; k++)
+                if (is_error(c, r->element[k], "dead letter"))
+                    rc = -1;
+        }
+        freeReplyObject(r);
+        if (!c->ctx)
+            return -1;
+    }
+    return rc;
+}
+
+/* Value of `field` in a flat [name, value, ...] reply, or NULL. */
+static redisReply *field(redisReply *flat, const char *name) {
+    if (flat->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < flat->elements; i += 2) {
+        redisReply *k = flat->element[i];
+        if ((k->type == REDIS_REPLY_STRING || k->type == REDIS_REPLY_STATUS) &&
+            strcmp(k->str, name) == 0)
+            return flat->element[i + 1];
+    }
+    return NULL;
+}
+
+static long long int_value(redisReply *r, long long absent) {
+    if (!r)
+        return absent;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return absent;
+}
+
+int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
+    out->length = out->pending = 0;
+    out->lag = -1;
+    const char *xlen[] = {"XLEN", KEYS_EVENTS};
+    size_t lens[3];
+    lengths(2, xlen, lens);
+    redisReply *r = command(c, "XLEN", 2, xlen, lens);
+    if (!r)
+        return -1;
+    if (is_error(c, r, "XLEN")) {
+        freeReplyObject(r);
+        return -1;
+    }
+    out->length = r->integer;
+    freeReplyObject(r);
+
+    const char *info[] = {"XINFO", "GROUPS", KEYS_EVENTS};
+    lengths(3, info, lens);
+    r = command(c, "XINFO GROUPS", 3, info, lens);
+    if (!r)
+        return -1;
+    if (is_error(c, r, "XINFO GROUPS")) {
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *name = field(r->element[i], "name");
+        if (!name || name->type != REDIS_REPLY_STRING || strcmp(name->str, c->cfg.group) != 0)
+            continue;
+        out->pending = int_value(field(r->element[i], "pending"), 0);
+        out->lag = int_value(field(r->element[i], "lag"), -1);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
+    const char *argv[] = {"XINFO", "CONSUMERS", KEYS_EVENTS, c->cfg.group};
+    size_t lens[5];
+    lengths(4, argv, lens);
+    redisReply *r = command(c, "XINFO CONSUMERS", 4, argv, lens);
+    if (!r)
+        return -1;
+    if (is_error(c, r, "XINFO CONSUMERS")) {
+        freeReplyObject(r);
+        return -1;
+    }
+    int removed = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *name = field(r->element[i], "name");
+        if (!name || name->type != REDIS_REPLY_STRING || strcmp(name->str, c->cfg.name) == 0)
+            continue;
+        if (int_value(field(r->element[i], "pending"), 1) != 0 ||
+            int_value(field(r->element[i], "idle"), 0) < idle_ms)
+            continue;
+        const char *del[] = {"XGROUP", "DELCONSUMER", KEYS_EVENTS, c->cfg.group, name->str};
+        size_t dlens[5];
+        lengths(5, del, dlens);
+        redisReply *d = command(c, "XGROUP DELCONSUMER", 5, del, dlens);
+        if (!d)
+            break;
+        /* DELCONSUMER returns the pending count it dropped; 0 was checked just above. */
+        if (!is_error(c, d, "XGROUP DELCONSUMER")) {
+            removed++;
+            log_json(c->lg, LOG_INFO, "idle consumer removed",
+                     json_pack("{s:s}", "consumer", name->str));
+        }
+        freeReplyObject(d);
+    }
+    freeReplyObject(r);
+    return c->ctx ? removed : -1;
+}

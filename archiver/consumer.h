@@ -1,0 +1,107 @@
+/* Redis side of the archiver: one blocking hiredis connection that reads the archive stream
+ * (rrm:events) as a member of a consumer group, acknowledges what was written, reclaims entries
+ * left pending by dead consumers, moves unwritable entries to the dead-letter stream
+ * (rrm:events:dead) and reports the group's lag. It never trims or deletes stream entries.
+ *
+ * Every call that talks to Redis first (re)connects if needed; on a connection error it drops the
+ * connection and returns -1, and the caller decides when to try again. */
+#ifndef ARCH_CONSUMER_H
+#define ARCH_CONSUMER_H
+
+#include "log.h"
+
+#include <hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct arch_consumer_config {
+    const char *host, *password, *group, *name; /* copied */
+    int port;
+    long batch;         /* COUNT of one read */
+    long block_ms;      /* longest BLOCK of one read (the flush interval) */
+    long claim_idle_ms; /* another consumer's entry pending this long is reclaimed */
+    long dead_maxlen;   /* approximate cap of the dead-letter stream, 0 = none */
+    long timeout_ms;    /* connect and command timeout (a read adds block_ms) */
+};
+
+/* One stream entry: borrowed from the reply that the arch_entries holding it owns. */
+struct arch_entry {
+    const char *id;
+    size_t id_len;
+    size_t nfields;
+    const char *const *names; /* nfields each */
+    const size_t *name_lens;
+    const char *const *values;
+    const size_t *value_lens;
+    int deleted; /* pending, but trimmed from the stream before it was archived: no fields */
+};
+
+/* A batch of entries and the Redis reply they point into. */
+struct arch_entries {
+    struct arch_entry *items;
+    size_t n;
+    redisReply *reply;
+    const char **strs;
+    size_t *lens;
+};
+
+/* Frees what a read or reclaim filled in and empties e. */
+void arch_entries_free(struct arch_entries *e);
+
+struct arch_lag {
+    long long length;  /* XLEN */
+    long long pending; /* delivered to the group, not yet acknowledged */
+    long long lag;     /* not yet delivered to the group; -1 when Redis cannot tell */
+};
+
+struct arch_consumer;
+
+/* Returns NULL when out of memory. No connection is made yet. */
+struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cfg,
+                                           const struct logger *lg);
+void arch_consumer_destroy(struct arch_consumer *c);
+
+/* Why the last call failed (borrowed, valid until the next call). */
+const char *arch_consumer_error(const struct arch_consumer *c);
+
+/* Connects (if not connected), authenticates, and creates the group at the start of the stream
+ * (MKSTREAM) if it does not exist. After every new connection the next reads return this
+ * consumer's own pending entries first. Returns 0 or -1. */
+int arch_consumer_connect(struct arch_consumer *c);
+
+/* Reads the next batch into out (caller frees with arch_entries_free): this consumer's pending
+ * entries while there are any, then new entries, waiting up to block_ms (at most the configured
+ * block_ms) for some to arrive. Returns 0 (out->n may be 0) or -1. */
+int arch_consumer_read(struct arch_consumer *c, struct arch_entries *out, long block_ms);
+
+/* 1 while the reads are still returning this consumer's own pending entries. */
+int arch_consumer_in_backlog(const struct arch_consumer *c);
+
+/* Claims up to `batch` entries pending longer than claim_idle_ms for other consumers (XAUTOCLAIM)
+ * into out. *wrapped is set when the scan of the pending list has reached its end. Entries deleted
+ * from the stream while pending are dropped by Redis and counted in *lost. Returns 0 or -1. */
+int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int *wrapped,
+                          long long *lost);
+
+/* Resets the idle time of entries this consumer holds (XCLAIM ... JUSTID) so that peers do not
+ * reclaim a batch that is only waiting for MySQL. Returns 0 or -1. */
+int arch_consumer_touch(struct arch_consumer *c, const struct arch_entry *const *entries, size_t n);
+
+/* Acknowledges entries (XACK). Returns 0 or -1. */
+int arch_consumer_ack(struct arch_consumer *c, const struct arch_entry *const *entries, size_t n);
+
+/* For each entry, atomically (MULTI/EXEC) appends to the dead-letter stream original_id, the
+ * reason, dead_consumer, dead_at and then the original fields, and acknowledges the entry.
+ * Returns 0 or -1. */
+int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *const *entries,
+                              const char *const *reasons, size_t n);
+
+/* Stream length, pending count and lag of this consumer's group. Returns 0 or -1. */
+int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out);
+
+/* Removes consumers of the group that hold no pending entries and have been idle longer than
+ * idle_ms (a restarted archiver with a new name leaves its old name behind). Returns the number
+ * removed or -1. */
+int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms);
+
+#endif
