@@ -1,0 +1,635 @@
+/* The load engine (see load.h). One lws client context on one thread; a binary heap of due
+ * times drives every client's sends from a single timer, so a send costs O(log n) whatever the
+ * number of clients. Messages carry their stage, sender, per-sender number and send time, so
+ * the receiving side can check loss, duplicates and order and time each delivery. */
+#include "load.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+enum client_state { C_IDLE, C_CONNECTING, C_IDENTIFYING, C_READY, C_GONE };
+
+/* Per-receiver order tracking is skipped for rooms bigger than this (memory: receivers x size). */
+#define ORDER_MAX_ROOM 4096
+#define BIN_MAGIC 0x424d5252u /* "RRMB" little-endian */
+#define BIN_HEADER 24
+
+struct client {
+    struct bench *b;
+    struct lws *wsi;
+    uint32_t idx;
+    uint8_t state;
+    uint8_t want_identify;
+    uint32_t pending; /* sends that are due but not yet written */
+    uint32_t next_n;  /* this sender's message number */
+    uint32_t heap_pos;
+    uint64_t due_us; /* next due send */
+    uint32_t *last;  /* per sender slot in the room: highest message number seen + 1 */
+    unsigned char *rx;
+    size_t rx_len, rx_cap;
+};
+
+enum phase { PH_CONNECT, PH_SEND, PH_DRAIN, PH_DONE };
+
+struct bench {
+    const struct bench_opts *o;
+    struct run_result *r;
+    volatile sig_atomic_t *stop;
+    struct lws_context *ctx;
+    struct client *clients;
+    long *room_ready; /* ready members per room */
+    long room_size;   /* members of the largest room */
+
+    enum phase phase;
+    long started;      /* connections begun */
+    long settled;      /* ready, failed or gone before ready */
+    uint64_t t0_us;    /* start of the connect phase */
+    uint64_t phase_us; /* start of the current phase */
+
+    /* stages: index 0 is the warm-up (not reported), 1.. are --rate values */
+    struct stage_result *stages; /* nrates + 1 */
+    int stage;
+    int sending;
+    uint64_t interval_us;
+
+    struct client **heap;
+    uint32_t heap_n;
+
+    lws_sorted_usec_list_t sul_send, sul_ctl;
+    unsigned char *txbuf;
+    size_t txcap;
+    char pad[1 << 16];
+};
+
+static uint64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static long room_of(const struct bench *b, uint32_t idx) {
+    return (long)(idx % (uint32_t)b->o->rooms);
+}
+
+static struct stage_result *cur(struct bench *b) {
+    return &b->stages[b->stage];
+}
+
+/* ---- send schedule: a min-heap of clients by due time ---------------------------------------- */
+
+static void heap_swap(struct bench *b, uint32_t i, uint32_t j) {
+    struct client *t = b->heap[i];
+    b->heap[i] = b->heap[j];
+    b->heap[j] = t;
+    b->heap[i]->heap_pos = i;
+    b->heap[j]->heap_pos = j;
+}
+
+static void heap_down(struct bench *b, uint32_t i) {
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        if (l < b->heap_n && b->heap[l]->due_us < b->heap[m]->due_us)
+            m = l;
+        if (l + 1 < b->heap_n && b->heap[l + 1]->due_us < b->heap[m]->due_us)
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(b, i, m);
+        i = m;
+    }
+}
+
+static void heap_up(struct bench *b, uint32_t i) {
+    while (i > 0 && b->heap[(i - 1) / 2]->due_us > b->heap[i]->due_us) {
+        heap_swap(b, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void send_tick(lws_sorted_usec_list_t *sul) {
+    struct bench *b = lws_container_of(sul, struct bench, sul_send);
+    if (!b->sending)
+        return;
+    uint64_t now = mono_us();
+    while (b->heap_n && b->heap[0]->due_us <= now) {
+        struct client *c = b->heap[0];
+        if (c->state == C_READY) {
+            if (c->pending++ == 0)
+                lws_callback_on_writable(c->wsi);
+            c->due_us += b->interval_us;
+            heap_down(b, 0);
+        } else { /* gone: drop it from the schedule */
+            heap_swap(b, 0, --b->heap_n);
+            heap_down(b, 0);
+        }
+    }
+    if (b->heap_n)
+        lws_sul_schedule(b->ctx, 0, &b->sul_send, send_tick,
+                         (lws_usec_t)(b->heap[0]->due_us - now));
+}
+
+/* Starts sending at rate messages/s per client, phases spread evenly over one interval. */
+static void schedule_start(struct bench *b, double rate) {
+    b->heap_n = 0;
+    b->sending = 0;
+    if (rate <= 0)
+        return;
+    b->interval_us = (uint64_t)(1e6 / rate);
+    if (b->interval_us == 0)
+        b->interval_us = 1;
+    uint64_t now = mono_us();
+    long n = 0;
+    for (long i = 0; i < b->o->clients; i++)
+        if (b->clients[i].state == C_READY)
+            n++;
+    long k = 0;
+    for (long i = 0; i < b->o->clients; i++) {
+        struct client *c = &b->clients[i];
+        c->pending = 0;
+        if (c->state != C_READY)
+            continue;
+        c->due_us = now + b->interval_us * (uint64_t)k++ / (uint64_t)n;
+        c->heap_pos = b->heap_n;
+        b->heap[b->heap_n++] = c;
+        heap_up(b, c->heap_pos);
+    }
+    b->sending = 1;
+    lws_sul_schedule(b->ctx, 0, &b->sul_send, send_tick, 0);
+}
+
+static void schedule_stop(struct bench *b) {
+    b->sending = 0;
+    b->heap_n = 0;
+    lws_sul_cancel(&b->sul_send);
+    for (long i = 0; i < b->o->clients; i++)
+        b->clients[i].pending = 0;
+}
+
+/* ---- messages -------------------------------------------------------------------------------- */
+
+static int write_identify(struct client *c) {
+    struct bench *b = c->b;
+    unsigned char *p = b->txbuf + LWS_PRE;
+    int n = snprintf((char *)p, b->txcap - LWS_PRE,
+                     "{\"device_id\":\"%s-d%" PRIu32 "\",\"identity\":\"rrm-bench\","
+                     "\"room_id\":\"%s-r%ld\"}",
+                     b->o->prefix, c->idx, b->o->prefix, room_of(b, c->idx));
+    c->want_identify = 0;
+    c->state = C_IDENTIFYING;
+    return lws_write(c->wsi, p, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
+}
+
+static int write_message(struct client *c) {
+    struct bench *b = c->b;
+    struct stage_result *st = cur(b);
+    uint64_t now = mono_us();
+    uint64_t lag = now - (c->due_us - (uint64_t)c->pending * b->interval_us);
+    if (lag > st->max_lag_us && lag < (1ull << 62))
+        st->max_lag_us = lag;
+    c->pending--;
+    unsigned char *p = b->txbuf + LWS_PRE;
+    size_t size = (size_t)b->o->size;
+    uint32_t n = c->next_n++;
+    if (b->o->binary) {
+        uint32_t h[4] = {BIN_MAGIC, (uint32_t)b->stage, c->idx, n};
+        memcpy(p, h, sizeof(h));
+        memcpy(p + 16, &now, 8);
+        memset(p + BIN_HEADER, 'x', size - BIN_HEADER);
+    } else {
+        int h = snprintf((char *)p, size,
+                         "{\"type\":\"bench\",\"b\":\"%d:%" PRIu32 ":%" PRIu32 ":%" PRIu64
+                         "\",\"p\":\"",
+                         b->stage, c->idx, n, now);
+        long padn = (long)size - h - 2;
+        if (h < 0 || padn < 0)
+            return -1;
+        memcpy(p + h, b->pad, (size_t)padn);
+        memcpy(p + h + padn, "\"}", 2);
+    }
+    st->sent++;
+    st->expected += (uint64_t)(b->room_ready[room_of(b, c->idx)] - 1);
+    if (lws_write(c->wsi, p, size, b->o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)size)
+        return -1;
+    if (c->pending)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void count_code(struct bench *b, const char *code) {
+    struct run_result *r = b->r;
+    for (int i = 0; i < r->ncodes; i++)
+        if (strcmp(r->codes[i].code, code) == 0) {
+            r->codes[i].n++;
+            return;
+        }
+    if (r->ncodes < LOAD_MAX_CODES) {
+        snprintf(r->codes[r->ncodes].code, sizeof(r->codes[0].code), "%s", code);
+        r->codes[r->ncodes++].n = 1;
+    }
+}
+
+/* One delivery of sender's message n of stage k, sent at t_us. */
+static void delivered(struct client *c, int k, uint32_t sender, uint32_t n, uint64_t t_us) {
+    struct bench *b = c->b;
+    if (k < 0 || k > b->o->nrates || sender >= (uint32_t)b->o->clients)
+        return;
+    struct stage_result *st = &b->stages[k];
+    if (k != b->stage || b->phase == PH_CONNECT) {
+        st->late++;
+        return;
+    }
+    uint64_t now = mono_us();
+    hist_record(&st->lat, now > t_us ? now - t_us : 0);
+    st->delivered++;
+    if (b->room_size > ORDER_MAX_ROOM)
+        return;
+    if (!c->last && !(c->last = calloc((size_t)b->room_size, sizeof(uint32_t))))
+        return;
+    uint32_t slot = sender / (uint32_t)b->o->rooms;
+    if (n + 1 == c->last[slot])
+        st->dups++;
+    else if (n + 1 < c->last[slot])
+        st->reordered++;
+    else
+        c->last[slot] = n + 1;
+}
+
+static void on_control(struct client *c, const char *text, size_t len) {
+    struct bench *b = c->b;
+    json_t *v = json_loadb(text, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(v, "type"));
+    if (!type) {
+        count_code(b, "unparsable_frame");
+    } else if (strcmp(type, "room") == 0 && c->state == C_IDENTIFYING) {
+        c->state = C_READY;
+        b->room_ready[room_of(b, c->idx)]++;
+        b->r->connected++;
+        b->settled++;
+    } else if (strcmp(type, "error") == 0) {
+        const char *code = json_string_value(json_object_get(v, "code"));
+        count_code(b, code ? code : "error");
+        if (b->phase != PH_CONNECT)
+            cur(b)->errors++;
+    }
+    json_decref(v);
+}
+
+static void on_frame(struct client *c, const unsigned char *buf, size_t len, int binary) {
+    if (binary) {
+        uint32_t h[4];
+        uint64_t t;
+        if (len < BIN_HEADER)
+            return;
+        memcpy(h, buf, sizeof(h));
+        memcpy(&t, buf + 16, 8);
+        if (h[0] == BIN_MAGIC)
+            delivered(c, (int)h[1], h[2], h[3], t);
+        return;
+    }
+    static const char tag[] = "{\"type\":\"bench\",\"b\":\"";
+    if (len > sizeof(tag) && memcmp(buf, tag, sizeof(tag) - 1) == 0) {
+        unsigned long long v[4];
+        const char *p = (const char *)buf + sizeof(tag) - 1;
+        const char *end = (const char *)buf + len;
+        for (int i = 0; i < 4; i++) {
+            v[i] = 0;
+            while (p < end && *p >= '0' && *p <= '9')
+                v[i] = v[i] * 10 + (unsigned long long)(*p++ - '0');
+            if (p >= end || *p != (i < 3 ? ':' : '"'))
+                return;
+            p++;
+        }
+        delivered(c, (int)v[0], (uint32_t)v[1], (uint32_t)v[2], v[3]);
+        return;
+    }
+    on_control(c, (const char *)buf, len);
+}
+
+static int on_receive(struct client *c, struct lws *wsi, const unsigned char *in, size_t len) {
+    int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (final && c->rx_len == 0) {
+        on_frame(c, in, len, lws_frame_is_binary(wsi));
+        return 0;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap * 2 : 8192;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        unsigned char *p = realloc(c->rx, cap);
+        if (!p)
+            return -1;
+        c->rx = p;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (final) {
+        on_frame(c, c->rx, c->rx_len, lws_frame_is_binary(wsi));
+        c->rx_len = 0;
+    }
+    return 0;
+}
+
+static void gone(struct client *c) {
+    struct bench *b = c->b;
+    if (c->state == C_READY) {
+        b->room_ready[room_of(b, c->idx)]--;
+        if (b->phase != PH_DONE) {
+            b->r->disconnects++;
+            if (b->phase != PH_CONNECT)
+                cur(b)->disconnects++;
+        }
+    } else if (c->state == C_CONNECTING || c->state == C_IDENTIFYING) {
+        b->settled++;
+        b->r->connect_failed++;
+    }
+    c->state = C_GONE;
+    c->wsi = NULL;
+    c->pending = 0;
+}
+
+static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len) {
+    struct client *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (c) {
+            if (!c->b->r->first_error[0])
+                snprintf(c->b->r->first_error, sizeof(c->b->r->first_error), "%s",
+                         in ? (const char *)in : "connection failed");
+            gone(c);
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (!c)
+            return -1;
+        c->wsi = wsi;
+        c->want_identify = 1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (!c || c->state == C_GONE)
+            return -1;
+        if (c->want_identify)
+            return write_identify(c);
+        if (c->pending && c->b->sending && c->state == C_READY)
+            return write_message(c);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        return c ? on_receive(c, wsi, in, len) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && len >= 2) {
+            const unsigned char *p = in;
+            char code[32];
+            snprintf(code, sizeof(code), "close_%u", (unsigned)(p[0] << 8 | p[1]));
+            count_code(c->b, code);
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (c)
+            gone(c);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"rrm-bench", client_cb, 0, 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- phases ---------------------------------------------------------------------------------- */
+
+static void sample(const struct bench *b, struct procstat *ps, int *ok) {
+    *ok = 1;
+    for (int i = 0; i < b->o->npids; i++)
+        if (procstat_read(b->o->pids[i], &ps[i]))
+            *ok = 0;
+}
+
+static void connect_one(struct bench *b) {
+    struct client *c = &b->clients[b->started];
+    /* successive members of a room go to successive frontends */
+    const struct bench_url *u = &b->o->urls[(b->started / b->o->rooms) % b->o->nurls];
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof(ci));
+    ci.context = b->ctx;
+    ci.address = u->host;
+    ci.port = u->port;
+    ci.path = u->path;
+    ci.host = u->host;
+    ci.origin = u->host;
+    ci.local_protocol_name = protocols[0].name;
+    ci.userdata = c;
+    ci.pwsi = &c->wsi;
+    if (b->o->nbinds)
+        ci.iface = b->o->binds[b->started % b->o->nbinds];
+    c->state = C_CONNECTING;
+    b->started++;
+    if (!lws_client_connect_via_info(&ci) && c->state == C_CONNECTING)
+        gone(c);
+}
+
+static void begin_stage(struct bench *b, int k) {
+    struct stage_result *st = &b->stages[k];
+    b->stage = k;
+    b->phase = PH_SEND;
+    b->phase_us = mono_us();
+    sample(b, st->proc_start, &st->proc_ok);
+    schedule_start(b, st->rate);
+}
+
+static int next_stage(struct bench *b) {
+    for (int k = b->stage + 1; k <= b->o->nrates; k++) {
+        begin_stage(b, k);
+        return 0;
+    }
+    return -1;
+}
+
+static void judge(struct bench *b, struct stage_result *st) {
+    uint64_t got = st->delivered - st->dups;
+    st->lost = st->expected > got ? st->expected - got : 0;
+    double p99_ms = (double)hist_percentile(&st->lat, 0.99) / 1000.0;
+    if (st->lost)
+        snprintf(st->why, sizeof(st->why), "%" PRIu64 " lost", st->lost);
+    else if (st->dups)
+        snprintf(st->why, sizeof(st->why), "%" PRIu64 " duplicated", st->dups);
+    else if (st->reordered)
+        snprintf(st->why, sizeof(st->why), "%" PRIu64 " out of order", st->reordered);
+    else if (st->errors)
+        snprintf(st->why, sizeof(st->why), "%" PRIu64 " error frames", st->errors);
+    else if (st->disconnects)
+        snprintf(st->why, sizeof(st->why), "%" PRIu64 " disconnects", st->disconnects);
+    else if (p99_ms > b->o->p99_limit_ms)
+        snprintf(st->why, sizeof(st->why), "p99 %.1f ms over %.1f ms", p99_ms, b->o->p99_limit_ms);
+    st->failed = st->why[0] != '\0';
+}
+
+static void end_stage(struct bench *b) {
+    struct stage_result *st = cur(b);
+    sample(b, st->proc_end, &st->proc_ok);
+    judge(b, st);
+    if (b->stage > 0) {
+        b->r->stages[b->r->nstages++] = *st;
+        if (st->failed && b->o->stop_on_fail) {
+            b->phase = PH_DONE;
+            return;
+        }
+    }
+    if (next_stage(b))
+        b->phase = PH_DONE;
+}
+
+static void ctl_tick(lws_sorted_usec_list_t *sul) {
+    struct bench *b = lws_container_of(sul, struct bench, sul_ctl);
+    uint64_t now = mono_us();
+    const struct bench_opts *o = b->o;
+    if (*b->stop) {
+        b->r->interrupted = 1;
+        b->phase = PH_DONE;
+    }
+    switch (b->phase) {
+    case PH_CONNECT: {
+        long allowed = (long)((double)(now - b->t0_us) * (double)o->ramp / 1e6) + 1;
+        while (b->started < o->clients && b->started < allowed)
+            connect_one(b);
+        uint64_t limit = (uint64_t)((double)o->clients / (double)o->ramp * 1e6) + 30000000u;
+        if (b->settled >= o->clients || now - b->t0_us > limit) {
+            b->r->connect_seconds = (double)(now - b->t0_us) / 1e6;
+            sample(b, b->r->proc_ready, &b->r->proc_ok);
+            double first = 0;
+            for (int i = 0; i < o->nrates; i++)
+                if (o->rates[i] > 0 && first == 0)
+                    first = o->rates[i];
+            if (first > 0 && o->warmup_s > 0) {
+                b->stages[0].rate = first;
+                begin_stage(b, 0);
+            } else if (next_stage(b)) {
+                b->phase = PH_DONE;
+            }
+        }
+        break;
+    }
+    case PH_SEND: {
+        double window = b->stage == 0 ? o->warmup_s : o->duration_s;
+        if (now - b->phase_us >= (uint64_t)(window * 1e6)) {
+            cur(b)->seconds = (double)(now - b->phase_us) / 1e6;
+            schedule_stop(b);
+            b->phase = PH_DRAIN;
+            b->phase_us = now;
+        }
+        break;
+    }
+    case PH_DRAIN: {
+        struct stage_result *st = cur(b);
+        if (st->delivered - st->dups >= st->expected ||
+            now - b->phase_us >= (uint64_t)o->drain_ms * 1000u)
+            end_stage(b);
+        break;
+    }
+    case PH_DONE:
+        break;
+    }
+    if (b->phase != PH_DONE)
+        lws_sul_schedule(b->ctx, 0, &b->sul_ctl, ctl_tick, 10 * LWS_US_PER_MS);
+}
+
+/* Room for every connection: raise the soft limit, and the hard one when allowed (root). */
+static void raise_fd_limit(long need) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)need) {
+        struct rlimit up = {(rlim_t)need, (rlim_t)need};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run_result *r) {
+    memset(r, 0, sizeof(*r));
+    r->clients = o->clients;
+    struct bench *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -1;
+    b->o = o;
+    b->r = r;
+    b->stop = stop;
+    b->room_size = (o->clients + o->rooms - 1) / o->rooms;
+    b->clients = calloc((size_t)o->clients, sizeof(*b->clients));
+    b->room_ready = calloc((size_t)o->rooms, sizeof(long));
+    b->heap = calloc((size_t)o->clients, sizeof(*b->heap));
+    b->stages = calloc((size_t)o->nrates + 1, sizeof(*b->stages));
+    b->txcap = LWS_PRE + (size_t)o->size + 512;
+    b->txbuf = malloc(b->txcap);
+    memset(b->pad, 'x', sizeof(b->pad));
+    int rc = -1;
+    if (!b->clients || !b->room_ready || !b->heap || !b->stages || !b->txbuf ||
+        (size_t)o->size > sizeof(b->pad)) {
+        fprintf(stderr, "rrm-bench: out of memory\n");
+        goto out;
+    }
+    for (long i = 0; i <= o->nrates; i++) {
+        hist_init(&b->stages[i].lat);
+        if (i > 0)
+            b->stages[i].rate = o->rates[i - 1];
+    }
+    for (long i = 0; i < o->clients; i++) {
+        b->clients[i].b = b;
+        b->clients[i].idx = (uint32_t)i;
+    }
+    raise_fd_limit(o->clients + 256);
+    lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.pt_serv_buf_size = 32768;
+    info.timeout_secs = 30;
+    b->ctx = lws_create_context(&info);
+    if (!b->ctx) {
+        fprintf(stderr, "rrm-bench: could not create the libwebsockets context\n");
+        goto out;
+    }
+    sample(b, r->proc_before, &r->proc_ok);
+    b->phase = PH_CONNECT;
+    b->t0_us = mono_us();
+    lws_sul_schedule(b->ctx, 0, &b->sul_ctl, ctl_tick, 0);
+    while (b->phase != PH_DONE)
+        if (lws_service(b->ctx, 0) < 0)
+            break;
+    if (b->phase != PH_DONE)
+        fprintf(stderr, "rrm-bench: the event loop failed\n");
+    lws_sul_cancel(&b->sul_send);
+    lws_sul_cancel(&b->sul_ctl);
+    lws_context_destroy(b->ctx);
+    rc = 0;
+out:
+    if (b->clients)
+        for (long i = 0; i < o->clients; i++) {
+            free(b->clients[i].last);
+            free(b->clients[i].rx);
+        }
+    free(b->clients);
+    free(b->room_ready);
+    free(b->heap);
+    free(b->stages);
+    free(b->txbuf);
+    free(b);
+    return rc;
+}
