@@ -5,6 +5,7 @@
 #include "load.h"
 
 #include <errno.h>
+#include <ev.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -594,15 +595,21 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
     raise_fd_limit(o->clients + 256);
     lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
 
+    /* libev (epoll): poll() would scan every connection on every wake-up */
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    void *foreign_loops[] = {loop};
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
+    info.foreign_loops = foreign_loops;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.pt_serv_buf_size = 32768;
     info.timeout_secs = 30;
-    b->ctx = lws_create_context(&info);
+    b->ctx = loop ? lws_create_context(&info) : NULL;
     if (!b->ctx) {
+        if (loop)
+            ev_loop_destroy(loop);
         fprintf(stderr, "rrm-bench: could not create the libwebsockets context\n");
         goto out;
     }
@@ -611,13 +618,12 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
     b->t0_us = mono_us();
     lws_sul_schedule(b->ctx, 0, &b->sul_ctl, ctl_tick, 0);
     while (b->phase != PH_DONE)
-        if (lws_service(b->ctx, 0) < 0)
-            break;
-    if (b->phase != PH_DONE)
-        fprintf(stderr, "rrm-bench: the event loop failed\n");
+        ev_run(loop, EVRUN_ONCE);
     lws_sul_cancel(&b->sul_send);
     lws_sul_cancel(&b->sul_ctl);
     lws_context_destroy(b->ctx);
+    ev_run(loop, EVRUN_NOWAIT);
+    ev_loop_destroy(loop);
     rc = 0;
 out:
     if (b->clients)

@@ -62,6 +62,10 @@ struct app {
     int64_t started_ms;
 
     struct fe_stats stats;
+
+    /* where a session gathers its queued frames into one write (session.c owns it) */
+    unsigned char *wbuf;
+    size_t wbuf_cap;
 };
 
 /* Counts a client error by its PROTO_E_* code. */

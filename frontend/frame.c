@@ -1,17 +1,34 @@
-/* Shared, reference-counted outgoing frames. */
+/* Shared, reference-counted outgoing frames (RFC 6455 section 5.2 framing, server side). */
 #include "frame.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct frame *frame_new(const void *data, size_t len, int binary) {
-    struct frame *f = malloc(sizeof(*f) + LWS_PRE + len);
+    struct frame *f = malloc(sizeof(*f) + FRAME_MAX_HEADER + len);
     if (!f)
         return NULL;
     f->refs = 1;
     f->binary = (uint8_t)(binary != 0);
     f->len = len;
-    memcpy(f->buf + LWS_PRE, data, len);
+    unsigned char h[FRAME_MAX_HEADER];
+    h[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN + opcode */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        f->hlen = 2;
+    } else if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        f->hlen = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+        f->hlen = 10;
+    }
+    memcpy(f->buf + FRAME_MAX_HEADER - f->hlen, h, f->hlen);
+    memcpy(f->buf + FRAME_MAX_HEADER, data, len);
     return f;
 }
 

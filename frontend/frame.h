@@ -1,21 +1,24 @@
-/* An outgoing WebSocket frame built once and shared, by reference count, among every local
- * recipient's queue. The payload sits after LWS_PRE bytes of headroom for lws_write(); lws
- * writes the same header bytes there for every recipient, so sharing is safe on one thread. */
+/* An outgoing WebSocket frame built once, header included, and shared by reference count among
+ * every local recipient's queue. Server frames are unmasked, so the bytes on the wire are the
+ * same for every recipient: a session writes them as they are, several frames in one write. */
 #ifndef RRM_FRAME_H
 #define RRM_FRAME_H
 
-#include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define FRAME_MAX_HEADER 10
 
 struct frame {
     uint32_t refs;
     uint8_t binary;
-    size_t len;
-    unsigned char buf[]; /* LWS_PRE headroom, then len payload bytes */
+    uint8_t hlen;        /* header bytes just before the payload */
+    size_t len;          /* payload bytes */
+    unsigned char buf[]; /* FRAME_MAX_HEADER bytes of room, then the payload */
 };
 
-/* Copies data into a new frame with one reference; NULL on allocation failure. */
+/* Copies data into a new final text (or binary) frame with one reference; NULL on allocation
+ * failure. */
 struct frame *frame_new(const void *data, size_t len, int binary);
 
 static inline struct frame *frame_ref(struct frame *f) {
@@ -27,7 +30,16 @@ static inline struct frame *frame_ref(struct frame *f) {
 void frame_unref(struct frame *f);
 
 static inline unsigned char *frame_payload(struct frame *f) {
-    return f->buf + LWS_PRE;
+    return f->buf + FRAME_MAX_HEADER;
+}
+
+/* The whole frame as it goes on the wire: header then payload. */
+static inline const unsigned char *frame_wire(const struct frame *f) {
+    return f->buf + FRAME_MAX_HEADER - f->hlen;
+}
+
+static inline size_t frame_wire_len(const struct frame *f) {
+    return f->hlen + f->len;
 }
 
 #endif

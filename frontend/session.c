@@ -74,9 +74,9 @@ void session_send_frame(struct session *s, struct frame *f) {
         s->q_cap = cap;
     }
     s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = frame_ref(f);
-    s->q_len++;
     s->q_bytes += f->len;
-    lws_callback_on_writable(s->wsi);
+    if (s->q_len++ == 0)
+        lws_callback_on_writable(s->wsi);
 }
 
 void session_send_text(struct session *s, const char *text, size_t len) {
@@ -116,18 +116,63 @@ static void queue_free(struct session *s) {
     s->q_bytes = 0;
 }
 
+/* Bytes gathered into one write at most; more waits for the next writeable callback. */
+#define WRITE_BATCH (256 * 1024)
+
+static struct frame *queue_pop(struct session *s) {
+    struct frame *f = s->q[s->q_head];
+    s->q_head = (s->q_head + 1) & (s->q_cap - 1);
+    s->q_len--;
+    s->q_bytes -= f->len;
+    return f;
+}
+
+/* Writes every queued frame (up to WRITE_BATCH bytes) in one lws_write(): frames carry their
+ * own WebSocket headers, so they go out as raw bytes (LWS_WRITE_HTTP bypasses lws's framing).
+ * One system call then serves every frame that arrived for this client since its last write;
+ * lws keeps whatever the socket does not take and calls back only once it is flushed. */
+static int write_queue(struct session *s) {
+    struct app *app = s->app;
+    const unsigned char *out;
+    size_t n = 0, frames = 0, payload = 0;
+    struct frame *single = NULL;
+    if (s->q_len == 1 || frame_wire_len(s->q[s->q_head]) >= WRITE_BATCH) {
+        single = queue_pop(s);
+        out = frame_wire(single);
+        n = frame_wire_len(single);
+        frames = 1;
+        payload = single->len;
+    } else {
+        if (!app->wbuf) {
+            app->wbuf = malloc(WRITE_BATCH);
+            if (!app->wbuf)
+                return -1;
+            app->wbuf_cap = WRITE_BATCH;
+        }
+        while (s->q_len > 0) {
+            struct frame *f = s->q[s->q_head];
+            size_t w = frame_wire_len(f);
+            if (n + w > app->wbuf_cap)
+                break;
+            memcpy(app->wbuf + n, frame_wire(f), w);
+            n += w;
+            frames++;
+            payload += f->len;
+            frame_unref(queue_pop(s));
+        }
+        out = app->wbuf;
+    }
+    /* lws_write() takes a non-const buffer but does not change raw bytes */
+    int rc = lws_write(s->wsi, (unsigned char *)(uintptr_t)out, n, LWS_WRITE_HTTP);
+    frame_unref(single);
+    app->stats.bytes_out += payload;
+    app->stats.messages_out += frames;
+    return rc < 0 ? -1 : 0;
+}
+
 static int on_writeable(struct session *s) {
     if (s->q_len > 0) {
-        struct frame *f = s->q[s->q_head];
-        s->q_head = (s->q_head + 1) & (s->q_cap - 1);
-        s->q_len--;
-        s->q_bytes -= f->len;
-        int n = lws_write(s->wsi, frame_payload(f), f->len,
-                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        s->app->stats.bytes_out += f->len;
-        s->app->stats.messages_out++;
-        frame_unref(f);
-        if (n < 0)
+        if (write_queue(s))
             return -1;
         if (s->q_len > 0 || s->state == SS_CLOSING)
             lws_callback_on_writable(s->wsi);

@@ -3,7 +3,7 @@
 
 rrm_packages=(
     build-essential cmake pkg-config
-    libwebsockets-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
+    libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
     redis-server mariadb-server
 )
 
