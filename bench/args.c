@@ -84,25 +84,16 @@ static int parse_num(const char *s, double min, double max, double *out) {
 }
 
 static const struct option longopts[] = {
-    {"url", required_argument, NULL, 'u'},
-    {"clients", required_argument, NULL, 'c'},
-    {"rooms", required_argument, NULL, 'r'},
-    {"rate", required_argument, NULL, 'R'},
-    {"size", required_argument, NULL, 's'},
-    {"duration", required_argument, NULL, 'd'},
-    {"warmup", required_argument, NULL, 'w'},
-    {"ramp", required_argument, NULL, 'a'},
-    {"drain", required_argument, NULL, 'D'},
-    {"p99-limit", required_argument, NULL, 'P'},
-    {"stop-on-fail", no_argument, NULL, 'S'},
-    {"binary", no_argument, NULL, 'b'},
-    {"json", no_argument, NULL, 'j'},
-    {"pids", required_argument, NULL, 'p'},
-    {"bind", required_argument, NULL, 'B'},
-    {"prefix", required_argument, NULL, 'x'},
-    {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+    {"url", required_argument, NULL, 'u'},     {"clients", required_argument, NULL, 'c'},
+    {"rooms", required_argument, NULL, 'r'},   {"rate", required_argument, NULL, 'R'},
+    {"size", required_argument, NULL, 's'},    {"duration", required_argument, NULL, 'd'},
+    {"warmup", required_argument, NULL, 'w'},  {"ramp", required_argument, NULL, 'a'},
+    {"drain", required_argument, NULL, 'D'},   {"p99-limit", required_argument, NULL, 'P'},
+    {"stop-on-fail", no_argument, NULL, 'S'},  {"binary", no_argument, NULL, 'b'},
+    {"json", no_argument, NULL, 'j'},          {"pids", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'B'},    {"prefix", required_argument, NULL, 'x'},
+    {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
+    {"workers", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
 };
 
 void args_usage(FILE *out) {
@@ -136,6 +127,8 @@ void args_usage(FILE *out) {
         "                           connections per address\n"
         "  --pids PID[,PID...]      server processes: CPU per delivered message and RSS\n"
         "  --prefix P               device and room ids start with P (default bench-<pid>)\n"
+        "  --workers N              client processes, each with whole rooms (default: as many\n"
+        "                           as the open-file limit requires, usually 1)\n"
         "  --json                   one JSON document instead of the table\n"
         "  --verbose                libwebsockets warnings\n"
         "  --help                   this text\n",
@@ -152,6 +145,7 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
     o->ramp = 2000;
     o->drain_ms = 3000;
     o->p99_limit_ms = 50;
+    o->ctl_in = o->ctl_out = -1;
     snprintf(o->prefix, sizeof(o->prefix), "bench-%ld-%ld", (long)getpid(),
              (long)(time(NULL) % 100000));
     optind = 1;
@@ -254,6 +248,11 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
                             optarg);
             strcpy(o->prefix, optarg);
             break;
+        case 'W':
+            if (parse_num(optarg, 1, 64, &v))
+                return fail(err, errlen, "--workers %s: expected 1..64", optarg);
+            o->workers = (int)v;
+            break;
         case 'h':
             return ARGS_HELP;
         default:
@@ -268,6 +267,8 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
         o->rates[o->nrates++] = 8;
     if (!o->binary && o->size < 64)
         return fail(err, errlen, "--size %ld: text messages need at least 64 bytes", o->size);
+    if (o->workers > o->rooms)
+        return fail(err, errlen, "--workers %d is more than --rooms %ld", o->workers, o->rooms);
     if (o->rooms > o->clients)
         return fail(err, errlen, "--rooms %ld is more than --clients %ld", o->rooms, o->clients);
     return 0;

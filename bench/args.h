@@ -39,6 +39,11 @@ struct bench_opts {
     pid_t pids[ARGS_MAX_PIDS];
     int npids;
     char prefix[48]; /* device and room ids start with it */
+    int workers;     /* client processes; 0 = as many as the open-file limit needs */
+
+    /* set for a worker process by workers.c */
+    long id_base, room_base; /* numbering of its devices and rooms */
+    int ctl_in, ctl_out;     /* commands from and messages to the coordinator; -1 if alone */
 };
 
 #define ARGS_HELP 1

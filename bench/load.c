@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 enum client_state { C_IDLE, C_CONNECTING, C_IDENTIFYING, C_READY, C_GONE };
 
@@ -37,7 +38,7 @@ struct client {
     size_t rx_len, rx_cap;
 };
 
-enum phase { PH_CONNECT, PH_SEND, PH_DRAIN, PH_DONE };
+enum phase { PH_CONNECT, PH_SEND, PH_DRAIN, PH_GATE, PH_DONE };
 
 struct bench {
     const struct bench_opts *o;
@@ -57,6 +58,7 @@ struct bench {
     /* stages: index 0 is the warm-up (not reported), 1.. are --rate values */
     struct stage_result *stages; /* nrates + 1 */
     int stage;
+    int ran; /* a stage has begun */
     int sending;
     uint64_t interval_us;
 
@@ -179,9 +181,10 @@ static int write_identify(struct client *c) {
     struct bench *b = c->b;
     unsigned char *p = b->txbuf + LWS_PRE;
     int n = snprintf((char *)p, b->txcap - LWS_PRE,
-                     "{\"device_id\":\"%s-d%" PRIu32 "\",\"identity\":\"rrm-bench\","
+                     "{\"device_id\":\"%s-d%ld\",\"identity\":\"rrm-bench\","
                      "\"room_id\":\"%s-r%ld\"}",
-                     b->o->prefix, c->idx, b->o->prefix, room_of(b, c->idx));
+                     b->o->prefix, b->o->id_base + c->idx, b->o->prefix,
+                     b->o->room_base + room_of(b, c->idx));
     c->want_identify = 0;
     c->state = C_IDENTIFYING;
     return lws_write(c->wsi, p, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
@@ -348,6 +351,10 @@ static void gone(struct client *c) {
                 cur(b)->disconnects++;
         }
     } else if (c->state == C_CONNECTING || c->state == C_IDENTIFYING) {
+        if (!b->r->first_error[0])
+            snprintf(b->r->first_error, sizeof(b->r->first_error), "%s",
+                     c->state == C_CONNECTING ? "closed while connecting"
+                                              : "closed before the room answer");
         b->settled++;
         b->r->connect_failed++;
     }
@@ -442,24 +449,44 @@ static void connect_one(struct bench *b) {
 static void begin_stage(struct bench *b, int k) {
     struct stage_result *st = &b->stages[k];
     b->stage = k;
+    b->ran = 1;
     b->phase = PH_SEND;
     b->phase_us = mono_us();
     sample(b, st->proc_start, &st->proc_ok);
     schedule_start(b, st->rate);
 }
 
-static int next_stage(struct bench *b) {
-    for (int k = b->stage + 1; k <= b->o->nrates; k++) {
+/* The next stage: the warm-up (0) first when it applies, then one per --rate. */
+static void go(struct bench *b) {
+    int k = b->ran ? b->stage + 1 : (b->stages[0].rate > 0 ? 0 : 1);
+    if (k <= b->o->nrates)
         begin_stage(b, k);
-        return 0;
-    }
-    return -1;
+    else
+        b->phase = PH_DONE;
 }
 
-static void judge(struct bench *b, struct stage_result *st) {
+/* Between stages: a worker reports the stage just ended and waits for the coordinator's word
+ * (workers.c); a lone bench goes straight on. */
+static void gate(struct bench *b) {
+    if (b->o->ctl_out < 0) {
+        go(b);
+        return;
+    }
+    struct stage_result none;
+    const struct stage_result *st = b->ran ? cur(b) : &none;
+    if (!b->ran)
+        memset(&none, 0, sizeof(none));
+    if (load_write_msg(b->o->ctl_out, LOAD_MSG_GATE, st, sizeof(*st)))
+        b->phase = PH_DONE; /* the coordinator is gone */
+    else
+        b->phase = PH_GATE;
+}
+
+void load_judge(const struct bench_opts *o, struct stage_result *st) {
     uint64_t got = st->delivered - st->dups;
     st->lost = st->expected > got ? st->expected - got : 0;
     double p99_ms = (double)hist_percentile(&st->lat, 0.99) / 1000.0;
+    st->why[0] = '\0';
     if (st->lost)
         snprintf(st->why, sizeof(st->why), "%" PRIu64 " lost", st->lost);
     else if (st->dups)
@@ -470,23 +497,32 @@ static void judge(struct bench *b, struct stage_result *st) {
         snprintf(st->why, sizeof(st->why), "%" PRIu64 " error frames", st->errors);
     else if (st->disconnects)
         snprintf(st->why, sizeof(st->why), "%" PRIu64 " disconnects", st->disconnects);
-    else if (p99_ms > b->o->p99_limit_ms)
-        snprintf(st->why, sizeof(st->why), "p99 %.1f ms over %.1f ms", p99_ms, b->o->p99_limit_ms);
+    else if (p99_ms > o->p99_limit_ms)
+        snprintf(st->why, sizeof(st->why), "p99 %.1f ms over %.1f ms", p99_ms, o->p99_limit_ms);
     st->failed = st->why[0] != '\0';
 }
 
 static void end_stage(struct bench *b) {
     struct stage_result *st = cur(b);
     sample(b, st->proc_end, &st->proc_ok);
-    judge(b, st);
+    load_judge(b->o, st);
     if (b->stage > 0) {
         b->r->stages[b->r->nstages++] = *st;
-        if (st->failed && b->o->stop_on_fail) {
+        if (st->failed && b->o->stop_on_fail && b->o->ctl_out < 0) {
             b->phase = PH_DONE;
             return;
         }
     }
-    if (next_stage(b))
+    gate(b);
+}
+
+/* A worker at a gate: 'G' starts the next stage, 'Q' (or a closed pipe) ends the run. */
+static void gate_poll(struct bench *b) {
+    char cmd;
+    ssize_t n = read(b->o->ctl_in, &cmd, 1);
+    if (n == 1 && cmd == 'G')
+        go(b);
+    else if (n == 0 || (n == 1 && cmd == 'Q') || (n < 0 && errno != EAGAIN && errno != EINTR))
         b->phase = PH_DONE;
 }
 
@@ -507,19 +543,13 @@ static void ctl_tick(lws_sorted_usec_list_t *sul) {
         if (b->settled >= o->clients || now - b->t0_us > limit) {
             b->r->connect_seconds = (double)(now - b->t0_us) / 1e6;
             sample(b, b->r->proc_ready, &b->r->proc_ok);
-            double first = 0;
-            for (int i = 0; i < o->nrates; i++)
-                if (o->rates[i] > 0 && first == 0)
-                    first = o->rates[i];
-            if (first > 0 && o->warmup_s > 0) {
-                b->stages[0].rate = first;
-                begin_stage(b, 0);
-            } else if (next_stage(b)) {
-                b->phase = PH_DONE;
-            }
+            gate(b);
         }
         break;
     }
+    case PH_GATE:
+        gate_poll(b);
+        break;
     case PH_SEND: {
         double window = b->stage == 0 ? o->warmup_s : o->duration_s;
         if (now - b->phase_us >= (uint64_t)(window * 1e6)) {
@@ -588,11 +618,17 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
         if (i > 0)
             b->stages[i].rate = o->rates[i - 1];
     }
+    /* the warm-up runs at the first non-zero rate */
+    for (int i = 0; i < o->nrates && o->warmup_s > 0; i++)
+        if (o->rates[i] > 0) {
+            b->stages[0].rate = o->rates[i];
+            break;
+        }
     for (long i = 0; i < o->clients; i++) {
         b->clients[i].b = b;
         b->clients[i].idx = (uint32_t)i;
     }
-    raise_fd_limit(o->clients + 256);
+    raise_fd_limit(o->clients + 1024);
     lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
 
     /* libev (epoll): poll() would scan every connection on every wake-up */
@@ -638,4 +674,20 @@ out:
     free(b->txbuf);
     free(b);
     return rc;
+}
+
+int load_write_msg(int fd, char kind, const void *data, size_t len) {
+    const char *p = data;
+    if (write(fd, &kind, 1) != 1)
+        return -1;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }

@@ -54,6 +54,17 @@ struct run_result {
     int interrupted;
 };
 
+/* Sets st->lost, st->failed and st->why from its counts and o's limits. */
+void load_judge(const struct bench_opts *o, struct stage_result *st);
+
+/* Worker messages to the coordinator (workers.c): a kind byte, then a fixed-size struct.
+ * LOAD_MSG_GATE + struct stage_result: the stage just ended (zeroes after connecting), and the
+ * worker now waits for 'G' (next stage) or 'Q' (finish) on o->ctl_in. LOAD_MSG_DONE + struct
+ * run_result: the worker's whole result, the last message. */
+#define LOAD_MSG_GATE 'W'
+#define LOAD_MSG_DONE 'D'
+int load_write_msg(int fd, char kind, const void *data, size_t len);
+
 /* Runs the whole benchmark. stop is polled; setting it ends the run early with what was
  * measured. Returns 0, or -1 if the client could not start at all (message on stderr).
  * r is large: allocate it. */

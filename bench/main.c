@@ -2,6 +2,7 @@
 #include "args.h"
 #include "load.h"
 #include "report.h"
+#include "workers.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     struct run_result *r = malloc(sizeof(*r));
-    if (!r || load_run(&o, &stop_flag, r)) {
+    int n = workers_needed(&o);
+    if (!r || (n > 1 ? workers_run(&o, n, &stop_flag, r) : load_run(&o, &stop_flag, r))) {
         free(r);
         return 1;
     }

@@ -67,7 +67,9 @@ static const struct rl_ops cmd_ops = {cmd_up, cmd_down};
 static const struct rl_ops sub_ops = {sub_up, sub_down};
 
 static const struct lws_protocols protocols[] = {
-    {"rrm", session_callback, sizeof(struct session), 4096, 0, NULL, 0},
+    /* rx_buffer_size: what lws allocates per connection to hand frames over; longer messages
+     * arrive in pieces, which session.c assembles. Small keeps idle connections cheap. */
+    {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, 0},
     {RL_PROTOCOL_NAME, rl_protocol_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -183,6 +185,9 @@ int main(int argc, char **argv) {
         LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 20;
+    /* Header buffers exist only during the HTTP handshake; bounding how many are alive at once
+     * keeps a burst of connections from leaving the heap fragmented and the RSS high. */
+    info.max_http_header_pool = 64;
     app.cx = lws_create_context(&info);
     if (!app.cx) {
         fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_PORT)\n", app.opt.port);

@@ -243,6 +243,8 @@ static void on_closed(struct session *s) {
     queue_free(s);
     free(s->rx);
     s->rx = NULL;
+    free(s->identity);
+    s->identity = NULL;
     app->connections--;
     s->app = NULL;
 }
@@ -311,7 +313,13 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
     }
     lws_sul_cancel(&s->sul_identify);
     memcpy(s->device_id, id.device_id, sizeof(s->device_id));
-    memcpy(s->identity, id.identity, sizeof(s->identity));
+    free(s->identity);
+    s->identity = strdup(id.identity); /* most are short: not a fixed 257 bytes per connection */
+    if (!s->identity) {
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        session_close(s, CLOSE_INTERNAL, "out of memory", "error");
+        return;
+    }
     memcpy(s->room_id, id.room_id, sizeof(s->room_id));
     s->identified_at_ms = util_now_ms();
     s->state = SS_IDENTIFYING;

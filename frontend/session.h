@@ -28,7 +28,7 @@ struct session {
     uint64_t conn_no; /* local number; cluster-wide id is "<node>#<conn_no>" */
     enum session_state state;
     char device_id[PROTO_MAX_DEVICE_ID + 1];
-    char identity[PROTO_MAX_IDENTITY + 1];
+    char *identity; /* from the identify; owned, freed on close */
     char room_id[PROTO_MAX_ROOM_ID + 1];
     char ip[48];
     char room_action[12];
