@@ -4,7 +4,7 @@
 rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
-    redis-server mariadb-server
+    redis-server mariadb-server jq
 )
 
 rrm_install_deps() {
