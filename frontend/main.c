@@ -69,7 +69,7 @@ static const struct rl_ops sub_ops = {sub_up, sub_down};
 static const struct lws_protocols protocols[] = {
     /* rx_buffer_size: what lws allocates per connection to hand frames over; longer messages
      * arrive in pieces, which session.c assembles. Small keeps idle connections cheap. */
-    {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, 0},
+    {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, SESSION_WRITE_BATCH},
     {RL_PROTOCOL_NAME, rl_protocol_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -116,9 +116,6 @@ static void queue_free(struct session *s) {
     s->q_bytes = 0;
 }
 
-/* Bytes gathered into one write at most; more waits for the next writeable callback. */
-#define WRITE_BATCH (256 * 1024)
-
 static struct frame *queue_pop(struct session *s) {
     struct frame *f = s->q[s->q_head];
     s->q_head = (s->q_head + 1) & (s->q_cap - 1);
@@ -127,8 +124,8 @@ static struct frame *queue_pop(struct session *s) {
     return f;
 }
 
-/* Writes every queued frame (up to WRITE_BATCH bytes) in one lws_write(): frames carry their
- * own WebSocket headers, so they go out as raw bytes (LWS_WRITE_HTTP bypasses lws's framing).
+/* Writes every queued frame (up to SESSION_WRITE_BATCH bytes) in one lws_write(): frames carry
+ * their own WebSocket headers, so they go out as raw bytes (LWS_WRITE_HTTP bypasses lws's framing).
  * One system call then serves every frame that arrived for this client since its last write;
  * lws keeps whatever the socket does not take and calls back only once it is flushed. */
 static int write_queue(struct session *s) {
@@ -136,7 +133,7 @@ static int write_queue(struct session *s) {
     const unsigned char *out;
     size_t n = 0, frames = 0, payload = 0;
     struct frame *single = NULL;
-    if (s->q_len == 1 || frame_wire_len(s->q[s->q_head]) >= WRITE_BATCH) {
+    if (s->q_len == 1 || frame_wire_len(s->q[s->q_head]) >= SESSION_WRITE_BATCH) {
         single = queue_pop(s);
         out = frame_wire(single);
         n = frame_wire_len(single);
@@ -144,10 +141,10 @@ static int write_queue(struct session *s) {
         payload = single->len;
     } else {
         if (!app->wbuf) {
-            app->wbuf = malloc(WRITE_BATCH);
+            app->wbuf = malloc(SESSION_WRITE_BATCH);
             if (!app->wbuf)
                 return -1;
-            app->wbuf_cap = WRITE_BATCH;
+            app->wbuf_cap = SESSION_WRITE_BATCH;
         }
         while (s->q_len > 0) {
             struct frame *f = s->q[s->q_head];

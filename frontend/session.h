@@ -63,6 +63,10 @@ struct session {
     struct http_reply *http; /* owned by http.c on plain HTTP connections */
 };
 
+/* Bytes gathered into one write at most; more waits for the next writeable callback. Also the
+ * protocol's tx_packet_size: lws would otherwise cut every send() to rx_buffer_size. */
+#define SESSION_WRITE_BATCH (256 * 1024)
+
 /* The lws protocol callback of the "rrm" protocol (WebSocket sessions and HTTP requests). */
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len);
