@@ -59,9 +59,21 @@ int args_add_binds(struct bench_opts *o, const char *s) {
         return -1;
     uint32_t first = ntohl(a.s_addr), last = first;
     if (dash) {
-        char *end;
-        long e = strtol(dash + 1, &end, 10);
-        if (*end || e < (long)(first & 0xff) || e > 255)
+        /* the end of the range: a last octet, or a whole address in the same /24 */
+        long e;
+        if (strchr(dash + 1, '.')) {
+            struct in_addr b;
+            if (inet_pton(AF_INET, dash + 1, &b) != 1 ||
+                (ntohl(b.s_addr) & ~0xffu) != (first & ~0xffu))
+                return -1;
+            e = (long)(ntohl(b.s_addr) & 0xff);
+        } else {
+            char *end;
+            e = strtol(dash + 1, &end, 10);
+            if (end == dash + 1 || *end)
+                return -1;
+        }
+        if (e < (long)(first & 0xff) || e > 255)
             return -1;
         last = (first & ~0xffu) | (uint32_t)e;
     }
@@ -256,7 +268,8 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
         case 'h':
             return ARGS_HELP;
         default:
-            return fail(err, errlen, "unknown option; see --help");
+            return fail(err, errlen, "%s: unknown option or missing value; see --help",
+                        optind > 1 && optind <= argc ? argv[optind - 1] : "?");
         }
     }
     if (optind < argc)

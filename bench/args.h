@@ -56,8 +56,8 @@ void args_usage(FILE *out);
 /* Parses "ws://host:port/path". 0 or -1. */
 int args_parse_url(const char *s, struct bench_url *u);
 
-/* Appends the IPv4 addresses of "a.b.c.d" or "a.b.c.d-e" (a range of the last octet) to o's
- * bind list. 0 or -1. */
+/* Appends the IPv4 addresses of "a.b.c.d", "a.b.c.d-e" or "a.b.c.d-a.b.c.e" (a range of the
+ * last octet) to o's bind list. 0 or -1. */
 int args_add_binds(struct bench_opts *o, const char *s);
 
 #endif

@@ -53,7 +53,11 @@ uint64_t hist_percentile(const struct hist *h, double q) {
         return 0;
     if (q >= 1.0)
         return h->max;
-    uint64_t rank = (uint64_t)(q * (double)h->count);
+    /* nearest rank: the ceil(q * count)-th smallest value */
+    double x = q > 0 ? q * (double)h->count : 0;
+    uint64_t rank = (uint64_t)x;
+    if ((double)rank < x)
+        rank++;
     if (rank < 1)
         rank = 1;
     uint64_t seen = 0;

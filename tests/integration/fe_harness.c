@@ -183,6 +183,10 @@ const char *fe_node_id(const struct fe_cluster *c, int node) {
     return c->node[node].id;
 }
 
+pid_t fe_node_pid(const struct fe_cluster *c, int node) {
+    return c->node[node].pid;
+}
+
 struct redis_server *fe_redis(const struct fe_cluster *c) {
     return c->redis;
 }

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define FE_MAX_NODES 4
 /* Capacity of a room id buffer (PROTO_MAX_ROOM_ID + NUL). */
@@ -54,6 +55,8 @@ int fe_cluster_stop(struct fe_cluster *c);
 int fe_nodes(const struct fe_cluster *c);
 int fe_port(const struct fe_cluster *c, int node);
 const char *fe_node_id(const struct fe_cluster *c, int node);
+/* Process id of the node, or 0 once it has been stopped. */
+pid_t fe_node_pid(const struct fe_cluster *c, int node);
 struct redis_server *fe_redis(const struct fe_cluster *c);
 
 /* New blocking hiredis client for assertions (caller frees with redisFree), or NULL. */
