@@ -66,6 +66,9 @@ struct app {
     /* where a session gathers its queued frames into one write (session.c owns it) */
     unsigned char *wbuf;
     size_t wbuf_cap;
+    /* sessions given frames while a Redis read is handled (session_batch_begin/end) */
+    int batching;
+    lws_dll2_owner_t batch;
 };
 
 /* Counts a client error by its PROTO_E_* code. */

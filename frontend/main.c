@@ -63,8 +63,8 @@ static void sub_down(struct rl *rl, void *arg) {
     fanout_link_down(app->fanout);
 }
 
-static const struct rl_ops cmd_ops = {cmd_up, cmd_down};
-static const struct rl_ops sub_ops = {sub_up, sub_down};
+static const struct rl_ops cmd_ops = {cmd_up, cmd_down, session_batch_begin, session_batch_end};
+static const struct rl_ops sub_ops = {sub_up, sub_down, session_batch_begin, session_batch_end};
 
 static const struct lws_protocols protocols[] = {
     /* rx_buffer_size: what lws allocates per connection to hand frames over; longer messages

@@ -269,7 +269,11 @@ int rl_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_RAW_RX_FILE:
         if (!rl || !rl->ac)
             return -1;
+        if (rl->ops->on_read_begin)
+            rl->ops->on_read_begin(rl->arg);
         redisAsyncHandleRead(rl->ac);
+        if (rl->ops->on_read_end)
+            rl->ops->on_read_end(rl->arg);
         break;
     case LWS_CALLBACK_RAW_WRITEABLE_FILE:
         if (!rl || !rl->ac)

@@ -23,6 +23,9 @@ struct rl;
 struct rl_ops {
     void (*on_up)(struct rl *rl, void *arg);   /* connected, authenticated, ready for commands */
     void (*on_down)(struct rl *rl, void *arg); /* lost; pending callbacks have had NULL replies */
+    /* Around the handling of what one read brought (any number of replies); may be NULL. */
+    void (*on_read_begin)(void *arg);
+    void (*on_read_end)(void *arg);
 };
 
 struct rl_options {

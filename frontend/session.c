@@ -75,7 +75,11 @@ void session_send_frame(struct session *s, struct frame *f) {
     }
     s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = frame_ref(f);
     s->q_bytes += f->len;
-    if (s->q_len++ == 0)
+    if (s->q_len++ > 0)
+        return;
+    if (s->app->batching)
+        lws_dll2_add_tail(&s->batch_link, &s->app->batch);
+    else
         lws_callback_on_writable(s->wsi);
 }
 
@@ -167,6 +171,40 @@ static int write_queue(struct session *s) {
     return rc < 0 ? -1 : 0;
 }
 
+void session_batch_begin(void *arg) {
+    struct app *app = arg;
+    app->batching = 1;
+}
+
+/* Writes s's queue now if its socket has nothing pending, else leaves it to the writeable
+ * callback (lws flushes what it holds first). */
+static void flush_now(struct session *s) {
+    if (s->q_len == 0)
+        return;
+    if (lws_partial_buffered(s->wsi)) {
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    if (write_queue(s)) {
+        cut_off(s, "write_failed");
+        return;
+    }
+    if (s->q_len > 0 || s->state == SS_CLOSING)
+        lws_callback_on_writable(s->wsi);
+}
+
+void session_batch_end(void *arg) {
+    struct app *app = arg;
+    app->batching = 0;
+    /* (no "continue" inside lws's foreach macros: it would skip the step to the next item) */
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&app->batch)) {
+        struct session *s = lws_container_of(d, struct session, batch_link);
+        lws_dll2_remove(&s->batch_link);
+        flush_now(s);
+    }
+    lws_end_foreach_dll_safe(d, d1);
+}
+
 static int on_writeable(struct session *s) {
     if (s->q_len > 0) {
         if (write_queue(s))
@@ -229,6 +267,7 @@ static void on_closed(struct session *s) {
     if (!app)
         return;
     lws_sul_cancel(&s->sul_identify);
+    lws_dll2_remove(&s->batch_link);
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
     hmap_del(app->sessions, key, (size_t)n);

@@ -59,6 +59,7 @@ struct session {
     struct lroom *lroom;
 
     lws_sorted_usec_list_t sul_identify;
+    lws_dll2_t batch_link; /* in app->batch while it has frames from the current Redis read */
 
     struct http_reply *http; /* owned by http.c on plain HTTP connections */
 };
@@ -74,6 +75,13 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 /* Queues a shared frame for the client (takes a reference). A client whose queue would exceed
  * send-queue-bytes is cut off as a slow consumer. */
 void session_send_frame(struct session *s, struct frame *f);
+
+/* Frames queued between these two calls (the handling of one Redis read: a burst of relayed
+ * messages and replies) are written when it ends, each session's in one system call, straight
+ * away when its socket has nothing pending, else from the writeable callback. Writing then and
+ * there spares the two epoll changes and the loop pass that a writeable callback costs. */
+void session_batch_begin(void *app);
+void session_batch_end(void *app);
 
 /* Copies a text frame into the queue. */
 void session_send_text(struct session *s, const char *text, size_t len);
