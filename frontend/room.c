@@ -2,7 +2,6 @@
 #include "room.h"
 
 #include "app.h"
-#include "event.h"
 #include "keys.h"
 #include "proto.h"
 #include "redis_loop.h"
@@ -154,49 +153,47 @@ int room_send(struct app *app, struct session *s, const char *frame_prefix, size
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
-    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], maxlen[24];
+    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], maxlen[24], ts[24];
     char conn[96], header[100];
-    keys_room(kroom, sizeof(kroom), s->room_id);
-    keys_room_members(kmembers, sizeof(kmembers), s->room_id);
-    keys_room_channel(kch, sizeof(kch), s->room_id);
+    int nroom = keys_room(kroom, sizeof(kroom), s->room_id);
+    int nmembers = keys_room_members(kmembers, sizeof(kmembers), s->room_id);
+    int nch = keys_room_channel(kch, sizeof(kch), s->room_id);
     int clen = session_conn_id(s, conn, sizeof(conn));
     int hlen = snprintf(header, sizeof(header), "%c%s\n",
                         frame_prefix ? PROTO_PUB_TEXT : PROTO_PUB_BINARY, conn);
     int mlen = snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
-
-    struct rrm_event ev = {
-        .type = EV_MESSAGE,
-        .ts = util_now_ms(),
-        .node = {app->node_id, strlen(app->node_id)},
-        .conn = {conn, (size_t)clen},
-        .device = {s->device_id, strlen(s->device_id)},
-        .room = {s->room_id, strlen(s->room_id)},
-        .kind = {kind, strlen(kind)},
-    };
-    struct event_field fields[EVENT_MAX_FIELDS];
-    struct event_numbers nums;
-    size_t nf = event_encode(&ev, fields, &nums);
-
-    const char *argv[10 + 2 * EVENT_MAX_FIELDS];
-    size_t lens[10 + 2 * EVENT_MAX_FIELDS];
-    int n = 0;
-#define ARG(p, l) (argv[n] = (p), lens[n] = (l), n++)
-    ARG(kroom, strlen(kroom));
-    ARG(kmembers, strlen(kmembers));
-    ARG(kch, strlen(kch));
-    ARG(KEYS_EVENTS, strlen(KEYS_EVENTS));
-    ARG(s->device_id, strlen(s->device_id));
-    ARG(conn, (size_t)clen);
-    ARG(header, (size_t)hlen);
-    ARG(frame_prefix ? frame_prefix : "", frame_prefix ? prefix_len : 0);
-    ARG((const char *)body, body_len);
-    ARG(maxlen, (size_t)mlen);
-    for (size_t i = 0; i < nf; i++) {
-        ARG(fields[i].name, strlen(fields[i].name));
-        ARG(fields[i].value, fields[i].len);
-    }
-#undef ARG
-    return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(s), 4, n, argv, lens);
+    int tlen = snprintf(ts, sizeof(ts), "%" PRId64, util_now_ms());
+    /* the message event's fields (event.h) are named by the script */
+    const char *argv[] = {kroom,
+                          kmembers,
+                          kch,
+                          KEYS_EVENTS,
+                          s->device_id,
+                          conn,
+                          header,
+                          frame_prefix ? frame_prefix : "",
+                          (const char *)body,
+                          maxlen,
+                          ts,
+                          app->node_id,
+                          s->room_id,
+                          kind};
+    size_t lens[] = {(size_t)nroom,
+                     (size_t)nmembers,
+                     (size_t)nch,
+                     strlen(KEYS_EVENTS),
+                     strlen(s->device_id),
+                     (size_t)clen,
+                     (size_t)hlen,
+                     frame_prefix ? prefix_len : 0,
+                     body_len,
+                     (size_t)mlen,
+                     (size_t)tlen,
+                     strlen(app->node_id),
+                     strlen(s->room_id),
+                     strlen(kind)};
+    return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(s), 4,
+                        (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
 }
 
 static void query_reply(redisAsyncContext *ac, void *r, void *priv) {

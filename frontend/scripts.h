@@ -31,6 +31,12 @@ struct scripts {
 int scripts_load(struct scripts *s, redisAsyncContext *ac, void (*done)(void *arg, int ok),
                  void *arg);
 
+/* Writes the Redis request (RESP array of bulk strings) for argv into buf if it fits in cap.
+ * Returns the bytes written, or, when more than cap, an upper bound of the bytes needed
+ * (nothing written). */
+size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *argv,
+                         const size_t *lens);
+
 /* EVALSHA script with nkeys keys followed by the other arguments (argv/lens hold keys first).
  * Returns 0 if queued (cb will be called exactly once), -1 if not (cb is not called). */
 int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id id,

@@ -419,7 +419,8 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
         break;
     }
     size_t plen;
-    char *prefix = proto_envelope_prefix(value, s->device_id, s->room_id, util_now_ms(), &plen);
+    char *prefix =
+        proto_envelope_prefix(value, buf, len, s->device_id, s->room_id, util_now_ms(), &plen);
     json_decref(value);
     if (!prefix) {
         session_send_error(s, PROTO_E_UNAVAILABLE, "could not build the message");

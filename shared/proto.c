@@ -3,7 +3,9 @@
 
 #include "util.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int proto_valid_id(const char *s, size_t len, size_t max) {
@@ -145,8 +147,45 @@ enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, cons
     return PROTO_RELAY;
 }
 
-char *proto_envelope_prefix(json_t *value, const char *device_id, const char *room_id,
-                            int64_t ts_ms, size_t *len) {
+static const char *const server_fields[] = {"from_device_id", "room_id", "ts", "seq"};
+
+/* The client's object text with the server's fields in place of its closing '}', or NULL when
+ * the text cannot be used as it is. Ids are validated to need no escaping. */
+static char *splice(const json_t *value, const char *text, size_t text_len, const char *device_id,
+                    const char *room_id, int64_t ts_ms, size_t *len) {
+    for (size_t i = 0; i < sizeof(server_fields) / sizeof(server_fields[0]); i++)
+        if (json_object_get(value, server_fields[i]))
+            return NULL;
+    size_t end = text_len;
+    while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\n' ||
+                       text[end - 1] == '\r'))
+        end--;
+    if (end == 0 || text[end - 1] != '}')
+        return NULL;
+    end--; /* drop the '}' */
+    size_t cap = end + strlen(device_id) + strlen(room_id) + 80;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    memcpy(s, text, end);
+    int n = snprintf(s + end, cap - end,
+                     "%s\"from_device_id\":\"%s\",\"room_id\":\"%s\",\"ts\":%" PRId64,
+                     json_object_size(value) ? "," : "", device_id, room_id, ts_ms);
+    if (n < 0 || (size_t)n >= cap - end) {
+        free(s);
+        return NULL;
+    }
+    *len = end + (size_t)n;
+    return s;
+}
+
+char *proto_envelope_prefix(json_t *value, const char *text, size_t text_len, const char *device_id,
+                            const char *room_id, int64_t ts_ms, size_t *len) {
+    if (json_is_object(value) && text) {
+        char *s = splice(value, text, text_len, device_id, room_id, ts_ms, len);
+        if (s)
+            return s;
+    }
     json_t *env;
     if (json_is_object(value)) {
         env = json_incref(value);

@@ -59,13 +59,15 @@ enum proto_kind {
 enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
                                const char **code, char *msg, size_t msglen);
 
-/* Builds the relayed frame for value (an object value is modified in place), minus its closing: the
- * object (or the {"type":"message", "data":value} wrapper) with from_device_id, room_id and ts
- * overwritten by the server, dumped compactly without the final '}'. Whoever assigns the sequence
- * number appends ,"seq":N}. Returns a malloc'd string (caller frees) and its length in *len, or
- * NULL. */
-char *proto_envelope_prefix(json_t *value, const char *device_id, const char *room_id,
-                            int64_t ts_ms, size_t *len);
+/* Builds the relayed frame for value, minus its closing: the object (or the
+ * {"type":"message", "data":value} wrapper) with from_device_id, room_id and ts set by the server,
+ * without the final '}'. Whoever assigns the sequence number appends ,"seq":N}.
+ * text/text_len is the frame value was parsed from (NULL if none): an object that carries none of
+ * the server's fields is relayed as the client wrote it, with the server's fields spliced in
+ * before its '}', which spares dumping it again; otherwise value (modified in place) is dumped
+ * compactly. Returns a malloc'd string (caller frees) and its length in *len, or NULL. */
+char *proto_envelope_prefix(json_t *value, const char *text, size_t text_len, const char *device_id,
+                            const char *room_id, int64_t ts_ms, size_t *len);
 
 /* Builds {"type":"error","code":code,"message":message}; caller frees. */
 char *proto_error_frame(const char *code, const char *message, size_t *len);

@@ -421,7 +421,7 @@ static void test_envelope_object(void **state) {
     (void)state;
     json_t *v = parse("{\"type\":\"chat\",\"body\":\"hi\",\"n\":[1,2]}");
     size_t len = 0;
-    char *p = proto_envelope_prefix(v, "dev-1", "ROOM42", 1700000000123LL, &len);
+    char *p = proto_envelope_prefix(v, NULL, 0, "dev-1", "ROOM42", 1700000000123LL, &len);
     assert_non_null(p);
     json_t *o = close_envelope(p, len);
     assert_string_equal(json_string_value(json_object_get(o, "type")), "chat");
@@ -441,10 +441,12 @@ static void test_envelope_object(void **state) {
 
 static void test_envelope_overwrites_spoofed_fields(void **state) {
     (void)state;
-    json_t *v = parse("{\"from_device_id\":\"mallory\",\"room_id\":\"OTHER\",\"ts\":1,"
-                      "\"seq\":999,\"type\":\"chat\"}");
+    const char *text = "{\"from_device_id\":\"mallory\",\"room_id\":\"OTHER\",\"ts\":1,"
+                       "\"seq\":999,\"type\":\"chat\"}";
+    json_t *v = parse(text);
     size_t len = 0;
-    char *p = proto_envelope_prefix(v, "alice", "ROOM01", 42, &len);
+    /* the client's text carries server fields: it is not spliced but rebuilt */
+    char *p = proto_envelope_prefix(v, text, strlen(text), "alice", "ROOM01", 42, &len);
     assert_non_null(p);
     /* close_envelope rejects duplicate keys, so a surviving client "seq" would fail here. */
     json_t *o = close_envelope(p, len);
@@ -463,7 +465,7 @@ static void test_envelope_empty_object(void **state) {
     (void)state;
     json_t *v = json_object();
     size_t len = 0;
-    char *p = proto_envelope_prefix(v, "d", "R", 5, &len);
+    char *p = proto_envelope_prefix(v, NULL, 0, "d", "R", 5, &len);
     assert_non_null(p);
     json_t *o = close_envelope(p, len);
     assert_int_equal(json_object_size(o), 4);
@@ -480,7 +482,7 @@ static void test_envelope_wraps_non_objects(void **state) {
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         json_t *v = parse(texts[i]);
         size_t len = 0;
-        char *p = proto_envelope_prefix(v, "dev", "ROOM", 99, &len);
+        char *p = proto_envelope_prefix(v, texts[i], strlen(texts[i]), "dev", "ROOM", 99, &len);
         assert_non_null(p);
         json_t *o = close_envelope(p, len);
         assert_string_equal(json_string_value(json_object_get(o, "type")), "message");
@@ -502,11 +504,54 @@ static void test_envelope_escapes_strings(void **state) {
     (void)state;
     json_t *v = parse("{\"body\":\"quote \\\" backslash \\\\ nl \\n\"}");
     size_t len = 0;
-    char *p = proto_envelope_prefix(v, "d", "R", 1, &len);
+    char *p = proto_envelope_prefix(v, NULL, 0, "d", "R", 1, &len);
     assert_non_null(p);
     json_t *o = close_envelope(p, len);
     assert_string_equal(json_string_value(json_object_get(o, "body")),
                         "quote \" backslash \\ nl \n");
+    json_decref(o);
+    free(p);
+    json_decref(v);
+}
+
+static void test_envelope_splices_client_text(void **state) {
+    (void)state;
+    /* an object without server fields keeps the client's bytes; the fields go before its '}' */
+    const char *texts[] = {
+        "{\"type\":\"chat\",\"body\":\"hi \\\"x\\\" \\u00e9\",\"n\":[1,{\"ts\":2}]}",
+        "  { \"type\" : \"chat\" ,\n \"body\":\"}\" }  \r\n", "{}", "{ }"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_t *v = parse(texts[i]);
+        size_t len = 0;
+        char *p = proto_envelope_prefix(v, texts[i], strlen(texts[i]), "dev-9", "R:1", 77, &len);
+        assert_non_null(p);
+        const char *close = strrchr(texts[i], '}');
+        assert_memory_equal(p, texts[i], (size_t)(close - texts[i])); /* untouched */
+        json_t *o = close_envelope(p, len);
+        /* every client field survives unchanged, nested "ts" included */
+        const char *key;
+        json_t *val;
+        json_object_foreach(v, key, val) assert_true(json_equal(json_object_get(o, key), val));
+        assert_int_equal(json_object_size(o), json_object_size(v) + 4);
+        assert_string_equal(json_string_value(json_object_get(o, "from_device_id")), "dev-9");
+        assert_string_equal(json_string_value(json_object_get(o, "room_id")), "R:1");
+        assert_int_equal(json_integer_value(json_object_get(o, "ts")), 77);
+        json_decref(o);
+        free(p);
+        json_decref(v);
+    }
+}
+
+static void test_envelope_escaped_server_key_is_rebuilt(void **state) {
+    (void)state;
+    /* "t\u0073" is the key "ts": the client's value must not survive next to the server's */
+    const char *text = "{\"type\":\"chat\",\"t\\u0073\":5}";
+    json_t *v = parse(text);
+    size_t len = 0;
+    char *p = proto_envelope_prefix(v, text, strlen(text), "d", "R", 9, &len);
+    assert_non_null(p);
+    json_t *o = close_envelope(p, len); /* rejects duplicate keys */
+    assert_int_equal(json_integer_value(json_object_get(o, "ts")), 9);
     json_decref(o);
     free(p);
     json_decref(v);
@@ -640,6 +685,8 @@ int main(void) {
         cmocka_unit_test(test_envelope_empty_object),
         cmocka_unit_test(test_envelope_wraps_non_objects),
         cmocka_unit_test(test_envelope_escapes_strings),
+        cmocka_unit_test(test_envelope_splices_client_text),
+        cmocka_unit_test(test_envelope_escaped_server_key_is_rebuilt),
         cmocka_unit_test(test_error_frame),
         cmocka_unit_test(test_pub_parse_text),
         cmocka_unit_test(test_pub_parse_binary_with_newlines_and_nul),
