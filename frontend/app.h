@@ -20,8 +20,9 @@ struct fe_stats {
     uint64_t connections_total;   /* WebSocket connections accepted */
     uint64_t connections_refused; /* over max-connections */
     uint64_t identified_total;
-    uint64_t messages_in;  /* relayed messages received from local clients */
-    uint64_t messages_out; /* frames delivered to local clients (relays) */
+    uint64_t messages_in;   /* relayed messages received from local clients */
+    uint64_t messages_out;  /* frames delivered to local clients (relays) */
+    uint64_t client_writes; /* writes carrying them (several frames when coalesced) */
     uint64_t bytes_in, bytes_out;
     uint64_t queries;
     uint64_t pubsub_in; /* relayed frames received from Redis */
@@ -69,6 +70,12 @@ struct app {
     /* sessions given frames while a Redis read is handled (session_batch_begin/end) */
     int batching;
     lws_dll2_owner_t batch;
+    /* under load (coalesce-above), the batch is written coalesce-ms later (session.c) */
+    int busy;
+    uint64_t busy_mark; /* messages_out at the last rate check */
+    int64_t busy_mark_ms;
+    int flush_pending;
+    lws_sorted_usec_list_t sul_flush;
 };
 
 /* Counts a client error by its PROTO_E_* code. */

@@ -74,6 +74,9 @@ static void metrics(struct app *app, struct http_reply *r) {
            st->messages_in);
     metric(r, "rrm_messages_out_total", "counter", "Frames written to local clients.",
            st->messages_out);
+    metric(r, "rrm_client_writes_total", "counter",
+           "Writes to local clients (one carries every frame queued for that client).",
+           st->client_writes);
     metric(r, "rrm_bytes_in_total", "counter", "Payload bytes received.", st->bytes_in);
     metric(r, "rrm_bytes_out_total", "counter", "Payload bytes written.", st->bytes_out);
     metric(r, "rrm_queries_total", "counter", "query_room requests.", st->queries);

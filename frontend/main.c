@@ -111,6 +111,8 @@ static void start_drain(struct app *app) {
 
 struct ticker {
     struct app *app;
+    struct ev_loop *loop;
+    int collect_set, was_busy;
     lws_sorted_usec_list_t sul;
     int deregistering;
 };
@@ -120,6 +122,15 @@ struct ticker {
 static void tick_cb(lws_sorted_usec_list_t *sul) {
     struct ticker *t = lws_container_of(sul, struct ticker, sul);
     struct app *app = t->app;
+    session_load_tick(app, util_mono_ms());
+    /* Below coalesce-above, the loop waits collect-us between polls so that a wake-up handles
+     * several messages (and Redis gets them pipelined); above it, frames are coalesced instead
+     * and a wait would only add latency. */
+    if (!t->collect_set || app->busy != t->was_busy) {
+        t->collect_set = 1;
+        t->was_busy = app->busy;
+        ev_set_io_collect_interval(t->loop, app->busy ? 0.0 : (double)app->opt.collect_us / 1e6);
+    }
     if (stop_requested && !app->draining)
         start_drain(app);
     if (app->draining && !t->deregistering &&
@@ -218,13 +229,14 @@ int main(int argc, char **argv) {
              json_pack("{s:I, s:s, s:I}", "port", (json_int_t)app.opt.port, "redis",
                        app.opt.redis_host, "redis_port", (json_int_t)app.opt.redis_port));
 
-    struct ticker ticker = {.app = &app};
+    struct ticker ticker = {.app = &app, .loop = loop};
     tick_cb(&ticker.sul);
     while (!app.stopping)
         ev_run(loop, EVRUN_ONCE);
 
     node_status(app.node);
     lws_sul_cancel(&ticker.sul);
+    lws_sul_cancel(&app.sul_flush);
     fanout_link_down(app.fanout);
     app.sub_up = 0;
     rl_destroy(app.redis_cmd);

@@ -48,6 +48,14 @@ const struct cfg_option fe_option_table[] = {
             "approximate cap of the event stream: the archive's outage buffer"),
     OPT_INT("drain-timeout-ms", drain_timeout_ms, "10000", 0, 600000,
             "on SIGTERM, how long to wait for clients to be closed and flushed"),
+    OPT_INT("coalesce-above", coalesce_above, "60000", 0, 1000000000,
+            "deliveries per second on this node above which each client's frames are gathered "
+            "for up to coalesce-ms and written together (0: never)"),
+    OPT_INT("coalesce-ms", coalesce_ms, "4", 1, 1000,
+            "longest a frame waits to be written with others when coalescing"),
+    OPT_INT("collect-us", collect_us, "1000", 0, 100000,
+            "below coalesce-above, the event loop polls at most once per this many microseconds, "
+            "handling more messages per wake-up (0: poll at once)"),
     OPT_STR("log-level", log_level, "info", 1, "debug, info, warn or error"),
 };
 

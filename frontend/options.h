@@ -23,6 +23,9 @@ struct fe_options {
     long status_interval_ms;
     long stream_maxlen;
     long drain_timeout_ms;
+    long coalesce_above;
+    long coalesce_ms;
+    long collect_us;
     char log_level[16];
 };
 

@@ -168,6 +168,7 @@ static int write_queue(struct session *s) {
     frame_unref(single);
     app->stats.bytes_out += payload;
     app->stats.messages_out += frames;
+    app->stats.client_writes++;
     return rc < 0 ? -1 : 0;
 }
 
@@ -193,9 +194,7 @@ static void flush_now(struct session *s) {
         lws_callback_on_writable(s->wsi);
 }
 
-void session_batch_end(void *arg) {
-    struct app *app = arg;
-    app->batching = 0;
+static void flush_batch(struct app *app) {
     /* (no "continue" inside lws's foreach macros: it would skip the step to the next item) */
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&app->batch)) {
         struct session *s = lws_container_of(d, struct session, batch_link);
@@ -203,6 +202,35 @@ void session_batch_end(void *arg) {
         flush_now(s);
     }
     lws_end_foreach_dll_safe(d, d1);
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul) {
+    struct app *app = lws_container_of(sul, struct app, sul_flush);
+    app->flush_pending = 0;
+    flush_batch(app);
+}
+
+void session_batch_end(void *arg) {
+    struct app *app = arg;
+    app->batching = 0;
+    if (!app->busy) {
+        flush_batch(app);
+    } else if (!app->flush_pending && app->batch.count) {
+        app->flush_pending = 1;
+        lws_sul_schedule(app->cx, 0, &app->sul_flush, flush_cb,
+                         app->opt.coalesce_ms * LWS_US_PER_MS);
+    }
+}
+
+void session_load_tick(struct app *app, int64_t now_ms) {
+    int64_t dt = now_ms - app->busy_mark_ms;
+    if (dt < 100)
+        return;
+    uint64_t out = app->stats.messages_out;
+    double rate = (double)(out - app->busy_mark) * 1000.0 / (double)dt;
+    app->busy = app->opt.coalesce_above > 0 && rate > (double)app->opt.coalesce_above;
+    app->busy_mark = out;
+    app->busy_mark_ms = now_ms;
 }
 
 static int on_writeable(struct session *s) {

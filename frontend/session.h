@@ -83,6 +83,12 @@ void session_send_frame(struct session *s, struct frame *f);
 void session_batch_begin(void *app);
 void session_batch_end(void *app);
 
+/* Under load (more than coalesce-above deliveries per second, checked by session_load_tick),
+ * session_batch_end leaves the batch for up to coalesce-ms so that each client's frames go out
+ * in fewer, larger writes: at 100,000 deliveries/s a client is sent a frame every few ms, and
+ * one send() per frame is most of the node's CPU. Called by main's tick. */
+void session_load_tick(struct app *app, int64_t now_ms);
+
 /* Copies a text frame into the queue. */
 void session_send_text(struct session *s, const char *text, size_t len);
 

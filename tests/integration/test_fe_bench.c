@@ -71,6 +71,12 @@ static int setup_rate_limited(void **state) {
     return setup_fixture(state, 2, env);
 }
 
+/* every write waits 20 ms for more frames once the node sees more than 1 delivery/s */
+static int setup_coalescing(void **state) {
+    static const char *const env[] = {"RRM_COALESCE_ABOVE=1", "RRM_COALESCE_MS=20", NULL};
+    return setup_fixture(state, 2, env);
+}
+
 static int setup_no_cluster(void **state) {
     return setup_fixture(state, 0, NULL);
 }
@@ -301,6 +307,23 @@ static void test_two_workers(void **state) {
     run_free(&r);
 }
 
+static void test_coalesced_writes_keep_every_message_in_order(void **state) {
+    struct fixture *f = *state;
+    long long frames0 = fe_metric(fe_port(f->c, 0), "rrm_messages_out_total");
+    long long writes0 = fe_metric(fe_port(f->c, 0), "rrm_client_writes_total");
+    struct bench_args a;
+    struct bench_run r;
+    run_bench(f, "coalesced", bench_args(&a, f->c, NULL), &r);
+    expect_clean_run(f->c, &r);
+    run_free(&r);
+    long long frames = fe_metric(fe_port(f->c, 0), "rrm_messages_out_total") - frames0;
+    long long writes = fe_metric(fe_port(f->c, 0), "rrm_client_writes_total") - writes0;
+    print_message("node 0: %lld frames in %lld writes\n", frames, writes);
+    assert_true(frames > 0);
+    /* a client is sent ~180 frames/s: 20 ms windows gather several per write */
+    assert_true(writes * 2 < frames);
+}
+
 static void test_bad_option_exits_2(void **state) {
     struct fixture *f = *state;
     static const char *const args[] = {"--clients", "0", NULL};
@@ -323,6 +346,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_clean_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limited_run_fails, setup_rate_limited, teardown),
         cmocka_unit_test_setup_teardown(test_two_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_coalesced_writes_keep_every_message_in_order,
+                                        setup_coalescing, teardown),
         cmocka_unit_test_setup_teardown(test_bad_option_exits_2, setup_no_cluster, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
