@@ -1,20 +1,27 @@
+/* clang-format off */
 /* Archive events: what frontends append to the Redis stream `rrm:events` and the archiver reads.
  *
  * Format version 1. Each stream entry is a flat list of field/value strings:
- *   v      "1"                      always
- *   type   connect | room | message | query | disconnect | room_created | room_recycled
- *   ts     milliseconds since the Unix epoch, decimal
- *   node   id of the frontend that recorded it
- *   conn   connection id, unique cluster-wide ("<node>#<n>")          connect room message query
- * disconnect device device_id                                                  all but
- * room_recycled identity, ip                                                      connect (and
- * room, query) room   room id                                                    all but connect,
- * disconnect may omit action created | joined | rejoined                                room seq
- * per-room message number, decimal                           message kind   text | json | binary
- * message body   the frame exactly as the client sent it (bytes)            message total  devices
- * in the room, cluster-wide                          query reason why the connection ended
- * disconnect connected_at  ms when the connection was identified               disconnect Readers
- * ignore fields they do not know; a new required field means a new version. */
+ *   field         value                                              in
+ *   v             "1"                                                always
+ *   type          connect | room | message | query | disconnect |    always
+ *                 room_created | room_recycled
+ *   ts            milliseconds since the Unix epoch, decimal         always
+ *   node          id of the frontend that recorded it                always
+ *   conn          connection id, unique cluster-wide ("<node>#<n>")  all but room_recycled
+ *   device        device_id                                          all but room_recycled
+ *   identity      as the client gave it                              connect room query
+ *   ip            the client's address                               connect
+ *   room          room id                                            all (a disconnect may omit it)
+ *   action        created | joined | rejoined                        room
+ *   seq           per-room message number, decimal                   message
+ *   kind          text | json | binary                               message
+ *   body          the frame exactly as the client sent it (bytes)    message
+ *   total         devices in the room, cluster-wide                  query
+ *   reason        why the connection ended                           disconnect
+ *   connected_at  ms when the connection was identified              disconnect
+ * Readers ignore fields they do not know; a new required field means a new version. */
+/* clang-format on */
 #ifndef RRM_EVENT_H
 #define RRM_EVENT_H
 
