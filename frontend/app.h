@@ -55,7 +55,7 @@ struct app {
     struct node *node;
     struct hmap *sessions; /* local connection number -> struct session */
 
-    uint64_t next_conn; /* local connection numbers; conn id = "<node>#<n>" */
+    uint64_t next_conn; /* last connection number; conn id = "<node>#<n>" (see main.c) */
     long connections;   /* open WebSocket connections */
     int draining;
     int64_t drain_deadline_ms;

@@ -166,6 +166,10 @@ int main(int argc, char **argv) {
     app.log.node = app.node_id;
     log_level_parse(app.opt.log_level, &app.log.min);
     app.started_ms = util_now_ms();
+    /* Connection numbers start from the start time (ms x 1000) rather than 1, so that a node
+     * restarted under the same RRM_NODE_ID (a restarted container keeps its pod name) never
+     * hands out a conn id an earlier run used: the archive keys connections by it. */
+    app.next_conn = (uint64_t)app.started_ms * 1000u;
     raise_fd_limit();
 
     struct sigaction sa;
