@@ -416,13 +416,6 @@ static const struct lws_protocols protocols[] = {
 
 /* ---- phases ---------------------------------------------------------------------------------- */
 
-static void sample(const struct bench *b, struct procstat *ps, int *ok) {
-    *ok = 1;
-    for (int i = 0; i < b->o->npids; i++)
-        if (procstat_read(b->o->pids[i], &ps[i]))
-            *ok = 0;
-}
-
 static void connect_one(struct bench *b) {
     struct client *c = &b->clients[b->started];
     /* successive members of a room go to successive frontends */
@@ -452,7 +445,7 @@ static void begin_stage(struct bench *b, int k) {
     b->ran = 1;
     b->phase = PH_SEND;
     b->phase_us = mono_us();
-    sample(b, st->proc_start, &st->proc_ok);
+    st->proc_ok = procstat_sample(b->o->pids, b->o->npids, st->proc_start);
     schedule_start(b, st->rate);
 }
 
@@ -504,7 +497,7 @@ void load_judge(const struct bench_opts *o, struct stage_result *st) {
 
 static void end_stage(struct bench *b) {
     struct stage_result *st = cur(b);
-    sample(b, st->proc_end, &st->proc_ok);
+    st->proc_ok = procstat_sample(b->o->pids, b->o->npids, st->proc_end);
     load_judge(b->o, st);
     if (b->stage > 0) {
         b->r->stages[b->r->nstages++] = *st;
@@ -542,7 +535,7 @@ static void ctl_tick(lws_sorted_usec_list_t *sul) {
         uint64_t limit = (uint64_t)((double)o->clients / (double)o->ramp * 1e6) + 30000000u;
         if (b->settled >= o->clients || now - b->t0_us > limit) {
             b->r->connect_seconds = (double)(now - b->t0_us) / 1e6;
-            sample(b, b->r->proc_ready, &b->r->proc_ok);
+            b->r->proc_ok = procstat_sample(b->o->pids, b->o->npids, b->r->proc_ready);
             gate(b);
         }
         break;
@@ -649,7 +642,7 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
         fprintf(stderr, "rrm-bench: could not create the libwebsockets context\n");
         goto out;
     }
-    sample(b, r->proc_before, &r->proc_ok);
+    r->proc_ok = procstat_sample(b->o->pids, b->o->npids, r->proc_before);
     b->phase = PH_CONNECT;
     b->t0_us = mono_us();
     lws_sul_schedule(b->ctx, 0, &b->sul_ctl, ctl_tick, 0);

@@ -65,6 +65,14 @@ static int slurp(const char *path, char *buf, size_t cap) {
     return n ? 0 : -1;
 }
 
+int procstat_sample(const pid_t *pids, int n, struct procstat *ps) {
+    int ok = n > 0;
+    for (int i = 0; i < n; i++)
+        if (procstat_read(pids[i], &ps[i]))
+            ok = 0;
+    return ok;
+}
+
 int procstat_read(pid_t pid, struct procstat *out) {
     char path[64], buf[4096];
     uint64_t ticks;

@@ -15,6 +15,9 @@ struct procstat {
 /* Reads /proc/<pid>/stat and /proc/<pid>/status. Returns 0 or -1 (no such process). */
 int procstat_read(pid_t pid, struct procstat *out);
 
+/* Reads every one of n processes into ps[]. Returns 1 if n > 0 and all were read, else 0. */
+int procstat_sample(const pid_t *pids, int n, struct procstat *ps);
+
 /* Parses the text of /proc/<pid>/stat: comm and utime + stime in clock ticks. 0 or -1. */
 int procstat_parse_stat(const char *text, char *comm, size_t comm_cap, uint64_t *ticks);
 

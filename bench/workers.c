@@ -51,13 +51,6 @@ static int read_full(int fd, void *buf, size_t len) {
     return 0;
 }
 
-static void sample(const struct bench_opts *o, struct procstat *ps, int *ok) {
-    *ok = o->npids > 0;
-    for (int i = 0; i < o->npids; i++)
-        if (procstat_read(o->pids[i], &ps[i]))
-            *ok = 0;
-}
-
 static void merge_stage(struct stage_result *dst, const struct stage_result *src) {
     dst->rate = src->rate;
     if (src->seconds > dst->seconds)
@@ -190,7 +183,7 @@ int workers_run(const struct bench_opts *o, int n, volatile sig_atomic_t *stop,
     int rc = -1, spawned = 0;
     if (!wk || !st || !tmp_st || !tmp_r)
         goto out;
-    sample(o, r->proc_before, &r->proc_ok);
+    r->proc_ok = procstat_sample(o->pids, o->npids, r->proc_before);
     for (; spawned < n; spawned++)
         if (spawn(o, spawned, n, &wk[spawned], stop)) {
             fprintf(stderr, "rrm-bench: could not start worker %d: %s\n", spawned, strerror(errno));
@@ -202,17 +195,17 @@ int workers_run(const struct bench_opts *o, int n, volatile sig_atomic_t *stop,
     memset(st, 0, sizeof(*st));
     hist_init(&st->lat);
     int gated = collect(wk, n, st, r, tmp_st, tmp_r);
-    sample(o, r->proc_ready, &r->proc_ok);
+    r->proc_ok = procstat_sample(o->pids, o->npids, r->proc_ready);
     int has_warmup = 0;
     for (int i = 0; i < o->nrates && o->warmup_s > 0; i++)
         has_warmup |= o->rates[i] > 0;
     for (int k = has_warmup ? 0 : 1; k <= o->nrates && gated == n && !*stop; k++) {
         memset(st, 0, sizeof(*st));
         hist_init(&st->lat);
-        sample(o, st->proc_start, &st->proc_ok);
+        st->proc_ok = procstat_sample(o->pids, o->npids, st->proc_start);
         tell(wk, n, 'G');
         gated = collect(wk, n, st, r, tmp_st, tmp_r);
-        sample(o, st->proc_end, &st->proc_ok);
+        st->proc_ok = procstat_sample(o->pids, o->npids, st->proc_end);
         if (k == 0)
             continue; /* the warm-up is not reported */
         load_judge(o, st);
