@@ -64,6 +64,10 @@ struct app {
 
     struct fe_stats stats;
 
+    /* /status requests waiting for the cluster's state from Redis (http.c owns them) */
+    lws_dll2_owner_t status_waiting;
+    uint64_t next_status;
+
     /* where a session gathers its queued frames into one write (session.c owns it) */
     unsigned char *wbuf;
     size_t wbuf_cap;

@@ -3,10 +3,12 @@
 
 #include "app.h"
 #include "fanout.h"
+#include "keys.h"
 #include "redis_loop.h"
 #include "session.h"
 #include "util.h"
 
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +18,10 @@
 struct http_reply {
     size_t len, cap;
     unsigned char *buf; /* LWS_PRE headroom, then the body */
+    /* a /status request waiting for Redis: in app->status_waiting, found by its number */
+    lws_dll2_t waiting;
+    uint64_t no;
+    struct lws *wsi;
 };
 
 static void add(struct http_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -108,6 +114,28 @@ static void metrics(struct app *app, struct http_reply *r) {
             st->errors[i]);
 }
 
+/* Ids are validated to need no escaping; node ids and anything else are escaped. */
+static void add_escaped(struct http_reply *r, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        switch (p[i]) {
+        case '&':
+            add(r, "&amp;");
+            break;
+        case '<':
+            add(r, "&lt;");
+            break;
+        case '>':
+            add(r, "&gt;");
+            break;
+        case '"':
+            add(r, "&quot;");
+            break;
+        default:
+            add(r, "%c", p[i]);
+        }
+    }
+}
+
 struct status_ctx {
     struct app *app;
     struct http_reply *r;
@@ -118,16 +146,90 @@ static void status_room(const char *room, size_t members, void *arg) {
     add(c->r, "<tr><td>%s</td><td>%zu</td></tr>\n", room, members);
 }
 
-static void status(struct app *app, struct http_reply *r) {
+/* One connection of a node, from its conns hash: value "room\tdevice". */
+struct member {
+    const char *room, *device;
+    int room_len, device_len;
+};
+
+static int member_cmp(const void *a, const void *b) {
+    const struct member *x = a, *y = b;
+    int n = x->room_len < y->room_len ? x->room_len : y->room_len;
+    int c = memcmp(x->room, y->room, (size_t)n);
+    if (c || x->room_len != y->room_len)
+        return c ? c : x->room_len - y->room_len;
+    n = x->device_len < y->device_len ? x->device_len : y->device_len;
+    c = memcmp(x->device, y->device, (size_t)n);
+    return c ? c : x->device_len - y->device_len;
+}
+
+/* One node of the STATUS script's reply: {node, heartbeat ms, connections, {conn, value...},
+ * now ms}, as a heading and a table of its rooms and their devices. */
+static void status_node(struct http_reply *r, const redisReply *n) {
+    if (n->type != REDIS_REPLY_ARRAY || n->elements < 5 ||
+        n->element[0]->type != REDIS_REPLY_STRING || n->element[3]->type != REDIS_REPLY_ARRAY)
+        return;
+    const redisReply *conns = n->element[3];
+    long long beat = n->element[1]->type == REDIS_REPLY_STRING ? atoll(n->element[1]->str) : 0;
+    long long now = n->element[4]->integer, total = n->element[2]->integer;
+    add(r, "<h3>");
+    add_escaped(r, n->element[0]->str, n->element[0]->len);
+    add(r, "</h3><p>%lld connections, last heartbeat %lld ms ago</p>\n", total, now - beat);
+    size_t m = 0;
+    struct member *ms = conns->elements ? calloc(conns->elements / 2, sizeof(*ms)) : NULL;
+    for (size_t i = 0; ms && i + 1 < conns->elements; i += 2) {
+        const redisReply *v = conns->element[i + 1];
+        const char *tab = v->type == REDIS_REPLY_STRING ? memchr(v->str, '\t', v->len) : NULL;
+        if (!tab)
+            continue;
+        ms[m].room = v->str;
+        ms[m].room_len = (int)(tab - v->str);
+        ms[m].device = tab + 1;
+        ms[m].device_len = (int)(v->len - (size_t)(tab + 1 - v->str));
+        m++;
+    }
+    qsort(ms, m, sizeof(*ms), member_cmp);
+    add(r, "<table border=\"1\"><tr><th>room</th><th>devices on this node</th></tr>\n");
+    for (size_t i = 0; i < m; i++) {
+        int first = i == 0 || ms[i].room_len != ms[i - 1].room_len ||
+                    memcmp(ms[i].room, ms[i - 1].room, (size_t)ms[i].room_len) != 0;
+        if (first) {
+            add(r, "%s<tr><td>", i ? "</td></tr>\n" : "");
+            add_escaped(r, ms[i].room, (size_t)ms[i].room_len);
+            add(r, "</td><td>");
+        } else {
+            add(r, ", ");
+        }
+        add_escaped(r, ms[i].device, (size_t)ms[i].device_len);
+    }
+    add(r, "%s</table>\n", m ? "</td></tr>\n" : "");
+    if ((long long)m < total)
+        add(r, "<p>(%zu of %lld connections listed)</p>\n", m, total);
+    free(ms);
+}
+
+/* The page: this node, then the cluster as Redis knows it (cluster NULL: unavailable). */
+static void status_page(struct app *app, struct http_reply *r, const redisReply *cluster) {
+    add(r, "<!doctype html><html><head><meta charset=\"utf-8\"><title>rrm ");
+    add_escaped(r, app->node_id, strlen(app->node_id));
+    add(r, "</title></head><body><h1>Node ");
+    add_escaped(r, app->node_id, strlen(app->node_id));
     add(r,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rrm %s</title></head>"
-        "<body><h1>Node %s</h1><p>%ld connections, %zu local rooms, redis %s%s</p>"
+        "</h1><p>%ld connections, %zu local rooms, redis %s%s</p>"
         "<table border=\"1\"><tr><th>room</th><th>local devices</th></tr>\n",
-        app->node_id, app->node_id, app->connections, fanout_room_count(app->fanout),
-        app_redis_ready(app) ? "up" : "down", app->draining ? ", draining" : "");
+        app->connections, fanout_room_count(app->fanout), app_redis_ready(app) ? "up" : "down",
+        app->draining ? ", draining" : "");
     struct status_ctx c = {app, r};
     fanout_each_room(app->fanout, status_room, &c);
-    add(r, "</table></body></html>\n");
+    add(r, "</table>\n<h2>Cluster</h2>\n");
+    if (!cluster || cluster->type != REDIS_REPLY_ARRAY) {
+        add(r, "<p>unavailable: the cluster store did not answer</p>\n");
+    } else {
+        add(r, "<p>%zu nodes</p>\n", cluster->elements);
+        for (size_t i = 0; i < cluster->elements; i++)
+            status_node(r, cluster->element[i]);
+    }
+    add(r, "</body></html>\n");
 }
 
 static int respond(struct lws *wsi, struct session *s, int code, const char *type) {
@@ -141,8 +243,45 @@ static int respond(struct lws *wsi, struct session *s, int code, const char *typ
     return 0;
 }
 
+/* Connections listed per node at most on /status. */
+#define STATUS_MAX_CONNS "2000"
+
+static void status_reply(redisAsyncContext *ac, void *reply, void *priv) {
+    struct app *app = rl_arg_of(ac);
+    uint64_t no = (uint64_t)(uintptr_t)priv;
+    struct http_reply *r = NULL;
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&app->status_waiting)) {
+        struct http_reply *w = lws_container_of(d, struct http_reply, waiting);
+        if (w->no == no)
+            r = w;
+    }
+    lws_end_foreach_dll(d);
+    if (!r)
+        return; /* the client went away meanwhile */
+    lws_dll2_remove(&r->waiting);
+    status_page(app, r, reply);
+    struct session *s = lws_wsi_user(r->wsi);
+    if (respond(r->wsi, s, 200, "text/html; charset=utf-8"))
+        lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* Asks Redis for the cluster's state; the page is written when it answers. Returns 1 if the
+ * request is on its way, 0 if the page must be built now without it. */
+static int status_request(struct app *app, struct lws *wsi, struct http_reply *r) {
+    redisAsyncContext *ac = app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
+    const char *argv[] = {KEYS_NODES, STATUS_MAX_CONNS};
+    r->no = ++app->next_status;
+    if (!ac || scripts_eval(&app->scripts, ac, SCRIPT_STATUS, status_reply,
+                            (void *)(uintptr_t)r->no, 1, 2, argv, NULL))
+        return 0;
+    r->wsi = wsi;
+    lws_dll2_add_tail(&r->waiting, &app->status_waiting);
+    return 1;
+}
+
 static void reply_free(struct session *s) {
     if (s->http) {
+        lws_dll2_remove(&s->http->waiting);
         free(s->http->buf);
         free(s->http);
         s->http = NULL;
@@ -181,8 +320,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             type = "text/plain; version=0.0.4";
             metrics(app, s->http);
         } else if (strcmp(path, "/status") == 0 || strcmp(path, "/") == 0) {
+            if (status_request(app, wsi, s->http))
+                return 0; /* answered from status_reply */
             type = "text/html; charset=utf-8";
-            status(app, s->http);
+            status_page(app, s->http, NULL);
         } else {
             code = 404;
             add(s->http, "not found\n");

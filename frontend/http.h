@@ -1,5 +1,6 @@
 /* Plain HTTP on the WebSocket port: /healthz (alive), /readyz (Redis reachable and not
- * draining), /metrics (Prometheus text), /status (a small HTML page of this node's rooms). */
+ * draining), /metrics (Prometheus text), /status (an HTML page of this node's rooms, then every
+ * node of the cluster with its rooms and devices, read from Redis when asked). */
 #ifndef RRM_HTTP_H
 #define RRM_HTTP_H
 

@@ -119,6 +119,23 @@ static const char query_lua[] =
     "  'device', ARGV[1], 'identity', ARGV[7], 'room', ARGV[3], 'total', math.floor(#all / 2))\n"
     "return all\n";
 
+/* KEYS: nodes. ARGV: most connections listed per node.
+ * Returns {node, last heartbeat ms, connections, {conn, "room\tdevice", ...}, now ms} per node
+ * (a node with more connections than the limit lists a sample of them). Read-only. */
+static const char status_lua[] =
+    "local out = {}\n"
+    "local nodes = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
+    "local now = now_ms()\n"
+    "for i = 1, #nodes, 2 do\n"
+    "  local k = 'rrm:node:{' .. nodes[i] .. '}:conns'\n"
+    "  local n = redis.call('HLEN', k)\n"
+    "  local conns\n"
+    "  if n <= tonumber(ARGV[1]) then conns = redis.call('HGETALL', k)\n"
+    "  else conns = redis.call('HSCAN', k, 0, 'COUNT', ARGV[1])[2] end\n"
+    "  out[#out + 1] = {nodes[i], nodes[i + 1], n, conns, now}\n"
+    "end\n"
+    "return out\n";
+
 /* KEYS: nodes. ARGV: node. Returns 1 if the node was not registered (first beat, or the
  * cluster declared it dead meanwhile). */
 static const char heartbeat_lua[] = "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
@@ -185,9 +202,11 @@ static const char restore_lua[] =
     "return 1\n";
 
 static const char *const bodies[SCRIPT_COUNT] = {
-    [SCRIPT_IDENTIFY] = identify_lua, [SCRIPT_LEAVE] = leave_lua,         [SCRIPT_SEND] = send_lua,
-    [SCRIPT_QUERY] = query_lua,       [SCRIPT_HEARTBEAT] = heartbeat_lua, [SCRIPT_REAP] = reap_lua,
-    [SCRIPT_RECYCLE] = recycle_lua,   [SCRIPT_RESTORE] = restore_lua,
+    [SCRIPT_IDENTIFY] = identify_lua,   [SCRIPT_LEAVE] = leave_lua,
+    [SCRIPT_SEND] = send_lua,           [SCRIPT_QUERY] = query_lua,
+    [SCRIPT_HEARTBEAT] = heartbeat_lua, [SCRIPT_REAP] = reap_lua,
+    [SCRIPT_RECYCLE] = recycle_lua,     [SCRIPT_RESTORE] = restore_lua,
+    [SCRIPT_STATUS] = status_lua,
 };
 
 /* Redis runs a script's whole text on every call, so the prelude's helpers are defined again

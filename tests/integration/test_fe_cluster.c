@@ -123,6 +123,57 @@ static void test_cross_node_relay(void **state) {
     expect_binary(b2, bin, sizeof(bin));
 }
 
+/* GET /status on port; caller frees. */
+static char *status_page(int port) {
+    int code = 0;
+    char *body = NULL;
+    assert_int_equal(proc_http_get(port, "/status", T, &code, &body), 0);
+    assert_int_equal(code, 200);
+    assert_non_null(body);
+    return body;
+}
+
+static void test_status_shows_the_cluster(void **state) {
+    struct fe_cluster *c = *state;
+    struct wsc *a = fe_join(c, 0, "cl-st-a", "A", "cl-st-room1", NULL);
+    struct wsc *b = fe_join(c, 1, "cl-st-b", "B", "cl-st-room2", NULL);
+    struct wsc *b2 = fe_join(c, 1, "cl-st-b2", "<b2>", "cl-st-room1", NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(b2);
+    /* either node shows every node, with its rooms and devices */
+    for (int i = 0; i < 2; i++) {
+        char *page = status_page(fe_port(c, i));
+        for (int n = 0; n < 2; n++) {
+            char h[64];
+            snprintf(h, sizeof(h), "<h3>%s</h3>", fe_node_id(c, n));
+            if (!strstr(page, h))
+                fail_msg("node %d's /status lacks %s:\n%s", i, h, page);
+        }
+        /* each node's row for room1 lists its own device only */
+        if (!strstr(page, "<td>cl-st-room1</td><td>cl-st-a</td>") ||
+            !strstr(page, "<td>cl-st-room2</td><td>cl-st-b</td>") ||
+            !strstr(page, "<td>cl-st-room1</td><td>cl-st-b2</td>"))
+            fail_msg("node %d's /status lacks a member:\n%s", i, page);
+        /* an identity is not shown; node ids would be escaped */
+        assert_null(strstr(page, "<b2>"));
+        free(page);
+    }
+    /* a device that leaves disappears from the page */
+    fe_close(c, b2);
+    int64_t deadline = proc_now_ms() + 10000;
+    for (;;) {
+        char *page = status_page(fe_port(c, 0));
+        int listed = strstr(page, "cl-st-b2") != NULL;
+        free(page);
+        if (!listed)
+            break;
+        if (proc_remaining_ms(deadline) == 0)
+            fail_msg("cl-st-b2 still on /status after it closed");
+        fe_poll_pause();
+    }
+}
+
 static void test_reconnect_via_other_node(void **state) {
     struct fe_cluster *c = *state;
     char room[FE_ROOM_CAP], again[FE_ROOM_CAP];
@@ -623,6 +674,7 @@ static void test_archive_events(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cross_node_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_shows_the_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_via_other_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_device_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_member, setup, teardown),
