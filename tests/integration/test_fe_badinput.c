@@ -711,6 +711,13 @@ static void test_redis_down_unavailable(void **state) {
 
     assert_int_equal(redis_server_stop(fe_redis(c)), 0);
     assert_int_equal(fe_wait_ready(port, 503, 15000), 0);
+    /* /status still answers, with this node only */
+    int code = 0;
+    char *page = NULL;
+    assert_int_equal(proc_http_get(port, "/status", T, &code, &page), 0);
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(page, "unavailable"));
+    free(page);
 
     /* the node stays up and answers every action with "unavailable" */
     int code = 0;
