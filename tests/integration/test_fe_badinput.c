@@ -720,7 +720,7 @@ static void test_redis_down_unavailable(void **state) {
     free(page);
 
     /* the node stays up and answers every action with "unavailable" */
-    int code = 0;
+    code = 0;
     assert_int_equal(proc_http_get(port, "/healthz", T, &code, NULL), 0);
     assert_int_equal(code, 200);
     send_text(a, "lost");
