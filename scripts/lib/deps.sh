@@ -1,10 +1,11 @@
 # Installs the Debian packages the project needs to build, test and run locally, if missing.
-# Sourced by scripts/up, scripts/test and scripts/bench.
+# Sourced by scripts/up, scripts/test, scripts/bench and scripts/check-k8s.
 
 rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
     redis-server mariadb-server jq
+    python3-yaml # scripts/check-k8s
 )
 
 rrm_install_deps() {
@@ -12,6 +13,10 @@ rrm_install_deps() {
     for p in "${rrm_packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    # kubectl renders k8s/ for scripts/check-k8s; any kubectl will do, Debian's is kubernetes-client
+    if ! command -v kubectl >/dev/null; then
+        missing+=(kubernetes-client)
+    fi
     ((${#missing[@]})) || return 0
     echo "installing: ${missing[*]}" >&2
     local sudo=()

@@ -1,0 +1,40 @@
+# RealTime Room Manager image: rrm-frontend (the default command) and rrm-archiver.
+#   docker build -t rrm:latest .
+#   docker run --rm rrm:latest --help                                    # rrm-frontend
+#   docker run --rm --entrypoint rrm-archiver rrm:latest --help          # rrm-archiver
+# Both are configured only through RRM_* environment variables (README "Configuration").
+
+# --- build: the same Debian 12 packages scripts/lib/deps.sh installs for a local build.
+# cmocka is needed to configure (the tests are part of the CMake project), not to run.
+FROM debian:12 AS build
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        build-essential cmake pkg-config \
+        libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev \
+        default-libmysqlclient-dev libjansson-dev libcmocka-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    && cmake --build /build -j"$(nproc)" --target rrm-frontend rrm-archiver
+
+# --- runtime: only the shared libraries the two binaries load. libwebsockets-evlib-ev is the
+# plugin libwebsockets opens at run time (dlopen) for its libev event loop, so ldd does not
+# list it; rrm-frontend needs it.
+FROM debian:12-slim
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libwebsockets17 libwebsockets-evlib-ev libev4 libhiredis0.14 libjansson4 libmariadb3 \
+        ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+# A fixed numeric user, so that Kubernetes' runAsNonRoot can verify it without a passwd lookup.
+RUN groupadd --gid 10001 rrm \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin rrm
+COPY --from=build /build/frontend/rrm-frontend /build/archiver/rrm-archiver /usr/local/bin/
+USER 10001:10001
+# WebSocket clients and the HTTP probes (/healthz, /readyz, /metrics) share this port.
+EXPOSE 8765
+# rrm-frontend runs as PID 1: it handles SIGTERM itself (the drain). The archiver's Deployment
+# sets `command: [rrm-archiver]`.
+ENTRYPOINT ["rrm-frontend"]
