@@ -188,7 +188,8 @@ static void status_node(struct http_reply *r, const redisReply *n) {
         ms[m].device_len = (int)(v->len - (size_t)(tab + 1 - v->str));
         m++;
     }
-    qsort(ms, m, sizeof(*ms), member_cmp);
+    if (m)
+        qsort(ms, m, sizeof(*ms), member_cmp);
     add(r, "<table border=\"1\"><tr><th>room</th><th>devices on this node</th></tr>\n");
     for (size_t i = 0; i < m; i++) {
         int first = i == 0 || ms[i].room_len != ms[i - 1].room_len ||
