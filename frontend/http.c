@@ -152,15 +152,15 @@ struct member {
     int room_len, device_len;
 };
 
+static int span_cmp(const char *a, int an, const char *b, int bn) {
+    int c = memcmp(a, b, (size_t)(an < bn ? an : bn));
+    return c ? c : an - bn;
+}
+
 static int member_cmp(const void *a, const void *b) {
     const struct member *x = a, *y = b;
-    int n = x->room_len < y->room_len ? x->room_len : y->room_len;
-    int c = memcmp(x->room, y->room, (size_t)n);
-    if (c || x->room_len != y->room_len)
-        return c ? c : x->room_len - y->room_len;
-    n = x->device_len < y->device_len ? x->device_len : y->device_len;
-    c = memcmp(x->device, y->device, (size_t)n);
-    return c ? c : x->device_len - y->device_len;
+    int c = span_cmp(x->room, x->room_len, y->room, y->room_len);
+    return c ? c : span_cmp(x->device, x->device_len, y->device, y->device_len);
 }
 
 /* One node of the STATUS script's reply: {node, heartbeat ms, connections, {conn, value...},
@@ -192,8 +192,8 @@ static void status_node(struct http_reply *r, const redisReply *n) {
         qsort(ms, m, sizeof(*ms), member_cmp);
     add(r, "<table border=\"1\"><tr><th>room</th><th>devices on this node</th></tr>\n");
     for (size_t i = 0; i < m; i++) {
-        int first = i == 0 || ms[i].room_len != ms[i - 1].room_len ||
-                    memcmp(ms[i].room, ms[i - 1].room, (size_t)ms[i].room_len) != 0;
+        int first =
+            i == 0 || span_cmp(ms[i].room, ms[i].room_len, ms[i - 1].room, ms[i - 1].room_len);
         if (first) {
             add(r, "%s<tr><td>", i ? "</td></tr>\n" : "");
             add_escaped(r, ms[i].room, (size_t)ms[i].room_len);
