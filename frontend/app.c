@@ -1,4 +1,4 @@
-/* Application-wide helpers: error counting and Redis readiness. */
+/* Application-wide helpers: error and delay counting, Redis readiness. */
 #include "app.h"
 
 #include "proto.h"
@@ -14,6 +14,16 @@ const char *const app_error_codes[] = {
     PROTO_E_SERVER_FULL,     PROTO_E_DRAINING,         PROTO_E_NOT_MEMBER,
 };
 const size_t app_error_code_count = sizeof(app_error_codes) / sizeof(app_error_codes[0]);
+
+const int64_t app_delay_bounds_us[APP_DELAY_BOUNDS] = {500, 1000, 2000, 5000, 10000, 50000, 250000};
+
+void app_count_delay(struct app *app, int64_t us) {
+    int i = 0;
+    while (i < APP_DELAY_BOUNDS && us > app_delay_bounds_us[i])
+        i++;
+    app->stats.delay_buckets[i]++;
+    app->stats.delay_sum_us += (uint64_t)(us > 0 ? us : 0);
+}
 
 void app_count_error(struct app *app, const char *code) {
     for (size_t i = 0; i < app_error_code_count; i++)

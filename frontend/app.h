@@ -23,6 +23,9 @@ struct fe_stats {
     uint64_t messages_in;   /* relayed messages received from local clients */
     uint64_t messages_out;  /* frames delivered to local clients (relays) */
     uint64_t client_writes; /* writes carrying them (several frames when coalesced) */
+    /* how long frames waited between being built and written: a histogram (app.c's bounds) */
+    uint64_t delay_buckets[8];
+    uint64_t delay_sum_us;
     uint64_t bytes_in, bytes_out;
     uint64_t queries;
     uint64_t pubsub_in; /* relayed frames received from Redis */
@@ -81,6 +84,13 @@ struct app {
     int flush_pending;
     lws_sorted_usec_list_t sul_flush;
 };
+
+/* Upper bounds (microseconds) of fe_stats.delay_buckets; the last bucket is everything above. */
+extern const int64_t app_delay_bounds_us[];
+#define APP_DELAY_BOUNDS 7
+
+/* Records that a frame waited us microseconds before it was written. */
+void app_count_delay(struct app *app, int64_t us);
 
 /* Counts a client error by its PROTO_E_* code. */
 void app_count_error(struct app *app, const char *code);

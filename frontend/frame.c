@@ -1,6 +1,8 @@
 /* Shared, reference-counted outgoing frames (RFC 6455 section 5.2 framing, server side). */
 #include "frame.h"
 
+#include "util.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +10,7 @@ struct frame *frame_new(const void *data, size_t len, int binary) {
     struct frame *f = malloc(sizeof(*f) + FRAME_MAX_HEADER + len);
     if (!f)
         return NULL;
+    f->born_us = util_mono_us();
     f->refs = 1;
     f->binary = (uint8_t)(binary != 0);
     f->len = len;

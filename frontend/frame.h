@@ -10,6 +10,7 @@
 #define FRAME_MAX_HEADER 10
 
 struct frame {
+    int64_t born_us; /* monotonic time it was built: its wait is measured when written */
     uint32_t refs;
     uint8_t binary;
     uint8_t hlen;        /* header bytes just before the payload */

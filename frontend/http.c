@@ -83,6 +83,20 @@ static void metrics(struct app *app, struct http_reply *r) {
     metric(r, "rrm_client_writes_total", "counter",
            "Writes to local clients (one carries every frame queued for that client).",
            st->client_writes);
+    add(r, "# HELP rrm_delivery_delay_seconds Time from a frame being built (relayed message "
+           "from Redis, answer, error) to its write to the client: coalescing, slow clients, "
+           "a busy loop.\n# TYPE rrm_delivery_delay_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < APP_DELAY_BOUNDS; i++) {
+        cum += st->delay_buckets[i];
+        add(r, "rrm_delivery_delay_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+            (double)app_delay_bounds_us[i] / 1e6, cum);
+    }
+    cum += st->delay_buckets[APP_DELAY_BOUNDS];
+    add(r,
+        "rrm_delivery_delay_seconds_bucket{le=\"+Inf\"} %" PRIu64
+        "\nrrm_delivery_delay_seconds_sum %.6f\nrrm_delivery_delay_seconds_count %" PRIu64 "\n",
+        cum, (double)st->delay_sum_us / 1e6, cum);
     metric(r, "rrm_bytes_in_total", "counter", "Payload bytes received.", st->bytes_in);
     metric(r, "rrm_bytes_out_total", "counter", "Payload bytes written.", st->bytes_out);
     metric(r, "rrm_queries_total", "counter", "query_room requests.", st->queries);

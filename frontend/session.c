@@ -137,8 +137,10 @@ static int write_queue(struct session *s) {
     const unsigned char *out;
     size_t n = 0, frames = 0, payload = 0;
     struct frame *single = NULL;
+    int64_t now = util_mono_us();
     if (s->q_len == 1 || frame_wire_len(s->q[s->q_head]) >= SESSION_WRITE_BATCH) {
         single = queue_pop(s);
+        app_count_delay(app, now - single->born_us);
         out = frame_wire(single);
         n = frame_wire_len(single);
         frames = 1;
@@ -159,6 +161,7 @@ static int write_queue(struct session *s) {
             n += w;
             frames++;
             payload += f->len;
+            app_count_delay(app, now - f->born_us);
             frame_unref(queue_pop(s));
         }
         out = app->wbuf;
