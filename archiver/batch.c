@@ -550,181 +550,178 @@ static const char room_events_head[] =
 /* Not INSERT IGNORE: that would also turn data errors into silent truncation. */
 static const char keep_existing_tail[] = " ON DUPLICATE KEY UPDATE event_id = event_id";
 
-static void tuple_room(struct buf *t, const struct arch_build_opts *o, const struct arch_row *r) {
-    const struct rrm_event *ev = &r->ev;
-    int created = ev->type == EV_ROOM_CREATED;
-    buf_put(t, "(", 1);
-    put_text(t, o, ev->room);
-    put_sep(t);
-    if (created) {
-        put_time(t, ev->ts);
-        put_sep(t);
-        put_text(t, o, ev->device);
-        put_sep(t);
-        put_text(t, o, ev->node);
-        put_sep(t);
-        put_event_id(t, r);
-        buf_puts(t, ",NULL,NULL)");
-    } else {
-        buf_puts(t, "NULL,NULL,NULL,NULL,");
-        put_time(t, ev->ts);
-        put_sep(t);
-        put_event_id(t, r);
-        buf_put(t, ")", 1);
-    }
-}
+/* What goes into one column of a tuple. */
+enum col {
+    C_NULL,
+    C_ZERO,
+    C_EVENT_ID,
+    C_TS,
+    C_CONNECTED_AT, /* NULL when unknown */
+    C_ROOM,
+    C_DEVICE,
+    C_NODE,
+    C_CONN,
+    C_IDENTITY,
+    C_IP,
+    C_KIND,
+    C_ACTION,
+    C_REASON,
+    C_GAP_ROOM, /* gap fillers: see put_gap_fill */
+    C_GAP_DEVICE,
+    C_GAP_NODE,
+    C_SEQ,
+    C_TOTAL,
+    C_BODY_LEN,
+    C_BODY,
+};
 
-static void tuple_device(struct buf *t, const struct arch_build_opts *o, const struct arch_row *r) {
-    const struct rrm_event *ev = &r->ev;
-    buf_put(t, "(", 1);
-    put_text(t, o, ev->device);
-    put_sep(t);
-    if (ev->type == EV_CONNECT) {
-        put_text(t, o, ev->identity);
-        put_sep(t);
-        put_time(t, ev->ts);
-        put_sep(t);
-        put_time(t, ev->ts);
-        put_sep(t);
-        put_text(t, o, ev->node);
-        buf_puts(t, ",NULL,NULL,0)");
-    } else { /* room assignment */
-        buf_puts(t, "NULL,");
-        put_time(t, ev->ts);
-        buf_puts(t, ",NULL,NULL,");
-        put_text(t, o, ev->room);
-        put_sep(t);
-        put_time(t, ev->ts);
-        buf_puts(t, ",0)");
-    }
-}
+/* A tuple: its columns in the order of the statement's column list. */
+struct shape {
+    unsigned char n;
+    unsigned char col[12];
+};
 
-static void tuple_connection(struct buf *t, const struct arch_build_opts *o,
-                             const struct arch_row *r) {
+#define SHAPE(...)                                                                                 \
+    {                                                                                              \
+        sizeof((unsigned char[]){__VA_ARGS__}), {                                                  \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    }
+
+static void put_col(struct buf *t, const struct arch_build_opts *o, const struct arch_row *r,
+                    enum col c) {
     const struct rrm_event *ev = &r->ev;
-    buf_put(t, "(", 1);
-    put_text(t, o, ev->conn);
-    put_sep(t);
-    switch (ev->type) {
-    case EV_CONNECT:
+    switch (c) {
+    case C_NULL:
+        buf_puts(t, "NULL");
+        break;
+    case C_ZERO:
+        buf_puts(t, "0");
+        break;
+    case C_EVENT_ID:
         put_event_id(t, r);
-        put_sep(t);
-        put_text(t, o, ev->device);
-        put_sep(t);
-        put_text(t, o, ev->identity);
-        put_sep(t);
-        put_text(t, o, ev->ip);
-        put_sep(t);
-        put_text(t, o, ev->node);
-        buf_puts(t, ",NULL,");
+        break;
+    case C_TS:
         put_time(t, ev->ts);
-        buf_puts(t, ",NULL,NULL,NULL)");
         break;
-    case EV_ROOM:
-        buf_puts(t, "NULL,");
-        put_gap_fill(t, o, ev->device);
-        buf_puts(t, ",NULL,NULL,");
-        put_gap_fill(t, o, ev->node);
-        put_sep(t);
-        put_gap_fill(t, o, ev->room);
-        buf_puts(t, ",NULL,NULL,NULL,NULL)");
-        break;
-    default: /* disconnect */
-        buf_puts(t, "NULL,");
-        put_gap_fill(t, o, ev->device);
-        buf_puts(t, ",NULL,NULL,");
-        put_gap_fill(t, o, ev->node);
-        put_sep(t);
-        put_gap_fill(t, o, ev->room);
-        put_sep(t);
+    case C_CONNECTED_AT:
         if (ev->connected_at > 0)
             put_time(t, ev->connected_at);
         else
             buf_puts(t, "NULL");
-        put_sep(t);
-        put_time(t, ev->ts);
-        put_sep(t);
+        break;
+    case C_ROOM:
+        put_text(t, o, ev->room);
+        break;
+    case C_DEVICE:
+        put_text(t, o, ev->device);
+        break;
+    case C_NODE:
+        put_text(t, o, ev->node);
+        break;
+    case C_CONN:
+        put_text(t, o, ev->conn);
+        break;
+    case C_IDENTITY:
+        put_text(t, o, ev->identity);
+        break;
+    case C_IP:
+        put_text(t, o, ev->ip);
+        break;
+    case C_KIND:
+        put_text(t, o, ev->kind);
+        break;
+    case C_ACTION:
+        put_text(t, o, ev->action);
+        break;
+    case C_REASON:
         put_text(t, o, ev->reason);
-        put_sep(t);
-        put_event_id(t, r);
-        buf_put(t, ")", 1);
+        break;
+    case C_GAP_ROOM:
+        put_gap_fill(t, o, ev->room);
+        break;
+    case C_GAP_DEVICE:
+        put_gap_fill(t, o, ev->device);
+        break;
+    case C_GAP_NODE:
+        put_gap_fill(t, o, ev->node);
+        break;
+    case C_SEQ:
+        buf_int(t, ev->seq);
+        break;
+    case C_TOTAL:
+        buf_int(t, ev->total);
+        break;
+    case C_BODY_LEN:
+        buf_int(t, (int64_t)ev->body.len);
+        break;
+    case C_BODY:
+        put_escaped(t, o, ev->body, 1);
         break;
     }
 }
 
-static void tuple_message(struct buf *t, const struct arch_build_opts *o,
-                          const struct arch_row *r) {
-    const struct rrm_event *ev = &r->ev;
+static void put_tuple(struct buf *t, const struct arch_build_opts *o, const struct arch_row *r,
+                      const struct shape *sh) {
     buf_put(t, "(", 1);
-    put_event_id(t, r);
-    put_sep(t);
-    put_text(t, o, ev->room);
-    put_sep(t);
-    put_text(t, o, ev->device);
-    put_sep(t);
-    buf_int(t, ev->seq);
-    put_sep(t);
-    put_text(t, o, ev->kind);
-    put_sep(t);
-    buf_int(t, (int64_t)ev->body.len);
-    put_sep(t);
-    put_escaped(t, o, ev->body, 1);
-    put_sep(t);
-    put_text(t, o, ev->node);
-    put_sep(t);
-    put_time(t, ev->ts);
+    for (unsigned i = 0; i < sh->n; i++) {
+        if (i)
+            put_sep(t);
+        put_col(t, o, r, (enum col)sh->col[i]);
+    }
     buf_put(t, ")", 1);
 }
 
-static void tuple_query(struct buf *t, const struct arch_build_opts *o, const struct arch_row *r) {
-    const struct rrm_event *ev = &r->ev;
-    buf_put(t, "(", 1);
-    put_event_id(t, r);
-    put_sep(t);
-    put_text(t, o, ev->room);
-    put_sep(t);
-    put_text(t, o, ev->device);
-    put_sep(t);
-    buf_int(t, ev->total);
-    put_sep(t);
-    put_text(t, o, ev->node);
-    put_sep(t);
-    put_time(t, ev->ts);
-    buf_put(t, ")", 1);
-}
+/* Tuples by event type, one table each, in the column order of the statement heads above. */
 
-static void tuple_room_event(struct buf *t, const struct arch_build_opts *o,
-                             const struct arch_row *r) {
-    const struct rrm_event *ev = &r->ev;
-    buf_put(t, "(", 1);
-    put_event_id(t, r);
-    put_sep(t);
-    put_text(t, o, ev->room);
-    put_sep(t);
-    put_text(t, o, ev->device);
-    put_sep(t);
-    put_text(t, o, ev->conn);
-    put_sep(t);
-    put_text(t, o, ev->action);
-    put_sep(t);
-    put_text(t, o, ev->node);
-    put_sep(t);
-    put_time(t, ev->ts);
-    buf_put(t, ")", 1);
-}
+/* rooms: room_id, created_at, created_by_device, created_node, created_event_id,
+ * recycled_at, recycled_event_id */
+static const struct shape rooms_shapes[EV_TYPE_COUNT] = {
+    [EV_ROOM_CREATED] = SHAPE(C_ROOM, C_TS, C_DEVICE, C_NODE, C_EVENT_ID, C_NULL, C_NULL),
+    [EV_ROOM_RECYCLED] = SHAPE(C_ROOM, C_NULL, C_NULL, C_NULL, C_NULL, C_TS, C_EVENT_ID),
+};
 
-typedef void (*tuple_fn)(struct buf *, const struct arch_build_opts *, const struct arch_row *);
+/* devices: a connect carries the identity and the connection, a room assignment the room */
+static const struct shape devices_shapes[EV_TYPE_COUNT] = {
+    [EV_CONNECT] = SHAPE(C_DEVICE, C_IDENTITY, C_TS, C_TS, C_NODE, C_NULL, C_NULL, C_ZERO),
+    [EV_ROOM] = SHAPE(C_DEVICE, C_NULL, C_TS, C_NULL, C_NULL, C_ROOM, C_TS, C_ZERO),
+};
 
-/* Emits one statement group for rows in the order of `order` (or stream order if NULL). */
+/* connections: the connect is authoritative; the room assignment and the disconnect fill gaps */
+static const struct shape connections_shapes[EV_TYPE_COUNT] = {
+    [EV_CONNECT] = SHAPE(C_CONN, C_EVENT_ID, C_DEVICE, C_IDENTITY, C_IP, C_NODE, C_NULL, C_TS,
+                         C_NULL, C_NULL, C_NULL),
+    [EV_ROOM] = SHAPE(C_CONN, C_NULL, C_GAP_DEVICE, C_NULL, C_NULL, C_GAP_NODE, C_GAP_ROOM, C_NULL,
+                      C_NULL, C_NULL, C_NULL),
+    [EV_DISCONNECT] = SHAPE(C_CONN, C_NULL, C_GAP_DEVICE, C_NULL, C_NULL, C_GAP_NODE, C_GAP_ROOM,
+                            C_CONNECTED_AT, C_TS, C_REASON, C_EVENT_ID),
+};
+
+static const struct shape messages_shapes[EV_TYPE_COUNT] = {
+    [EV_MESSAGE] =
+        SHAPE(C_EVENT_ID, C_ROOM, C_DEVICE, C_SEQ, C_KIND, C_BODY_LEN, C_BODY, C_NODE, C_TS),
+};
+
+static const struct shape room_queries_shapes[EV_TYPE_COUNT] = {
+    [EV_QUERY] = SHAPE(C_EVENT_ID, C_ROOM, C_DEVICE, C_TOTAL, C_NODE, C_TS),
+};
+
+static const struct shape room_events_shapes[EV_TYPE_COUNT] = {
+    [EV_ROOM] = SHAPE(C_EVENT_ID, C_ROOM, C_DEVICE, C_CONN, C_ACTION, C_NODE, C_TS),
+};
+
+/* Emits one statement group for rows in the order of `order` (or stream order if NULL), each row
+ * as the shape of its event type. */
 static void emit(struct stmt_state *st, struct buf *t, const struct arch_row *rows, size_t n,
-                 unsigned type_mask, const struct keyed *order, size_t order_n, tuple_fn fn) {
+                 unsigned type_mask, const struct keyed *order, size_t order_n,
+                 const struct shape *shapes) {
     size_t count = order ? order_n : n;
     for (size_t k = 0; k < count && !st->rc; k++) {
         size_t i = order ? order[k].index : k;
         if (!(type_mask & BIT(rows[i].ev.type)))
             continue;
         t->len = 0;
-        fn(t, st->o, &rows[i]);
+        put_tuple(t, st->o, &rows[i], &shapes[rows[i].ev.type]);
         st_add(st, t, i, 1);
     }
     st_flush(st);
@@ -768,13 +765,13 @@ int arch_sql_build(struct arch_sql *out, const struct arch_row *rows, size_t n,
     order = sorted_by_key(rows, n, BIT(EV_ROOM_CREATED) | BIT(EV_ROOM_RECYCLED), key_room, &m);
     st.rc = order ? 0 : -1;
     st_begin(&st, ARCH_ROOMS, rooms_head, rooms_tail);
-    emit(&st, &t, rows, n, BIT(EV_ROOM_CREATED) | BIT(EV_ROOM_RECYCLED), order, m, tuple_room);
+    emit(&st, &t, rows, n, BIT(EV_ROOM_CREATED) | BIT(EV_ROOM_RECYCLED), order, m, rooms_shapes);
     free(order);
 
     order = sorted_by_key(rows, n, BIT(EV_CONNECT) | BIT(EV_ROOM), key_device, &m);
     st.rc = st.rc ? st.rc : order ? 0 : -1;
     st_begin(&st, ARCH_DEVICES, devices_head, devices_tail);
-    emit(&st, &t, rows, n, BIT(EV_CONNECT) | BIT(EV_ROOM), order, m, tuple_device);
+    emit(&st, &t, rows, n, BIT(EV_CONNECT) | BIT(EV_ROOM), order, m, devices_shapes);
     free(order);
 
     order =
@@ -782,18 +779,18 @@ int arch_sql_build(struct arch_sql *out, const struct arch_row *rows, size_t n,
     st.rc = st.rc ? st.rc : order ? 0 : -1;
     st_begin(&st, ARCH_CONNECTIONS, connections_head, connections_tail);
     emit(&st, &t, rows, n, BIT(EV_CONNECT) | BIT(EV_ROOM) | BIT(EV_DISCONNECT), order, m,
-         tuple_connection);
+         connections_shapes);
     free(order);
 
     if (!st.rc)
         emit_connect_counts(&st, &t, rows, n);
 
     st_begin(&st, ARCH_MESSAGES, messages_head, keep_existing_tail);
-    emit(&st, &t, rows, n, BIT(EV_MESSAGE), NULL, 0, tuple_message);
+    emit(&st, &t, rows, n, BIT(EV_MESSAGE), NULL, 0, messages_shapes);
     st_begin(&st, ARCH_ROOM_QUERIES, room_queries_head, keep_existing_tail);
-    emit(&st, &t, rows, n, BIT(EV_QUERY), NULL, 0, tuple_query);
+    emit(&st, &t, rows, n, BIT(EV_QUERY), NULL, 0, room_queries_shapes);
     st_begin(&st, ARCH_ROOM_EVENTS, room_events_head, keep_existing_tail);
-    emit(&st, &t, rows, n, BIT(EV_ROOM), NULL, 0, tuple_room_event);
+    emit(&st, &t, rows, n, BIT(EV_ROOM), NULL, 0, room_events_shapes);
 
     free(t.p);
     free(st.stmt.p);
