@@ -14,6 +14,12 @@
 
 #include "proc.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -634,4 +640,49 @@ void fe_events_free(struct fe_events *e) {
     free(e->ev);
     free(e->ok);
     memset(e, 0, sizeof(*e));
+}
+
+/* ------------------------------------------------------------- assertions */
+
+const char *fe_str(json_t *o, const char *key) {
+    return json_string_value(json_object_get(o, key));
+}
+
+void fe_send_text(struct wsc *ws, const char *content) {
+    assert_int_equal(fe_send_json(ws, json_pack("{s:s, s:s}", "type", "text", "content", content)),
+                     0);
+}
+
+json_t *fe_expect_relay(struct wsc *ws, const char *type, const char *from, const char *room) {
+    json_t *m = fe_expect_type(ws, type, FE_TIMEOUT_MS);
+    assert_non_null(m);
+    assert_string_equal(fe_str(m, "from_device_id"), from);
+    if (room)
+        assert_string_equal(fe_str(m, "room_id"), room);
+    assert_true(json_is_integer(json_object_get(m, "ts")));
+    assert_true(json_is_integer(json_object_get(m, "seq")));
+    assert_true(json_integer_value(json_object_get(m, "seq")) > 0);
+    return m;
+}
+
+void fe_expect_text(struct wsc *ws, const char *from, const char *room, const char *content) {
+    json_t *m = fe_expect_relay(ws, "text", from, room);
+    assert_string_equal(fe_str(m, "content"), content);
+    json_decref(m);
+}
+
+void fe_expect_binary(struct wsc *ws, const void *data, size_t len) {
+    struct wsc_msg m;
+    assert_int_equal(wsc_recv(ws, &m, FE_TIMEOUT_MS), 0);
+    assert_int_equal(m.opcode, WSC_OP_BINARY);
+    assert_int_equal(m.len, len);
+    assert_memory_equal(m.data, data, len);
+    wsc_msg_free(&m);
+}
+
+int fe_teardown(void **state) {
+    int rc = fe_cluster_stop(*state);
+    if (rc != 0)
+        fprintf(stderr, "teardown: a frontend did not exit cleanly with status 0\n");
+    return rc;
 }

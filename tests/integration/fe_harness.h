@@ -135,6 +135,27 @@ void fe_close(struct fe_cluster *c, struct wsc *ws);
 /* Close and unregister every client. */
 void fe_close_all(struct fe_cluster *c);
 
+/* ---- assertions shared by the frontend tests (cmocka: a failed check fails the test) ---- */
+
+/* The string member key of o, or NULL. */
+const char *fe_str(json_t *o, const char *key);
+
+/* Sends {"type":"text","content":content}. */
+void fe_send_text(struct wsc *ws, const char *content);
+
+/* The next frame must be a relay of the given type from `from` in `room` (NULL: any room), with
+ * the server's ts and a positive seq; returns it (caller json_decref's). */
+json_t *fe_expect_relay(struct wsc *ws, const char *type, const char *from, const char *room);
+
+/* The next frame must be the relayed text `content` from `from` in `room` (NULL: any room). */
+void fe_expect_text(struct wsc *ws, const char *from, const char *room, const char *content);
+
+/* The next frame must be binary, byte for byte data. */
+void fe_expect_binary(struct wsc *ws, const void *data, size_t len);
+
+/* cmocka teardown: stops the cluster in *state; fails unless every node exited with status 0. */
+int fe_teardown(void **state);
+
 /* Dump obj compactly and send it as one text frame; takes the reference to obj. */
 int fe_send_json(struct wsc *ws, json_t *obj);
 

@@ -53,34 +53,10 @@ static int setup_slow(void **state) {
     return start(state, env);
 }
 
-static int teardown(void **state) {
-    int rc = fe_cluster_stop(*state);
-    if (rc != 0)
-        fprintf(stderr, "teardown: the frontend did not exit cleanly with status 0\n");
-    return rc;
-}
-
-static const char *str_of(json_t *o, const char *key) {
-    return json_string_value(json_object_get(o, key));
-}
-
-static void send_text(struct wsc *ws, const char *content) {
-    assert_int_equal(fe_send_json(ws, json_pack("{s:s, s:s}", "type", "text", "content", content)),
-                     0);
-}
-
-static void expect_text(struct wsc *ws, const char *from, const char *content) {
-    json_t *m = fe_expect_type(ws, "text", T);
-    assert_non_null(m);
-    assert_string_equal(str_of(m, "from_device_id"), from);
-    assert_string_equal(str_of(m, "content"), content);
-    json_decref(m);
-}
-
 /* a sends a marker; b's very next frame must be it (nothing else reached b meanwhile). */
 static void marker(struct wsc *a, const char *from, struct wsc *b, const char *content) {
-    send_text(a, content);
-    expect_text(b, from, content);
+    fe_send_text(a, content);
+    fe_expect_text(b, from, NULL, content);
 }
 
 /* The connection still works: a query is answered (after any error frames before it). */
@@ -121,7 +97,7 @@ static void expect_accepted(struct fe_cluster *c, json_t *id) {
         char *text = json_dumps(id, JSON_COMPACT);
         fail_msg("identify %s was not accepted", text);
     }
-    assert_non_null(str_of(room, "room_id"));
+    assert_non_null(fe_str(room, "room_id"));
     json_decref(room);
     fe_close(c, ws);
 }
@@ -337,7 +313,7 @@ static void test_frame_too_big(void **state) {
     assert_int_equal(wsc_send_text(a, msg), 0);
     json_t *m = fe_expect_type(b, "text", T);
     assert_non_null(m);
-    assert_int_equal(strlen(str_of(m, "content")), MAX_FRAME - hl - 2);
+    assert_int_equal(strlen(fe_str(m, "content")), MAX_FRAME - hl - 2);
     json_decref(m);
     /* the same size in fragments, too */
     assert_int_equal(wsc_send_fragmented(a, WSC_OP_TEXT, msg, MAX_FRAME, 1000), 0);
@@ -400,8 +376,8 @@ static void test_rate_limited(void **state) {
             json_t *j = json_loadb(msg.data, msg.len, 0, &err);
             wsc_msg_free(&msg);
             assert_non_null(j);
-            assert_string_equal(str_of(j, "type"), "error");
-            assert_string_equal(str_of(j, "code"), "rate_limited");
+            assert_string_equal(fe_str(j, "type"), "error");
+            assert_string_equal(fe_str(j, "code"), "rate_limited");
             json_decref(j);
             errors++;
         }
@@ -410,7 +386,7 @@ static void test_rate_limited(void **state) {
             json_t *j = json_loadb(msg.data, msg.len, 0, &err);
             wsc_msg_free(&msg);
             assert_non_null(j);
-            assert_string_equal(str_of(j, "type"), "burst");
+            assert_string_equal(fe_str(j, "type"), "burst");
             int i = (int)json_integer_value(json_object_get(j, "i"));
             assert_true(i > last_i);
             last_i = i;
@@ -428,14 +404,14 @@ static void test_rate_limited(void **state) {
         assert_int_equal(wsc_send_text(a, "{\"type\":\"query_room\"}"), 0);
         json_t *j = wsc_recv_json(a, T);
         assert_non_null(j);
-        const char *type = str_of(j, "type");
+        const char *type = fe_str(j, "type");
         assert_non_null(type);
         if (strcmp(type, "room_info") == 0) {
             json_decref(j);
             break;
         }
         assert_string_equal(type, "error");
-        assert_string_equal(str_of(j, "code"), "rate_limited");
+        assert_string_equal(fe_str(j, "code"), "rate_limited");
         json_decref(j);
         errors++;
         if (proc_remaining_ms(deadline) == 0)
@@ -583,10 +559,10 @@ static void test_garbage_does_not_affect_others(void **state) {
     marker(a, "gb-a", b, "m1");
     marker(b, "gb-b", a, "m2");
     /* g, a member all along, got exactly the others' messages, in order */
-    expect_text(g, "gb-a", "m1");
-    expect_text(g, "gb-b", "m2");
+    fe_expect_text(g, "gb-a", NULL, "m1");
+    fe_expect_text(g, "gb-b", NULL, "m2");
     marker(g, "gb-g", a, "g is fine");
-    expect_text(b, "gb-g", "g is fine");
+    fe_expect_text(b, "gb-g", NULL, "g is fine");
     int code = 0;
     assert_int_equal(proc_http_get(port, "/healthz", T, &code, NULL), 0);
     assert_int_equal(code, 200);
@@ -612,8 +588,8 @@ static void test_garbage_does_not_affect_others(void **state) {
     assert_int_equal(fe_expect_error(g, "reserved_type", T), 0);
     marker(a, "gb-a", b, "m3");
     marker(b, "gb-b", a, "m4");
-    expect_text(g, "gb-a", "m3");
-    expect_text(g, "gb-b", "m4");
+    fe_expect_text(g, "gb-a", NULL, "m3");
+    fe_expect_text(g, "gb-b", NULL, "m4");
     marker(g, "gb-g", b, "g still fine");
 }
 
@@ -723,7 +699,7 @@ static void test_redis_down_unavailable(void **state) {
     code = 0;
     assert_int_equal(proc_http_get(port, "/healthz", T, &code, NULL), 0);
     assert_int_equal(code, 200);
-    send_text(a, "lost");
+    fe_send_text(a, "lost");
     assert_int_equal(fe_expect_error(a, "unavailable", T), 0);
     assert_int_equal(wsc_send_text(a, "{\"type\":\"query_room\"}"), 0);
     assert_int_equal(fe_expect_error(a, "unavailable", T), 0);
@@ -754,22 +730,22 @@ static void test_redis_down_unavailable(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_aborted_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_frame_invalid_json, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_frame_not_identify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_device_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_room_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_identity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_binary_first_frame, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_identify_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_frame_too_big, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limited, setup_rate, teardown),
-        cmocka_unit_test_setup_teardown(test_reserved_types_after_identify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_json_after_identify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_full, setup_full, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_does_not_affect_others, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_consumer_cut_off, setup_slow, teardown),
-        cmocka_unit_test_setup_teardown(test_redis_down_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aborted_connections, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_first_frame_invalid_json, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_first_frame_not_identify, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_device_id, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_room_id, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_identity, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_binary_first_frame, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_identify_timeout, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_frame_too_big, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limited, setup_rate, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_reserved_types_after_identify, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_json_after_identify, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_server_full, setup_full, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_does_not_affect_others, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_consumer_cut_off, setup_slow, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_redis_down_unavailable, setup, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

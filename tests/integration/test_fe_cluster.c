@@ -39,41 +39,6 @@ static int setup_fast_recycle(void **state) {
     return setup_cluster(state, env);
 }
 
-static int teardown(void **state) {
-    int rc = fe_cluster_stop(*state);
-    if (rc != 0)
-        fprintf(stderr, "teardown: a frontend did not exit cleanly with status 0\n");
-    return rc;
-}
-
-static const char *str_of(json_t *o, const char *key) {
-    return json_string_value(json_object_get(o, key));
-}
-
-static void send_text(struct wsc *ws, const char *content) {
-    assert_int_equal(fe_send_json(ws, json_pack("{s:s, s:s}", "type", "text", "content", content)),
-                     0);
-}
-
-static void expect_text(struct wsc *ws, const char *from, const char *room, const char *content) {
-    json_t *m = fe_expect_type(ws, "text", T);
-    assert_non_null(m);
-    assert_string_equal(str_of(m, "from_device_id"), from);
-    assert_string_equal(str_of(m, "room_id"), room);
-    assert_string_equal(str_of(m, "content"), content);
-    assert_true(json_integer_value(json_object_get(m, "seq")) > 0);
-    json_decref(m);
-}
-
-static void expect_binary(struct wsc *ws, const void *data, size_t len) {
-    struct wsc_msg m;
-    assert_int_equal(wsc_recv(ws, &m, T), 0);
-    assert_int_equal(m.opcode, WSC_OP_BINARY);
-    assert_int_equal(m.len, len);
-    assert_memory_equal(m.data, data, len);
-    wsc_msg_free(&m);
-}
-
 /* Poll query_room on ws until the room has `total` members and device is (not) listed. */
 static void wait_room_info(struct wsc *ws, json_int_t total, const char *device, int listed,
                            int timeout_ms) {
@@ -108,19 +73,19 @@ static void test_cross_node_relay(void **state) {
     assert_non_null(b);
     assert_non_null(b2);
 
-    send_text(a, "a-to-b");
-    expect_text(b, "cl-relay-a", room, "a-to-b");
-    expect_text(b2, "cl-relay-a", room, "a-to-b");
-    send_text(b, "b-to-a");
-    expect_text(a, "cl-relay-b", room, "b-to-a");
-    expect_text(b2, "cl-relay-b", room, "b-to-a");
+    fe_send_text(a, "a-to-b");
+    fe_expect_text(b, "cl-relay-a", room, "a-to-b");
+    fe_expect_text(b2, "cl-relay-a", room, "a-to-b");
+    fe_send_text(b, "b-to-a");
+    fe_expect_text(a, "cl-relay-b", room, "b-to-a");
+    fe_expect_text(b2, "cl-relay-b", room, "b-to-a");
     static const unsigned char bin[] = {0x00, 0xff, 0x10, 0x00, 0x7f};
     assert_int_equal(wsc_send(b2, WSC_OP_BINARY, bin, sizeof(bin)), 0);
-    expect_binary(a, bin, sizeof(bin));
-    expect_binary(b, bin, sizeof(bin));
+    fe_expect_binary(a, bin, sizeof(bin));
+    fe_expect_binary(b, bin, sizeof(bin));
     assert_int_equal(wsc_send(a, WSC_OP_BINARY, bin, sizeof(bin)), 0);
-    expect_binary(b, bin, sizeof(bin));
-    expect_binary(b2, bin, sizeof(bin));
+    fe_expect_binary(b, bin, sizeof(bin));
+    fe_expect_binary(b2, bin, sizeof(bin));
 }
 
 /* GET /status on port; caller frees. */
@@ -194,23 +159,23 @@ static void test_reconnect_via_other_node(void **state) {
     a = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &rf));
     json_decref(id);
     assert_non_null(a);
-    assert_string_equal(str_of(rf, "room_id"), room);
-    assert_string_equal(str_of(rf, "action"), "rejoined");
+    assert_string_equal(fe_str(rf, "room_id"), room);
+    assert_string_equal(fe_str(rf, "action"), "rejoined");
     assert_int_equal(json_integer_value(json_object_get(rf, "total_clients")), 2);
     json_decref(rf);
 
-    send_text(b, "welcome back");
-    expect_text(a, "cl-recon-b", room, "welcome back");
-    send_text(a, "thanks");
-    expect_text(b, "cl-recon-a", room, "thanks");
+    fe_send_text(b, "welcome back");
+    fe_expect_text(a, "cl-recon-b", room, "welcome back");
+    fe_send_text(a, "thanks");
+    fe_expect_text(b, "cl-recon-a", room, "thanks");
 
     /* an abrupt disconnect (no close frame) and a reconnect at once work the same way */
     fe_close(c, a);
     a = fe_join(c, 0, "cl-recon-a", "A", NULL, again);
     assert_non_null(a);
     assert_string_equal(again, room);
-    send_text(a, "abrupt");
-    expect_text(b, "cl-recon-a", room, "abrupt");
+    fe_send_text(a, "abrupt");
+    fe_expect_text(b, "cl-recon-a", room, "abrupt");
     wait_room_info(b, 2, "cl-recon-a", 1, 10000);
 }
 
@@ -229,7 +194,7 @@ static void test_duplicate_device_two_nodes(void **state) {
     struct wsc *new_ws = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &rf));
     json_decref(id);
     assert_non_null(new_ws);
-    assert_string_equal(str_of(rf, "room_id"), room);
+    assert_string_equal(fe_str(rf, "room_id"), room);
     json_decref(rf);
 
     assert_int_equal(fe_expect_error(old, "replaced", T), 0);
@@ -237,17 +202,17 @@ static void test_duplicate_device_two_nodes(void **state) {
     assert_int_equal(fe_error_count(fe_port(c, 0), "replaced"), replaced_before + 1);
 
     /* the new connection is the member: relays both ways, listed once with its identity */
-    send_text(b, "to-new");
-    expect_text(new_ws, "cl-dup-peer", room, "to-new");
-    send_text(new_ws, "from-new");
-    expect_text(b, "cl-dup", room, "from-new");
+    fe_send_text(b, "to-new");
+    fe_expect_text(new_ws, "cl-dup-peer", room, "to-new");
+    fe_send_text(new_ws, "from-new");
+    fe_expect_text(b, "cl-dup", room, "from-new");
     json_t *info = fe_query_room(b, T);
     assert_non_null(info);
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
     json_t *clients = json_object_get(info, "clients");
     assert_int_equal(json_array_size(clients), 1);
-    assert_string_equal(str_of(json_array_get(clients, 0), "device_id"), "cl-dup");
-    assert_string_equal(str_of(json_array_get(clients, 0), "identity"), "second");
+    assert_string_equal(fe_str(json_array_get(clients, 0), "device_id"), "cl-dup");
+    assert_string_equal(fe_str(json_array_get(clients, 0), "identity"), "second");
     json_decref(info);
     info = fe_query_room(new_ws, T);
     assert_non_null(info);
@@ -259,20 +224,20 @@ static void test_duplicate_device_two_nodes(void **state) {
     assert_non_null(third);
     assert_int_equal(fe_expect_error(b, "replaced", T), 0);
     assert_int_equal(fe_wait_close(b, T), 4001);
-    send_text(new_ws, "to-third");
-    expect_text(third, "cl-dup", room, "to-third");
+    fe_send_text(new_ws, "to-third");
+    fe_expect_text(third, "cl-dup", room, "to-third");
 
     /* twice on the same node: the newest wins there too */
     struct wsc *newest = fe_join(c, 1, "cl-dup", "third", NULL, NULL);
     assert_non_null(newest);
     assert_int_equal(fe_expect_error(new_ws, "replaced", T), 0);
     assert_int_equal(fe_wait_close(new_ws, T), 4001);
-    send_text(third, "to-newest");
-    expect_text(newest, "cl-dup-peer", room, "to-newest");
+    fe_send_text(third, "to-newest");
+    fe_expect_text(newest, "cl-dup-peer", room, "to-newest");
     info = fe_query_room(third, T);
     assert_non_null(info);
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
-    assert_string_equal(str_of(json_array_get(json_object_get(info, "clients"), 0), "identity"),
+    assert_string_equal(fe_str(json_array_get(json_object_get(info, "clients"), 0), "identity"),
                         "third");
     json_decref(info);
 }
@@ -299,14 +264,14 @@ static void test_not_member(void **state) {
     freeReplyObject(r);
     redisFree(rc);
 
-    send_text(a, "orphan");
+    fe_send_text(a, "orphan");
     assert_int_equal(fe_expect_error(a, "not_member", T), 0);
     assert_int_equal(fe_error_count(fe_port(c, 0), "not_member"), before + 1);
     /* b got nothing from a */
     struct wsc *d = fe_join(c, 0, "cl-nm-d", NULL, room, NULL);
     assert_non_null(d);
-    send_text(d, "marker");
-    expect_text(b, "cl-nm-d", room, "marker");
+    fe_send_text(d, "marker");
+    fe_expect_text(b, "cl-nm-d", room, "marker");
 }
 
 static void test_sigkill_node_members_removed(void **state) {
@@ -333,16 +298,16 @@ static void test_sigkill_node_members_removed(void **state) {
     /* the survivor keeps serving the room */
     struct wsc *e = fe_join(c, 0, "cl-kill-e", "E", room, NULL);
     assert_non_null(e);
-    send_text(a, "still here");
-    expect_text(e, "cl-kill-a", room, "still here");
+    fe_send_text(a, "still here");
+    fe_expect_text(e, "cl-kill-a", room, "still here");
     /* the killed devices can come back through the survivor */
     char back[FE_ROOM_CAP];
     struct wsc *b2 = fe_join(c, 0, "cl-kill-b", "B", NULL, back);
     assert_non_null(b2);
     assert_string_equal(back, room);
-    send_text(b2, "back");
-    expect_text(a, "cl-kill-b", room, "back");
-    expect_text(e, "cl-kill-b", room, "back");
+    fe_send_text(b2, "back");
+    fe_expect_text(a, "cl-kill-b", room, "back");
+    fe_expect_text(e, "cl-kill-b", room, "back");
 }
 
 /* Wait until every node has noticed a Redis drop (drops > before) and is ready again. */
@@ -363,8 +328,8 @@ static void test_redis_restart_recovers(void **state) {
     struct wsc *d = fe_join(c, 0, "cl-rr-c", "C", "cl-rr-other", NULL);
     assert_non_null(b);
     assert_non_null(d);
-    send_text(a, "before");
-    expect_text(b, "cl-rr-a", room, "before");
+    fe_send_text(a, "before");
+    fe_expect_text(b, "cl-rr-a", room, "before");
 
     long long drops[FE_MAX_NODES];
     for (int i = 0; i < fe_nodes(c); i++) {
@@ -376,20 +341,20 @@ static void test_redis_restart_recovers(void **state) {
     wait_redis_recovered(c, drops);
 
     /* the connections were kept and relay again, both ways and across nodes */
-    send_text(a, "after");
-    expect_text(b, "cl-rr-a", room, "after");
-    send_text(b, "after-b");
-    expect_text(a, "cl-rr-b", room, "after-b");
+    fe_send_text(a, "after");
+    fe_expect_text(b, "cl-rr-a", room, "after");
+    fe_send_text(b, "after-b");
+    fe_expect_text(a, "cl-rr-b", room, "after-b");
     /* memberships are back in Redis */
     json_t *info = fe_query_room(a, T);
     assert_non_null(info);
-    assert_string_equal(str_of(info, "room_id"), room);
+    assert_string_equal(fe_str(info, "room_id"), room);
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 2);
     assert_true(fe_has_client(info, "cl-rr-b"));
     json_decref(info);
     info = fe_query_room(d, T);
     assert_non_null(info);
-    assert_string_equal(str_of(info, "room_id"), "cl-rr-other");
+    assert_string_equal(fe_str(info, "room_id"), "cl-rr-other");
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 1);
     json_decref(info);
     char key[128];
@@ -399,9 +364,9 @@ static void test_redis_restart_recovers(void **state) {
     /* new clients are served, and the device memory was restored too */
     struct wsc *e = fe_join(c, 1, "cl-rr-e", "E", room, NULL);
     assert_non_null(e);
-    send_text(a, "to-all");
-    expect_text(b, "cl-rr-a", room, "to-all");
-    expect_text(e, "cl-rr-a", room, "to-all");
+    fe_send_text(a, "to-all");
+    fe_expect_text(b, "cl-rr-a", room, "to-all");
+    fe_expect_text(e, "cl-rr-a", room, "to-all");
 }
 
 static void test_sigterm_drain(void **state) {
@@ -414,9 +379,9 @@ static void test_sigterm_drain(void **state) {
     assert_non_null(b);
     assert_non_null(keep);
     wait_room_info(keep, 3, "cl-drain-a", 1, T);
-    send_text(keep, "last words");
-    expect_text(a, "cl-drain-c", room, "last words");
-    expect_text(b, "cl-drain-c", room, "last words");
+    fe_send_text(keep, "last words");
+    fe_expect_text(a, "cl-drain-c", room, "last words");
+    fe_expect_text(b, "cl-drain-c", room, "last words");
 
     assert_int_equal(fe_node_signal(c, 0, SIGTERM), 0);
     /* our clients answer the server's close frame when they read it, so the drain completes */
@@ -429,8 +394,8 @@ static void test_sigterm_drain(void **state) {
     assert_int_equal(fe_wait_ready(fe_port(c, 1), 200, T), 0);
     struct wsc *d = fe_join(c, 1, "cl-drain-a", "A", room, NULL);
     assert_non_null(d);
-    send_text(d, "moved");
-    expect_text(keep, "cl-drain-a", room, "moved");
+    fe_send_text(d, "moved");
+    fe_expect_text(keep, "cl-drain-a", room, "moved");
 }
 
 /* While a drain waits for its clients, readiness is false and new connections are refused with
@@ -467,8 +432,8 @@ static void test_empty_room_recycled(void **state) {
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(k);
-    send_text(a, "hi");
-    expect_text(b, "cl-rec-a", "cl-recycle-me", "hi");
+    fe_send_text(a, "hi");
+    fe_expect_text(b, "cl-rec-a", "cl-recycle-me", "hi");
     snprintf(key_room, sizeof(key_room), "rrm:room:{%s}", "cl-recycle-me");
     snprintf(key_members, sizeof(key_members), "rrm:room:{%s}:members", "cl-recycle-me");
     assert_int_equal(fe_redis_exists(c, key_room), 1);
@@ -506,7 +471,7 @@ static void test_empty_room_recycled(void **state) {
     struct wsc *n = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &rf));
     json_decref(id);
     assert_non_null(n);
-    assert_string_equal(str_of(rf, "action"), "created");
+    assert_string_equal(fe_str(rf, "action"), "created");
     json_decref(rf);
 }
 
@@ -544,8 +509,8 @@ static void test_archive_events(void **state) {
     struct wsc *a = fe_track(c, client_join_ex(fe_port(c, 0), id, &conn_frame, &room_frame));
     json_decref(id);
     assert_non_null(a);
-    snprintf(conn_a, sizeof(conn_a), "%s", str_of(conn_frame, "conn_id"));
-    snprintf(room, sizeof(room), "%s", str_of(room_frame, "room_id"));
+    snprintf(conn_a, sizeof(conn_a), "%s", fe_str(conn_frame, "conn_id"));
+    snprintf(room, sizeof(room), "%s", fe_str(room_frame, "room_id"));
     json_decref(conn_frame);
     json_decref(room_frame);
 
@@ -553,7 +518,7 @@ static void test_archive_events(void **state) {
     struct wsc *b = fe_track(c, client_join_ex(fe_port(c, 1), id, &conn_frame, NULL));
     json_decref(id);
     assert_non_null(b);
-    snprintf(conn_b, sizeof(conn_b), "%s", str_of(conn_frame, "conn_id"));
+    snprintf(conn_b, sizeof(conn_b), "%s", fe_str(conn_frame, "conn_id"));
     json_decref(conn_frame);
 
     /* four messages of every kind; b's copies give the seq numbers the server assigned */
@@ -571,7 +536,7 @@ static void test_archive_events(void **state) {
         json_decref(m);
     }
     assert_int_equal(wsc_send(a, WSC_OP_BINARY, bin, sizeof(bin)), 0);
-    expect_binary(b, bin, sizeof(bin));
+    fe_expect_binary(b, bin, sizeof(bin));
     json_t *info = fe_query_room(b, T);
     assert_non_null(info);
     json_decref(info);
@@ -673,17 +638,17 @@ static void test_archive_events(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cross_node_relay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_shows_the_cluster, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_via_other_node, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_device_two_nodes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_member, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigkill_node_members_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_redis_restart_recovers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_refuses_new_connections, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_room_recycled, setup_fast_recycle, teardown),
-        cmocka_unit_test_setup_teardown(test_archive_events, setup_fast_recycle, teardown),
+        cmocka_unit_test_setup_teardown(test_cross_node_relay, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_status_shows_the_cluster, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_via_other_node, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_device_two_nodes, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_not_member, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_node_members_removed, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_redis_restart_recovers, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_refuses_new_connections, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_room_recycled, setup_fast_recycle, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_archive_events, setup_fast_recycle, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

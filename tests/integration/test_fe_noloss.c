@@ -54,13 +54,6 @@ static int setup(void **state) {
     return c ? 0 : -1;
 }
 
-static int teardown(void **state) {
-    int rc = fe_cluster_stop(*state);
-    if (rc != 0)
-        fprintf(stderr, "teardown: a frontend did not exit cleanly with status 0\n");
-    return rc;
-}
-
 static void problem(struct run *r, const char *fmt, ...) CMOCKA_PRINTF_ATTRIBUTE(2, 3);
 
 /* Report the first few problems in detail; count all of them. */
@@ -243,7 +236,7 @@ static void test_no_loss_under_load(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_no_loss_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_loss_under_load, setup, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

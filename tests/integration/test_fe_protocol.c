@@ -49,33 +49,6 @@ static int is_auto_room_id(const char *s) {
     return 1;
 }
 
-static const char *str_of(json_t *o, const char *key) {
-    return json_string_value(json_object_get(o, key));
-}
-
-/* The next frame must be a relay from `from` in `room`; returns it with server fields checked. */
-static json_t *expect_relay(struct wsc *ws, const char *type, const char *from, const char *room) {
-    json_t *m = fe_expect_type(ws, type, T);
-    assert_non_null(m);
-    assert_string_equal(str_of(m, "from_device_id"), from);
-    assert_string_equal(str_of(m, "room_id"), room);
-    assert_true(json_is_integer(json_object_get(m, "ts")));
-    assert_true(json_is_integer(json_object_get(m, "seq")));
-    assert_true(json_integer_value(json_object_get(m, "seq")) > 0);
-    return m;
-}
-
-static void send_text(struct wsc *ws, const char *content) {
-    assert_int_equal(fe_send_json(ws, json_pack("{s:s, s:s}", "type", "text", "content", content)),
-                     0);
-}
-
-static void expect_text(struct wsc *ws, const char *from, const char *room, const char *content) {
-    json_t *m = expect_relay(ws, "text", from, room);
-    assert_string_equal(str_of(m, "content"), content);
-    json_decref(m);
-}
-
 static void test_identify_answers(void **state) {
     struct fe_cluster *c = *state;
     json_t *conn = NULL, *room = NULL;
@@ -88,13 +61,13 @@ static void test_identify_answers(void **state) {
     json_decref(id);
     assert_non_null(ws);
 
-    assert_string_equal(str_of(conn, "type"), "connection");
-    assert_string_equal(str_of(conn, "status"), "connected");
-    assert_string_equal(str_of(conn, "device_id"), "proto-ident-1");
-    assert_string_equal(str_of(conn, "node_id"), "node-a");
+    assert_string_equal(fe_str(conn, "type"), "connection");
+    assert_string_equal(fe_str(conn, "status"), "connected");
+    assert_string_equal(fe_str(conn, "device_id"), "proto-ident-1");
+    assert_string_equal(fe_str(conn, "node_id"), "node-a");
     char conn_id[96];
-    assert_non_null(str_of(conn, "conn_id"));
-    snprintf(conn_id, sizeof(conn_id), "%s", str_of(conn, "conn_id"));
+    assert_non_null(fe_str(conn, "conn_id"));
+    snprintf(conn_id, sizeof(conn_id), "%s", fe_str(conn, "conn_id"));
     assert_true(strlen(conn_id) > 0);
     json_t *st = json_object_get(conn, "server_time");
     assert_true(json_is_integer(st));
@@ -102,9 +75,9 @@ static void test_identify_answers(void **state) {
     assert_true(json_integer_value(st) >= before - 1000);
     assert_true(json_integer_value(st) <= after + 1000);
 
-    assert_string_equal(str_of(room, "type"), "room");
-    assert_true(is_auto_room_id(str_of(room, "room_id")));
-    assert_string_equal(str_of(room, "action"), "created");
+    assert_string_equal(fe_str(room, "type"), "room");
+    assert_true(is_auto_room_id(fe_str(room, "room_id")));
+    assert_string_equal(fe_str(room, "action"), "created");
     assert_int_equal(json_integer_value(json_object_get(room, "total_clients")), 1);
     json_decref(conn);
     json_decref(room);
@@ -114,9 +87,9 @@ static void test_identify_answers(void **state) {
     struct wsc *ws2 = fe_track(c, client_join_ex(fe_port(c, 1), id, &conn, &room));
     json_decref(id);
     assert_non_null(ws2);
-    assert_string_equal(str_of(conn, "node_id"), "node-b");
-    assert_string_equal(str_of(conn, "device_id"), "proto-ident-2");
-    assert_string_not_equal(str_of(conn, "conn_id"), conn_id);
+    assert_string_equal(fe_str(conn, "node_id"), "node-b");
+    assert_string_equal(fe_str(conn, "device_id"), "proto-ident-2");
+    assert_string_not_equal(fe_str(conn, "conn_id"), conn_id);
     json_decref(conn);
     json_decref(room);
 }
@@ -136,9 +109,9 @@ static void test_auto_room_ids(void **state) {
         struct wsc *ws = fe_track(c, client_join_ex(fe_port(c, i % 2), id, NULL, &room));
         json_decref(id);
         assert_non_null(ws);
-        const char *r = str_of(room, "room_id");
+        const char *r = fe_str(room, "room_id");
         assert_true(is_auto_room_id(r));
-        assert_string_equal(str_of(room, "action"), "created");
+        assert_string_equal(fe_str(room, "action"), "created");
         assert_int_equal(json_integer_value(json_object_get(room, "total_clients")), 1);
         snprintf(rooms[i], sizeof(rooms[i]), "%s", r);
         json_decref(room);
@@ -154,8 +127,8 @@ static void test_named_room_create_join(void **state) {
     struct wsc *a = fe_track(c, client_join_ex(fe_port(c, 0), id, NULL, &room));
     json_decref(id);
     assert_non_null(a);
-    assert_string_equal(str_of(room, "room_id"), "proto-named");
-    assert_string_equal(str_of(room, "action"), "created");
+    assert_string_equal(fe_str(room, "room_id"), "proto-named");
+    assert_string_equal(fe_str(room, "action"), "created");
     assert_int_equal(json_integer_value(json_object_get(room, "total_clients")), 1);
     json_decref(room);
 
@@ -163,8 +136,8 @@ static void test_named_room_create_join(void **state) {
     struct wsc *b = fe_track(c, client_join_ex(fe_port(c, 1), id, NULL, &room));
     json_decref(id);
     assert_non_null(b);
-    assert_string_equal(str_of(room, "room_id"), "proto-named");
-    assert_string_equal(str_of(room, "action"), "joined");
+    assert_string_equal(fe_str(room, "room_id"), "proto-named");
+    assert_string_equal(fe_str(room, "action"), "joined");
     assert_int_equal(json_integer_value(json_object_get(room, "total_clients")), 2);
     json_decref(room);
 
@@ -172,7 +145,7 @@ static void test_named_room_create_join(void **state) {
     struct wsc *cc = fe_track(c, client_join_ex(fe_port(c, 0), id, NULL, &room));
     json_decref(id);
     assert_non_null(cc);
-    assert_string_equal(str_of(room, "action"), "joined");
+    assert_string_equal(fe_str(room, "action"), "joined");
     assert_int_equal(json_integer_value(json_object_get(room, "total_clients")), 3);
     json_decref(room);
 }
@@ -194,9 +167,9 @@ static void test_relay_others_only_no_spoofing(void **state) {
                      0);
     struct wsc *receivers[] = {b, d};
     for (size_t i = 0; i < 2; i++) {
-        json_t *m = expect_relay(receivers[i], "text", "proto-relay-a", room);
+        json_t *m = fe_expect_relay(receivers[i], "text", "proto-relay-a", room);
         int64_t after = fe_wall_ms();
-        assert_string_equal(str_of(m, "content"), "hello");
+        assert_string_equal(fe_str(m, "content"), "hello");
         json_t *want_extra = json_pack("{s:[i,i,s]}", "k", 1, 2, "x");
         assert_true(json_equal(json_object_get(m, "extra"), want_extra));
         json_decref(want_extra);
@@ -210,16 +183,16 @@ static void test_relay_others_only_no_spoofing(void **state) {
 
     /* The sender never gets its own message: b answers after receiving it, and a's next frame
      * must be b's answer (an echo would have been published, and delivered, before it). */
-    send_text(b, "answer");
-    expect_text(a, "proto-relay-b", room, "answer");
-    expect_text(d, "proto-relay-b", room, "answer");
+    fe_send_text(b, "answer");
+    fe_expect_text(a, "proto-relay-b", room, "answer");
+    fe_expect_text(d, "proto-relay-b", room, "answer");
     /* the same check for the sender on the other node */
-    send_text(d, "from-c");
-    expect_text(a, "proto-relay-c", room, "from-c");
-    expect_text(b, "proto-relay-c", room, "from-c");
-    send_text(a, "last");
-    expect_text(b, "proto-relay-a", room, "last");
-    expect_text(d, "proto-relay-a", room, "last");
+    fe_send_text(d, "from-c");
+    fe_expect_text(a, "proto-relay-c", room, "from-c");
+    fe_expect_text(b, "proto-relay-c", room, "from-c");
+    fe_send_text(a, "last");
+    fe_expect_text(b, "proto-relay-a", room, "last");
+    fe_expect_text(d, "proto-relay-a", room, "last");
 }
 
 static void test_seq_strictly_increasing(void **state) {
@@ -246,11 +219,11 @@ static void test_seq_strictly_increasing(void **state) {
         last = seq;
         /* each sender's own messages stay in order */
         int idx = (int)json_integer_value(json_object_get(m, "i"));
-        if (strcmp(str_of(m, "from_device_id"), "proto-seq-a") == 0) {
+        if (strcmp(fe_str(m, "from_device_id"), "proto-seq-a") == 0) {
             assert_int_equal(idx, next_a);
             next_a += 2;
         } else {
-            assert_string_equal(str_of(m, "from_device_id"), "proto-seq-b");
+            assert_string_equal(fe_str(m, "from_device_id"), "proto-seq-b");
             assert_int_equal(idx, next_b);
             next_b += 2;
         }
@@ -261,7 +234,7 @@ static void test_seq_strictly_increasing(void **state) {
     /* b saw a's messages with the same room sequence: increasing too */
     last = 0;
     for (int i = 0; i < N / 2; i++) {
-        json_t *m = expect_relay(b, "tick", "proto-seq-a", room);
+        json_t *m = fe_expect_relay(b, "tick", "proto-seq-a", room);
         json_int_t seq = json_integer_value(json_object_get(m, "seq"));
         assert_true(seq > last);
         last = seq;
@@ -280,7 +253,7 @@ static void test_non_object_wrapping(void **state) {
         "42", "\"hi\"", "[1,2]", "null", "true", "3.5", "[{\"type\":\"text\"}]", "\"\""};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         assert_int_equal(wsc_send_text(a, values[i]), 0);
-        json_t *m = expect_relay(b, "message", "proto-wrap-a", room);
+        json_t *m = fe_expect_relay(b, "message", "proto-wrap-a", room);
         json_error_t err;
         json_t *want = json_loads(values[i], JSON_DECODE_ANY, &err);
         assert_non_null(want);
@@ -297,8 +270,8 @@ static void test_non_object_wrapping(void **state) {
     json_t *m = wsc_recv_json(b, T);
     assert_non_null(m);
     assert_int_equal(json_object_size(m), 4);
-    assert_string_equal(str_of(m, "from_device_id"), "proto-wrap-a");
-    assert_string_equal(str_of(m, "room_id"), room);
+    assert_string_equal(fe_str(m, "from_device_id"), "proto-wrap-a");
+    assert_string_equal(fe_str(m, "room_id"), room);
     assert_true(json_integer_value(json_object_get(m, "seq")) > 0);
     json_decref(m);
 }
@@ -360,18 +333,18 @@ static void test_binary_byte_for_byte(void **state) {
     assert_int_equal(wsc_send_fragmented(a, WSC_OP_TEXT, frag_text, strlen(frag_text), 5), 0);
     json_t *j = fe_expect_type(b, "text", T);
     assert_non_null(j);
-    assert_string_equal(str_of(j, "content"), "in pieces");
+    assert_string_equal(fe_str(j, "content"), "in pieces");
     json_decref(j);
     assert_int_equal(wsc_recv(d, &m, T), 0);
     assert_int_equal(m.opcode, WSC_OP_BINARY);
     assert_int_equal(m.len, sizeof(big));
     wsc_msg_free(&m);
-    expect_text(d, "proto-bin-a", room, "in pieces");
+    fe_expect_text(d, "proto-bin-a", room, "in pieces");
 
     /* the sender got none of it: its next frame is b's text */
-    send_text(b, "after-binary");
-    expect_text(a, "proto-bin-b", room, "after-binary");
-    expect_text(d, "proto-bin-b", room, "after-binary");
+    fe_send_text(b, "after-binary");
+    fe_expect_text(a, "proto-bin-b", room, "after-binary");
+    fe_expect_text(d, "proto-bin-b", room, "after-binary");
 }
 
 /* Finds the clients entry for device in a room_info and checks its exact shape. */
@@ -380,8 +353,8 @@ static void expect_client(json_t *info, const char *device, const char *identity
     size_t i;
     json_t *cl;
     json_array_foreach(clients, i, cl) {
-        if (strcmp(str_of(cl, "device_id"), device) == 0) {
-            assert_string_equal(str_of(cl, "identity"), identity);
+        if (strcmp(fe_str(cl, "device_id"), device) == 0) {
+            assert_string_equal(fe_str(cl, "identity"), identity);
             assert_int_equal(json_object_size(cl), 2);
             return;
         }
@@ -401,8 +374,8 @@ static void test_query_room_cross_node(void **state) {
 
     json_t *info = fe_query_room(a, T);
     assert_non_null(info);
-    assert_string_equal(str_of(info, "type"), "room_info");
-    assert_string_equal(str_of(info, "room_id"), room);
+    assert_string_equal(fe_str(info, "type"), "room_info");
+    assert_string_equal(fe_str(info, "room_id"), room);
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 3);
     assert_true(json_is_array(json_object_get(info, "clients")));
     assert_int_equal(json_array_size(json_object_get(info, "clients")), 2);
@@ -414,7 +387,7 @@ static void test_query_room_cross_node(void **state) {
 
     info = fe_query_room(b, T);
     assert_non_null(info);
-    assert_string_equal(str_of(info, "room_id"), room);
+    assert_string_equal(fe_str(info, "room_id"), room);
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 3);
     assert_int_equal(json_array_size(json_object_get(info, "clients")), 2);
     expect_client(info, "proto-q-a", "Alice");
@@ -422,9 +395,9 @@ static void test_query_room_cross_node(void **state) {
     json_decref(info);
 
     /* a query is answered to the asker only: the others' next frame is a later relay */
-    send_text(a, "after-query");
-    expect_text(b, "proto-q-a", room, "after-query");
-    expect_text(d, "proto-q-a", room, "after-query");
+    fe_send_text(a, "after-query");
+    fe_expect_text(b, "proto-q-a", room, "after-query");
+    fe_expect_text(d, "proto-q-a", room, "after-query");
 
     /* a member that leaves is no longer listed (wait for the node to process the close) */
     fe_close(c, d);
@@ -454,11 +427,11 @@ static void test_room_isolation(void **state) {
     assert_non_null(x);
     assert_non_null(y);
 
-    send_text(a, "for-room-1");
-    send_text(x, "for-room-2");
+    fe_send_text(a, "for-room-1");
+    fe_send_text(x, "for-room-2");
     assert_int_equal(wsc_send(x, WSC_OP_BINARY, "\x00\x01", 2), 0);
-    expect_text(b, "proto-iso-a", "proto-iso-1", "for-room-1");
-    expect_text(y, "proto-iso-x", "proto-iso-2", "for-room-2");
+    fe_expect_text(b, "proto-iso-a", "proto-iso-1", "for-room-1");
+    fe_expect_text(y, "proto-iso-x", "proto-iso-2", "for-room-2");
     struct wsc_msg m;
     assert_int_equal(wsc_recv(y, &m, T), 0);
     assert_int_equal(m.opcode, WSC_OP_BINARY);
@@ -466,12 +439,12 @@ static void test_room_isolation(void **state) {
 
     /* Room 2's frames were published before these markers; had they leaked into room 1, a and
      * b would see them first. */
-    send_text(b, "marker-1");
-    expect_text(a, "proto-iso-b", "proto-iso-1", "marker-1");
-    send_text(a, "marker-2");
-    expect_text(b, "proto-iso-a", "proto-iso-1", "marker-2");
-    send_text(y, "marker-3");
-    expect_text(x, "proto-iso-y", "proto-iso-2", "marker-3");
+    fe_send_text(b, "marker-1");
+    fe_expect_text(a, "proto-iso-b", "proto-iso-1", "marker-1");
+    fe_send_text(a, "marker-2");
+    fe_expect_text(b, "proto-iso-a", "proto-iso-1", "marker-2");
+    fe_send_text(y, "marker-3");
+    fe_expect_text(x, "proto-iso-y", "proto-iso-2", "marker-3");
 
     json_t *info = fe_query_room(a, T);
     assert_non_null(info);
@@ -503,7 +476,7 @@ static void test_pipelined_after_identify(void **state) {
     json_decref(conn);
     json_t *rf = fe_expect_type(a, "room", T);
     assert_non_null(rf);
-    assert_string_equal(str_of(rf, "action"), "joined");
+    assert_string_equal(fe_str(rf, "action"), "joined");
     json_decref(rf);
     json_t *info = fe_expect_type(a, "room_info", T);
     assert_non_null(info);
@@ -512,7 +485,7 @@ static void test_pipelined_after_identify(void **state) {
     json_decref(info);
 
     for (int i = 0; i < 3; i++) {
-        json_t *m = expect_relay(b, "piped", "proto-pipe-a", room);
+        json_t *m = fe_expect_relay(b, "piped", "proto-pipe-a", room);
         assert_int_equal(json_integer_value(json_object_get(m, "i")), i);
         json_decref(m);
     }
@@ -533,8 +506,8 @@ static void test_ping_answered_not_relayed(void **state) {
     assert_non_null(b);
     assert_int_equal(wsc_send(a, WSC_OP_PING, "are you there", 13), 0);
     /* b's marker is a's next data frame: the ping was not relayed */
-    send_text(b, "marker");
-    expect_text(a, "proto-ping-b", room, "marker");
+    fe_send_text(b, "marker");
+    fe_expect_text(a, "proto-ping-b", room, "marker");
     /* The pong may come before or after relayed frames (control frames may be interleaved):
      * read until it is counted; no data frame may arrive meanwhile. */
     int64_t deadline = proc_now_ms() + T;
@@ -548,8 +521,8 @@ static void test_ping_answered_not_relayed(void **state) {
         assert_int_equal(rc, -ETIMEDOUT);
     }
     assert_int_equal(wsc_pong_count(a), 1);
-    send_text(a, "marker-2");
-    expect_text(b, "proto-ping-a", room, "marker-2");
+    fe_send_text(a, "marker-2");
+    fe_expect_text(b, "proto-ping-a", room, "marker-2");
 }
 
 static void expect_http(int port, const char *path, int want_status, char **body) {
