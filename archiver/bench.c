@@ -61,18 +61,11 @@ struct produced {
 };
 
 static int pipeline_xadd(redisContext *rc, const struct rrm_event *ev, long *queued) {
-    struct event_field f[EVENT_MAX_FIELDS];
     struct event_numbers nums;
-    size_t n = event_encode(ev, f, &nums);
     const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
     size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
-    for (size_t k = 0; k < n; k++) {
-        argv[3 + 2 * k] = f[k].name;
-        lens[3 + 2 * k] = strlen(f[k].name);
-        argv[4 + 2 * k] = f[k].value;
-        lens[4 + 2 * k] = f[k].len;
-    }
-    if (redisAppendCommandArgv(rc, (int)(3 + 2 * n), argv, lens) != REDIS_OK)
+    size_t n = 3 + event_encode_argv(ev, &nums, argv + 3, lens + 3);
+    if (redisAppendCommandArgv(rc, (int)n, argv, lens) != REDIS_OK)
         return -1;
     if (++*queued < 2000)
         return 0;

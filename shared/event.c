@@ -65,6 +65,19 @@ size_t event_encode(const struct rrm_event *ev, struct event_field *out,
     return n;
 }
 
+size_t event_encode_argv(const struct rrm_event *ev, struct event_numbers *nums, const char **argv,
+                         size_t *lens) {
+    struct event_field f[EVENT_MAX_FIELDS];
+    size_t n = event_encode(ev, f, nums);
+    for (size_t k = 0; k < n; k++) {
+        argv[2 * k] = f[k].name;
+        lens[2 * k] = strlen(f[k].name);
+        argv[2 * k + 1] = f[k].value;
+        lens[2 * k + 1] = f[k].len;
+    }
+    return 2 * n;
+}
+
 static int parse_i64(const char *s, size_t len, int64_t *out) {
     if (len == 0 || len > 19)
         return -1;

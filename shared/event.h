@@ -79,6 +79,11 @@ int event_type_parse(const char *s, size_t len);
 size_t event_encode(const struct rrm_event *ev, struct event_field *out,
                     struct event_numbers *nums);
 
+/* The same as a Redis command tail: argv/lens (2 * EVENT_MAX_FIELDS entries) receive name, value,
+ * name, value... Returns the number of entries written (twice the pairs). */
+size_t event_encode_argv(const struct rrm_event *ev, struct event_numbers *nums, const char **argv,
+                         size_t *lens);
+
 /* Fills ev from n field/value pairs (names[i], values[i] with lengths). Strings in ev borrow from
  * the inputs. Returns 0, or -1 with the reason in err (unknown version or type, missing or
  * malformed required field). */

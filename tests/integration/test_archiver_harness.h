@@ -340,23 +340,11 @@ H_FN void h_wait_drained(int timeout_ms) {
 
 /* Appends ev to rrm:events like a frontend; the entry id goes to id (if not NULL). */
 H_FN void h_xadd(const struct rrm_event *ev, char *id, size_t idcap) {
-    struct event_field f[EVENT_MAX_FIELDS];
     struct event_numbers nums;
-    size_t n = event_encode(ev, f, &nums);
-    const char *argv[3 + 2 * EVENT_MAX_FIELDS];
-    size_t lens[3 + 2 * EVENT_MAX_FIELDS];
-    argv[0] = "XADD";
-    argv[1] = KEYS_EVENTS;
-    argv[2] = "*";
-    for (int i = 0; i < 3; i++)
-        lens[i] = strlen(argv[i]);
-    for (size_t i = 0; i < n; i++) {
-        argv[3 + 2 * i] = f[i].name;
-        lens[3 + 2 * i] = strlen(f[i].name);
-        argv[4 + 2 * i] = f[i].value;
-        lens[4 + 2 * i] = f[i].len;
-    }
-    redisReply *r = redisCommandArgv(H.rc, (int)(3 + 2 * n), argv, lens);
+    const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
+    size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
+    size_t n = 3 + event_encode_argv(ev, &nums, argv + 3, lens + 3);
+    redisReply *r = redisCommandArgv(H.rc, (int)n, argv, lens);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     if (id)
@@ -416,18 +404,11 @@ H_FN int h_xadd_messages(int first, int count, int rooms, int with_queries) {
             ev.body = (struct event_str){body, (size_t)len};
             ev.seq = i;
         }
-        struct event_field f[EVENT_MAX_FIELDS];
         struct event_numbers nums;
-        size_t n = event_encode(&ev, f, &nums);
         const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
         size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
-        for (size_t k = 0; k < n; k++) {
-            argv[3 + 2 * k] = f[k].name;
-            lens[3 + 2 * k] = strlen(f[k].name);
-            argv[4 + 2 * k] = f[k].value;
-            lens[4 + 2 * k] = f[k].len;
-        }
-        assert_int_equal(redisAppendCommandArgv(H.rc, (int)(3 + 2 * n), argv, lens), REDIS_OK);
+        size_t n = 3 + event_encode_argv(&ev, &nums, argv + 3, lens + 3);
+        assert_int_equal(redisAppendCommandArgv(H.rc, (int)n, argv, lens), REDIS_OK);
         /* Drain replies now and then so neither side buffers the whole run. */
         if ((i - first) % 1000 == 999 || i == first + count - 1) {
             int pending = (i - first) % 1000 + 1;

@@ -286,6 +286,28 @@ static void test_encode_omits_absent_fields(void **state) {
     assert_string_equal(value_of(&f, "connected_at"), "1700000000000");
 }
 
+static void test_encode_argv_matches_fields(void **state) {
+    (void)state;
+    struct rrm_event ev = sample(EV_DISCONNECT);
+    ev.conn = S("node-a#1");
+    ev.device = S("d");
+    ev.room = S("R");
+    ev.reason = S("client_closed");
+    ev.connected_at = 1732550000000LL;
+    struct event_field f[EVENT_MAX_FIELDS];
+    struct event_numbers nums, nums2;
+    size_t n = event_encode(&ev, f, &nums);
+    const char *argv[2 * EVENT_MAX_FIELDS];
+    size_t lens[2 * EVENT_MAX_FIELDS];
+    assert_int_equal(event_encode_argv(&ev, &nums2, argv, lens), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(argv[2 * i], f[i].name);
+        assert_int_equal(lens[2 * i], strlen(f[i].name));
+        assert_int_equal(lens[2 * i + 1], f[i].len);
+        assert_memory_equal(argv[2 * i + 1], f[i].value, f[i].len);
+    }
+}
+
 static void test_encode_fits_max_fields(void **state) {
     (void)state;
     /* Every field set at once must still fit. */
@@ -518,6 +540,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip_minimal),
         cmocka_unit_test(test_encode_omits_absent_fields),
         cmocka_unit_test(test_encode_fits_max_fields),
+        cmocka_unit_test(test_encode_argv_matches_fields),
         cmocka_unit_test(test_decode_ignores_unknown_fields_and_order),
         cmocka_unit_test(test_decode_wrong_version),
         cmocka_unit_test(test_decode_unknown_type),
