@@ -131,7 +131,8 @@ static struct frame *queue_pop(struct session *s) {
 /* Writes every queued frame (up to SESSION_WRITE_BATCH bytes) in one lws_write(): frames carry
  * their own WebSocket headers, so they go out as raw bytes (LWS_WRITE_HTTP bypasses lws's framing).
  * One system call then serves every frame that arrived for this client since its last write;
- * lws keeps whatever the socket does not take and calls back only once it is flushed. */
+ * lws keeps whatever the socket does not take and calls back only once it is flushed. Asks for
+ * another writeable callback when frames (more than one write holds) or a close remain. */
 static int write_queue(struct session *s) {
     struct app *app = s->app;
     const unsigned char *out;
@@ -172,7 +173,11 @@ static int write_queue(struct session *s) {
     app->stats.bytes_out += payload;
     app->stats.messages_out += frames;
     app->stats.client_writes++;
-    return rc < 0 ? -1 : 0;
+    if (rc < 0)
+        return -1;
+    if (s->q_len > 0 || s->state == SS_CLOSING) /* the rest, or the close frame */
+        lws_callback_on_writable(s->wsi);
+    return 0;
 }
 
 void session_batch_begin(void *arg) {
@@ -189,12 +194,8 @@ static void flush_now(struct session *s) {
         lws_callback_on_writable(s->wsi);
         return;
     }
-    if (write_queue(s)) {
+    if (write_queue(s))
         cut_off(s, "write_failed");
-        return;
-    }
-    if (s->q_len > 0 || s->state == SS_CLOSING)
-        lws_callback_on_writable(s->wsi);
 }
 
 static void flush_batch(struct app *app) {
@@ -237,13 +238,8 @@ void session_load_tick(struct app *app, int64_t now_ms) {
 }
 
 static int on_writeable(struct session *s) {
-    if (s->q_len > 0) {
-        if (write_queue(s))
-            return -1;
-        if (s->q_len > 0 || s->state == SS_CLOSING)
-            lws_callback_on_writable(s->wsi);
-        return 0;
-    }
+    if (s->q_len > 0)
+        return write_queue(s);
     if (s->state == SS_CLOSING && s->close_code) {
         lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
