@@ -18,6 +18,11 @@
 struct http_reply {
     size_t len, cap;
     unsigned char *buf; /* LWS_PRE headroom, then the body */
+    int code;
+    const char *type;
+    int head;        /* HEAD: the headers announce the body, which is not sent */
+    int await_body;  /* refused request whose body lws is still reading: answered once consumed */
+    int close_after; /* the connection ends with this answer (a body of unknown length follows) */
     /* a /status request waiting for Redis: in app->status_waiting, found by its number */
     lws_dll2_t waiting;
     uint64_t no;
@@ -247,11 +252,19 @@ static void status_page(struct app *app, struct http_reply *r, const redisReply 
     add(r, "</body></html>\n");
 }
 
-static int respond(struct lws *wsi, struct session *s, int code, const char *type) {
+static int add_header(struct lws *wsi, enum lws_token_indexes t, const char *v, unsigned char **p,
+                      unsigned char *end) {
+    return lws_add_http_header_by_token(wsi, t, (const unsigned char *)v, (int)strlen(v), p, end);
+}
+
+/* Writes the status line and headers of r now; the body follows from the writeable callback. */
+static int respond(struct lws *wsi, struct http_reply *r) {
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
-    if (lws_add_http_common_headers(wsi, (unsigned int)code, type, s->http->len, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
+    if (lws_add_http_common_headers(wsi, (unsigned int)r->code, r->type, r->len, &p, end) ||
+        add_header(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, "no-store", &p, end) ||
+        (r->code == HTTP_STATUS_METHOD_NOT_ALLOWED &&
+         add_header(wsi, WSI_TOKEN_HTTP_ALLOW, "GET, HEAD", &p, end)) ||
+        (r->close_after && add_header(wsi, WSI_TOKEN_CONNECTION, "close", &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
     lws_callback_on_writable(wsi);
@@ -275,8 +288,8 @@ static void status_reply(redisAsyncContext *ac, void *reply, void *priv) {
         return; /* the client went away meanwhile */
     lws_dll2_remove(&r->waiting);
     status_page(app, r, reply);
-    struct session *s = lws_wsi_user(r->wsi);
-    if (respond(r->wsi, s, 200, "text/html; charset=utf-8"))
+    r->type = "text/html; charset=utf-8";
+    if (respond(r->wsi, r))
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -303,6 +316,47 @@ static void reply_free(struct session *s) {
     }
 }
 
+/* Builds the answer to a GET or HEAD of path into r. Returns 1 if it is written later (/status
+ * waits for Redis), 0 if r is complete. */
+static int route(struct app *app, struct lws *wsi, struct http_reply *r, const char *path) {
+    if (strcmp(path, "/healthz") == 0) {
+        add(r, "ok\n");
+    } else if (strcmp(path, "/readyz") == 0) {
+        int ready = app_redis_ready(app) && !app->draining;
+        r->code = ready ? 200 : 503;
+        add(r, "%s\n", ready ? "ready" : app->draining ? "draining" : "redis unavailable");
+    } else if (strcmp(path, "/metrics") == 0) {
+        r->type = "text/plain; version=0.0.4";
+        metrics(app, r);
+    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/") == 0) {
+        if (status_request(app, wsi, r))
+            return 1; /* answered from status_reply */
+        r->type = "text/html; charset=utf-8";
+        status_page(app, r, NULL);
+    } else {
+        r->code = 404;
+        add(r, "not found\n");
+    }
+    return 0;
+}
+
+/* Every endpoint is read-only: other methods get 405. lws reads a body announced by
+ * Content-Length before it takes the next request from the connection, so the answer waits
+ * until the body is consumed (answering earlier, lws would complete the transaction under the
+ * answer and parse the rest of the body as a request). Without Content-Length, lws takes a
+ * POST's body to be of unknown length, which cannot be skipped: then the connection is closed
+ * behind the answer. */
+static int refuse_method(struct lws *wsi, struct http_reply *r) {
+    r->code = HTTP_STATUS_METHOD_NOT_ALLOWED;
+    add(r, "method not allowed: use GET or HEAD\n");
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        r->await_body = 1;
+        return 0;
+    }
+    r->close_after = 1;
+    return respond(wsi, r);
+}
+
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len) {
     struct session *s = user;
@@ -311,46 +365,40 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         struct app *app = lws_context_user(lws_get_context(wsi));
-        const char *path = in;
         reply_free(s);
         s->http = calloc(1, sizeof(*s->http));
         if (!s->http)
             return 1;
-        s->http->cap = LWS_PRE + 4096;
-        s->http->buf = malloc(s->http->cap);
-        if (!s->http->buf)
+        struct http_reply *r = s->http;
+        r->cap = LWS_PRE + 4096;
+        r->buf = malloc(r->cap);
+        if (!r->buf)
             return 1;
-        int code = 200;
-        const char *type = "text/plain; charset=utf-8";
-        if (strcmp(path, "/healthz") == 0) {
-            add(s->http, "ok\n");
-        } else if (strcmp(path, "/readyz") == 0) {
-            int ready = app_redis_ready(app) && !app->draining;
-            code = ready ? 200 : 503;
-            add(s->http, "%s\n",
-                ready           ? "ready"
-                : app->draining ? "draining"
-                                : "redis unavailable");
-        } else if (strcmp(path, "/metrics") == 0) {
-            type = "text/plain; version=0.0.4";
-            metrics(app, s->http);
-        } else if (strcmp(path, "/status") == 0 || strcmp(path, "/") == 0) {
-            if (status_request(app, wsi, s->http))
-                return 0; /* answered from status_reply */
-            type = "text/html; charset=utf-8";
-            status_page(app, s->http, NULL);
-        } else {
-            code = 404;
-            add(s->http, "not found\n");
-        }
-        return respond(wsi, s, code, type);
+        r->code = 200;
+        r->type = "text/plain; charset=utf-8";
+        r->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+        if (!r->head && lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+            return refuse_method(wsi, r);
+        if (route(app, wsi, r, in))
+            return 0;
+        return respond(wsi, r);
     }
+    case LWS_CALLBACK_HTTP_BODY:
+        return 0; /* discarded: no endpoint takes a body */
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (s->http && s->http->await_body) {
+            s->http->await_body = 0;
+            return respond(wsi, s->http);
+        }
+        break;
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        if (!s->http)
+        struct http_reply *r = s->http;
+        if (!r || r->await_body)
             break;
-        int n = lws_write(wsi, s->http->buf + LWS_PRE, s->http->len, LWS_WRITE_HTTP_FINAL);
+        int n = r->head ? 0 : lws_write(wsi, r->buf + LWS_PRE, r->len, LWS_WRITE_HTTP_FINAL);
+        int close_after = r->close_after;
         reply_free(s);
-        if (n < 0)
+        if (n < 0 || close_after)
             return -1;
         if (lws_http_transaction_completed(wsi))
             return -1;

@@ -105,7 +105,7 @@ static void start_drain(struct app *app) {
     struct session **ss = n ? malloc(n * sizeof(*ss)) : NULL;
     n = ss ? hmap_values(app->sessions, (void **)ss, n) : 0;
     for (size_t i = 0; i < n; i++)
-        session_close(ss[i], 1001, "server draining", "draining");
+        session_drain(ss[i]);
     free(ss);
 }
 

@@ -70,15 +70,45 @@ static void reap_reply(redisAsyncContext *ac, void *r, void *priv) {
     }
 }
 
+/* Rooms one recycle script looks at: a few milliseconds of Redis's time, so that other clients'
+ * commands are not held up behind it. */
+#define RECYCLE_BATCH 256
+
+static void recycle(struct node *n);
+
+/* Recycling keeps pace with whatever is due, however many rooms emptied at once: a full batch
+ * is followed straight away by another, each its own script so that Redis serves others in
+ * between. */
 static void recycle_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct node *n = priv;
     redisReply *reply = r;
     (void)ac;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-        n->app->stats.recycled += (uint64_t)reply->integer;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER)
+        return;
+    long long recycled = reply->element[0]->integer;
+    if (recycled > 0) {
+        n->app->stats.recycled += (uint64_t)recycled;
         log_json(&n->app->log, LOG_INFO, "recycled empty rooms",
-                 json_pack("{s:I}", "rooms", (json_int_t)reply->integer));
+                 json_pack("{s:I}", "rooms", (json_int_t)recycled));
     }
+    if (reply->element[1]->integer >= RECYCLE_BATCH)
+        recycle(n);
+}
+
+static void recycle(struct node *n) {
+    struct app *app = n->app;
+    redisAsyncContext *ac = cmd(app);
+    if (!ac || app->draining)
+        return;
+    char grace[24], maxlen[24], now[24], batch[24];
+    snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
+    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+    snprintf(batch, sizeof(batch), "%d", RECYCLE_BATCH);
+    const char *argv[] = {KEYS_EMPTY_ROOMS, KEYS_EVENTS, grace, maxlen, app->node_id, now, batch};
+    scripts_eval(&app->scripts, ac, SCRIPT_RECYCLE, recycle_reply, n, 2, 7, argv, NULL);
 }
 
 static int reap(struct node *n, const char *force, const char *reason, redisCallbackFn *cb) {
@@ -99,12 +129,7 @@ static void beat_cb(lws_sorted_usec_list_t *sul) {
         const char *hb[] = {KEYS_NODES, app->node_id};
         scripts_eval(&app->scripts, ac, SCRIPT_HEARTBEAT, beat_reply, n, 1, 2, hb, NULL);
         reap(n, "", "node_lost", reap_reply);
-        char grace[24], maxlen[24], now[24];
-        snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
-        snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
-        snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
-        const char *rc[] = {KEYS_EMPTY_ROOMS, KEYS_EVENTS, grace, maxlen, app->node_id, now};
-        scripts_eval(&app->scripts, ac, SCRIPT_RECYCLE, recycle_reply, n, 2, 6, rc, NULL);
+        recycle(n);
     }
     lws_sul_schedule(app->cx, 0, &n->sul_beat, beat_cb, app->opt.heartbeat_ms * LWS_US_PER_MS);
 }

@@ -143,9 +143,13 @@ static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
         return;
     }
     app->stats.redis_errors++;
-    session_send_error(s, PROTO_E_UNAVAILABLE,
-                       "message not delivered: the cluster store is "
-                       "unavailable");
+    if (reply) /* Redis refused the script (out of memory, ...): it did not run */
+        session_send_error(s, PROTO_E_UNAVAILABLE,
+                           "message not delivered: the cluster store refused it");
+    else /* the link was lost with the request sent: Redis may still have run it */
+        session_send_error(s, PROTO_E_OUTCOME_UNKNOWN,
+                           "the cluster store stopped answering after this message was sent: "
+                           "it may or may not have been delivered");
 }
 
 int room_send(struct app *app, struct session *s, const char *frame_prefix, size_t prefix_len,

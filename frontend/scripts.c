@@ -171,10 +171,11 @@ static const char reap_lua[] =
     "end\n"
     "return removed\n";
 
-/* KEYS: empty rooms, events. ARGV: grace ms, maxlen, node, now. Returns rooms recycled. */
+/* KEYS: empty rooms, events. ARGV: grace ms, maxlen, node, now, most rooms looked at.
+ * Returns {rooms recycled, rooms looked at}: as many looked at as allowed means more may be due. */
 static const char recycle_lua[] =
     "local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
-    "  tonumber(ARGV[4]) - tonumber(ARGV[1]), 'LIMIT', 0, 100)\n"
+    "  tonumber(ARGV[4]) - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[5]))\n"
     "local n = 0\n"
     "for _, room in ipairs(rooms) do\n"
     "  if redis.call('HLEN', mkey(room)) == 0 then\n"
@@ -185,7 +186,7 @@ static const char recycle_lua[] =
     "  end\n"
     "  redis.call('ZREM', KEYS[1], room)\n"
     "end\n"
-    "return n\n";
+    "return {n, #rooms}\n";
 
 /* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl.
  * Returns 1 if restored, 0 if the device now belongs to another connection. */

@@ -111,6 +111,13 @@ void session_close(struct session *s, uint16_t code, const char *reason,
     lws_callback_on_writable(s->wsi);
 }
 
+void session_drain(struct session *s) {
+    if (s->state == SS_CLOSING)
+        return;
+    session_send_error(s, PROTO_E_DRAINING, "this node is shutting down; connect again");
+    session_close(s, CLOSE_GOING_AWAY, "server draining", "draining");
+}
+
 static void queue_free(struct session *s) {
     for (uint32_t i = 0; i < s->q_len; i++)
         frame_unref(s->q[(s->q_head + i) & (s->q_cap - 1)]);
@@ -276,8 +283,7 @@ static int on_established(struct lws *wsi, struct session *s) {
         return -1;
 
     if (app->draining) {
-        session_send_error(s, PROTO_E_DRAINING, "this node is shutting down; connect again");
-        session_close(s, CLOSE_GOING_AWAY, "server draining", "draining");
+        session_drain(s);
     } else if (app->connections > app->opt.max_connections) {
         app->stats.connections_refused++;
         session_send_error(s, PROTO_E_SERVER_FULL, "this node is at its connection limit");

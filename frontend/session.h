@@ -100,6 +100,10 @@ void session_send_error(struct session *s, const char *code, const char *message
 void session_close(struct session *s, uint16_t code, const char *reason,
                    const char *disconnect_reason);
 
+/* Tells the client that the node is shutting down (error "draining") and closes with 1001 after
+ * what is already queued. */
+void session_drain(struct session *s);
+
 /* Called by fanout once the node receives the room's messages: answers the identify. */
 void session_room_ready(struct session *s);
 

@@ -27,13 +27,17 @@ static int fail(const char **code, const char *c, char *msg, size_t msglen, cons
     return -1;
 }
 
-/* Identity is free text but may not carry control characters (they break logs and terminals). */
+/* Identity is free text but may not carry control characters (they break logs and terminals):
+ * C0, DEL, and C1 (U+0080-U+009F, which UTF-8 encodes as C2 80 - C2 9F; jansson has already
+ * checked that the string is valid UTF-8). */
 static int valid_identity(const char *s, size_t len) {
     if (len > PROTO_MAX_IDENTITY)
         return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] < 0xa0)
             return 0;
     }
     return 1;

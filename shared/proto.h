@@ -29,6 +29,7 @@
 #define PROTO_E_SERVER_FULL "server_full"
 #define PROTO_E_DRAINING "draining"
 #define PROTO_E_NOT_MEMBER "not_member"
+#define PROTO_E_OUTCOME_UNKNOWN "outcome_unknown"
 
 struct proto_identify {
     char device_id[PROTO_MAX_DEVICE_ID + 1];

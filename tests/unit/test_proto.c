@@ -241,6 +241,19 @@ static void test_identify_identity_rules(void **state) {
                           PROTO_E_INVALID_IDENTITY);
     expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\\u007fb\"}",
                           PROTO_E_INVALID_IDENTITY);
+    /* C1 controls (U+0080-U+009F), escaped or as raw UTF-8, at either end of the range */
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\\u0080b\"}",
+                          PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"a\xc2\x85\"}",
+                          PROTO_E_INVALID_IDENTITY);
+    expect_identify_error("{\"device_id\":\"d\",\"identity\":\"\\u009f\"}",
+                          PROTO_E_INVALID_IDENTITY);
+    /* ... but their neighbours are ordinary text: U+00A0, U+00E9, U+0100, U+4E2D */
+    assert_int_equal(
+        identify("{\"device_id\":\"d\",\"identity\":\"\\u00a0\\u00e9\xc4\x80\xe4\xb8\xad\"}", &id,
+                 &code, msg, sizeof(msg)),
+        0);
+    assert_string_equal(id.identity, "\xc2\xa0\xc3\xa9\xc4\x80\xe4\xb8\xad");
     expect_identify_error("{\"device_id\":\"d\",\"identity\":7}", PROTO_E_INVALID_IDENTITY);
     expect_identify_error("{\"device_id\":\"d\",\"identity\":{}}", PROTO_E_INVALID_IDENTITY);
 }
