@@ -197,10 +197,18 @@ static const char recycle_lua[] =
     "return n\n";
 
 /* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl.
- * Returns 1 if restored, 0 if the device now belongs to another connection. */
+ * Returns 1 if restored, 0 if the device now belongs to another connection. A membership that is
+ * all still there is only confirmed, without a memory-growing write, so that it succeeds while
+ * Redis is full (a node whose link dropped then keeps its clients). */
 static const char restore_lua[] =
     "local cur = redis.call('HGET', KEYS[1], 'conn')\n"
     "if cur and cur ~= ARGV[4] then return 0 end\n"
+    "if cur and redis.call('HGET', mkey(ARGV[3]), ARGV[1]) ==\n"
+    "    ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2]\n"
+    "  and redis.call('HGET', KEYS[2], ARGV[4]) == ARGV[3] .. '\\t' .. ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
+    "  return 1\n"
+    "end\n"
     "redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6])\n"
     "redis.call('HSET', mkey(ARGV[3]), ARGV[1], ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2])\n"
     "redis.call('ZREM', KEYS[3], ARGV[3])\n"

@@ -3,7 +3,8 @@
  * large room is a bounded sample with the true total, a node has a bounded number of room queries
  * in Redis at once, each connection has a byte rate next to its message rate, the archive stream
  * stays within its byte budget (and a budget its cap cannot keep is refused at start), and a Redis
- * at maxmemory (noeviction) is answered with "unavailable" while no membership is lost.
+ * at maxmemory (noeviction) is answered with "unavailable" while no membership is lost (and a
+ * client whose membership cannot be written back is told to connect again).
  *
  * Every test starts its own redis and frontends with the limits it needs.
  */
@@ -59,6 +60,10 @@ static int setup_stream(void **state) {
         "RRM_MAX_MSGS_PER_SEC=100000", "RRM_MAX_BYTES_PER_SEC=1000000000", NULL};
     env[2] = budget;
     return start(state, 1, env);
+}
+
+static int setup_one(void **state) {
+    return start(state, 1, NULL);
 }
 
 static int setup_oom(void **state) {
@@ -315,6 +320,30 @@ static void test_stream_stays_within_budget(void **state) {
     assert_true(bytes <= STREAM_BUDGET);
 }
 
+/* Fill Redis: 4 MB of data, then a cap 1 MB below what it uses (a Redis that only just
+ * refused a write is below its cap again once it freed the request). */
+static void fill_redis(struct fe_cluster *c) {
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    static char filler[64 * 1024];
+    memset(filler, 'f', sizeof(filler) - 1);
+    for (int i = 0; i < 64; i++) {
+        redisReply *set = redisCommand(r, "SET rrm:test:filler:%d %s", i, filler);
+        assert_non_null(set);
+        assert_int_not_equal(set->type, REDIS_REPLY_ERROR);
+        freeReplyObject(set);
+    }
+    redisReply *info = redisCommand(r, "INFO memory");
+    assert_non_null(info);
+    const char *used = strstr(info->str, "used_memory:");
+    assert_non_null(used);
+    char cap[32];
+    snprintf(cap, sizeof(cap), "%lld", strtoll(used + 12, NULL, 10) - 1024 * 1024);
+    freeReplyObject(info);
+    redisFree(r);
+    redis_ok(c, "CONFIG SET maxmemory %s", cap);
+}
+
 /* The score (last heartbeat, ms) of node in rrm:nodes. */
 static long long beat_of(struct fe_cluster *c, int node) {
     return redis_int(c, "ZSCORE " KEYS_NODES " %s", fe_node_id(c, node));
@@ -335,27 +364,7 @@ static void test_redis_full(void **state) {
     assert_int_equal(redis_int(c, "HLEN %s", kmembers), 2);
     long long unavailable = fe_error_count(fe_port(c, 0), "unavailable");
 
-    /* Fill Redis: 4 MB of data, then a cap 1 MB below what it uses (a Redis that only just
-     * refused a write is below its cap again once it freed the request). */
-    redisContext *r = fe_redis_client(c);
-    assert_non_null(r);
-    static char filler[64 * 1024];
-    memset(filler, 'f', sizeof(filler) - 1);
-    for (int i = 0; i < 64; i++) {
-        redisReply *set = redisCommand(r, "SET rrm:test:filler:%d %s", i, filler);
-        assert_non_null(set);
-        assert_int_not_equal(set->type, REDIS_REPLY_ERROR);
-        freeReplyObject(set);
-    }
-    redisReply *info = redisCommand(r, "INFO memory");
-    assert_non_null(info);
-    const char *used = strstr(info->str, "used_memory:");
-    assert_non_null(used);
-    char cap[32];
-    snprintf(cap, sizeof(cap), "%lld", strtoll(used + 12, NULL, 10) - 1024 * 1024);
-    freeReplyObject(info);
-    redisFree(r);
-    redis_ok(c, "CONFIG SET maxmemory %s", cap);
+    fill_redis(c);
     int64_t full_at = fe_wall_ms();
 
     /* a new connection cannot join */
@@ -399,6 +408,54 @@ static void test_redis_full(void **state) {
     assert_int_equal(redis_int(c, "HLEN %s", kmembers), 3);
 }
 
+/* The node's command link drops while Redis is full: it re-asserts its members on reconnect. A
+ * membership that is still in Redis is confirmed without a write, so that client stays; one that
+ * is gone (as if reaped) cannot be written back, and its client is told to connect again. */
+static void test_restore_while_full(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    struct wsc *a = fe_join(c, 0, "gone-a", NULL, NULL, room);
+    struct wsc *b = fe_join(c, 0, "kept-b", NULL, room, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    char kmembers[KEYS_MAX], kdev[KEYS_MAX], kconns[KEYS_MAX];
+    keys_room_members(kmembers, sizeof(kmembers), room);
+    keys_device(kdev, sizeof(kdev), "gone-a");
+    keys_node_conns(kconns, sizeof(kconns), fe_node_id(c, 0));
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    redisReply *conn = redisCommand(r, "HGET %s conn", kdev);
+    assert_non_null(conn);
+    assert_int_equal(conn->type, REDIS_REPLY_STRING);
+    fill_redis(c);
+    /* a's membership vanishes (deleting is allowed when full), then the link drops */
+    freeReplyObject(redisCommand(r, "HDEL %s gone-a", kmembers));
+    freeReplyObject(redisCommand(r, "HDEL %s conn node", kdev));
+    freeReplyObject(redisCommand(r, "HDEL %s %s", kconns, conn->str));
+    freeReplyObject(conn);
+    redisReply *kill = redisCommand(r, "CLIENT KILL TYPE normal SKIPME yes");
+    assert_non_null(kill);
+    assert_true(kill->type == REDIS_REPLY_INTEGER && kill->integer >= 1);
+    freeReplyObject(kill);
+    redisFree(r);
+
+    assert_int_equal(fe_expect_error(a, "unavailable", T), 0);
+    assert_int_equal(fe_expect_close(a, T), 1013);
+    assert_int_equal(fe_wait_ready(fe_port(c, 0), 200, T), 0);
+    assert_int_equal(redis_int(c, "HEXISTS %s kept-b", kmembers), 1);
+
+    /* memory back: b was never disconnected and is still in the room */
+    redis_ok(c, "CONFIG SET maxmemory %s", "0");
+    json_t *q = fe_query_room(b, T);
+    assert_non_null(q);
+    assert_int_equal(json_integer_value(json_object_get(q, "total_clients")), 1);
+    json_decref(q);
+    struct wsc *n = fe_join(c, 0, "new-c", NULL, room, NULL);
+    assert_non_null(n);
+    fe_send_text(b, "still here");
+    fe_expect_text(n, "kept-b", room, "still here");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_query_room_is_bounded, setup_query_cap, fe_teardown),
@@ -408,6 +465,7 @@ int main(void) {
         cmocka_unit_test(test_stream_budget_checked_at_start),
         cmocka_unit_test_setup_teardown(test_stream_stays_within_budget, setup_stream, fe_teardown),
         cmocka_unit_test_setup_teardown(test_redis_full, setup_oom, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_while_full, setup_one, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
