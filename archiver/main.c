@@ -86,7 +86,7 @@ static const struct cfg_option options[] = {
         "cap of the exponential backoff when MySQL or Redis fail"),
     OPT("drain-timeout-ms", CFG_INT, drain_timeout_ms, "10000", 0, 600000,
         "on SIGTERM, how long the batch in flight may still retry before the process exits"),
-    OPT("stream-maxlen", CFG_INT, stream_maxlen, "1000000", 0, 2000000000,
+    OPT("stream-maxlen", CFG_INT, stream_maxlen, "9000", 0, 2000000000,
         "the frontends' approximate MAXLEN of rrm:events; a backlog past half of it is "
         "warned about (0: no warning)"),
     OPT("dead-letter-maxlen", CFG_INT, dead_letter_maxlen, "100000", 0, 2000000000,

@@ -52,8 +52,9 @@ struct app {
     struct rl *redis_cmd; /* commands and scripts */
     struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */
     struct scripts scripts;
-    int sub_up;          /* the subscription link is up and the node channel requested */
-    long pending_writes; /* leave/restore scripts not yet answered (drain waits for them) */
+    int sub_up;             /* the subscription link is up and the node channel requested */
+    long pending_writes;    /* leave/restore scripts not yet answered (drain waits for them) */
+    long queries_in_flight; /* room queries not yet answered (room.c bounds them) */
     struct fanout *fanout;
     struct node *node;
     struct hmap *sessions; /* local connection number -> struct session */

@@ -29,6 +29,9 @@ const struct cfg_option fe_option_table[] = {
             "largest client message; larger ones close the connection with 1009"),
     OPT_INT("max-msgs-per-sec", max_msgs_per_sec, "100", 1, 1000000,
             "messages per second per connection (burst of the same size); excess is refused"),
+    OPT_INT("max-bytes-per-sec", max_bytes_per_sec, "1048576", 64, 1024L * 1024 * 1024,
+            "message bytes per second per connection (burst of the same size); excess is "
+            "refused"),
     OPT_INT("identify-timeout-ms", identify_timeout_ms, "10000", 100, 600000,
             "time a new connection has to send its identify frame"),
     OPT_INT("max-connections", max_connections, "20000", 1, 10000000,
@@ -44,8 +47,14 @@ const struct cfg_option fe_option_table[] = {
             "a node silent this long is declared dead and its members removed"),
     OPT_INT("status-interval-ms", status_interval_ms, "60000", 100, 86400000,
             "interval of the status record in the log"),
-    OPT_INT("stream-maxlen", stream_maxlen, "1000000", 1000, 1000000000,
-            "approximate cap of the event stream: the archive's outage buffer"),
+    OPT_INT("stream-maxlen", stream_maxlen, "9000", 1000, 1000000000,
+            "approximate cap of the event stream in entries: the archive's outage buffer"),
+    OPT_INT("stream-max-bytes", stream_max_bytes, "805306368", 1024L * 1024, 1L << 40,
+            "memory the event stream may take in Redis; stream-maxlen must fit in it with "
+            "max-frame-bytes messages"),
+    OPT_INT("query-max-clients", query_max_clients, "100", 1, 10000,
+            "most devices a room_info lists (larger rooms: a random sample, total_clients "
+            "stays exact)"),
     OPT_INT("drain-timeout-ms", drain_timeout_ms, "10000", 0, 600000,
             "on SIGTERM, how long to wait for clients to be closed and flushed"),
     OPT_INT("coalesce-above", coalesce_above, "60000", 0, 1000000000,
@@ -60,6 +69,11 @@ const struct cfg_option fe_option_table[] = {
 };
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);
+
+long long fe_stream_bound_bytes(const struct fe_options *o) {
+    long long entry = o->max_frame_bytes + o->max_frame_bytes / 4 + FE_STREAM_ENTRY_OVERHEAD;
+    return ((long long)o->stream_maxlen + FE_STREAM_NODE_ENTRIES) * entry;
+}
 
 int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
     enum log_level lvl;
@@ -82,6 +96,22 @@ int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
                  "invalid RRM_NODE_TIMEOUT_MS (--node-timeout-ms): %ld must be at "
                  "least twice RRM_HEARTBEAT_MS (%ld)",
                  o->node_timeout_ms, o->heartbeat_ms);
+        return -1;
+    }
+    if (o->max_bytes_per_sec < o->max_frame_bytes) {
+        snprintf(err, errlen,
+                 "invalid RRM_MAX_BYTES_PER_SEC (--max-bytes-per-sec): %ld is below "
+                 "RRM_MAX_FRAME_BYTES (%ld), so the largest message could never be sent",
+                 o->max_bytes_per_sec, o->max_frame_bytes);
+        return -1;
+    }
+    if (fe_stream_bound_bytes(o) > o->stream_max_bytes) {
+        snprintf(err, errlen,
+                 "invalid RRM_STREAM_MAXLEN (--stream-maxlen): %ld (+%d) entries with messages of "
+                 "RRM_MAX_FRAME_BYTES (%ld) may take %lld bytes, more than RRM_STREAM_MAX_BYTES "
+                 "(%ld); lower one of the first two or raise the last",
+                 o->stream_maxlen, FE_STREAM_NODE_ENTRIES, o->max_frame_bytes,
+                 fe_stream_bound_bytes(o), o->stream_max_bytes);
         return -1;
     }
     return 0;

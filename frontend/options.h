@@ -13,6 +13,7 @@ struct fe_options {
     char redis_password[256];
     long max_frame_bytes;
     long max_msgs_per_sec;
+    long max_bytes_per_sec;
     long identify_timeout_ms;
     long max_connections;
     long send_queue_bytes;
@@ -22,12 +23,26 @@ struct fe_options {
     long node_timeout_ms;
     long status_interval_ms;
     long stream_maxlen;
+    long stream_max_bytes;
+    long query_max_clients;
     long drain_timeout_ms;
     long coalesce_above;
     long coalesce_ms;
     long collect_us;
     char log_level[16];
 };
+
+/* Bounds of rrm:events in bytes. An event takes at most one client message plus a quarter (Redis's
+ * allocator rounds a large block up to its size class, by less than a quarter) plus
+ * FE_STREAM_ENTRY_OVERHEAD (field names, ids, identity, the stream's index). Approximate trimming
+ * (XADD MAXLEN ~) removes whole stream nodes, so up to FE_STREAM_NODE_ENTRIES
+ * (stream-node-max-entries) more entries than the cap may remain. */
+#define FE_STREAM_ENTRY_OVERHEAD 1024
+#define FE_STREAM_NODE_ENTRIES 100
+
+/* The most bytes rrm:events can hold with these options: the bound fe_options_check keeps
+ * below stream-max-bytes. */
+long long fe_stream_bound_bytes(const struct fe_options *o);
 
 extern const struct cfg_option fe_option_table[];
 extern const size_t fe_option_count;

@@ -29,6 +29,14 @@ static struct session *tagged(redisAsyncContext *ac, void *priv, struct app **ap
     return session_find_no(*app, (uint64_t)(uintptr_t)priv);
 }
 
+/* The message of an "unavailable" error frame for a failed script reply. Redis refuses writes
+ * with OOM while it is at maxmemory (noeviction): the action did nothing and may be retried. */
+static const char *unavailable_why(const redisReply *reply) {
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0)
+        return "the cluster store is out of memory; try again later";
+    return "the cluster store is unavailable";
+}
+
 /* What an identify needs to be undone if its session closed before the reply. */
 struct identify_ticket {
     uint64_t conn_no;
@@ -53,10 +61,10 @@ static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
     } else if (ok) {
         session_on_identified(s, reply->element[0]->str, reply->element[1]->str,
                               (long)reply->element[2]->integer);
-    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+    } else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "ROOMID", 6) == 0) {
         session_on_failed(s, PROTO_E_UNAVAILABLE, "could not assign a room, try again");
     } else {
-        session_on_failed(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+        session_on_failed(s, PROTO_E_UNAVAILABLE, unavailable_why(reply));
     }
     free(t);
 }
@@ -204,19 +212,27 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct app *app;
     struct session *s = tagged(ac, priv, &app);
     redisReply *reply = r;
+    app->queries_in_flight--;
     if (!s)
         return;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
         app->stats.redis_errors++;
-        session_send_error(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+        session_send_error(s, PROTO_E_UNAVAILABLE, unavailable_why(reply));
         return;
     }
+    long long total = reply->element[0]->integer;
+    const redisReply *list = reply->element[1];
+    size_t cap = (size_t)app->opt.query_max_clients, others = 0;
     json_t *clients = json_array();
-    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-        redisReply *dev = reply->element[i], *val = reply->element[i + 1];
+    for (size_t i = 0; i + 1 < list->elements; i += 2) {
+        const redisReply *dev = list->element[i], *val = list->element[i + 1];
         if (dev->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
             continue;
         if (strcmp(dev->str, s->device_id) == 0)
+            continue;
+        if (++others > cap)
             continue;
         /* value: conn \t node \t identity */
         const char *tab1 = memchr(val->str, '\t', val->len);
@@ -227,9 +243,11 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
         json_array_append_new(clients, json_pack("{s:s%, s:s%}", "device_id", dev->str, dev->len,
                                                  "identity", ident, ilen));
     }
-    json_t *info =
-        json_pack("{s:s, s:s, s:I, s:o}", "type", "room_info", "room_id", s->room_id,
-                  "total_clients", (json_int_t)(reply->elements / 2), "clients", clients);
+    json_t *info = json_pack("{s:s, s:s, s:I, s:o}", "type", "room_info", "room_id", s->room_id,
+                             "total_clients", (json_int_t)total, "clients", clients);
+    /* A room the script sampled has more members than it listed (see query_lua). */
+    if (info && (others > cap || total > (long long)cap + 1))
+        json_object_set_new(info, "truncated", json_true());
     char *text = info ? json_dumps(info, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(info);
     if (text)
@@ -241,16 +259,22 @@ int room_query(struct app *app, struct session *s) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
-    char kmembers[KEYS_MAX], conn[96], now[24], maxlen[24];
+    if (app->queries_in_flight >= ROOM_QUERIES_IN_FLIGHT)
+        return 1;
+    char kmembers[KEYS_MAX], conn[96], now[24], maxlen[24], most[24];
     keys_room_members(kmembers, sizeof(kmembers), s->room_id);
     session_conn_id(s, conn, sizeof(conn));
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
-    const char *argv[] = {kmembers,     KEYS_EVENTS, s->device_id, conn,       s->room_id,
-                          app->node_id, now,         maxlen,       s->identity};
+    snprintf(most, sizeof(most), "%ld", app->opt.query_max_clients);
+    const char *argv[] = {kmembers,     KEYS_EVENTS, s->device_id, conn,        s->room_id,
+                          app->node_id, now,         maxlen,       s->identity, most};
+    if (scripts_eval(&app->scripts, ac, SCRIPT_QUERY, query_reply, conn_tag(s), 2,
+                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
+        return -1;
     app->stats.queries++;
-    return scripts_eval(&app->scripts, ac, SCRIPT_QUERY, query_reply, conn_tag(s), 2,
-                        (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    app->queries_in_flight++;
+    return 0;
 }
 
 static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
@@ -258,12 +282,17 @@ static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct session *s = tagged(ac, priv, &app);
     redisReply *reply = r;
     app->pending_writes--;
-    if (s && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 &&
-        s->state != SS_CLOSING) {
+    if (!s || s->state == SS_CLOSING)
+        return;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         /* another connection claimed the device while this node was cut off */
         session_send_error(s, PROTO_E_REPLACED,
                            "this device connected again; this connection is closed");
         session_close(s, 4001, "replaced by a newer connection", "replaced");
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        /* Redis refused it (full): a client left in a room the cluster does not list would wait
+         * for nothing, so it is told to connect again. (A lost link retries on reconnect.) */
+        session_on_failed(s, PROTO_E_UNAVAILABLE, unavailable_why(reply));
     }
 }
 

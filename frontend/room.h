@@ -29,7 +29,12 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
 int room_send(struct app *app, struct session *s, const char *frame_prefix, size_t prefix_len,
               const void *body, size_t body_len, const char *kind);
 
-/* Answers {"type":"room_info",...} to s. Returns 0 if sent. */
+/* Room queries a node has in Redis at once. With query-max-clients this bounds the replies Redis
+ * builds and buffers for a node, however many clients ask at the same moment. */
+#define ROOM_QUERIES_IN_FLIGHT 64
+
+/* Answers {"type":"room_info",...} to s. Returns 0 if sent, 1 if refused because
+ * ROOM_QUERIES_IN_FLIGHT are outstanding, -1 if Redis is unavailable. */
 int room_query(struct app *app, struct session *s);
 
 /* Re-asserts s's membership (after Redis returned or this node was declared dead). */

@@ -4,6 +4,7 @@
 #include "scripts.h"
 
 #include <hiredis/hiredis.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,13 +112,19 @@ static const char send_lua[] =
     "  'kind', ARGV[10], 'seq', seq, 'body', ARGV[5])\n"
     "return seq\n";
 
-/* KEYS: members, events. ARGV: device, conn, room, node, now, maxlen, identity.
- * Returns the members hash as a flat list. */
+/* KEYS: members, events. ARGV: device, conn, room, node, now, maxlen, identity, most members
+ * listed. Returns {total members, flat device/value list}. A room larger than the list gets a
+ * random sample (HRANDFIELD takes distinct fields), so the reply Redis builds and buffers stays
+ * bounded however large the room grows; one more than asked, as the asker may be among them. */
 static const char query_lua[] =
-    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "local total = redis.call('HLEN', KEYS[1])\n"
+    "local n = tonumber(ARGV[8]) + 1\n"
+    "local list\n"
+    "if total <= n then list = redis.call('HGETALL', KEYS[1])\n"
+    "else list = redis.call('HRANDFIELD', KEYS[1], n, 'WITHVALUES') end\n"
     "emit(KEYS[2], ARGV[6], 'type', 'query', 'ts', ARGV[5], 'node', ARGV[4], 'conn', ARGV[2],\n"
-    "  'device', ARGV[1], 'identity', ARGV[7], 'room', ARGV[3], 'total', math.floor(#all / 2))\n"
-    "return all\n";
+    "  'device', ARGV[1], 'identity', ARGV[7], 'room', ARGV[3], 'total', total)\n"
+    "return {total, list}\n";
 
 /* KEYS: nodes. ARGV: most connections listed per node.
  * Returns {node, last heartbeat ms, connections, {conn, "room\tdevice", ...}, now ms} per node
@@ -137,7 +144,9 @@ static const char status_lua[] =
     "return out\n";
 
 /* KEYS: nodes. ARGV: node. Returns 1 if the node was not registered (first beat, or the
- * cluster declared it dead meanwhile). */
+ * cluster declared it dead meanwhile). Runs also when Redis is at maxmemory (it only updates a
+ * score): otherwise a full Redis would make every node look dead and the others would remove
+ * all its members. */
 static const char heartbeat_lua[] = "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
 
 /* KEYS: nodes, empty rooms, events. ARGV: timeout ms, maxlen, node to reset ('' = every node
@@ -189,10 +198,18 @@ static const char recycle_lua[] =
     "return {n, #rooms}\n";
 
 /* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl.
- * Returns 1 if restored, 0 if the device now belongs to another connection. */
+ * Returns 1 if restored, 0 if the device now belongs to another connection. A membership that is
+ * all still there is only confirmed, without a memory-growing write, so that it succeeds while
+ * Redis is full (a node whose link dropped then keeps its clients). */
 static const char restore_lua[] =
     "local cur = redis.call('HGET', KEYS[1], 'conn')\n"
     "if cur and cur ~= ARGV[4] then return 0 end\n"
+    "if cur and redis.call('HGET', mkey(ARGV[3]), ARGV[1]) ==\n"
+    "    ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2]\n"
+    "  and redis.call('HGET', KEYS[2], ARGV[4]) == ARGV[3] .. '\\t' .. ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
+    "  return 1\n"
+    "end\n"
     "redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6])\n"
     "redis.call('HSET', mkey(ARGV[3]), ARGV[1], ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2])\n"
     "redis.call('ZREM', KEYS[3], ARGV[3])\n"
@@ -214,6 +231,12 @@ static const char *const bodies[SCRIPT_COUNT] = {
  * each time; the script run once per message goes without them (about a fifth of its cost). */
 static const char *script_prelude(enum script_id id) {
     return id == SCRIPT_SEND ? "" : prelude;
+}
+
+/* Scripts without flags keep Redis's pre-7 rules: refused at their first memory-growing write
+ * while Redis is over maxmemory, never stopped half-way. A flags line must come first. */
+static const char *script_flags(enum script_id id) {
+    return id == SCRIPT_HEARTBEAT ? "#!lua flags=allow-oom\n" : "";
 }
 
 struct load_ticket {
@@ -245,22 +268,22 @@ int scripts_load(struct scripts *s, redisAsyncContext *ac, void (*done)(void *ar
     s->done = done;
     s->arg = arg;
     for (int i = 0; i < SCRIPT_COUNT; i++) {
+        const char *flags = script_flags((enum script_id)i);
         const char *pre = script_prelude((enum script_id)i);
-        size_t n = strlen(pre) + strlen(bodies[i]);
-        char *src = malloc(n + 1);
+        char *src = NULL;
+        int n = asprintf(&src, "%s%s%s", flags, pre, bodies[i]);
         struct load_ticket *t = malloc(sizeof(*t));
-        if (!src || !t) {
-            free(src);
+        if (n < 0 || !t) {
+            if (n >= 0)
+                free(src);
             free(t);
             s->failed = 1;
             break;
         }
-        memcpy(src, pre, strlen(pre));
-        memcpy(src + strlen(pre), bodies[i], strlen(bodies[i]) + 1);
         t->s = s;
         t->id = (enum script_id)i;
         s->pending++;
-        if (redisAsyncCommand(ac, load_reply, t, "SCRIPT LOAD %b", src, n) != REDIS_OK) {
+        if (redisAsyncCommand(ac, load_reply, t, "SCRIPT LOAD %b", src, (size_t)n) != REDIS_OK) {
             s->pending--;
             s->failed = 1;
             free(t);

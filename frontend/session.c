@@ -403,26 +403,40 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
     }
 }
 
-static int rate_ok(struct session *s) {
+/* Takes one message of len bytes from both buckets; NULL if it may go, else why not. Both limits
+ * are per connection: the message rate bounds Redis round trips, the byte rate what one client
+ * can push into Redis (and the archive stream) per second. */
+static const char *rate_refusal(struct session *s, size_t len) {
+    const struct fe_options *o = &s->app->opt;
     int64_t now = util_mono_ms();
-    double rate = (double)s->app->opt.max_msgs_per_sec;
-    if (s->tokens_at_ms == 0)
+    double rate = (double)o->max_msgs_per_sec, brate = (double)o->max_bytes_per_sec;
+    if (s->tokens_at_ms == 0) {
         s->tokens = rate;
-    else
-        s->tokens += (double)(now - s->tokens_at_ms) * rate / 1000.0;
+        s->byte_tokens = brate;
+    } else {
+        double dt = (double)(now - s->tokens_at_ms) / 1000.0;
+        s->tokens += dt * rate;
+        s->byte_tokens += dt * brate;
+    }
     if (s->tokens > rate)
         s->tokens = rate;
+    if (s->byte_tokens > brate)
+        s->byte_tokens = brate;
     s->tokens_at_ms = now;
     if (s->tokens < 1.0)
-        return 0;
+        return "too many messages; this one was dropped";
+    if (s->byte_tokens < (double)len)
+        return "too many bytes per second; this message was dropped";
     s->tokens -= 1.0;
-    return 1;
+    s->byte_tokens -= (double)len;
+    return NULL;
 }
 
 static void on_message(struct session *s, const char *buf, size_t len, int binary) {
     struct app *app = s->app;
-    if (!rate_ok(s)) {
-        session_send_error(s, PROTO_E_RATE_LIMITED, "too many messages; this one was dropped");
+    const char *refused = rate_refusal(s, len);
+    if (refused) {
+        session_send_error(s, PROTO_E_RATE_LIMITED, refused);
         return;
     }
     if (!app_redis_ready(app)) {
@@ -442,8 +456,16 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     char msg[160];
     switch (proto_classify(buf, len, &value, &kind, &code, msg, sizeof(msg))) {
     case PROTO_QUERY_ROOM:
-        if (room_query(app, s))
+        switch (room_query(app, s)) {
+        case 0:
+            break;
+        case 1:
+            session_send_error(s, PROTO_E_RATE_LIMITED,
+                               "too many room queries in progress on this node; try again");
+            break;
+        default:
             session_send_error(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+        }
         return;
     case PROTO_REJECT:
         session_send_error(s, code, msg);

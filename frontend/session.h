@@ -40,8 +40,8 @@ struct session {
     unsigned char *rx;
     size_t rx_len, rx_cap;
 
-    /* rate limit: token bucket refilled at max-msgs-per-sec */
-    double tokens;
+    /* rate limit: token buckets refilled at max-msgs-per-sec and max-bytes-per-sec */
+    double tokens, byte_tokens;
     int64_t tokens_at_ms;
 
     /* outbound queue: a ring of shared frames, bounded by send-queue-bytes */

@@ -49,6 +49,7 @@ static int setup_full(void **state) {
 
 static int setup_slow(void **state) {
     static const char *const env[] = {"RRM_SEND_QUEUE_BYTES=262144", "RRM_MAX_MSGS_PER_SEC=100000",
+                                      "RRM_MAX_BYTES_PER_SEC=1073741824",
                                       "RRM_MAX_FRAME_BYTES=65536", NULL};
     return start(state, env);
 }

@@ -26,6 +26,7 @@
 #define RS_CLIENT_TIMEOUT_MS 5000
 #define RS_RETRY_MS 20
 #define RS_PORT_ATTEMPTS 3
+#define RS_MAXMEMORY "1280mb"
 
 struct redis_server {
     char *exe;      /* absolute path of redis-server; owned */
@@ -73,10 +74,20 @@ static int ping_once(int port, int timeout_ms) {
 static int spawn(struct redis_server *rs) {
     char port[16];
     snprintf(port, sizeof(port), "%d", rs->port);
-    const char *const argv[] = {
-        rs->exe, "--port",           port, "--bind",       "127.0.0.1",  "--dir",
-        rs->dir, "--save",           "",   "--appendonly", "no",         "--daemonize",
-        "no",    "--protected-mode", "no", "--logfile",    rs->log_path, NULL};
+    /* Memory as in production (scripts/up, k8s): a cap and no eviction, so the tests run against
+     * the OOM behaviour the frontends must handle. A test wanting a full Redis lowers the cap
+     * with CONFIG SET maxmemory. */
+    const char *const argv[] = {rs->exe,      "--port",
+                                port,         "--bind",
+                                "127.0.0.1",  "--dir",
+                                rs->dir,      "--save",
+                                "",           "--appendonly",
+                                "no",         "--daemonize",
+                                "no",         "--protected-mode",
+                                "no",         "--maxmemory",
+                                RS_MAXMEMORY, "--maxmemory-policy",
+                                "noeviction", "--logfile",
+                                rs->log_path, NULL};
     pid_t pid = proc_spawn(argv, NULL, rs->out_path);
     if (pid < 0)
         return (int)pid;

@@ -3,7 +3,10 @@
  *
  * This module owns one redis-server child process together with its temporary
  * directory (working dir, logs) and its TCP port on 127.0.0.1. The server runs
- * without persistence (--save "" --appendonly no), so a restart starts empty.
+ * without persistence (--save "" --appendonly no), so a restart starts empty,
+ * and with the production memory policy (maxmemory 1280mb, noeviction: writes
+ * are refused with OOM, nothing is evicted); a test lowers the cap with
+ * CONFIG SET maxmemory.
  * The object survives stop/kill so that the same server (same port) can be
  * restarted, e.g. to test reconnect logic.
  *

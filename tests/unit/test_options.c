@@ -55,7 +55,10 @@ static void test_defaults(void **state) {
     assert_int_equal(o.heartbeat_ms, 2000);
     assert_int_equal(o.node_timeout_ms, 10000);
     assert_int_equal(o.status_interval_ms, 60000);
-    assert_int_equal(o.stream_maxlen, 1000000);
+    assert_int_equal(o.stream_maxlen, 9000);
+    assert_int_equal(o.stream_max_bytes, 768L * 1024 * 1024);
+    assert_int_equal(o.max_bytes_per_sec, 1048576);
+    assert_int_equal(o.query_max_clients, 100);
     assert_int_equal(o.drain_timeout_ms, 10000);
     assert_string_equal(o.log_level, "info");
 
@@ -178,6 +181,59 @@ static void test_check_node_timeout(void **state) {
     assert_non_null(strstr(err, "RRM_NODE_TIMEOUT_MS"));
 }
 
+static void test_check_byte_rate(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[512];
+    /* The largest message must fit the byte bucket, or it could never be sent. */
+    o.max_frame_bytes = 65536;
+    o.max_bytes_per_sec = 65536;
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    o.max_bytes_per_sec = 65535;
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_MAX_BYTES_PER_SEC"));
+    assert_non_null(strstr(err, "--max-bytes-per-sec"));
+    assert_non_null(strstr(err, "RRM_MAX_FRAME_BYTES"));
+}
+
+static void test_check_stream_bytes(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[512];
+    /* The defaults hold: 9,100 entries of 64 KiB + 16 KiB + 1 KiB fit 768 MiB. */
+    assert_true(fe_stream_bound_bytes(&o) <= o.stream_max_bytes);
+    assert_int_equal(fe_stream_bound_bytes(&o), 9100LL * (65536 + 16384 + 1024));
+
+    /* Exactly at the budget is fine, one byte less is not. */
+    o.stream_maxlen = 1000;
+    o.max_frame_bytes = 4096;
+    o.stream_max_bytes = (1000 + 100) * (4096 + 1024 + 1024);
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    o.stream_max_bytes--;
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_STREAM_MAXLEN"));
+    assert_non_null(strstr(err, "--stream-maxlen"));
+    assert_non_null(strstr(err, "RRM_STREAM_MAX_BYTES"));
+    assert_non_null(strstr(err, "RRM_MAX_FRAME_BYTES"));
+
+    /* The old default of a million entries only fits with small messages or more memory; the
+     * check sees the combination, as an operator would set it through the environment. */
+    setenv("RRM_STREAM_MAXLEN", "1000000", 1);
+    char *argv[] = {(char *)"rrm-frontend", NULL};
+    assert_int_equal(load(&o, 1, argv, err, sizeof(err)), 0);
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    setenv("RRM_MAX_FRAME_BYTES", "512", 1);
+    assert_int_equal(load(&o, 1, argv, err, sizeof(err)), 0);
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1); /* 1.66 GB > 768 MiB */
+    setenv("RRM_STREAM_MAX_BYTES", "2000000000", 1);
+    assert_int_equal(load(&o, 1, argv, err, sizeof(err)), 0);
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, clear_env, clear_env),
@@ -187,6 +243,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_check_log_level, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_node_id, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_node_timeout, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_byte_rate, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_stream_bytes, clear_env, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
