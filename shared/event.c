@@ -188,5 +188,11 @@ int event_decode(struct rrm_event *ev, const char *const *names, const size_t *n
         snprintf(err, errlen, "%s event without %s", type_names[t], missing);
         return -1;
     }
+    /* Rooms count messages from 1 (the send script's HINCRBY) and encode takes 0 for absent: a
+     * message with seq 0 could not be written back as it was read. */
+    if (ev->type == EV_MESSAGE && ev->seq == 0) {
+        snprintf(err, errlen, "message event with seq 0 (a room's messages count from 1)");
+        return -1;
+    }
     return 0;
 }
