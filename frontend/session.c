@@ -310,8 +310,7 @@ static void on_closed(struct session *s) {
     }
     /* An identify still in flight is undone by its reply handler (room.c). */
     queue_free(s);
-    free(s->rx);
-    s->rx = NULL;
+    rxbuf_free(&s->rx);
     free(s->identity);
     s->identity = NULL;
     app->connections--;
@@ -502,43 +501,27 @@ static void on_frame(struct session *s, const char *buf, size_t len, int binary)
 }
 
 static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t len) {
-    size_t max = (size_t)s->app->opt.max_frame_bytes;
-    int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
-    if (first)
-        s->rx_len = 0;
-    if (s->rx_len + len + lws_remaining_packet_payload(wsi) > max) {
+    const void *msg;
+    size_t n;
+    switch (rxbuf_add(&s->rx, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+                      lws_remaining_packet_payload(wsi), in, len,
+                      (size_t)s->app->opt.max_frame_bytes, &msg, &n)) {
+    case RXBUF_MORE:
+        return 0;
+    case RXBUF_COMPLETE:
+        on_frame(s, msg, n, lws_frame_is_binary(wsi));
+        rxbuf_done(&s->rx);
+        return 0;
+    case RXBUF_TOO_BIG:
         app_count_error(s->app, PROTO_E_TOO_BIG);
         s->state = SS_CLOSING;
         s->disconnect_reason = "message_too_big";
         lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
         return -1;
+    case RXBUF_NOMEM:
+        break;
     }
-    if (first && final && lws_remaining_packet_payload(wsi) == 0) {
-        on_frame(s, in, len, lws_frame_is_binary(wsi));
-        return 0;
-    }
-    if (s->rx_len + len > s->rx_cap) {
-        size_t cap = s->rx_cap ? s->rx_cap : 4096;
-        while (cap < s->rx_len + len)
-            cap *= 2;
-        unsigned char *p = realloc(s->rx, cap);
-        if (!p)
-            return -1;
-        s->rx = p;
-        s->rx_cap = cap;
-    }
-    memcpy(s->rx + s->rx_len, in, len);
-    s->rx_len += len;
-    if (final && lws_remaining_packet_payload(wsi) == 0) {
-        on_frame(s, (const char *)s->rx, s->rx_len, lws_frame_is_binary(wsi));
-        s->rx_len = 0;
-        if (s->rx_cap > 65536) { /* do not keep a large buffer around for an idle client */
-            free(s->rx);
-            s->rx = NULL;
-            s->rx_cap = 0;
-        }
-    }
-    return 0;
+    return -1;
 }
 
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

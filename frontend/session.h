@@ -6,6 +6,7 @@
 
 #include "frame.h"
 #include "proto.h"
+#include "rxbuf.h"
 
 #include <libwebsockets.h>
 #include <stdint.h>
@@ -36,9 +37,7 @@ struct session {
     int64_t identified_at_ms;
     uint8_t joined; /* holds a membership in Redis */
 
-    /* receive: fragments of one message are assembled here */
-    unsigned char *rx;
-    size_t rx_len, rx_cap;
+    struct rxbuf rx; /* fragments of one incoming message */
 
     /* rate limit: token buckets refilled at max-msgs-per-sec and max-bytes-per-sec */
     double tokens, byte_tokens;

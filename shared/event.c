@@ -55,11 +55,13 @@ size_t event_encode(const struct rrm_event *ev, struct event_field *out,
     put_str(out, &n, "kind", ev->kind);
     put_str(out, &n, "reason", ev->reason);
     put_str(out, &n, "body", ev->body);
+    /* Numbers are absent when 0, except a query's total; whatever is present is written, as
+     * event_decode reads every field whatever the type, so that a decoded event encodes back. */
     if (ev->seq > 0)
         put_num(out, &n, "seq", nums->seq, sizeof(nums->seq), ev->seq);
-    if (ev->type == EV_QUERY)
+    if (ev->type == EV_QUERY || ev->total > 0)
         put_num(out, &n, "total", nums->total, sizeof(nums->total), ev->total);
-    if (ev->type == EV_DISCONNECT && ev->connected_at > 0)
+    if (ev->connected_at > 0)
         put_num(out, &n, "connected_at", nums->connected_at, sizeof(nums->connected_at),
                 ev->connected_at);
     return n;
@@ -186,6 +188,12 @@ int event_decode(struct rrm_event *ev, const char *const *names, const size_t *n
     }
     if (missing) {
         snprintf(err, errlen, "%s event without %s", type_names[t], missing);
+        return -1;
+    }
+    /* Rooms count messages from 1 (the send script's HINCRBY) and encode takes 0 for absent: a
+     * message with seq 0 could not be written back as it was read. */
+    if (ev->type == EV_MESSAGE && ev->seq == 0) {
+        snprintf(err, errlen, "message event with seq 0 (a room's messages count from 1)");
         return -1;
     }
     return 0;

@@ -14,7 +14,7 @@
  *   ip            the client's address                               connect
  *   room          room id                                            all (a disconnect may omit it)
  *   action        created | joined | rejoined                        room
- *   seq           per-room message number, decimal                   message
+ *   seq           per-room message number from 1, decimal            message
  *   kind          text | json | binary                               message
  *   body          the frame exactly as the client sent it (bytes)    message
  *   total         devices in the room, cluster-wide                  query
@@ -51,7 +51,7 @@ struct rrm_event {
     enum event_type type;
     int64_t ts;
     struct event_str node, conn, device, identity, ip, room, action, kind, reason, body;
-    int64_t seq;          /* message; 0 = absent (assigned by Redis when the message is sent) */
+    int64_t seq;          /* message, from 1; 0 = absent (assigned by Redis when it is sent) */
     int64_t total;        /* query */
     int64_t connected_at; /* disconnect */
 };

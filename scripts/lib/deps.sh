@@ -6,6 +6,7 @@ rrm_packages=(
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
     redis-server mariadb-server jq
     python3-yaml # scripts/check-k8s
+    clang libclang-rt-dev # libFuzzer targets: scripts/fuzz, scripts/test
 )
 
 rrm_install_deps() {

@@ -303,7 +303,8 @@ static void test_poison_entries_are_dead_lettered(void **state) {
     assert_exit_status(h_stop(&a, SIGTERM), 0);
     h_exec("ALTER TABLE room_queries MODIFY node VARCHAR(4) NULL");
 
-    char good1[48], good2[48], good3[48], v2[48], nobody[48], longdev[48], badutf[48], rejected[48];
+    char good1[48], good2[48], good3[48], v2[48], nobody[48], seq0[48], longdev[48], badutf[48],
+        rejected[48];
     h_xadd_messages(1, 1, 1, 0);
     redisReply *r = h_redis("XREVRANGE %s + - COUNT 1", KEYS_EVENTS);
     snprintf(good1, sizeof(good1), "%s", r->element[0]->element[0]->str);
@@ -316,6 +317,11 @@ static void test_poison_entries_are_dead_lettered(void **state) {
     const char *n_nb[] = {"v", "type", "ts", "room", "device", "seq", "kind"};
     const char *v_nb[] = {"1", "message", "1732550000000", "R1", "dev", "5", "text"};
     h_xadd_raw(7, n_nb, v_nb, NULL, nobody, sizeof(nobody));
+
+    /* complete, but seq 0: rooms count from 1, and re-encoding would drop it */
+    const char *n_s0[] = {"v", "type", "ts", "room", "device", "seq", "kind", "body"};
+    const char *v_s0[] = {"1", "message", "1732550000000", "R1", "dev", "0", "text", "{}"};
+    h_xadd_raw(8, n_s0, v_s0, NULL, seq0, sizeof(seq0));
 
     char dev[201];
     memset(dev, 'd', 200);
@@ -341,9 +347,10 @@ static void test_poison_entries_are_dead_lettered(void **state) {
 
     h_start(&a, "poison-2", NULL);
     h_wait_drained(H_WAIT_MS);
-    assert_int_equal(h_redis_int("XLEN %s", KEYS_DEAD_LETTER), 5);
+    assert_int_equal(h_redis_int("XLEN %s", KEYS_DEAD_LETTER), 6);
     expect_dead_letter(v2, "version", "v", "2");
     expect_dead_letter(nobody, "without body", "seq", "5");
+    expect_dead_letter(seq0, "seq 0", "seq", "0");
     expect_dead_letter(longdev, "device too long", "total", "1");
     expect_dead_letter(badutf, "invalid UTF-8 in room", NULL, NULL);
     expect_dead_letter(rejected, "1406", "node", "node-too-long");

@@ -242,6 +242,7 @@ static void test_missing_required_fields(void **state) {
     expect_refused(&ev, NULL, NULL, "seq", "seq");
     expect_refused(&ev, NULL, NULL, "kind", "kind");
     expect_refused(&ev, "seq", "x1", NULL, "malformed number");
+    expect_refused(&ev, "seq", "0", NULL, "seq 0"); /* dead-lettered, not archived as seq 0 */
     expect_refused(&ev, "seq", "9999999999999999999", NULL, "malformed number");
     expect_refused(&ev, "kind", "a-kind-longer-than-16", NULL, "kind too long");
 

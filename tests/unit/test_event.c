@@ -515,6 +515,58 @@ static void test_decode_number_limits(void **state) {
     assert_true(got.seq == 42);
 }
 
+/* A message's seq counts from 1; encode takes 0 for absent, so decode must refuse 0 rather than
+ * accept an event that cannot be written back. Other types carry no seq: 0 there is harmless. */
+static void test_decode_message_seq_zero(void **state) {
+    (void)state;
+    const char *zeros[] = {"0", "00", "0000000000000000000"};
+    for (size_t k = 0; k < sizeof(zeros) / sizeof(zeros[0]); k++) {
+        struct rrm_event ev = sample(EV_MESSAGE);
+        struct fields f;
+        struct event_numbers nums;
+        encode(&ev, &f, &nums);
+        set(&f, "seq", zeros[k]);
+        expect_decode_error(&f, "seq 0");
+    }
+    struct rrm_event ev = sample(EV_MESSAGE);
+    ev.seq = 1;
+    round_trip(&ev);
+
+    ev = sample(EV_CONNECT);
+    struct fields f;
+    struct event_numbers nums;
+    encode(&ev, &f, &nums);
+    add(&f, "seq", "0");
+    struct rrm_event got;
+    char err[200];
+    assert_int_equal(decode(&f, &got, err, sizeof(err)), 0);
+    assert_true(got.seq == 0);
+}
+
+/* Whatever event_decode accepts encodes back to the same event: numbers are read whatever the
+ * type, so they must be written whatever the type too (found by fuzzing: a connected_at on a
+ * message event was dropped on the way back). */
+static void test_decoded_numbers_survive_encoding(void **state) {
+    (void)state;
+    for (int t = 0; t < EV_TYPE_COUNT; t++) {
+        struct rrm_event ev = sample((enum event_type)t);
+        struct fields f;
+        struct event_numbers nums;
+        encode(&ev, &f, &nums);
+        drop(&f, "seq");
+        drop(&f, "total");
+        drop(&f, "connected_at");
+        add(&f, "seq", "3");
+        add(&f, "total", "4");
+        add(&f, "connected_at", "5");
+        struct rrm_event got;
+        char err[200];
+        assert_int_equal(decode(&f, &got, err, sizeof(err)), 0);
+        assert_true(got.seq == 3 && got.total == 4 && got.connected_at == 5);
+        round_trip(&got);
+    }
+}
+
 /* 19-digit values above INT64_MAX do not fit an int64 and must be refused, not wrapped. This test
  * runs last: the decoder's overflow is undefined behaviour, which aborts the sanitizer build. */
 static void test_decode_number_overflow(void **state) {
@@ -549,6 +601,8 @@ int main(void) {
         cmocka_unit_test(test_decode_optional_fields_may_be_absent),
         cmocka_unit_test(test_decode_malformed_numbers),
         cmocka_unit_test(test_decode_number_limits),
+        cmocka_unit_test(test_decode_message_seq_zero),
+        cmocka_unit_test(test_decoded_numbers_survive_encoding),
         cmocka_unit_test(test_decode_number_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -328,6 +328,38 @@ static void test_classify_invalid_json(void **state) {
     }
 }
 
+/* A raw NUL byte is not JSON anywhere (jansson skips one after a number or a literal): such a
+ * frame is refused, not relayed with the NUL in it. Also as the identify. */
+static void test_raw_nul_is_invalid_json(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t len;
+    } bad[] = {
+#define RAW(lit) {lit, sizeof(lit) - 1}
+        RAW("{\"type\":\"text\",\"n\":1\0}"),   RAW("{\"a\":true\0}"), RAW("[1\0,2]"), RAW("42\0"),
+        RAW("{\"device_id\":\"x\",\"n\":1\0}"),
+#undef RAW
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *value = (json_t *)1;
+        const char *msg_type = NULL, *code = NULL;
+        char msg[160];
+        enum proto_kind kind =
+            proto_classify(bad[i].text, bad[i].len, &value, &msg_type, &code, msg, sizeof(msg));
+        if (kind != PROTO_REJECT)
+            fail_msg("frame %zu with a raw NUL was not refused", i);
+        assert_null(value);
+        assert_string_equal(code, PROTO_E_INVALID_JSON);
+
+        struct proto_identify id;
+        code = NULL;
+        assert_int_equal(
+            proto_parse_identify(bad[i].text, bad[i].len, &id, &code, msg, sizeof(msg)), -1);
+        assert_string_equal(code, PROTO_E_INVALID_JSON);
+    }
+}
+
 static void test_classify_query_room(void **state) {
     (void)state;
     struct classified c;
@@ -690,6 +722,7 @@ int main(void) {
         cmocka_unit_test(test_identify_room_rules),
         cmocka_unit_test(test_identify_message_truncated_to_msglen),
         cmocka_unit_test(test_classify_invalid_json),
+        cmocka_unit_test(test_raw_nul_is_invalid_json),
         cmocka_unit_test(test_classify_query_room),
         cmocka_unit_test(test_classify_text_and_json),
         cmocka_unit_test(test_classify_non_objects_relay),
