@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,24 +59,46 @@ static int min_int(int a, int b) {
     return a < b ? a : b;
 }
 
-int proc_free_port(void) {
+/* First port of the kernel's ephemeral range (32768 if it cannot be read). */
+static int ephemeral_low(void) {
+    int lo = 32768, hi = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/* 0 if 127.0.0.1:port can be bound now, else a negative errno value. */
+static int bindable(int port) {
     struct sockaddr_in sa;
-    socklen_t slen = sizeof(sa);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = 0;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &slen) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
+    sa.sin_port = htons((uint16_t)port);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
     close(fd);
-    return ntohs(sa.sin_port);
+    return rc;
+}
+
+int proc_free_port(void) {
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)proc_now_ms();
+    int lo = 10000, hi = ephemeral_low();
+    if (hi - lo < 1000)
+        lo = 1024;
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = lo + (int)(rand_r(&seed) % (unsigned)(hi - lo));
+        if (bindable(port) == 0)
+            return port;
+    }
+    return -EADDRINUSE;
 }
 
 /* Connect one resolved address within the deadline. Returns fd or -errno. */

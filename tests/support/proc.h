@@ -25,9 +25,11 @@ int64_t proc_now_ms(void);
 int proc_remaining_ms(int64_t deadline_ms);
 
 /*
- * Bind 127.0.0.1:0, read the kernel-chosen port and close the socket.
- * Returns the port (> 0) or a negative errno value. The port is only "probably
- * free": another process may grab it before the caller uses it.
+ * A port that 127.0.0.1 can bind now, chosen at random below the kernel's
+ * ephemeral range (net.ipv4.ip_local_port_range): a port from that range can
+ * be taken meanwhile by any outgoing connection as its local port, and tests
+ * open thousands. Returns the port (> 0) or a negative errno value. The port is
+ * still only "probably free": another process may bind it before the caller.
  */
 int proc_free_port(void);
 
