@@ -14,6 +14,8 @@ struct fe_options {
     long max_frame_bytes;
     long max_msgs_per_sec;
     long identify_timeout_ms;
+    long handshake_timeout_ms;
+    long max_handshakes_per_ip;
     long max_connections;
     long send_queue_bytes;
     long room_grace_ms;
