@@ -3,7 +3,9 @@
 
 #include "app.h"
 #include "hmap.h"
+#include "util.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,8 @@
 
 #define RRM_PROTOCOL "rrm"
 #define EDGE_UPGRADE_REQUIRED 426 /* lws 4.1 has no name for it */
+/* A burst of more handshakes than this at once is followed by a heap trim. */
+#define EDGE_TRIM_AFTER 64
 
 /* lws 4.1 reads at most this much of a subprotocol name (lws_process_ws_upgrade()). */
 #define LWS_PCOL_NAME_MAX 64
@@ -19,6 +23,9 @@
 struct edge {
     struct app *app;
     struct hmap *in_handshake; /* peer address -> connections from it still in their handshake */
+    long handshakes;           /* connections in their handshake, all addresses */
+    long peak;                 /* most of them at once since the heap was last trimmed */
+    int64_t trimmed_ms;
     /* Name of the "rrm" protocol's second entry: the first name the current upgrade request
      * offers, or a space (which no offered name can contain) between requests. */
     char alias[LWS_PCOL_NAME_MAX];
@@ -87,10 +94,26 @@ static uintptr_t count_of(struct edge *e, const char *addr) {
     return (uintptr_t)hmap_get(e->in_handshake, addr, strlen(addr));
 }
 
+/* Header buffers are freed when a burst of handshakes is over, but the sessions allocated
+ * meanwhile pin the heap around them: without a trim, every burst would leave up to
+ * EDGE_HEADER_POOL buffers' worth of resident memory behind. glibc's malloc_trim() gives the
+ * free pages inside the heap back. */
+static void trim_after_burst(struct edge *e) {
+    int64_t now = util_mono_ms();
+    if (e->peak > EDGE_TRIM_AFTER && e->handshakes <= EDGE_TRIM_AFTER / 8 &&
+        now - e->trimmed_ms >= 1000) {
+        malloc_trim(0);
+        e->trimmed_ms = now;
+        e->peak = e->handshakes;
+    }
+}
+
 static void handshake_end(struct lws *wsi) {
     struct handshake *h = lws_get_opaque_user_data(wsi);
     if (!h)
         return;
+    h->edge->handshakes--;
+    trim_after_burst(h->edge);
     lws_set_opaque_user_data(wsi, NULL);
     lws_sul_cancel(&h->sul);
     size_t n = strlen(h->addr);
@@ -127,6 +150,8 @@ static int handshake_begin(struct edge *e, struct lws *wsi) {
         free(h);
         return -1;
     }
+    if (++e->handshakes > e->peak)
+        e->peak = e->handshakes;
     h->edge = e;
     h->wsi = wsi;
     lws_set_opaque_user_data(wsi, h);

@@ -197,9 +197,10 @@ int main(int argc, char **argv) {
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 20;
     /* Header buffers exist only during the HTTP handshake (lws frees them once nobody waits for
-     * one), so the pool is a ceiling for bursts, not a reservation. It is several times the
-     * per-address handshake cap so that one address cannot hold them all; a connection that
-     * finds none waits in line, and the handshake deadline bounds that wait. */
+     * one), so the pool is a ceiling for bursts, not a reservation: large enough that a few
+     * hundred connections dribbling their headers (slowloris) leave buffers for everyone else.
+     * A connection that finds none waits in line, and the handshake deadline bounds that wait;
+     * edge.c trims the heap after a burst so that idle memory does not grow with the pool. */
     info.max_http_header_pool = EDGE_HEADER_POOL;
     app.cx = lws_create_context(&info);
     if (!app.cx) {

@@ -31,9 +31,9 @@ const struct cfg_option fe_option_table[] = {
             "messages per second per connection (burst of the same size); excess is refused"),
     OPT_INT("identify-timeout-ms", identify_timeout_ms, "10000", 100, 600000,
             "time a new connection has to send its identify frame"),
-    OPT_INT("handshake-timeout-ms", handshake_timeout_ms, "3000", 100, 600000,
+    OPT_INT("handshake-timeout-ms", handshake_timeout_ms, "10000", 100, 600000,
             "time a new TCP connection has to complete its WebSocket handshake or HTTP request"),
-    OPT_INT("max-handshakes-per-ip", max_handshakes_per_ip, "256", 0, 1000000,
+    OPT_INT("max-handshakes-per-ip", max_handshakes_per_ip, "0", 0, 1000000,
             "connections one client address may have in their handshake at once; more are "
             "closed at accept (0: no limit)"),
     OPT_INT("max-connections", max_connections, "20000", 1, 10000000,
