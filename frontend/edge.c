@@ -112,17 +112,18 @@ static void handshake_end(struct lws *wsi) {
     struct handshake *h = lws_get_opaque_user_data(wsi);
     if (!h)
         return;
-    h->edge->handshakes--;
-    trim_after_burst(h->edge);
+    struct edge *e = h->edge;
+    e->handshakes--;
     lws_set_opaque_user_data(wsi, NULL);
     lws_sul_cancel(&h->sul);
     size_t n = strlen(h->addr);
-    uintptr_t count = count_of(h->edge, h->addr);
+    uintptr_t count = count_of(e, h->addr);
     if (count > 1)
-        hmap_put(h->edge->in_handshake, h->addr, n, (void *)(count - 1));
+        hmap_put(e->in_handshake, h->addr, n, (void *)(count - 1));
     else
-        hmap_del(h->edge->in_handshake, h->addr, n);
+        hmap_del(e->in_handshake, h->addr, n);
     free(h);
+    trim_after_burst(e);
 }
 
 static void handshake_expired(lws_sorted_usec_list_t *sul) {
