@@ -14,6 +14,7 @@ struct rl;
 struct fanout;
 struct hmap;
 struct node;
+struct edge;
 
 /* Counters exported by /metrics and the status record. */
 struct fe_stats {
@@ -32,9 +33,12 @@ struct fe_stats {
     uint64_t slow_consumers;
     uint64_t replaced;
     uint64_t identify_timeouts;
-    uint64_t redis_errors; /* actions answered "unavailable" */
-    uint64_t reaped;       /* members of dead nodes this node removed */
-    uint64_t recycled;     /* empty rooms this node recycled */
+    uint64_t redis_errors;       /* actions answered "unavailable" */
+    uint64_t reaped;             /* members of dead nodes this node removed */
+    uint64_t recycled;           /* empty rooms this node recycled */
+    uint64_t handshakes_refused; /* bad upgrade requests, over the per-address handshake cap */
+    uint64_t handshake_timeouts; /* connections closed for not finishing their handshake */
+    uint64_t bad_close_frames;   /* client close frames answered with 1002 */
     /* Client errors by code (see proto.h), in the order of app_error_codes. */
     uint64_t errors[16];
 };
@@ -47,7 +51,8 @@ struct app {
     struct logger log;
     char node_id[64];
     struct lws_context *cx;
-    struct lws_vhost *vh;
+    struct lws_vhost *vh; /* the vhost without a listener where the Redis links are adopted */
+    struct edge *edge;
 
     struct rl *redis_cmd; /* commands and scripts */
     struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */

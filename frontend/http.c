@@ -113,6 +113,13 @@ static void metrics(struct app *app, struct http_reply *r) {
            st->replaced);
     metric(r, "rrm_identify_timeouts_total", "counter", "Connections that never identified.",
            st->identify_timeouts);
+    metric(r, "rrm_handshakes_refused_total", "counter",
+           "Upgrade requests refused and connections over the per-address handshake cap.",
+           st->handshakes_refused);
+    metric(r, "rrm_handshake_timeouts_total", "counter",
+           "Connections closed for not finishing their handshake in time.", st->handshake_timeouts);
+    metric(r, "rrm_bad_close_frames_total", "counter", "Client close frames answered with 1002.",
+           st->bad_close_frames);
     metric(r, "rrm_redis_unavailable_total", "counter", "Actions refused while Redis was down.",
            st->redis_errors);
     metric(r, "rrm_reaped_members_total", "counter", "Members of dead nodes removed here.",

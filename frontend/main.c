@@ -1,5 +1,6 @@
 /* rrm-frontend: configuration, the lws context, the Redis links, signals and the drain. */
 #include "app.h"
+#include "edge.h"
 #include "fanout.h"
 #include "hmap.h"
 #include "node.h"
@@ -66,10 +67,8 @@ static void sub_down(struct rl *rl, void *arg) {
 static const struct rl_ops cmd_ops = {cmd_up, cmd_down, session_batch_begin, session_batch_end};
 static const struct rl_ops sub_ops = {sub_up, sub_down, session_batch_begin, session_batch_end};
 
-static const struct lws_protocols protocols[] = {
-    /* rx_buffer_size: what lws allocates per connection to hand frames over; longer messages
-     * arrive in pieces, which session.c assembles. Small keeps idle connections cheap. */
-    {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, SESSION_WRITE_BATCH},
+/* The Redis links are adopted on a vhost without a listener, so no client can ask for them. */
+static const struct lws_protocols internal_protocols[] = {
     {RL_PROTOCOL_NAME, rl_protocol_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -182,9 +181,6 @@ int main(int argc, char **argv) {
     lws_set_log_level(LLL_ERR, NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = (int)app.opt.port;
-    info.iface = app.opt.bind[0] ? app.opt.bind : NULL;
-    info.protocols = protocols;
     info.user = &app;
     /* libev (epoll) instead of lws's default poll(): poll() scans every connection on every
      * wake-up, which dominated the profile with a few hundred clients. The loop is ours
@@ -196,19 +192,51 @@ int main(int argc, char **argv) {
         return 1;
     }
     info.foreign_loops = foreign_loops;
-    info.options =
-        LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 20;
-    /* Header buffers exist only during the HTTP handshake; bounding how many are alive at once
-     * keeps a burst of connections from leaving the heap fragmented and the RSS high. */
-    info.max_http_header_pool = 64;
+    /* Header buffers exist only during the HTTP handshake (lws frees them once nobody waits for
+     * one), so the pool is a ceiling for bursts, not a reservation: large enough that a few
+     * hundred connections dribbling their headers (slowloris) leave buffers for everyone else.
+     * A connection that finds none waits in line, and the handshake deadline bounds that wait;
+     * edge.c trims the heap after a burst so that idle memory does not grow with the pool. */
+    info.max_http_header_pool = EDGE_HEADER_POOL;
     app.cx = lws_create_context(&info);
     if (!app.cx) {
+        fprintf(stderr, "rrm-frontend: cannot create the WebSocket context\n");
+        return 1;
+    }
+    app.edge = edge_create(&app);
+    if (!app.edge) {
+        fprintf(stderr, "rrm-frontend: out of memory at start\n");
+        return 1;
+    }
+    /* What clients can reach: the listening vhost. rx_buffer_size: what lws allocates per
+     * connection to hand frames over; longer messages arrive in pieces, which session.c
+     * assembles. Small keeps idle connections cheap. */
+    const struct lws_protocols client_protocols[] = {
+        {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, SESSION_WRITE_BATCH},
+        {edge_subprotocol_alias(app.edge), session_callback, sizeof(struct session), 512, 0, NULL,
+         SESSION_WRITE_BATCH},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    info.port = (int)app.opt.port;
+    info.iface = app.opt.bind[0] ? app.opt.bind : NULL;
+    info.protocols = client_protocols;
+    info.vhost_name = "clients";
+    /* lws's own idle limit on a connection holding a header buffer (whole seconds); the edge's
+     * deadline (RRM_HANDSHAKE_TIMEOUT_MS) is the finer one. */
+    info.timeout_secs_ah_idle = (unsigned int)((app.opt.handshake_timeout_ms + 999) / 1000);
+    if (!lws_create_vhost(app.cx, &info)) {
         fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_PORT)\n", app.opt.port);
         return 1;
     }
-    app.vh = lws_get_vhost_by_name(app.cx, "default");
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.iface = NULL;
+    info.protocols = internal_protocols;
+    info.vhost_name = "internal";
+    app.vh = lws_create_vhost(app.cx, &info);
     app.sessions = hmap_create();
     app.fanout = fanout_create(&app);
     app.node = node_create(&app);
@@ -252,6 +280,7 @@ int main(int argc, char **argv) {
     lws_context_destroy(app.cx);
     ev_run(loop, EVRUN_NOWAIT);
     ev_loop_destroy(loop);
+    edge_destroy(app.edge);
     fanout_destroy(app.fanout);
     hmap_destroy(app.sessions);
     free(app.wbuf);

@@ -34,6 +34,11 @@ const struct cfg_option fe_option_table[] = {
             "refused"),
     OPT_INT("identify-timeout-ms", identify_timeout_ms, "10000", 100, 600000,
             "time a new connection has to send its identify frame"),
+    OPT_INT("handshake-timeout-ms", handshake_timeout_ms, "10000", 100, 600000,
+            "time a new TCP connection has to complete its WebSocket handshake or HTTP request"),
+    OPT_INT("max-handshakes-per-ip", max_handshakes_per_ip, "0", 0, 1000000,
+            "connections one client address may have in their handshake at once; more are "
+            "closed at accept (0: no limit)"),
     OPT_INT("max-connections", max_connections, "20000", 1, 10000000,
             "WebSocket connections per node; more are refused with 1013"),
     OPT_INT("send-queue-bytes", send_queue_bytes, "1048576", 1024, 1024L * 1024 * 1024,

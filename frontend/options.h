@@ -15,6 +15,8 @@ struct fe_options {
     long max_msgs_per_sec;
     long max_bytes_per_sec;
     long identify_timeout_ms;
+    long handshake_timeout_ms;
+    long max_handshakes_per_ip;
     long max_connections;
     long send_queue_bytes;
     long room_grace_ms;

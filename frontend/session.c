@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include "app.h"
+#include "edge.h"
 #include "fanout.h"
 #include "hmap.h"
 #include "http.h"
@@ -527,6 +528,9 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len) {
     struct session *s = user;
+    int rc;
+    if (edge_callback(wsi, reason, in, len, &rc))
+        return rc;
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
         if (!s)

@@ -1,0 +1,282 @@
+/* The node's edge: handshake deadline and per-address limit, handshake checks, close frames. */
+#include "edge.h"
+
+#include "app.h"
+#include "hmap.h"
+#include "util.h"
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RRM_PROTOCOL "rrm"
+#define EDGE_UPGRADE_REQUIRED 426 /* lws 4.1 has no name for it */
+/* A burst of more handshakes than this at once is followed by a heap trim. */
+#define EDGE_TRIM_AFTER 64
+
+/* lws 4.1 reads at most this much of a subprotocol name (lws_process_ws_upgrade()). */
+#define LWS_PCOL_NAME_MAX 64
+
+struct edge {
+    struct app *app;
+    struct hmap *in_handshake; /* peer address -> connections from it still in their handshake */
+    long handshakes;           /* connections in their handshake, all addresses */
+    long peak;                 /* most of them at once since the heap was last trimmed */
+    int64_t trimmed_ms;
+    /* Name of the "rrm" protocol's second entry: the first name the current upgrade request
+     * offers, or a space (which no offered name can contain) between requests. */
+    char alias[LWS_PCOL_NAME_MAX];
+};
+
+/* A connection from accept until its handshake ends (WebSocket established or HTTP request
+ * read) or it closes; lws keeps it as the connection's opaque user data. */
+struct handshake {
+    struct edge *edge;
+    struct lws *wsi;
+    lws_sorted_usec_list_t sul;
+    char addr[64];
+};
+
+struct edge *edge_create(struct app *app) {
+    struct edge *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->app = app;
+    e->alias[0] = ' ';
+    e->in_handshake = hmap_create();
+    if (!e->in_handshake) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+const char *edge_subprotocol_alias(const struct edge *e) {
+    return e->alias;
+}
+
+void edge_destroy(struct edge *e) {
+    if (!e)
+        return;
+    hmap_destroy(e->in_handshake);
+    free(e);
+}
+
+int edge_close_payload_valid(const unsigned char *p, size_t len) {
+    if (len == 0)
+        return 1;
+    if (len < 2)
+        return 0;
+    unsigned code = (unsigned)p[0] << 8 | p[1];
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+int edge_list_has(const char *list, const char *token, int nocase) {
+    size_t tl = strlen(token);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        size_t end = n;
+        while (end && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end == tl && (nocase ? strncasecmp(p, token, tl) : strncmp(p, token, tl)) == 0)
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
+static uintptr_t count_of(struct edge *e, const char *addr) {
+    return (uintptr_t)hmap_get(e->in_handshake, addr, strlen(addr));
+}
+
+/* Header buffers are freed when a burst of handshakes is over, but the sessions allocated
+ * meanwhile pin the heap around them: without a trim, every burst would leave up to
+ * EDGE_HEADER_POOL buffers' worth of resident memory behind. glibc's malloc_trim() gives the
+ * free pages inside the heap back. */
+static void trim_after_burst(struct edge *e) {
+    int64_t now = util_mono_ms();
+    if (e->peak > EDGE_TRIM_AFTER && e->handshakes <= EDGE_TRIM_AFTER / 8 &&
+        now - e->trimmed_ms >= 1000) {
+        malloc_trim(0);
+        e->trimmed_ms = now;
+        e->peak = e->handshakes;
+    }
+}
+
+static void handshake_end(struct lws *wsi) {
+    struct handshake *h = lws_get_opaque_user_data(wsi);
+    if (!h)
+        return;
+    struct edge *e = h->edge;
+    e->handshakes--;
+    lws_set_opaque_user_data(wsi, NULL);
+    lws_sul_cancel(&h->sul);
+    size_t n = strlen(h->addr);
+    uintptr_t count = count_of(e, h->addr);
+    if (count > 1)
+        hmap_put(e->in_handshake, h->addr, n, (void *)(count - 1));
+    else
+        hmap_del(e->in_handshake, h->addr, n);
+    free(h);
+    trim_after_burst(e);
+}
+
+static void handshake_expired(lws_sorted_usec_list_t *sul) {
+    struct handshake *h = lws_container_of(sul, struct handshake, sul);
+    h->edge->app->stats.handshake_timeouts++;
+    lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* A new TCP connection. Refused (closed at once) when its address already has the most
+ * connections allowed in their handshake; otherwise its handshake deadline starts. */
+static int handshake_begin(struct edge *e, struct lws *wsi) {
+    struct app *app = e->app;
+    struct handshake *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -1;
+    if (!lws_get_peer_simple(wsi, h->addr, sizeof(h->addr)))
+        h->addr[0] = '\0';
+    uintptr_t count = count_of(e, h->addr);
+    if (app->opt.max_handshakes_per_ip && count >= (uintptr_t)app->opt.max_handshakes_per_ip) {
+        app->stats.handshakes_refused++;
+        free(h);
+        return -1;
+    }
+    if (hmap_put(e->in_handshake, h->addr, strlen(h->addr), (void *)(count + 1))) {
+        free(h);
+        return -1;
+    }
+    if (++e->handshakes > e->peak)
+        e->peak = e->handshakes;
+    h->edge = e;
+    h->wsi = wsi;
+    lws_set_opaque_user_data(wsi, h);
+    lws_sul_schedule(lws_get_context(wsi), 0, &h->sul, handshake_expired,
+                     (lws_usec_t)app->opt.handshake_timeout_ms * LWS_US_PER_MS);
+    return 0;
+}
+
+/* Reads the offered list (n bytes) exactly as lws_process_ws_upgrade() of lws 4.1 will, which
+ * binds the first name it knows and drops the connection if it meets something it cannot parse
+ * first. If "rrm" comes before any such thing, lws will pick it; otherwise the alias is named
+ * after the first name offered, so that lws picks the alias there. Returns -1 if lws would find
+ * no name at all. */
+static int choose_subprotocol(struct edge *e, const char *list, int n) {
+    struct lws_tokenize ts;
+    lws_tokenize_elem t;
+    char name[LWS_PCOL_NAME_MAX], first[LWS_PCOL_NAME_MAX] = "";
+    lws_tokenize_init(&ts, list,
+                      LWS_TOKENIZE_F_COMMA_SEP_LIST | LWS_TOKENIZE_F_MINUS_NONTERM |
+                          LWS_TOKENIZE_F_DOT_NONTERM | LWS_TOKENIZE_F_RFC7230_DELIMS);
+    ts.len = (size_t)n;
+    do {
+        t = lws_tokenize(&ts);
+        if (t == LWS_TOKZE_TOKEN) {
+            if (lws_tokenize_cstr(&ts, name, sizeof(name)))
+                break;
+            if (strcmp(name, RRM_PROTOCOL) == 0)
+                return 0;
+            if (!first[0])
+                memcpy(first, name, sizeof(first));
+        } else if (t != LWS_TOKZE_DELIMITER && t != LWS_TOKZE_ENDED) {
+            break;
+        }
+    } while (t > 0);
+    if (!first[0])
+        return -1;
+    memcpy(e->alias, first, sizeof(e->alias));
+    return 0;
+}
+
+/* Answers an upgrade request it refuses with status code and no body; lws then treats the
+ * request as answered. */
+static int refuse(struct edge *e, struct lws *wsi, unsigned code) {
+    unsigned char buf[LWS_PRE + 256], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    e->app->stats.handshakes_refused++;
+    if (lws_add_http_common_headers(wsi, code, "text/plain", 0, &p, end) ||
+        (code == EDGE_UPGRADE_REQUIRED &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"sec-websocket-version:",
+                                     (const unsigned char *)"13", 2, &p, end)) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    return 1;
+}
+
+/* lws 4.1 answers a version other than 13 with a 101 and drops the TCP connection, without an
+ * answer, of a request without "Connection: upgrade" or a key, or one offering only
+ * subprotocols it does not know. Runs before lws looks at any of that. */
+static int confirm_upgrade(struct edge *e, struct lws *wsi, const char *upgrade) {
+    char buf[128];
+    if (strcasecmp(upgrade, "websocket") != 0)
+        return refuse(e, wsi, HTTP_STATUS_BAD_REQUEST); /* h2c: this node speaks HTTP/1.1 */
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_VERSION) != 2 || strcmp(buf, "13") != 0)
+        return refuse(e, wsi, EDGE_UPGRADE_REQUIRED);
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_CONNECTION) <= 0 ||
+        !edge_list_has(buf, "upgrade", 1) || lws_hdr_total_length(wsi, WSI_TOKEN_KEY) != 24)
+        return refuse(e, wsi, HTTP_STATUS_BAD_REQUEST);
+    e->alias[0] = ' ';
+    e->alias[1] = '\0';
+    int n = lws_hdr_copy(wsi, buf, sizeof(buf) - 1, WSI_TOKEN_PROTOCOL);
+    if (n < 0) /* longer than lws's own buffer for the list */
+        return refuse(e, wsi, HTTP_STATUS_BAD_REQUEST);
+    if (n > 0 && choose_subprotocol(e, buf, n) < 0)
+        return refuse(e, wsi, HTTP_STATUS_BAD_REQUEST);
+    return 0;
+}
+
+/* The 101 so far ends with the Sec-WebSocket-Protocol line lws wrote for the entry that selects
+ * none: take it back. */
+static void drop_subprotocol_line(struct edge *e, struct lws *wsi,
+                                  struct lws_process_html_args *args) {
+    const struct lws_protocols *pr = lws_get_protocol(wsi);
+    char line[LWS_PCOL_NAME_MAX + 32];
+    if (!pr || pr->name != e->alias)
+        return;
+    int n = snprintf(line, sizeof(line), "Sec-WebSocket-Protocol: %s\r\n", e->alias);
+    if (n > 0 && (size_t)n < sizeof(line) && memcmp(args->p - n, line, (size_t)n) == 0) {
+        args->p -= n;
+        args->max_len += n;
+    }
+}
+
+/* Only for the reasons edge_callback() handles: others may come without a connection. */
+static struct edge *edge_of(struct lws *wsi) {
+    struct app *app = lws_context_user(lws_get_context(wsi));
+    return app->edge;
+}
+
+int edge_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len,
+                  int *rc) {
+    switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        *rc = handshake_begin(edge_of(wsi), wsi);
+        return 1;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        *rc = confirm_upgrade(edge_of(wsi), wsi, in);
+        return 1;
+    case LWS_CALLBACK_ADD_HEADERS:
+        drop_subprotocol_line(edge_of(wsi), wsi, in);
+        *rc = 0;
+        return 1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (edge_close_payload_valid(in, len))
+            return 0;
+        edge_of(wsi)->app->stats.bad_close_frames++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"invalid close frame",
+                         19);
+        *rc = -1;
+        return 1;
+    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_WSI_DESTROY:
+        handshake_end(wsi);
+        return 0;
+    default:
+        return 0;
+    }
+}

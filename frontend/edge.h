@@ -1,0 +1,43 @@
+/* The node's edge: what a TCP connection must get through before it is a session or an HTTP
+ * request. It owns the handshake deadline (RRM_HANDSHAKE_TIMEOUT_MS) and the per-address count
+ * of connections still in their handshake (RRM_MAX_HANDSHAKES_PER_IP), the handshake checks that
+ * libwebsockets 4.1 leaves to the application (Sec-WebSocket-Version, Upgrade, Sec-WebSocket-Key,
+ * subprotocols it does not know) and the validity of a client's close frame. */
+#ifndef RRM_EDGE_H
+#define RRM_EDGE_H
+
+#include <libwebsockets.h>
+#include <stddef.h>
+
+struct app;
+struct edge;
+
+/* Most header buffers (one per connection in its HTTP handshake) alive at once; see main.c. */
+#define EDGE_HEADER_POOL 1024
+
+/* lws 4.1 drops the TCP connection of a client that offers only subprotocols it does not know;
+ * RFC 6455 wants such a client accepted with none selected. So the listening vhost has the
+ * "rrm" protocol a second time, under the name this returns (borrowed, valid until
+ * edge_destroy): before lws reads a list without "rrm", the edge renames that entry to the
+ * first name offered, and then takes the Sec-WebSocket-Protocol line lws writes for it out of
+ * the 101. */
+const char *edge_subprotocol_alias(const struct edge *e);
+
+/* The edge of app (its options and counters). Returns NULL when out of memory. */
+struct edge *edge_create(struct app *app);
+/* After lws_context_destroy(), which reports every connection's end. */
+void edge_destroy(struct edge *e);
+
+/* Called first by the "rrm" protocol callback for every reason. Returns 1 with *rc set when the
+ * edge consumed the callback (the protocol callback returns *rc), 0 to let it go on. */
+int edge_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len, int *rc);
+
+/* Pure checks, exposed for the unit tests. */
+
+/* Whether a close frame's payload (len bytes) is one RFC 6455 allows: empty, or a status code
+ * that may be sent (1000-1003, 1007-1014, 3000-4999) followed by a reason. */
+int edge_close_payload_valid(const unsigned char *p, size_t len);
+/* Whether the comma-separated header value list names token (ignoring case if nocase). */
+int edge_list_has(const char *list, const char *token, int nocase);
+
+#endif
