@@ -3,6 +3,7 @@
 #ifndef RRM_APP_H
 #define RRM_APP_H
 
+#include "deadlines.h"
 #include "log.h"
 #include "options.h"
 #include "scripts.h"
@@ -89,6 +90,8 @@ struct app {
     int64_t busy_mark_ms;
     int flush_pending;
     lws_sorted_usec_list_t sul_flush;
+    /* connections that have not identified yet, by deadline (session.c owns it) */
+    struct deadlines identify_due;
 };
 
 /* Upper bounds (microseconds) of fe_stats.delay_buckets; the last bucket is everything above. */

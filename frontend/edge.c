@@ -2,6 +2,7 @@
 #include "edge.h"
 
 #include "app.h"
+#include "deadlines.h"
 #include "hmap.h"
 #include "util.h"
 
@@ -26,6 +27,7 @@ struct edge {
     long handshakes;           /* connections in their handshake, all addresses */
     long peak;                 /* most of them at once since the heap was last trimmed */
     int64_t trimmed_ms;
+    struct deadlines due; /* the handshake deadline of every connection in its handshake */
     /* Name of the "rrm" protocol's second entry: the first name the current upgrade request
      * offers, or a space (which no offered name can contain) between requests. */
     char alias[LWS_PCOL_NAME_MAX];
@@ -36,9 +38,11 @@ struct edge {
 struct handshake {
     struct edge *edge;
     struct lws *wsi;
-    lws_sorted_usec_list_t sul;
+    struct deadline deadline;
     char addr[64];
 };
+
+static void handshake_expired(struct deadline *d, void *arg);
 
 struct edge *edge_create(struct app *app) {
     struct edge *e = calloc(1, sizeof(*e));
@@ -46,6 +50,7 @@ struct edge *edge_create(struct app *app) {
         return NULL;
     e->app = app;
     e->alias[0] = ' ';
+    deadlines_init(&e->due, app->cx, app->opt.handshake_timeout_ms, handshake_expired, NULL);
     e->in_handshake = hmap_create();
     if (!e->in_handshake) {
         free(e);
@@ -61,6 +66,7 @@ const char *edge_subprotocol_alias(const struct edge *e) {
 void edge_destroy(struct edge *e) {
     if (!e)
         return;
+    deadlines_fini(&e->due);
     hmap_destroy(e->in_handshake);
     free(e);
 }
@@ -115,7 +121,7 @@ static void handshake_end(struct lws *wsi) {
     struct edge *e = h->edge;
     e->handshakes--;
     lws_set_opaque_user_data(wsi, NULL);
-    lws_sul_cancel(&h->sul);
+    deadline_stop(&h->deadline);
     size_t n = strlen(h->addr);
     uintptr_t count = count_of(e, h->addr);
     if (count > 1)
@@ -126,8 +132,10 @@ static void handshake_end(struct lws *wsi) {
     trim_after_burst(e);
 }
 
-static void handshake_expired(lws_sorted_usec_list_t *sul) {
-    struct handshake *h = lws_container_of(sul, struct handshake, sul);
+/* lws closes it later (the kill is asynchronous); handshake_end() then finds it disarmed. */
+static void handshake_expired(struct deadline *d, void *arg) {
+    struct handshake *h = lws_container_of(d, struct handshake, deadline);
+    (void)arg;
     h->edge->app->stats.handshake_timeouts++;
     lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
@@ -156,8 +164,12 @@ static int handshake_begin(struct edge *e, struct lws *wsi) {
     h->edge = e;
     h->wsi = wsi;
     lws_set_opaque_user_data(wsi, h);
-    lws_sul_schedule(lws_get_context(wsi), 0, &h->sul, handshake_expired,
-                     (lws_usec_t)app->opt.handshake_timeout_ms * LWS_US_PER_MS);
+    deadline_start(&e->due, &h->deadline);
+    /* The deadline replaces the timeout lws gave the connection on accept: lws keeps its
+     * timeouts in one sorted list, and a burst of thousands of accepted connections waiting for
+     * a header buffer made every insertion into it walk all of them (most of the node's CPU in
+     * a connection ramp). lws still times the header buffer itself while one is held. */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     return 0;
 }
 

@@ -13,7 +13,7 @@ struct app;
 struct edge;
 
 /* Most header buffers (one per connection in its HTTP handshake) alive at once; see main.c. */
-#define EDGE_HEADER_POOL 1024
+#define EDGE_HEADER_POOL 256
 
 /* lws 4.1 drops the TCP connection of a client that offers only subprotocols it does not know;
  * RFC 6455 wants such a client accepted with none selected. So the listening vhost has the

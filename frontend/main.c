@@ -197,16 +197,18 @@ int main(int argc, char **argv) {
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 20;
     /* Header buffers exist only during the HTTP handshake (lws frees them once nobody waits for
-     * one), so the pool is a ceiling for bursts, not a reservation: large enough that a few
-     * hundred connections dribbling their headers (slowloris) leave buffers for everyone else.
-     * A connection that finds none waits in line, and the handshake deadline bounds that wait;
-     * edge.c trims the heap after a burst so that idle memory does not grow with the pool. */
+     * one), so the pool is a ceiling for bursts, not a reservation: large enough that a couple
+     * of hundred connections dribbling their headers (slowloris) leave buffers for everyone
+     * else. A connection that finds none waits in line, and the handshake deadline bounds that
+     * wait; edge.c trims the heap after a burst so that idle memory does not grow with the pool.
+     * Not larger: lws keeps each holder's timeout in one sorted list, walked on every insert. */
     info.max_http_header_pool = EDGE_HEADER_POOL;
     app.cx = lws_create_context(&info);
     if (!app.cx) {
         fprintf(stderr, "rrm-frontend: cannot create the WebSocket context\n");
         return 1;
     }
+    session_setup(&app);
     app.edge = edge_create(&app);
     if (!app.edge) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
@@ -268,7 +270,7 @@ int main(int argc, char **argv) {
 
     node_status(app.node);
     lws_sul_cancel(&ticker.sul);
-    lws_sul_cancel(&app.sul_flush);
+    session_teardown(&app);
     fanout_link_down(app.fanout);
     app.sub_up = 0;
     rl_destroy(app.redis_cmd);

@@ -188,6 +188,18 @@ static int write_queue(struct session *s) {
     return 0;
 }
 
+static void identify_expired(struct deadline *d, void *arg);
+
+void session_setup(struct app *app) {
+    deadlines_init(&app->identify_due, app->cx, app->opt.identify_timeout_ms, identify_expired,
+                   NULL);
+}
+
+void session_teardown(struct app *app) {
+    deadlines_fini(&app->identify_due);
+    lws_sul_cancel(&app->sul_flush);
+}
+
 void session_batch_begin(void *arg) {
     struct app *app = arg;
     app->batching = 1;
@@ -258,8 +270,9 @@ static int on_writeable(struct session *s) {
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static void identify_timeout_cb(lws_sorted_usec_list_t *sul) {
-    struct session *s = lws_container_of(sul, struct session, sul_identify);
+static void identify_expired(struct deadline *d, void *arg) {
+    (void)arg;
+    struct session *s = lws_container_of(d, struct session, identify_deadline);
     if (s->state != SS_NEW)
         return;
     s->app->stats.identify_timeouts++;
@@ -290,8 +303,7 @@ static int on_established(struct lws *wsi, struct session *s) {
         session_send_error(s, PROTO_E_SERVER_FULL, "this node is at its connection limit");
         session_close(s, CLOSE_TRY_AGAIN, "server full", "server_full");
     } else {
-        lws_sul_schedule(lws_get_context(wsi), 0, &s->sul_identify, identify_timeout_cb,
-                         app->opt.identify_timeout_ms * LWS_US_PER_MS);
+        deadline_start(&app->identify_due, &s->identify_deadline);
     }
     return 0;
 }
@@ -300,7 +312,7 @@ static void on_closed(struct session *s) {
     struct app *app = s->app;
     if (!app)
         return;
-    lws_sul_cancel(&s->sul_identify);
+    deadline_stop(&s->identify_deadline);
     lws_dll2_remove(&s->batch_link);
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
@@ -380,7 +392,7 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
         session_close(s, CLOSE_POLICY, "invalid identify", "protocol_error");
         return;
     }
-    lws_sul_cancel(&s->sul_identify);
+    deadline_stop(&s->identify_deadline);
     memcpy(s->device_id, id.device_id, sizeof(s->device_id));
     free(s->identity);
     s->identity = strdup(id.identity); /* most are short: not a fixed 257 bytes per connection */

@@ -4,6 +4,7 @@
 #ifndef RRM_SESSION_H
 #define RRM_SESSION_H
 
+#include "deadlines.h"
 #include "frame.h"
 #include "proto.h"
 #include "rxbuf.h"
@@ -57,7 +58,7 @@ struct session {
     lws_dll2_t room_link;
     struct lroom *lroom;
 
-    lws_sorted_usec_list_t sul_identify;
+    struct deadline identify_deadline; /* armed from accept until the identify frame */
     lws_dll2_t batch_link; /* in app->batch while it has frames from the current Redis read */
 
     struct http_reply *http; /* owned by http.c on plain HTTP connections */
@@ -66,6 +67,11 @@ struct session {
 /* Bytes gathered into one write at most; more waits for the next writeable callback. Also the
  * protocol's tx_packet_size: lws would otherwise cut every send() to rx_buffer_size. */
 #define SESSION_WRITE_BATCH (256 * 1024)
+
+/* Sets up and releases what session.c keeps in app (the identify deadlines, the flush timer);
+ * around the life of the lws context. */
+void session_setup(struct app *app);
+void session_teardown(struct app *app);
 
 /* The lws protocol callback of the "rrm" protocol (WebSocket sessions and HTTP requests). */
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
