@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,12 +35,6 @@ static int setup(void **state) {
 
 /* ---- raw HTTP ------------------------------------------------------------------------------ */
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sends req on a new connection and reads until the server closes or nothing more arrives for
  * quiet_ms (a kept-alive connection); at most `cap - 1` bytes, NUL-terminated. Returns the
  * number of bytes read; *closed tells whether the server closed. */
@@ -52,8 +45,8 @@ static size_t http_exchange(int port, const char *req, size_t req_len, char *buf
     assert_int_equal(write(fd, req, req_len), (ssize_t)req_len);
     size_t n = 0;
     *closed = 0;
-    int64_t deadline = mono_ms() + T;
-    while (n + 1 < cap && mono_ms() < deadline) {
+    int64_t deadline = proc_now_ms() + T;
+    while (n + 1 < cap && proc_now_ms() < deadline) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, quiet_ms) == 0)
             break; /* quiet: everything the server meant to send has arrived */
@@ -158,8 +151,8 @@ static void test_stalled_redis_outcome_unknown(void **state) {
      * what it was sent and runs it when it wakes. */
     pid_t rpid = redis_server_pid(fe_redis(c));
     assert_int_equal(kill(rpid, SIGSTOP), 0);
-    int64_t deadline = mono_ms() + T;
-    while (!process_stopped(rpid) && mono_ms() < deadline)
+    int64_t deadline = proc_now_ms() + T;
+    while (!process_stopped(rpid) && proc_now_ms() < deadline)
         fe_poll_pause();
     assert_true(process_stopped(rpid));
 
@@ -174,14 +167,14 @@ static void test_stalled_redis_outcome_unknown(void **state) {
 
     /* Once the node is back, messages flow without errors. */
     assert_int_equal(fe_wait_ready(port, 200, 15000), 0);
-    deadline = mono_ms() + 15000;
+    deadline = proc_now_ms() + 15000;
     for (;;) { /* the first messages may still meet the link reconnecting */
         fe_send_text(a, "after the stall");
         json_t *m = wsc_recv_json(b, 1000);
         int got = m && json_is_string(json_object_get(m, "content")) &&
                   strcmp(fe_str(m, "content"), "after the stall") == 0;
         json_decref(m);
-        if (got || mono_ms() > deadline)
+        if (got || proc_now_ms() > deadline)
             break;
     }
     fe_send_text(b, "reply");
@@ -224,9 +217,9 @@ static void test_recycle_keeps_pace(void **state) {
     }
 
     /* 100 rooms per 500 ms heartbeat would take 30 s; keeping pace takes about one heartbeat. */
-    int64_t deadline = mono_ms() + 5000;
+    int64_t deadline = proc_now_ms() + 5000;
     long long left = -1;
-    while (mono_ms() < deadline) {
+    while (proc_now_ms() < deadline) {
         redisReply *reply = redisCommand(r, "ZCARD " KEYS_EMPTY_ROOMS);
         assert_non_null(reply);
         left = reply->integer;
