@@ -63,10 +63,14 @@ const char *edge_subprotocol_alias(const struct edge *e) {
     return e->alias;
 }
 
+void edge_stop(struct edge *e) {
+    if (e)
+        deadlines_fini(&e->due);
+}
+
 void edge_destroy(struct edge *e) {
     if (!e)
         return;
-    deadlines_fini(&e->due);
     hmap_destroy(e->in_handshake);
     free(e);
 }

@@ -25,6 +25,9 @@ const char *edge_subprotocol_alias(const struct edge *e);
 
 /* The edge of app (its options and counters). Returns NULL when out of memory. */
 struct edge *edge_create(struct app *app);
+/* Before lws_context_destroy(): stops the edge's timer, which lives in the context's timer
+ * list. */
+void edge_stop(struct edge *e);
 /* After lws_context_destroy(), which reports every connection's end. */
 void edge_destroy(struct edge *e);
 

@@ -271,6 +271,7 @@ int main(int argc, char **argv) {
     node_status(app.node);
     lws_sul_cancel(&ticker.sul);
     session_teardown(&app);
+    edge_stop(app.edge);
     fanout_link_down(app.fanout);
     app.sub_up = 0;
     rl_destroy(app.redis_cmd);
