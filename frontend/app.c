@@ -18,12 +18,12 @@ const size_t app_error_code_count = sizeof(app_error_codes) / sizeof(app_error_c
 
 const int64_t app_delay_bounds_us[APP_DELAY_BOUNDS] = {500, 1000, 2000, 5000, 10000, 50000, 250000};
 
-void app_count_delay(struct app *app, int64_t us) {
+void app_count_delay(struct fe_stats *st, int64_t us) {
     int i = 0;
     while (i < APP_DELAY_BOUNDS && us > app_delay_bounds_us[i])
         i++;
-    app->stats.delay_buckets[i]++;
-    app->stats.delay_sum_us += (uint64_t)(us > 0 ? us : 0);
+    st->delay_buckets[i]++;
+    st->delay_sum_us += (uint64_t)(us > 0 ? us : 0);
 }
 
 void app_count_error(struct app *app, const char *code) {

@@ -15,6 +15,7 @@ struct rl;
 struct fanout;
 struct hmap;
 struct node;
+struct outq;
 struct edge;
 
 /* Counters exported by /metrics and the status record. */
@@ -78,18 +79,7 @@ struct app {
     lws_dll2_owner_t status_waiting;
     uint64_t next_status;
 
-    /* where a session gathers its queued frames into one write (session.c owns it) */
-    unsigned char *wbuf;
-    size_t wbuf_cap;
-    /* sessions given frames while a Redis read is handled (session_batch_begin/end) */
-    int batching;
-    lws_dll2_owner_t batch;
-    /* under load (coalesce-above), the batch is written coalesce-ms later (session.c) */
-    int busy;
-    uint64_t busy_mark; /* messages_out at the last rate check */
-    int64_t busy_mark_ms;
-    int flush_pending;
-    lws_sorted_usec_list_t sul_flush;
+    struct outq *outq; /* the outbound queues' writer (session.c creates it) */
     /* connections that have not identified yet, by deadline (session.c owns it) */
     struct deadlines identify_due;
 };
@@ -99,7 +89,7 @@ extern const int64_t app_delay_bounds_us[];
 #define APP_DELAY_BOUNDS 7
 
 /* Records that a frame waited us microseconds before it was written. */
-void app_count_delay(struct app *app, int64_t us);
+void app_count_delay(struct fe_stats *st, int64_t us);
 
 /* Counts a client error by its PROTO_E_* code. */
 void app_count_error(struct app *app, const char *code);

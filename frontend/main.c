@@ -4,6 +4,7 @@
 #include "fanout.h"
 #include "hmap.h"
 #include "node.h"
+#include "outq.h"
 #include "redis_loop.h"
 #include "session.h"
 #include "util.h"
@@ -64,8 +65,17 @@ static void sub_down(struct rl *rl, void *arg) {
     fanout_link_down(app->fanout);
 }
 
-static const struct rl_ops cmd_ops = {cmd_up, cmd_down, session_batch_begin, session_batch_end};
-static const struct rl_ops sub_ops = {sub_up, sub_down, session_batch_begin, session_batch_end};
+/* What one Redis read brings (relayed messages, replies) is written to clients as one batch. */
+static void read_begin(void *arg) {
+    outq_batch_begin(((struct app *)arg)->outq);
+}
+
+static void read_end(void *arg) {
+    outq_batch_end(((struct app *)arg)->outq);
+}
+
+static const struct rl_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end};
+static const struct rl_ops sub_ops = {sub_up, sub_down, read_begin, read_end};
 
 /* The Redis links are adopted on a vhost without a listener, so no client can ask for them. */
 static const struct lws_protocols internal_protocols[] = {
@@ -121,14 +131,15 @@ struct ticker {
 static void tick_cb(lws_sorted_usec_list_t *sul) {
     struct ticker *t = lws_container_of(sul, struct ticker, sul);
     struct app *app = t->app;
-    session_load_tick(app, util_mono_ms());
+    outq_load_tick(app->outq, util_mono_ms());
+    int busy = outq_busy(app->outq);
     /* Below coalesce-above, the loop waits collect-us between polls so that a wake-up handles
      * several messages (and Redis gets them pipelined); above it, frames are coalesced instead
      * and a wait would only add latency. */
-    if (!t->collect_set || app->busy != t->was_busy) {
+    if (!t->collect_set || busy != t->was_busy) {
         t->collect_set = 1;
-        t->was_busy = app->busy;
-        ev_set_io_collect_interval(t->loop, app->busy ? 0.0 : (double)app->opt.collect_us / 1e6);
+        t->was_busy = busy;
+        ev_set_io_collect_interval(t->loop, busy ? 0.0 : (double)app->opt.collect_us / 1e6);
     }
     if (stop_requested && !app->draining)
         start_drain(app);
@@ -208,7 +219,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rrm-frontend: cannot create the WebSocket context\n");
         return 1;
     }
-    session_setup(&app);
+    if (session_setup(&app)) {
+        fprintf(stderr, "rrm-frontend: out of memory at start\n");
+        return 1;
+    }
     app.edge = edge_create(&app);
     if (!app.edge) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
@@ -218,9 +232,9 @@ int main(int argc, char **argv) {
      * connection to hand frames over; longer messages arrive in pieces, which session.c
      * assembles. Small keeps idle connections cheap. */
     const struct lws_protocols client_protocols[] = {
-        {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, SESSION_WRITE_BATCH},
+        {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, OUTQ_WRITE_BATCH},
         {edge_subprotocol_alias(app.edge), session_callback, sizeof(struct session), 512, 0, NULL,
-         SESSION_WRITE_BATCH},
+         OUTQ_WRITE_BATCH},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
     info.port = (int)app.opt.port;
@@ -286,7 +300,6 @@ int main(int argc, char **argv) {
     edge_destroy(app.edge);
     fanout_destroy(app.fanout);
     hmap_destroy(app.sessions);
-    free(app.wbuf);
     log_msg(&app.log, LOG_INFO, "stopped");
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "edge.h"
 #include "fanout.h"
 #include "hmap.h"
+#include "outq.h"
 #include "http.h"
 #include "room.h"
 #include "util.h"
@@ -53,35 +54,14 @@ static void cut_off(struct session *s, const char *why) {
 }
 
 void session_send_frame(struct session *s, struct frame *f) {
-    if (s->state == SS_CLOSING && !s->close_code)
-        return; /* being cut off */
-    if (s->q_bytes + f->len > (size_t)s->app->opt.send_queue_bytes) {
-        s->app->stats.slow_consumers++;
-        cut_off(s, "slow_consumer");
-        return;
-    }
-    if (s->q_len == s->q_cap) {
-        uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
-        struct frame **q = malloc(cap * sizeof(*q));
-        if (!q) {
-            cut_off(s, "out_of_memory");
-            return;
-        }
-        for (uint32_t i = 0; i < s->q_len; i++)
-            q[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
-        free(s->q);
-        s->q = q;
-        s->q_head = 0;
-        s->q_cap = cap;
-    }
-    s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = frame_ref(f);
-    s->q_bytes += f->len;
-    if (s->q_len++ > 0)
-        return;
-    if (s->app->batching)
-        lws_dll2_add_tail(&s->batch_link, &s->app->batch);
-    else
-        lws_callback_on_writable(s->wsi);
+    if ((s->state == SS_CLOSING && !s->close_code) || !s->app->outq)
+        return; /* being cut off, or the node's lws context is being destroyed */
+    outq_push(s->app->outq, &s->out, f);
+}
+
+/* The outbound queue gave up on the client (outq.h). */
+static void out_failed(struct outq_client *c, const char *why) {
+    cut_off(lws_container_of(c, struct session, out), why);
 }
 
 void session_send_text(struct session *s, const char *text, size_t len) {
@@ -119,147 +99,34 @@ void session_drain(struct session *s) {
     session_close(s, CLOSE_GOING_AWAY, "server draining", "draining");
 }
 
-static void queue_free(struct session *s) {
-    for (uint32_t i = 0; i < s->q_len; i++)
-        frame_unref(s->q[(s->q_head + i) & (s->q_cap - 1)]);
-    free(s->q);
-    s->q = NULL;
-    s->q_len = s->q_cap = 0;
-    s->q_bytes = 0;
-}
-
-static struct frame *queue_pop(struct session *s) {
-    struct frame *f = s->q[s->q_head];
-    s->q_head = (s->q_head + 1) & (s->q_cap - 1);
-    s->q_len--;
-    s->q_bytes -= f->len;
-    return f;
-}
-
-/* Writes every queued frame (up to SESSION_WRITE_BATCH bytes) in one lws_write(): frames carry
- * their own WebSocket headers, so they go out as raw bytes (LWS_WRITE_HTTP bypasses lws's framing).
- * One system call then serves every frame that arrived for this client since its last write;
- * lws keeps whatever the socket does not take and calls back only once it is flushed. Asks for
- * another writeable callback when frames (more than one write holds) or a close remain. */
-static int write_queue(struct session *s) {
-    struct app *app = s->app;
-    const unsigned char *out;
-    size_t n = 0, frames = 0, payload = 0;
-    struct frame *single = NULL;
-    int64_t now = util_mono_us();
-    if (s->q_len == 1 || frame_wire_len(s->q[s->q_head]) >= SESSION_WRITE_BATCH) {
-        single = queue_pop(s);
-        app_count_delay(app, now - single->born_us);
-        out = frame_wire(single);
-        n = frame_wire_len(single);
-        frames = 1;
-        payload = single->len;
-    } else {
-        if (!app->wbuf) {
-            app->wbuf = malloc(SESSION_WRITE_BATCH);
-            if (!app->wbuf)
-                return -1;
-            app->wbuf_cap = SESSION_WRITE_BATCH;
-        }
-        while (s->q_len > 0) {
-            struct frame *f = s->q[s->q_head];
-            size_t w = frame_wire_len(f);
-            if (n + w > app->wbuf_cap)
-                break;
-            memcpy(app->wbuf + n, frame_wire(f), w);
-            n += w;
-            frames++;
-            payload += f->len;
-            app_count_delay(app, now - f->born_us);
-            frame_unref(queue_pop(s));
-        }
-        out = app->wbuf;
-    }
-    /* lws_write() takes a non-const buffer but does not change raw bytes */
-    int rc = lws_write(s->wsi, (unsigned char *)(uintptr_t)out, n, LWS_WRITE_HTTP);
-    frame_unref(single);
-    app->stats.bytes_out += payload;
-    app->stats.messages_out += frames;
-    app->stats.client_writes++;
-    if (rc < 0)
-        return -1;
-    if (s->q_len > 0 || s->state == SS_CLOSING) /* the rest, or the close frame */
-        lws_callback_on_writable(s->wsi);
-    return 0;
-}
-
 static void identify_expired(struct deadline *d, void *arg);
 
-void session_setup(struct app *app) {
+int session_setup(struct app *app) {
     deadlines_init(&app->identify_due, app->cx, app->opt.identify_timeout_ms, identify_expired,
                    NULL);
+    struct outq_options o = {
+        .limit_bytes = (size_t)app->opt.send_queue_bytes,
+        .coalesce_above = app->opt.coalesce_above,
+        .coalesce_ms = app->opt.coalesce_ms,
+    };
+    app->outq = outq_create(app->cx, &o, &app->stats, out_failed);
+    return app->outq ? 0 : -1;
 }
 
 void session_teardown(struct app *app) {
     deadlines_fini(&app->identify_due);
-    lws_sul_cancel(&app->sul_flush);
-}
-
-void session_batch_begin(void *arg) {
-    struct app *app = arg;
-    app->batching = 1;
-}
-
-/* Writes s's queue now if its socket has nothing pending, else leaves it to the writeable
- * callback (lws flushes what it holds first). */
-static void flush_now(struct session *s) {
-    if (s->q_len == 0)
-        return;
-    if (lws_partial_buffered(s->wsi)) {
-        lws_callback_on_writable(s->wsi);
-        return;
-    }
-    if (write_queue(s))
-        cut_off(s, "write_failed");
-}
-
-static void flush_batch(struct app *app) {
-    /* (no "continue" inside lws's foreach macros: it would skip the step to the next item) */
-    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&app->batch)) {
-        struct session *s = lws_container_of(d, struct session, batch_link);
-        lws_dll2_remove(&s->batch_link);
-        flush_now(s);
-    }
-    lws_end_foreach_dll_safe(d, d1);
-}
-
-static void flush_cb(lws_sorted_usec_list_t *sul) {
-    struct app *app = lws_container_of(sul, struct app, sul_flush);
-    app->flush_pending = 0;
-    flush_batch(app);
-}
-
-void session_batch_end(void *arg) {
-    struct app *app = arg;
-    app->batching = 0;
-    if (!app->busy) {
-        flush_batch(app);
-    } else if (!app->flush_pending && app->batch.count) {
-        app->flush_pending = 1;
-        lws_sul_schedule(app->cx, 0, &app->sul_flush, flush_cb,
-                         app->opt.coalesce_ms * LWS_US_PER_MS);
-    }
-}
-
-void session_load_tick(struct app *app, int64_t now_ms) {
-    int64_t dt = now_ms - app->busy_mark_ms;
-    if (dt < 100)
-        return;
-    uint64_t out = app->stats.messages_out;
-    double rate = (double)(out - app->busy_mark) * 1000.0 / (double)dt;
-    app->busy = app->opt.coalesce_above > 0 && rate > (double)app->opt.coalesce_above;
-    app->busy_mark = out;
-    app->busy_mark_ms = now_ms;
+    outq_destroy(app->outq);
+    app->outq = NULL;
 }
 
 static int on_writeable(struct session *s) {
-    if (s->q_len > 0)
-        return write_queue(s);
+    if (outq_pending(&s->out)) {
+        if (outq_write(s->app->outq, &s->out))
+            return -1;
+        if (s->state == SS_CLOSING) /* the close frame, after the rest */
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
     if (s->state == SS_CLOSING && s->close_code) {
         lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
@@ -285,6 +152,7 @@ static int on_established(struct lws *wsi, struct session *s) {
     memset(s, 0, sizeof(*s));
     s->app = app;
     s->wsi = wsi;
+    outq_client_init(&s->out, wsi);
     s->conn_no = ++app->next_conn;
     s->disconnect_reason = "client_closed";
     lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
@@ -313,7 +181,6 @@ static void on_closed(struct session *s) {
     if (!app)
         return;
     deadline_stop(&s->identify_deadline);
-    lws_dll2_remove(&s->batch_link);
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
     hmap_del(app->sessions, key, (size_t)n);
@@ -322,7 +189,7 @@ static void on_closed(struct session *s) {
         room_leave(app, s, s->disconnect_reason);
     }
     /* An identify still in flight is undone by its reply handler (room.c). */
-    queue_free(s);
+    outq_client_free(&s->out);
     rxbuf_free(&s->rx);
     free(s->identity);
     s->identity = NULL;

@@ -6,6 +6,7 @@
 
 #include "deadlines.h"
 #include "frame.h"
+#include "outq.h"
 #include "proto.h"
 #include "rxbuf.h"
 
@@ -44,10 +45,7 @@ struct session {
     double tokens, byte_tokens;
     int64_t tokens_at_ms;
 
-    /* outbound queue: a ring of shared frames, bounded by send-queue-bytes */
-    struct frame **q;
-    uint32_t q_head, q_len, q_cap;
-    size_t q_bytes;
+    struct outq_client out; /* frames owed to the client (outq.h) */
 
     /* closing */
     uint16_t close_code;
@@ -59,18 +57,13 @@ struct session {
     struct lroom *lroom;
 
     struct deadline identify_deadline; /* armed from accept until the identify frame */
-    lws_dll2_t batch_link; /* in app->batch while it has frames from the current Redis read */
 
     struct http_reply *http; /* owned by http.c on plain HTTP connections */
 };
 
-/* Bytes gathered into one write at most; more waits for the next writeable callback. Also the
- * protocol's tx_packet_size: lws would otherwise cut every send() to rx_buffer_size. */
-#define SESSION_WRITE_BATCH (256 * 1024)
-
-/* Sets up and releases what session.c keeps in app (the identify deadlines, the flush timer);
- * around the life of the lws context. */
-void session_setup(struct app *app);
+/* Sets up and releases what session.c keeps in app (the identify deadlines, the outbound
+ * queues); around the life of the lws context. session_setup returns -1 when out of memory. */
+int session_setup(struct app *app);
 void session_teardown(struct app *app);
 
 /* The lws protocol callback of the "rrm" protocol (WebSocket sessions and HTTP requests). */
@@ -80,19 +73,6 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 /* Queues a shared frame for the client (takes a reference). A client whose queue would exceed
  * send-queue-bytes is cut off as a slow consumer. */
 void session_send_frame(struct session *s, struct frame *f);
-
-/* Frames queued between these two calls (the handling of one Redis read: a burst of relayed
- * messages and replies) are written when it ends, each session's in one system call, straight
- * away when its socket has nothing pending, else from the writeable callback. Writing then and
- * there spares the two epoll changes and the loop pass that a writeable callback costs. */
-void session_batch_begin(void *app);
-void session_batch_end(void *app);
-
-/* Under load (more than coalesce-above deliveries per second, checked by session_load_tick),
- * session_batch_end leaves the batch for up to coalesce-ms so that each client's frames go out
- * in fewer, larger writes: at 100,000 deliveries/s a client is sent a frame every few ms, and
- * one send() per frame is most of the node's CPU. Called by main's tick. */
-void session_load_tick(struct app *app, int64_t now_ms);
 
 /* Copies a text frame into the queue. */
 void session_send_text(struct session *s, const char *text, size_t len);

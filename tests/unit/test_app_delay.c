@@ -13,7 +13,7 @@
 static int bucket_of(int64_t us) {
     static struct app app;
     memset(&app.stats, 0, sizeof(app.stats));
-    app_count_delay(&app, us);
+    app_count_delay(&app.stats, us);
     for (int i = 0; i <= APP_DELAY_BOUNDS; i++)
         if (app.stats.delay_buckets[i])
             return i;
@@ -45,9 +45,9 @@ static void test_bounds_ascend(void **state) {
 static void test_sum(void **state) {
     (void)state;
     static struct app app;
-    app_count_delay(&app, 1500);
-    app_count_delay(&app, 2500);
-    app_count_delay(&app, -7);
+    app_count_delay(&app.stats, 1500);
+    app_count_delay(&app.stats, 2500);
+    app_count_delay(&app.stats, -7);
     assert_int_equal(app.stats.delay_sum_us, 4000);
     uint64_t n = 0;
     for (int i = 0; i <= APP_DELAY_BOUNDS; i++)
