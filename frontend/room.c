@@ -171,8 +171,9 @@ int room_send(struct app *app, struct session *s, const char *frame_prefix, size
     int nmembers = keys_room_members(kmembers, sizeof(kmembers), s->room_id);
     int nch = keys_room_channel(kch, sizeof(kch), s->room_id);
     int clen = session_conn_id(s, conn, sizeof(conn));
-    int hlen = snprintf(header, sizeof(header), "%c%s\n",
-                        frame_prefix ? PROTO_PUB_TEXT : PROTO_PUB_BINARY, conn);
+    int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, conn);
+    if (hlen < 0)
+        return -1;
     int mlen = snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     int tlen = snprintf(ts, sizeof(ts), "%" PRId64, util_now_ms());
     /* the message event's fields (event.h) are named by the script */
@@ -224,8 +225,12 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
     }
     long long total = reply->element[0]->integer;
     const redisReply *list = reply->element[1];
-    size_t cap = (size_t)app->opt.query_max_clients, others = 0;
-    json_t *clients = json_array();
+    size_t cap = (size_t)app->opt.query_max_clients, others = 0, n = 0;
+    struct proto_member *m = calloc(cap, sizeof(*m));
+    if (!m) {
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        return;
+    }
     for (size_t i = 0; i + 1 < list->elements; i += 2) {
         const redisReply *dev = list->element[i], *val = list->element[i + 1];
         if (dev->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
@@ -240,18 +245,15 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
             tab1 ? memchr(tab1 + 1, '\t', val->len - (size_t)(tab1 + 1 - val->str)) : NULL;
         const char *ident = tab2 ? tab2 + 1 : "";
         size_t ilen = tab2 ? val->len - (size_t)(ident - val->str) : 0;
-        json_array_append_new(clients, json_pack("{s:s%, s:s%}", "device_id", dev->str, dev->len,
-                                                 "identity", ident, ilen));
+        m[n++] = (struct proto_member){dev->str, ident, dev->len, ilen};
     }
-    json_t *info = json_pack("{s:s, s:s, s:I, s:o}", "type", "room_info", "room_id", s->room_id,
-                             "total_clients", (json_int_t)total, "clients", clients);
     /* A room the script sampled has more members than it listed (see query_lua). */
-    if (info && (others > cap || total > (long long)cap + 1))
-        json_object_set_new(info, "truncated", json_true());
-    char *text = info ? json_dumps(info, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(info);
+    size_t len;
+    char *text = proto_room_info_frame(s->room_id, total, m, n,
+                                       others > cap || total > (long long)cap + 1, &len);
+    free(m);
     if (text)
-        session_send_text(s, text, strlen(text));
+        session_send_text(s, text, len);
     free(text);
 }
 

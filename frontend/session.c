@@ -225,19 +225,13 @@ void session_on_failed(struct session *s, const char *code, const char *message)
 void session_room_ready(struct session *s) {
     char conn[96];
     session_conn_id(s, conn, sizeof(conn));
-    json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "type", "connection", "status",
-                          "connected", "device_id", s->device_id, "node_id", s->app->node_id,
-                          "conn_id", conn, "server_time", (json_int_t)util_now_ms());
-    json_t *r = json_pack("{s:s, s:s, s:s, s:I}", "type", "room", "room_id", s->room_id, "action",
-                          s->room_action, "total_clients", (json_int_t)s->room_total);
-    char *ct = c ? json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    char *rt = r ? json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(c);
-    json_decref(r);
+    size_t clen, rlen;
+    char *ct = proto_connection_frame(s->device_id, s->app->node_id, conn, util_now_ms(), &clen);
+    char *rt = proto_room_frame(s->room_id, s->room_action, s->room_total, &rlen);
     if (ct)
-        session_send_text(s, ct, strlen(ct));
+        session_send_text(s, ct, clen);
     if (rt)
-        session_send_text(s, rt, strlen(rt));
+        session_send_text(s, rt, rlen);
     free(ct);
     free(rt);
     s->state = SS_READY;

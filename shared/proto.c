@@ -221,13 +221,51 @@ char *proto_envelope_prefix(json_t *value, const char *text, size_t text_len, co
     return s;
 }
 
-char *proto_error_frame(const char *code, const char *message, size_t *len) {
-    json_t *o = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
+/* Dumps o compactly in its insertion order and drops it. */
+static char *dump_frame(json_t *o, size_t *len) {
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     if (s && len)
         *len = strlen(s);
     return s;
+}
+
+char *proto_error_frame(const char *code, const char *message, size_t *len) {
+    return dump_frame(
+        json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message), len);
+}
+
+char *proto_connection_frame(const char *device_id, const char *node_id, const char *conn_id,
+                             int64_t server_time_ms, size_t *len) {
+    return dump_frame(json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "type", "connection", "status",
+                                "connected", "device_id", device_id, "node_id", node_id, "conn_id",
+                                conn_id, "server_time", (json_int_t)server_time_ms),
+                      len);
+}
+
+char *proto_room_frame(const char *room_id, const char *action, long long total, size_t *len) {
+    return dump_frame(json_pack("{s:s, s:s, s:s, s:I}", "type", "room", "room_id", room_id,
+                                "action", action, "total_clients", (json_int_t)total),
+                      len);
+}
+
+char *proto_room_info_frame(const char *room_id, long long total, const struct proto_member *m,
+                            size_t n, int truncated, size_t *len) {
+    json_t *clients = json_array();
+    for (size_t i = 0; clients && i < n; i++)
+        json_array_append_new(clients, json_pack("{s:s%, s:s%}", "device_id", m[i].device_id,
+                                                 m[i].device_len, "identity", m[i].identity,
+                                                 m[i].identity_len));
+    json_t *info = json_pack("{s:s, s:s, s:I, s:o}", "type", "room_info", "room_id", room_id,
+                             "total_clients", (json_int_t)total, "clients", clients);
+    if (info && truncated)
+        json_object_set_new(info, "truncated", json_true());
+    return dump_frame(info, len);
+}
+
+int proto_pub_header(char *buf, size_t cap, int binary, const char *conn) {
+    int n = snprintf(buf, cap, "%c%s\n", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT, conn);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {

@@ -70,8 +70,29 @@ enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, cons
 char *proto_envelope_prefix(json_t *value, const char *text, size_t text_len, const char *device_id,
                             const char *room_id, int64_t ts_ms, size_t *len);
 
-/* Builds {"type":"error","code":code,"message":message}; caller frees. */
+/* The server's own frames. Each returns a malloc'd compact JSON text (caller frees) and its
+ * length in *len (len may be NULL), or NULL when out of memory. */
+
+/* {"type":"error","code":code,"message":message} */
 char *proto_error_frame(const char *code, const char *message, size_t *len);
+
+/* {"type":"connection","status":"connected","device_id","node_id","conn_id","server_time"} */
+char *proto_connection_frame(const char *device_id, const char *node_id, const char *conn_id,
+                             int64_t server_time_ms, size_t *len);
+
+/* {"type":"room","room_id","action","total_clients"} */
+char *proto_room_frame(const char *room_id, const char *action, long long total, size_t *len);
+
+/* One listed member of a room_info; the strings need not be NUL-terminated. */
+struct proto_member {
+    const char *device_id, *identity;
+    size_t device_len, identity_len;
+};
+
+/* {"type":"room_info","room_id","total_clients","clients":[{"device_id","identity"}...]}, with
+ * "truncated":true appended when the list is not every other member. */
+char *proto_room_info_frame(const char *room_id, long long total, const struct proto_member *m,
+                            size_t n, int truncated, size_t *len);
 
 /* Pub/sub payload of a relayed frame: one byte kind ('T' text, 'B' binary), the sender's
  * connection id, '\n', then the frame bytes exactly as delivered to clients. */
@@ -85,6 +106,10 @@ struct proto_pub {
     const char *frame; /* borrowed from the payload */
     size_t frame_len;
 };
+
+/* Writes the payload's header (kind, connection id, '\n') into buf; returns its length, or -1
+ * if it does not fit in cap bytes. */
+int proto_pub_header(char *buf, size_t cap, int binary, const char *conn);
 
 /* Splits a pub/sub payload; returns 0 or -1 if it is malformed. */
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out);

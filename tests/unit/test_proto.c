@@ -627,6 +627,60 @@ static void test_error_frame(void **state) {
     free(s);
 }
 
+/* ---- the server's other frames ---- */
+
+static void test_server_frames(void **state) {
+    (void)state;
+    size_t len = 0;
+    char *s = proto_connection_frame("dev-1", "node-a", "node-a#7", 1700000000123, &len);
+    assert_non_null(s);
+    assert_int_equal(len, strlen(s));
+    assert_string_equal(s, "{\"type\":\"connection\",\"status\":\"connected\",\"device_id\":"
+                           "\"dev-1\",\"node_id\":\"node-a\",\"conn_id\":\"node-a#7\","
+                           "\"server_time\":1700000000123}");
+    free(s);
+
+    s = proto_room_frame("ABC123", "created", 1, &len);
+    assert_non_null(s);
+    assert_int_equal(len, strlen(s));
+    assert_string_equal(
+        s, "{\"type\":\"room\",\"room_id\":\"ABC123\",\"action\":\"created\",\"total_clients\":1}");
+    free(s);
+
+    /* member strings are spans: only their given lengths are used, and identities are escaped */
+    const char devs[] = "desk-1XXXX", ident[] = "Bob \"B\"\ttail";
+    struct proto_member m[] = {{devs, ident, 6, 7}, {"tv", "", 2, 0}};
+    s = proto_room_info_frame("ABC123", 3, m, 2, 0, &len);
+    assert_non_null(s);
+    assert_int_equal(len, strlen(s));
+    assert_string_equal(s, "{\"type\":\"room_info\",\"room_id\":\"ABC123\",\"total_clients\":3,"
+                           "\"clients\":[{\"device_id\":\"desk-1\",\"identity\":\"Bob \\\"B\\\"\"},"
+                           "{\"device_id\":\"tv\",\"identity\":\"\"}]}");
+    free(s);
+    s = proto_room_info_frame("R", 500, NULL, 0, 1, NULL);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"type\":\"room_info\",\"room_id\":\"R\",\"total_clients\":500,"
+                           "\"clients\":[],\"truncated\":true}");
+    free(s);
+}
+
+static void test_pub_header_round_trip(void **state) {
+    (void)state;
+    char buf[64];
+    int n = proto_pub_header(buf, sizeof(buf), 0, "node-a#17");
+    assert_int_equal(n, 11);
+    memcpy(buf + n, "{}", 2);
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse(buf, (size_t)n + 2, &pub), 0);
+    assert_int_equal(pub.kind, PROTO_PUB_TEXT);
+    assert_int_equal(pub.conn_len, 9);
+    assert_memory_equal(pub.conn, "node-a#17", 9);
+    assert_int_equal(pub.frame_len, 2);
+    assert_int_equal(proto_pub_header(buf, sizeof(buf), 1, "n#1"), 5);
+    assert_int_equal(buf[0], PROTO_PUB_BINARY);
+    assert_int_equal(proto_pub_header(buf, 5, 1, "n#1"), -1); /* no room for the NUL */
+}
+
 /* ---- proto_pub_parse ---- */
 
 static void test_pub_parse_text(void **state) {
@@ -739,6 +793,8 @@ int main(void) {
         cmocka_unit_test(test_pub_parse_empty_frame),
         cmocka_unit_test(test_pub_parse_malformed),
         cmocka_unit_test(test_random_room_id),
+        cmocka_unit_test(test_server_frames),
+        cmocka_unit_test(test_pub_header_round_trip),
         /* Last: proto_classify reads freed memory here, which aborts the sanitizer build. */
         cmocka_unit_test(test_classify_reserved_types),
     };
