@@ -3,6 +3,8 @@
  * "room\tdevice": tabs cannot occur in ids or identities (proto.c rejects control characters). */
 #include "scripts.h"
 
+#include "keys.h"
+
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +13,13 @@
 static const char prelude[] =
     "local function now_ms() local t = redis.call('TIME') "
     "  return t[1] * 1000 + math.floor(t[2] / 1000) end\n"
-    "local function rkey(r) return 'rrm:room:{' .. r .. '}' end\n"
-    "local function mkey(r) return 'rrm:room:{' .. r .. '}:members' end\n"
+    /* key names from the pieces keys.h defines */
+    "local function rkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}' end\n"
+    "local function mkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}" KEYS_MEMBERS_SUFFIX "' end\n"
+    "local function dkey(d) return '" KEYS_DEVICE_PREFIX "{' .. d .. '}' end\n"
+    "local function nconns(n) return '" KEYS_NODE_PREFIX "{' .. n .. '}" KEYS_CONNS_SUFFIX "' end\n"
+    "local function nchannel(n) return '" KEYS_NODE_PREFIX "{' .. n .. '}" KEYS_CHANNEL_SUFFIX
+    "' end\n"
     "local function emit(stream, maxlen, ...)\n"
     "  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'v', '1', ...) end\n"
     /* Removes the device from the room if conn still holds it; an emptied room starts its
@@ -27,7 +34,7 @@ static const char prelude[] =
     "  return 0\n"
     "end\n"
     "local function device_release(device, conn)\n"
-    "  local dk = 'rrm:device:{' .. device .. '}'\n"
+    "  local dk = dkey(device)\n"
     "  if redis.call('HGET', dk, 'conn') == conn then redis.call('HDEL', dk, 'conn', 'node') end\n"
     "end\n";
 
@@ -44,8 +51,8 @@ static const char identify_lua[] =
     "if prev_conn and prev_conn ~= conn then\n"
     "  if prev_room then member_leave(prev_room, device, prev_conn, now, KEYS[3]) end\n"
     "  if prev_node then\n"
-    "    redis.call('HDEL', 'rrm:node:{' .. prev_node .. '}:conns', prev_conn)\n"
-    "    redis.call('PUBLISH', 'rrm:node:{' .. prev_node .. '}:ch', 'kick ' .. prev_conn)\n"
+    "    redis.call('HDEL', nconns(prev_node), prev_conn)\n"
+    "    redis.call('PUBLISH', nchannel(prev_node), 'kick ' .. prev_conn)\n"
     "  end\n"
     "  replaced = prev_conn\n"
     "end\n"
@@ -134,7 +141,7 @@ static const char status_lua[] =
     "local nodes = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
     "local now = now_ms()\n"
     "for i = 1, #nodes, 2 do\n"
-    "  local k = 'rrm:node:{' .. nodes[i] .. '}:conns'\n"
+    "  local k = nconns(nodes[i])\n"
     "  local n = redis.call('HLEN', k)\n"
     "  local conns\n"
     "  if n <= tonumber(ARGV[1]) then conns = redis.call('HGETALL', k)\n"
@@ -161,7 +168,7 @@ static const char reap_lua[] =
     "local removed = 0\n"
     "for _, node in ipairs(dead) do\n"
     "  if ARGV[3] ~= '' or node ~= ARGV[4] then\n"
-    "    local ck = 'rrm:node:{' .. node .. '}:conns'\n"
+    "    local ck = nconns(node)\n"
     "    local conns = redis.call('HGETALL', ck)\n"
     "    for i = 1, #conns, 2 do\n"
     "      local conn, v = conns[i], conns[i + 1]\n"

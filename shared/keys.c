@@ -9,25 +9,25 @@ static int fmt(char *buf, size_t cap, const char *pre, const char *id, const cha
 }
 
 int keys_room(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, "rrm:room:", room, "");
+    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, "");
 }
 
 int keys_room_members(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, "rrm:room:", room, ":members");
+    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_MEMBERS_SUFFIX);
 }
 
 int keys_room_channel(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, "rrm:room:", room, ":ch");
+    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_CHANNEL_SUFFIX);
 }
 
 int keys_device(char *buf, size_t cap, const char *device) {
-    return fmt(buf, cap, "rrm:device:", device, "");
+    return fmt(buf, cap, KEYS_DEVICE_PREFIX, device, "");
 }
 
 int keys_node_conns(char *buf, size_t cap, const char *node) {
-    return fmt(buf, cap, "rrm:node:", node, ":conns");
+    return fmt(buf, cap, KEYS_NODE_PREFIX, node, KEYS_CONNS_SUFFIX);
 }
 
 int keys_node_channel(char *buf, size_t cap, const char *node) {
-    return fmt(buf, cap, "rrm:node:", node, ":ch");
+    return fmt(buf, cap, KEYS_NODE_PREFIX, node, KEYS_CHANNEL_SUFFIX);
 }

@@ -4,16 +4,18 @@
  * Redis Cluster slot; per-node and per-device keys are tagged on the node and device ids.
  *
  *   rrm:room:{R}           hash   created_at, created_by, seq (last message number)
- *   rrm:room:{R}:members   hash   device_id -> {"c":conn,"n":node,"i":identity}
- *   rrm:room:{R}:ch        channel  relayed frames of room R
+ *   rrm:room:{R}:members   hash   device_id -> "conn\tnode\tidentity"
+ *   rrm:room:{R}:ch        channel  relayed frames of room R (proto.h: the pub/sub payload)
  *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL)
- *   rrm:node:{N}:conns     hash   conn -> {"r":room,"d":device} (what to clean if N dies)
+ *   rrm:node:{N}:conns     hash   conn -> "room\tdevice" (what to clean if N dies)
  *   rrm:node:{N}:ch        channel  control messages to node N (kick a replaced connection)
  *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
  *   rrm:rooms:empty        zset   room -> when it became empty (ms), for recycling
  *   rrm:events             stream archive events (see event.h)
  *   rrm:events:dead        stream events the archiver could not write, with the reason
- */
+ *
+ * Tabs cannot occur in ids or identities (proto.c refuses control characters). The Lua scripts
+ * (frontend/scripts.c) build the per-id names from the same pieces as the functions below. */
 #ifndef RRM_KEYS_H
 #define RRM_KEYS_H
 
@@ -24,6 +26,14 @@
 #define KEYS_EVENTS "rrm:events"
 #define KEYS_DEAD_LETTER "rrm:events:dead"
 #define KEYS_MAX 256 /* enough for any key built from validated ids */
+
+/* The pieces of the per-id names: prefix, then the id as the hash tag, then a suffix. */
+#define KEYS_ROOM_PREFIX "rrm:room:"
+#define KEYS_DEVICE_PREFIX "rrm:device:"
+#define KEYS_NODE_PREFIX "rrm:node:"
+#define KEYS_MEMBERS_SUFFIX ":members"
+#define KEYS_CONNS_SUFFIX ":conns"
+#define KEYS_CHANNEL_SUFFIX ":ch"
 
 /* Each writes the name into buf and returns its length, or -1 if cap is too small. */
 int keys_room(char *buf, size_t cap, const char *room);
