@@ -6,7 +6,6 @@
 #include "hmap.h"
 #include "keys.h"
 #include "proto.h"
-#include "session.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -23,6 +22,8 @@ struct lroom {
 
 struct fanout {
     struct app *app;
+    const struct fanout_ops *ops;
+    void *arg;
     struct hmap *rooms;     /* room id -> struct lroom */
     redisAsyncContext *sub; /* NULL while the link is down */
     char node_channel[KEYS_MAX];
@@ -57,11 +58,9 @@ static void room_release(struct fanout *f, struct lroom *r) {
     /* SUB_PENDING/SUB_LEAVING: the confirmation decides */
 }
 
-static void members_ready(struct lroom *r) {
+static void members_ready(struct fanout *f, struct lroom *r) {
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
-        struct session *s = lws_container_of(d, struct session, room_link);
-        if (s->state == SS_JOINING)
-            session_room_ready(s);
+        f->ops->ready(lws_container_of(d, struct fanout_member, link), f->arg);
     }
     lws_end_foreach_dll_safe(d, d1);
 }
@@ -88,11 +87,11 @@ static void deliver(struct fanout *f, struct lroom *r, const char *payload, size
     uint64_t skip = local_sender(f, pub.conn, pub.conn_len);
     struct frame *fr = NULL;
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
-        struct session *s = lws_container_of(d, struct session, room_link);
-        if (s->state == SS_READY && s->conn_no != skip) {
+        struct fanout_member *m = lws_container_of(d, struct fanout_member, link);
+        if (m->conn_no != skip) {
             if (!fr && !(fr = frame_new(pub.frame, pub.frame_len, pub.kind == PROTO_PUB_BINARY)))
                 return;
-            session_send_frame(s, fr);
+            f->ops->deliver(m, fr, f->arg);
         }
     }
     lws_end_foreach_dll_safe(d, d1);
@@ -100,15 +99,8 @@ static void deliver(struct fanout *f, struct lroom *r, const char *payload, size
 }
 
 static void control(struct fanout *f, const char *msg, size_t len) {
-    if (len > 5 && memcmp(msg, "kick ", 5) == 0) {
-        struct session *s = session_find(f->app, msg + 5, len - 5);
-        if (s && s->state != SS_CLOSING) {
-            f->app->stats.replaced++;
-            session_send_error(s, PROTO_E_REPLACED,
-                               "this device connected again; this connection is closed");
-            session_close(s, 4001, "replaced by a newer connection", "replaced");
-        }
-    }
+    if (len > 5 && memcmp(msg, "kick ", 5) == 0)
+        f->ops->kick(msg + 5, len - 5, f->arg);
 }
 
 /* Channel "rrm:room:{R}:ch" -> the local room R. */
@@ -150,7 +142,7 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *priv) {
         if (room->members.count == 0)
             room_release(f, room);
         else
-            members_ready(room);
+            members_ready(f, room);
     } else if (strcmp(kind, "unsubscribe") == 0) {
         if (room->sub != SUB_LEAVING)
             return;
@@ -162,11 +154,13 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *priv) {
     }
 }
 
-struct fanout *fanout_create(struct app *app) {
+struct fanout *fanout_create(struct app *app, const struct fanout_ops *ops, void *arg) {
     struct fanout *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->app = app;
+    f->ops = ops;
+    f->arg = arg;
     f->rooms = hmap_create();
     if (!f->rooms) {
         free(f);
@@ -190,7 +184,7 @@ void fanout_destroy(struct fanout *f) {
     free(f);
 }
 
-int fanout_join(struct fanout *f, struct session *s, const char *room) {
+int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, const char *room) {
     struct lroom *r = hmap_get(f->rooms, room, strlen(room));
     if (!r) {
         r = calloc(1, sizeof(*r));
@@ -203,21 +197,22 @@ int fanout_join(struct fanout *f, struct session *s, const char *room) {
             return -1;
         }
     }
-    s->lroom = r;
-    lws_dll2_add_tail(&s->room_link, &r->members);
+    m->room = r;
+    m->conn_no = conn_no;
+    lws_dll2_add_tail(&m->link, &r->members);
     if (r->sub == SUB_ACTIVE)
-        session_room_ready(s);
+        f->ops->ready(m, f->arg);
     else if (r->sub == SUB_NONE)
         subscribe(f, r);
     return 0;
 }
 
-void fanout_leave(struct fanout *f, struct session *s) {
-    struct lroom *r = s->lroom;
+void fanout_leave(struct fanout *f, struct fanout_member *m) {
+    struct lroom *r = m->room;
     if (!r)
         return;
-    lws_dll2_remove(&s->room_link);
-    s->lroom = NULL;
+    lws_dll2_remove(&m->link);
+    m->room = NULL;
     if (r->members.count == 0)
         room_release(f, r);
 }

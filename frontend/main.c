@@ -254,7 +254,7 @@ int main(int argc, char **argv) {
     info.vhost_name = "internal";
     app.vh = lws_create_vhost(app.cx, &info);
     app.sessions = hmap_create();
-    app.fanout = fanout_create(&app);
+    app.fanout = fanout_create(&app, &session_fanout_ops, &app);
     app.node = node_create(&app);
     struct rl_options ro = {
         .name = "cmd",

@@ -185,7 +185,7 @@ static void on_closed(struct session *s) {
     int n = key_of(s->conn_no, key, sizeof(key));
     hmap_del(app->sessions, key, (size_t)n);
     if (s->joined) {
-        fanout_leave(app->fanout, s);
+        fanout_leave(app->fanout, &s->member);
         room_leave(app, s, s->disconnect_reason);
     }
     /* An identify still in flight is undone by its reply handler (room.c). */
@@ -208,7 +208,7 @@ void session_on_identified(struct session *s, const char *room, const char *acti
     s->room_total = total;
     s->state = SS_JOINING;
     s->app->stats.identified_total++;
-    if (fanout_join(s->app->fanout, s, room)) {
+    if (fanout_join(s->app->fanout, &s->member, s->conn_no, room)) {
         session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
         session_close(s, CLOSE_INTERNAL, "out of memory", "error");
     }
@@ -222,7 +222,8 @@ void session_on_failed(struct session *s, const char *code, const char *message)
     session_close(s, CLOSE_TRY_AGAIN, "try again later", "unavailable");
 }
 
-void session_room_ready(struct session *s) {
+/* The node receives the room's messages: answers the identify. */
+static void session_room_ready(struct session *s) {
     char conn[96];
     session_conn_id(s, conn, sizeof(conn));
     size_t clen, rlen;
@@ -237,6 +238,33 @@ void session_room_ready(struct session *s) {
     s->state = SS_READY;
     lws_rx_flow_control(s->wsi, 1);
 }
+
+static void fanout_ready(struct fanout_member *m, void *arg) {
+    (void)arg;
+    struct session *s = lws_container_of(m, struct session, member);
+    if (s->state == SS_JOINING)
+        session_room_ready(s);
+}
+
+static void fanout_deliver(struct fanout_member *m, struct frame *f, void *arg) {
+    (void)arg;
+    struct session *s = lws_container_of(m, struct session, member);
+    if (s->state == SS_READY)
+        session_send_frame(s, f);
+}
+
+static void fanout_kick(const char *conn, size_t len, void *arg) {
+    struct app *app = arg;
+    struct session *s = session_find(app, conn, len);
+    if (s && s->state != SS_CLOSING) {
+        app->stats.replaced++;
+        session_send_error(s, PROTO_E_REPLACED,
+                           "this device connected again; this connection is closed");
+        session_close(s, 4001, "replaced by a newer connection", "replaced");
+    }
+}
+
+const struct fanout_ops session_fanout_ops = {fanout_ready, fanout_deliver, fanout_kick};
 
 static void on_identify(struct session *s, const char *buf, size_t len, int binary) {
     struct proto_identify id;

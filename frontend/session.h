@@ -5,6 +5,7 @@
 #define RRM_SESSION_H
 
 #include "deadlines.h"
+#include "fanout.h"
 #include "frame.h"
 #include "outq.h"
 #include "proto.h"
@@ -14,7 +15,6 @@
 #include <stdint.h>
 
 struct app;
-struct lroom;
 struct http_reply;
 
 enum session_state {
@@ -52,14 +52,15 @@ struct session {
     const char *close_reason;      /* static string */
     const char *disconnect_reason; /* for the archive event; static string */
 
-    /* owned by fanout: membership of the local room */
-    lws_dll2_t room_link;
-    struct lroom *lroom;
+    struct fanout_member member; /* in the local room (fanout.h) */
 
     struct deadline identify_deadline; /* armed from accept until the identify frame */
 
     struct http_reply *http; /* owned by http.c on plain HTTP connections */
 };
+
+/* How fanout reaches the sessions (arg: the app). */
+extern const struct fanout_ops session_fanout_ops;
 
 /* Sets up and releases what session.c keeps in app (the identify deadlines, the outbound
  * queues); around the life of the lws context. session_setup returns -1 when out of memory. */
@@ -88,9 +89,6 @@ void session_close(struct session *s, uint16_t code, const char *reason,
 /* Tells the client that the node is shutting down (error "draining") and closes with 1001 after
  * what is already queued. */
 void session_drain(struct session *s);
-
-/* Called by fanout once the node receives the room's messages: answers the identify. */
-void session_room_ready(struct session *s);
 
 /* Looks a local session up by its cluster-wide conn id; NULL if it is not ours or gone. */
 struct session *session_find(struct app *app, const char *conn, size_t len);
