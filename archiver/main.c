@@ -222,11 +222,11 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
     char err[256];
     while (!stop_requested && arch_consumer_connect(c))
         arch_pipeline_redis_wait(p, "connect");
-    struct arch_backoff prep_bo;
-    arch_backoff_init(&prep_bo, 100, cfg->retry_max_ms, (uint64_t)getpid());
+    struct backoff prep_bo;
+    backoff_init(&prep_bo, 100, cfg->retry_max_ms, (uint64_t)getpid());
     while (!stop_requested && arch_writer_prepare(w, err, sizeof(err))) {
         log_json(lg, LOG_WARN, "MySQL not ready, retrying", json_pack("{s:s}", "error", err));
-        arch_pipeline_sleep(p, arch_backoff_next(&prep_bo));
+        arch_pipeline_sleep(p, backoff_next(&prep_bo));
     }
     if (stop_requested)
         return 0;

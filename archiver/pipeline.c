@@ -49,7 +49,7 @@ struct arch_pipeline {
 
     pthread_t *threads;
     int nthreads;
-    struct arch_backoff redis_bo; /* main thread only */
+    struct backoff redis_bo; /* main thread only */
 };
 
 static uint64_t random_seed(void) {
@@ -92,10 +92,10 @@ int arch_pipeline_sleep(struct arch_pipeline *p, int64_t ms) {
 
 /* Waits out one backoff step; while a stop is pending, never past the drain deadline.
  * Returns -1 when it is time to give up. */
-static int backoff_wait(struct arch_pipeline *p, struct arch_backoff *b) {
+static int backoff_wait(struct arch_pipeline *p, struct backoff *b) {
     if (giving_up(p))
         return -1;
-    int64_t delay = arch_backoff_next(b);
+    int64_t delay = backoff_next(b);
     if (!*p->stop) {
         arch_pipeline_sleep(p, delay);
         return giving_up(p) ? -1 : 0;
@@ -117,7 +117,7 @@ int arch_pipeline_redis_wait(struct arch_pipeline *p, const char *what) {
 }
 
 void arch_pipeline_redis_ok(struct arch_pipeline *p) {
-    arch_backoff_reset(&p->redis_bo);
+    backoff_reset(&p->redis_bo);
 }
 
 /* ---- counters ---- */
@@ -168,7 +168,7 @@ static void mark_dead(struct arch_pipeline *p, struct job *j, size_t entry, cons
 /* Writes rows [lo, hi). A range MySQL rejects for its data is halved until the rejected row is
  * alone, which costs about log2(n) extra transactions per bad row instead of n. Returns 0 when
  * every row of the range is committed or marked dead, -1 when giving up (stopping). */
-static int write_range(struct arch_pipeline *p, struct job *j, struct arch_backoff *bo, size_t lo,
+static int write_range(struct arch_pipeline *p, struct job *j, struct backoff *bo, size_t lo,
                        size_t hi) {
     while (lo < hi) {
         struct arch_write_result res;
@@ -177,7 +177,7 @@ static int write_range(struct arch_pipeline *p, struct job *j, struct arch_backo
         case ARCH_W_OK:
             for (int t = 0; t < ARCH_TABLE_COUNT; t++)
                 j->rows_written[t] += res.rows[t];
-            arch_backoff_reset(bo);
+            backoff_reset(bo);
             return 0;
         case ARCH_W_TOO_BIG: {
             size_t bad = lo + res.bad;
@@ -217,7 +217,7 @@ static int write_range(struct arch_pipeline *p, struct job *j, struct arch_backo
 }
 
 /* Decodes the job's entries and writes them. Returns 0 or -1 (given up). */
-static int write_job(struct arch_pipeline *p, struct job *j, struct arch_backoff *bo) {
+static int write_job(struct arch_pipeline *p, struct job *j, struct backoff *bo) {
     const struct arch_entries *b = &j->batch;
     for (size_t i = 0; i < b->n; i++) {
         const struct arch_entry *e = &b->items[i];
@@ -241,8 +241,8 @@ static int write_job(struct arch_pipeline *p, struct job *j, struct arch_backoff
 
 static void *writer_main(void *arg) {
     struct arch_pipeline *p = arg;
-    struct arch_backoff bo;
-    arch_backoff_init(&bo, p->cfg.retry_base_ms, p->cfg.retry_max_ms, random_seed());
+    struct backoff bo;
+    backoff_init(&bo, p->cfg.retry_base_ms, p->cfg.retry_max_ms, random_seed());
     mysql_thread_init();
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -290,7 +290,7 @@ struct arch_pipeline *arch_pipeline_create(const struct arch_pipeline_config *cf
     p->writer = writer;
     p->lg = lg;
     p->stop = stop;
-    arch_backoff_init(&p->redis_bo, cfg->retry_base_ms, cfg->retry_max_ms, random_seed());
+    backoff_init(&p->redis_bo, cfg->retry_base_ms, cfg->retry_max_ms, random_seed());
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     /* Timed waits on the monotonic clock, so a wall-clock jump cannot stall settling. */

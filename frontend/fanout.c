@@ -2,6 +2,7 @@
 #include "fanout.h"
 
 #include "app.h"
+#include "connid.h"
 #include "frame.h"
 #include "hmap.h"
 #include "keys.h"
@@ -65,18 +66,10 @@ static void members_ready(struct fanout *f, struct lroom *r) {
     lws_end_foreach_dll_safe(d, d1);
 }
 
-/* A conn id of this node ("<node>#<n>") gives its local number; any other gives 0. */
+/* A conn id of this node gives its local number; any other gives 0, which no connection has. */
 static uint64_t local_sender(struct fanout *f, const char *conn, size_t len) {
-    size_t nl = strlen(f->app->node_id);
-    if (len <= nl + 1 || memcmp(conn, f->app->node_id, nl) != 0 || conn[nl] != '#')
-        return 0;
-    uint64_t n = 0;
-    for (size_t i = nl + 1; i < len; i++) {
-        if (conn[i] < '0' || conn[i] > '9')
-            return 0;
-        n = n * 10 + (uint64_t)(conn[i] - '0');
-    }
-    return n;
+    uint64_t n;
+    return connid_parse(f->app->node_id, conn, len, &n) ? 0 : n;
 }
 
 static void deliver(struct fanout *f, struct lroom *r, const char *payload, size_t len) {

@@ -58,17 +58,6 @@ static void metric(struct http_reply *r, const char *name, const char *type, con
     add(r, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
-static long rss_kib(void) {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return resident * 4;
-}
-
 static void metrics(struct app *app, struct http_reply *r) {
     const struct fe_stats *st = &app->stats;
     metric(r, "rrm_connections", "gauge", "Open WebSocket connections.",
@@ -132,7 +121,7 @@ static void metrics(struct app *app, struct http_reply *r) {
            app->redis_cmd ? (uint64_t)rl_rtt_us(app->redis_cmd) : 0);
     metric(r, "rrm_ready", "gauge", "1 when Redis is reachable and the node is not draining.",
            (uint64_t)(app_redis_ready(app) && !app->draining));
-    metric(r, "rrm_resident_memory_kib", "gauge", "Resident memory.", (uint64_t)rss_kib());
+    metric(r, "rrm_resident_memory_kib", "gauge", "Resident memory.", (uint64_t)util_rss_kib());
     add(r, "# HELP rrm_client_errors_total Error frames sent to clients, by code.\n"
            "# TYPE rrm_client_errors_total counter\n");
     for (size_t i = 0; i < app_error_code_count; i++)

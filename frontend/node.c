@@ -145,13 +145,6 @@ void node_status(struct node *n) {
     double secs = n->last_status_ms ? (double)(now - n->last_status_ms) / 1000.0 : 0;
     json_t *dist = json_object();
     fanout_each_room(app->fanout, dist_room, dist);
-    long rss = 0, pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
     log_json(&app->log, LOG_INFO, "status",
              json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:b, s:b, s:I, s:o}", "connections",
                        (json_int_t)app->connections, "rooms",
@@ -162,7 +155,7 @@ void node_status(struct node *n) {
                        secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0,
                        "redis_rtt_us", (json_int_t)(app->redis_cmd ? rl_rtt_us(app->redis_cmd) : 0),
                        "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
-                       (json_int_t)(rss * 4), "room_devices", dist));
+                       (json_int_t)util_rss_kib(), "room_devices", dist));
     n->last_in = st->messages_in;
     n->last_out = st->messages_out;
     n->last_status_ms = now;

@@ -1,6 +1,7 @@
 /* hiredis on the lws event loop (see redis_loop.h for the ownership rules). */
 #include "redis_loop.h"
 
+#include "backoff.h"
 #include "log.h"
 #include "util.h"
 
@@ -24,7 +25,7 @@ struct rl {
     redisAsyncContext *ac; /* NULL when idle */
     struct lws *wsi;       /* the adopted socket; NULL once lws closed it or we let it go */
     enum rl_state state;
-    int backoff_ms;
+    struct backoff backoff;
     int destroying;
     int ping_outstanding;
     int64_t ping_sent_us, rtt_us, state_since_ms;
@@ -100,11 +101,7 @@ static void went_down(struct rl *rl, const char *why) {
                  json_pack("{s:s, s:s}", "link", rl->name, "reason", why));
         rl->ops->on_down(rl, rl->arg);
     }
-    unsigned jitter = 0;
-    util_random(&jitter, sizeof(jitter));
-    int delay = rl->backoff_ms / 2 + (int)(jitter % (unsigned)(rl->backoff_ms / 2 + 1));
-    rl->backoff_ms = rl->backoff_ms * 2 > 5000 ? 5000 : rl->backoff_ms * 2;
-    schedule(rl, &rl->sul_retry, retry_cb, delay);
+    schedule(rl, &rl->sul_retry, retry_cb, backoff_next(&rl->backoff));
 }
 
 /* Drops a live context from outside hiredis callbacks: hiredis fails every pending callback
@@ -142,7 +139,7 @@ static void ping_reply(redisAsyncContext *ac, void *r, void *priv) {
             return;
         }
         rl->state = RL_UP;
-        rl->backoff_ms = 100;
+        backoff_reset(&rl->backoff);
         log_json(
             rl->lg, LOG_INFO, "redis connected",
             json_pack("{s:s, s:s, s:i}", "link", rl->name, "host", rl->host, "port", rl->port));
@@ -319,7 +316,9 @@ struct rl *rl_create(struct lws_context *cx, struct lws_vhost *vh, const struct 
     rl->connect_timeout_ms = opts->connect_timeout_ms;
     rl->ping_interval_ms = opts->ping_interval_ms;
     rl->ping_timeout_ms = opts->ping_timeout_ms;
-    rl->backoff_ms = 100;
+    uint64_t seed = 0;
+    util_random(&seed, sizeof(seed));
+    backoff_init(&rl->backoff, 100, 5000, seed);
     start_connect(rl);
     return rl;
 }

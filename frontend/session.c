@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include "app.h"
+#include "connid.h"
 #include "edge.h"
 #include "fanout.h"
 #include "hmap.h"
@@ -26,7 +27,7 @@ static int key_of(uint64_t no, char *buf, size_t cap) {
 }
 
 int session_conn_id(const struct session *s, char *buf, size_t cap) {
-    return snprintf(buf, cap, "%s#%" PRIu64, s->app->node_id, s->conn_no);
+    return connid_format(s->app->node_id, s->conn_no, buf, cap);
 }
 
 struct session *session_find_no(struct app *app, uint64_t conn_no) {
@@ -36,10 +37,8 @@ struct session *session_find_no(struct app *app, uint64_t conn_no) {
 }
 
 struct session *session_find(struct app *app, const char *conn, size_t len) {
-    size_t nl = strlen(app->node_id);
-    if (len <= nl + 1 || memcmp(conn, app->node_id, nl) != 0 || conn[nl] != '#')
-        return NULL;
-    return hmap_get(app->sessions, conn + nl + 1, len - nl - 1);
+    uint64_t no;
+    return connid_parse(app->node_id, conn, len, &no) ? NULL : session_find_no(app, no);
 }
 
 /* ---- outbound queue ------------------------------------------------------------------------- */

@@ -1,10 +1,12 @@
-/* Clocks, bounded copies and kernel randomness. */
+/* Clocks, bounded copies, kernel randomness and resident memory. */
 #include "util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t clock_ms(clockid_t id) {
     struct timespec ts;
@@ -52,4 +54,15 @@ int util_random(void *buf, size_t n) {
         n -= (size_t)got;
     }
     return 0;
+}
+
+int64_t util_rss_kib(void) {
+    long pages = 0, resident = 0, page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2 || page <= 0)
+        resident = 0;
+    fclose(f);
+    return (int64_t)resident * (page / 1024);
 }

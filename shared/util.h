@@ -1,4 +1,5 @@
-/* Small helpers shared by every module: clocks and bounded string copies. */
+/* Small helpers shared by every module: clocks, bounded string copies, randomness, own memory use.
+ */
 #ifndef RRM_UTIL_H
 #define RRM_UTIL_H
 
@@ -19,5 +20,8 @@ int util_strlcpy(char *dst, const char *src, size_t cap);
 
 /* Fills buf with n random bytes from the kernel; returns 0 or -errno. */
 int util_random(void *buf, size_t n);
+
+/* This process's resident memory in KiB (from /proc/self/statm); 0 if it cannot be read. */
+int64_t util_rss_kib(void);
 
 #endif

@@ -1,4 +1,4 @@
-# Archiver tests: unit (decoding, SQL building, backoff) and integration (a real redis-server and
+# Archiver tests: unit (decoding, SQL building) and integration (a real redis-server and
 # mariadbd per test binary). The generic globs in tests/CMakeLists.txt may already have made targets
 # for these files; then only the archiver's library and environment are added to them.
 

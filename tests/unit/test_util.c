@@ -1,0 +1,59 @@
+/* util_rss_kib: this process's resident memory, checked against the kernel's own VmRSS line and
+ * against memory the test touches. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* VmRSS from /proc/self/status, already in KiB whatever the page size. */
+static int64_t status_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    long long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %lld kB", &kib) == 1)
+            break;
+    fclose(f);
+    assert_true(kib > 0);
+    return kib;
+}
+
+static void test_rss_matches_status(void **state) {
+    (void)state;
+    int64_t before = status_rss_kib();
+    int64_t rss = util_rss_kib();
+    int64_t after = status_rss_kib();
+    /* The two files are read moments apart; allow what a few page faults in between can add. */
+    int64_t lo = (before < after ? before : after) - 512,
+            hi = (before > after ? before : after) + 512;
+    assert_true(rss >= lo);
+    assert_true(rss <= hi);
+}
+
+static void test_rss_grows_with_touched_memory(void **state) {
+    (void)state;
+    enum { MIB = 32 };
+    int64_t before = util_rss_kib();
+    char *p = malloc((size_t)MIB << 20);
+    assert_non_null(p);
+    memset(p, 1, (size_t)MIB << 20);
+    int64_t after = util_rss_kib();
+    assert_true(after - before >= (MIB - 2) * 1024);
+    free(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rss_matches_status),
+        cmocka_unit_test(test_rss_grows_with_touched_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
