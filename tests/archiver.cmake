@@ -26,15 +26,3 @@ foreach(src ${arch_integration_tests})
     set_property(TEST it_${name} APPEND PROPERTY ENVIRONMENT
         "RRM_ARCHIVER_BIN=$<TARGET_FILE:rrm-archiver>")
 endforeach()
-
-# rrm-archive-bench: fills a fresh stream on private servers and times rrm-archiver draining it.
-# Built here because it starts its servers with the test support library.
-if(TARGET rrm_testsupport)
-    add_executable(rrm-archive-bench ${PROJECT_SOURCE_DIR}/archiver/bench.c)
-    target_link_libraries(rrm-archive-bench PRIVATE rrm_archiver_core rrm_testsupport)
-    set_target_properties(rrm-archive-bench PROPERTIES
-        RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/archiver)
-    add_dependencies(rrm-archive-bench rrm-archiver)
-    target_compile_definitions(rrm-archive-bench PRIVATE
-        RRM_ARCHIVER_DEFAULT_BIN="$<TARGET_FILE:rrm-archiver>")
-endif()
