@@ -14,13 +14,16 @@ endforeach()
 
 file(GLOB arch_integration_tests CONFIGURE_DEPENDS
     ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_archiver*.c)
+set(arch_harness ${CMAKE_CURRENT_SOURCE_DIR}/integration/archiver_harness.c)
 foreach(src ${arch_integration_tests})
     get_filename_component(name ${src} NAME_WE)
     if(TARGET it_${name})
+        target_sources(it_${name} PRIVATE ${arch_harness})
         target_link_libraries(it_${name} PRIVATE rrm_archiver_core)
     else()
-        add_cmocka_test(it_${name} integration SOURCES ${src} LIBS rrm_archiver_core
-            rrm_testsupport rrm_shared PkgConfig::HIREDIS PkgConfig::JANSSON TIMEOUT 180)
+        add_cmocka_test(it_${name} integration SOURCES ${src} ${arch_harness} LIBS
+            rrm_archiver_core rrm_testsupport rrm_shared PkgConfig::HIREDIS PkgConfig::JANSSON
+            TIMEOUT 180)
     endif()
     add_dependencies(it_${name} rrm-archiver)
     set_property(TEST it_${name} APPEND PROPERTY ENVIRONMENT
