@@ -73,17 +73,23 @@ static struct timeval to_timeval(long ms) {
     return tv;
 }
 
-/* Forgets a connection that failed; the next call reconnects. */
-static void drop(struct arch_consumer *c, const char *what) {
-    snprintf(c->err, sizeof(c->err), "%s: %s", what,
-             c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+/* Closes the connection, if any; the next call reconnects. */
+static void forget(struct arch_consumer *c) {
     if (c->ctx)
         redisFree(c->ctx);
     c->ctx = NULL;
 }
 
-/* Sends one command; NULL (and the connection dropped) on I/O error. An error reply is returned
- * like any other: callers check its type. Caller frees the reply. */
+/* Forgets a connection that failed, saying why. */
+static void drop(struct arch_consumer *c, const char *what) {
+    snprintf(c->err, sizeof(c->err), "%s: %s", what,
+             c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+    forget(c);
+}
+
+/* Sends one command; lens NULL means the arguments are NUL-terminated strings (hiredis measures
+ * them). NULL (and the connection dropped) on I/O error. An error reply is returned like any other:
+ * callers check its type. Caller frees the reply. */
 static redisReply *command(struct arch_consumer *c, const char *what, int argc, const char **argv,
                            const size_t *lens) {
     if (arch_consumer_connect(c))
@@ -99,17 +105,30 @@ static int is_error(struct arch_consumer *c, redisReply *r, const char *what) {
         return 0;
     snprintf(c->err, sizeof(c->err), "%s: %.*s", what, (int)r->len, r->str);
     /* The group was removed (stream deleted, FLUSHALL): recreate it on a fresh connection. */
-    if (strncmp(r->str, "NOGROUP", 7) == 0 && c->ctx) {
-        redisFree(c->ctx);
-        c->ctx = NULL;
-    }
+    if (strncmp(r->str, "NOGROUP", 7) == 0)
+        forget(c);
     return 1;
 }
 
-/* argv helper: the lengths of NUL-terminated strings. */
-static void lengths(int argc, const char **argv, size_t *lens) {
-    for (int i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
+/* command() for callers to whom an error reply is a failure. Returns 0 and hands over the reply
+ * (caller frees; freed here when reply is NULL), -1 when the connection failed (it is dropped), or
+ * 1 when Redis answered with an error (nothing to free). c->err says why. */
+static int call(struct arch_consumer *c, const char *what, int argc, const char **argv,
+                const size_t *lens, redisReply **reply) {
+    if (reply)
+        *reply = NULL;
+    redisReply *r = command(c, what, argc, argv, lens);
+    if (!r)
+        return -1;
+    if (is_error(c, r, what)) {
+        freeReplyObject(r);
+        return 1;
+    }
+    if (reply)
+        *reply = r;
+    else
+        freeReplyObject(r);
+    return 0;
 }
 
 int arch_consumer_connect(struct arch_consumer *c) {
@@ -129,41 +148,26 @@ int arch_consumer_connect(struct arch_consumer *c) {
     redisEnableKeepAlive(ctx);
     c->ctx = ctx;
 
-    redisReply *r;
+    /* c->ctx is set, so command() and call() use this connection and do not reconnect. */
     if (c->cfg.password[0]) {
         const char *argv[] = {"AUTH", c->cfg.password};
-        size_t lens[2];
-        lengths(2, argv, lens);
-        r = redisCommandArgv(ctx, 2, argv, lens);
-        if (!r) {
-            drop(c, "AUTH");
+        if (call(c, "AUTH", 2, argv, NULL, NULL)) {
+            forget(c);
             return -1;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(c->err, sizeof(c->err), "AUTH: %s", r->str);
-            freeReplyObject(r);
-            redisFree(c->ctx);
-            c->ctx = NULL;
-            return -1;
-        }
-        freeReplyObject(r);
     }
 
-    /* From 0, not $: whatever the frontends appended before the first archiver started counts. */
+    /* From 0, not $: whatever the frontends appended before the first archiver started counts.
+     * BUSYGROUP (the group exists) is the usual answer, so this one error reply is checked here. */
     const char *argv[] = {"XGROUP", "CREATE", KEYS_EVENTS, c->cfg.group, "0", "MKSTREAM"};
-    size_t lens[6];
-    lengths(6, argv, lens);
-    r = redisCommandArgv(ctx, 6, argv, lens);
-    if (!r) {
-        drop(c, "XGROUP CREATE");
+    redisReply *r = command(c, "XGROUP CREATE", 6, argv, NULL);
+    if (!r)
         return -1;
-    }
     int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
     if (!ok) {
         snprintf(c->err, sizeof(c->err), "XGROUP CREATE: %s", r->str);
         freeReplyObject(r);
-        redisFree(c->ctx);
-        c->ctx = NULL;
+        forget(c);
         return -1;
     }
     if (r->type != REDIS_REPLY_ERROR)
@@ -259,15 +263,9 @@ static int read_group(struct arch_consumer *c, const char *from, long block,
     argv[argc++] = "STREAMS";
     argv[argc++] = KEYS_EVENTS;
     argv[argc++] = from;
-    size_t lens[11];
-    lengths(argc, argv, lens);
-    redisReply *r = command(c, "XREADGROUP", argc, argv, lens);
-    if (!r)
+    redisReply *r;
+    if (call(c, "XREADGROUP", argc, argv, NULL, &r))
         return -1;
-    if (is_error(c, r, "XREADGROUP")) {
-        freeReplyObject(r);
-        return -1;
-    }
     redisReply *list = NULL;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
@@ -306,15 +304,9 @@ int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int
     snprintf(count, sizeof(count), "%ld", c->cfg.batch);
     const char *argv[] = {"XAUTOCLAIM", KEYS_EVENTS,     c->cfg.group, c->cfg.name,
                           idle,         c->claim_cursor, "COUNT",      count};
-    size_t lens[8];
-    lengths(8, argv, lens);
-    redisReply *r = command(c, "XAUTOCLAIM", 8, argv, lens);
-    if (!r)
+    redisReply *r;
+    if (call(c, "XAUTOCLAIM", 8, argv, NULL, &r))
         return -1;
-    if (is_error(c, r, "XAUTOCLAIM")) {
-        freeReplyObject(r);
-        return -1;
-    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
         snprintf(c->err, sizeof(c->err), "unexpected XAUTOCLAIM reply");
@@ -329,34 +321,51 @@ int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int
     return take_entries(c, r, r->element[1], out);
 }
 
-/* Runs "<cmd> <key> <args...> <id>..." for a list of entries; returns the reply or NULL. */
-static redisReply *with_ids(struct arch_consumer *c, const char *what, const char **head, int nhead,
-                            const char *tail, const struct arch_entry *const *entries, size_t n) {
+/* The arguments "<head...> <id>... [tail]" for a list of entries: fills *argv and *lens (caller
+ * frees both; they borrow the strings) and returns their count, or -1 when out of memory. */
+static int id_args(const char *const *head, int nhead, const char *tail,
+                   const struct arch_entry *const *entries, size_t n, const char ***argv,
+                   size_t **lens) {
     size_t argc = (size_t)nhead + n + (tail ? 1 : 0);
-    const char **argv = malloc(argc * sizeof(*argv));
-    size_t *lens = malloc(argc * sizeof(*lens));
-    redisReply *r = NULL;
-    if (!argv || !lens) {
-        snprintf(c->err, sizeof(c->err), "out of memory");
-        goto out;
+    const char **v = malloc(argc * sizeof(*v));
+    size_t *l = malloc(argc * sizeof(*l));
+    if (!v || !l) {
+        free(v);
+        free(l);
+        return -1;
     }
     for (int i = 0; i < nhead; i++) {
-        argv[i] = head[i];
-        lens[i] = strlen(head[i]);
+        v[i] = head[i];
+        l[i] = strlen(head[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        argv[nhead + i] = entries[i]->id;
-        lens[nhead + i] = entries[i]->id_len;
+        v[nhead + i] = entries[i]->id;
+        l[nhead + i] = entries[i]->id_len;
     }
     if (tail) {
-        argv[argc - 1] = tail;
-        lens[argc - 1] = strlen(tail);
+        v[argc - 1] = tail;
+        l[argc - 1] = strlen(tail);
     }
-    r = command(c, what, (int)argc, argv, lens);
-out:
+    *argv = v;
+    *lens = l;
+    return (int)argc;
+}
+
+/* Runs "<head...> <id>... [tail]" for a list of entries and discards the reply. Returns 0 or -1. */
+static int call_with_ids(struct arch_consumer *c, const char *what, const char *const *head,
+                         int nhead, const char *tail, const struct arch_entry *const *entries,
+                         size_t n) {
+    const char **argv;
+    size_t *lens;
+    int argc = id_args(head, nhead, tail, entries, n, &argv, &lens);
+    if (argc < 0) {
+        snprintf(c->err, sizeof(c->err), "out of memory");
+        return -1;
+    }
+    int rc = call(c, what, argc, argv, lens, NULL);
     free(argv);
     free(lens);
-    return r;
+    return rc ? -1 : 0;
 }
 
 int arch_consumer_touch(struct arch_consumer *c, const struct arch_entry *const *entries,
@@ -364,24 +373,14 @@ int arch_consumer_touch(struct arch_consumer *c, const struct arch_entry *const 
     if (n == 0)
         return 0;
     const char *head[] = {"XCLAIM", KEYS_EVENTS, c->cfg.group, c->cfg.name, "0"};
-    redisReply *r = with_ids(c, "XCLAIM", head, 5, "JUSTID", entries, n);
-    if (!r)
-        return -1;
-    int rc = is_error(c, r, "XCLAIM") ? -1 : 0;
-    freeReplyObject(r);
-    return rc;
+    return call_with_ids(c, "XCLAIM", head, 5, "JUSTID", entries, n);
 }
 
 int arch_consumer_ack(struct arch_consumer *c, const struct arch_entry *const *entries, size_t n) {
     if (n == 0)
         return 0;
     const char *head[] = {"XACK", KEYS_EVENTS, c->cfg.group};
-    redisReply *r = with_ids(c, "XACK", head, 3, NULL, entries, n);
-    if (!r)
-        return -1;
-    int rc = is_error(c, r, "XACK") ? -1 : 0;
-    freeReplyObject(r);
-    return rc;
+    return call_with_ids(c, "XACK", head, 3, NULL, entries, n);
 }
 
 /* Appends one XADD of a dead letter to the pipeline. */
@@ -437,33 +436,22 @@ int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *
     /* Queue MULTI, the XADDs and one XACK, then EXEC: a dead letter is never written without its
      * entry being acknowledged, nor acknowledged without being written. */
     const char *multi[] = {"MULTI"};
-    size_t multi_len[] = {5};
-    int queued = redisAppendCommandArgv(c->ctx, 1, multi, multi_len) == REDIS_OK;
+    int queued = redisAppendCommandArgv(c->ctx, 1, multi, NULL) == REDIS_OK;
     for (size_t i = 0; queued && i < n; i++)
         queued = append_dead_letter(c, entries[i], reasons[i], now) == 0;
     if (queued) {
-        size_t argc = 3 + n;
-        const char **argv = malloc(argc * sizeof(*argv));
-        size_t *lens = malloc(argc * sizeof(*lens));
-        if (argv && lens) {
-            argv[0] = "XACK";
-            argv[1] = KEYS_EVENTS;
-            argv[2] = c->cfg.group;
-            lengths(3, argv, lens);
-            for (size_t i = 0; i < n; i++) {
-                argv[3 + i] = entries[i]->id;
-                lens[3 + i] = entries[i]->id_len;
-            }
-            queued = redisAppendCommandArgv(c->ctx, (int)argc, argv, lens) == REDIS_OK;
-        } else {
-            queued = 0;
+        const char *head[] = {"XACK", KEYS_EVENTS, c->cfg.group};
+        const char **argv;
+        size_t *lens;
+        int argc = id_args(head, 3, NULL, entries, n, &argv, &lens);
+        queued = argc > 0 && redisAppendCommandArgv(c->ctx, argc, argv, lens) == REDIS_OK;
+        if (argc > 0) {
+            free(argv);
+            free(lens);
         }
-        free(argv);
-        free(lens);
     }
     const char *exec[] = {"EXEC"};
-    size_t exec_len[] = {4};
-    if (!queued || redisAppendCommandArgv(c->ctx, 1, exec, exec_len) != REDIS_OK) {
+    if (!queued || redisAppendCommandArgv(c->ctx, 1, exec, NULL) != REDIS_OK) {
         /* Half a transaction may sit in the output buffer: only a new connection is clean. */
         drop(c, "queueing dead letters");
         return -1;
@@ -523,27 +511,15 @@ int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
     out->length = out->pending = 0;
     out->lag = -1;
     const char *xlen[] = {"XLEN", KEYS_EVENTS};
-    size_t lens[3];
-    lengths(2, xlen, lens);
-    redisReply *r = command(c, "XLEN", 2, xlen, lens);
-    if (!r)
+    redisReply *r;
+    if (call(c, "XLEN", 2, xlen, NULL, &r))
         return -1;
-    if (is_error(c, r, "XLEN")) {
-        freeReplyObject(r);
-        return -1;
-    }
     out->length = r->integer;
     freeReplyObject(r);
 
     const char *info[] = {"XINFO", "GROUPS", KEYS_EVENTS};
-    lengths(3, info, lens);
-    r = command(c, "XINFO GROUPS", 3, info, lens);
-    if (!r)
+    if (call(c, "XINFO GROUPS", 3, info, NULL, &r))
         return -1;
-    if (is_error(c, r, "XINFO GROUPS")) {
-        freeReplyObject(r);
-        return -1;
-    }
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *name = field(r->element[i], "name");
         if (!name || name->type != REDIS_REPLY_STRING || strcmp(name->str, c->cfg.group) != 0)
@@ -557,15 +533,9 @@ int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
 
 int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
     const char *argv[] = {"XINFO", "CONSUMERS", KEYS_EVENTS, c->cfg.group};
-    size_t lens[5];
-    lengths(4, argv, lens);
-    redisReply *r = command(c, "XINFO CONSUMERS", 4, argv, lens);
-    if (!r)
+    redisReply *r;
+    if (call(c, "XINFO CONSUMERS", 4, argv, NULL, &r))
         return -1;
-    if (is_error(c, r, "XINFO CONSUMERS")) {
-        freeReplyObject(r);
-        return -1;
-    }
     int removed = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *name = field(r->element[i], "name");
@@ -575,18 +545,16 @@ int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
             int_value(field(r->element[i], "idle"), 0) < idle_ms)
             continue;
         const char *del[] = {"XGROUP", "DELCONSUMER", KEYS_EVENTS, c->cfg.group, name->str};
-        size_t dlens[5];
-        lengths(5, del, dlens);
-        redisReply *d = command(c, "XGROUP DELCONSUMER", 5, del, dlens);
-        if (!d)
+        /* DELCONSUMER returns the pending count it dropped; 0 was checked just above. An error
+         * reply skips this consumer; a lost connection ends the scan. */
+        int rc = call(c, "XGROUP DELCONSUMER", 5, del, NULL, NULL);
+        if (rc < 0)
             break;
-        /* DELCONSUMER returns the pending count it dropped; 0 was checked just above. */
-        if (!is_error(c, d, "XGROUP DELCONSUMER")) {
+        if (rc == 0) {
             removed++;
             log_json(c->lg, LOG_INFO, "idle consumer removed",
                      json_pack("{s:s}", "consumer", name->str));
         }
-        freeReplyObject(d);
     }
     freeReplyObject(r);
     return c->ctx ? removed : -1;

@@ -14,27 +14,18 @@ endforeach()
 
 file(GLOB arch_integration_tests CONFIGURE_DEPENDS
     ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_archiver*.c)
+set(arch_harness ${CMAKE_CURRENT_SOURCE_DIR}/integration/archiver_harness.c)
 foreach(src ${arch_integration_tests})
     get_filename_component(name ${src} NAME_WE)
     if(TARGET it_${name})
+        target_sources(it_${name} PRIVATE ${arch_harness})
         target_link_libraries(it_${name} PRIVATE rrm_archiver_core)
     else()
-        add_cmocka_test(it_${name} integration SOURCES ${src} LIBS rrm_archiver_core
-            rrm_testsupport rrm_shared PkgConfig::HIREDIS PkgConfig::JANSSON TIMEOUT 180)
+        add_cmocka_test(it_${name} integration SOURCES ${src} ${arch_harness} LIBS
+            rrm_archiver_core rrm_testsupport rrm_shared PkgConfig::HIREDIS PkgConfig::JANSSON
+            TIMEOUT 180)
     endif()
     add_dependencies(it_${name} rrm-archiver)
     set_property(TEST it_${name} APPEND PROPERTY ENVIRONMENT
         "RRM_ARCHIVER_BIN=$<TARGET_FILE:rrm-archiver>")
 endforeach()
-
-# rrm-archive-bench: fills a fresh stream on private servers and times rrm-archiver draining it.
-# Built here because it starts its servers with the test support library.
-if(TARGET rrm_testsupport)
-    add_executable(rrm-archive-bench ${PROJECT_SOURCE_DIR}/archiver/bench.c)
-    target_link_libraries(rrm-archive-bench PRIVATE rrm_archiver_core rrm_testsupport)
-    set_target_properties(rrm-archive-bench PROPERTIES
-        RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/archiver)
-    add_dependencies(rrm-archive-bench rrm-archiver)
-    target_compile_definitions(rrm-archive-bench PRIVATE
-        RRM_ARCHIVER_DEFAULT_BIN="$<TARGET_FILE:rrm-archiver>")
-endif()

@@ -1,7 +1,25 @@
 /* Full chain: WebSocket clients talk through a real rrm-frontend, which appends the archive events,
  * and rrm-archiver stores them. Checks that everything the frontend emits decodes (no dead
  * letters) and lands in the seed's tables with the bytes the clients sent. */
-#include "test_archiver_harness.h"
+#include "archiver_harness.h"
+
+#include "keys.h"
+#include "mariadb_server.h"
+#include "proc.h"
+#include "redis_server.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "wsclient.h"
 
@@ -9,8 +27,9 @@ static pid_t frontend_pid;
 static int frontend_port;
 
 static int e2e_setup(void **state) {
-    if (h_setup(state))
+    if (ah_setup(state))
         return -1;
+    struct arch_harness *h = *state;
     const char *bin = getenv("RRM_FRONTEND_BIN");
     if (!bin || access(bin, X_OK) != 0) {
         fprintf(stderr, "RRM_FRONTEND_BIN not available; the chain test is skipped\n");
@@ -19,8 +38,9 @@ static int e2e_setup(void **state) {
     frontend_port = proc_free_port();
     char port[40], redis_port[40], log[600];
     snprintf(port, sizeof(port), "RRM_PORT=%d", frontend_port);
-    snprintf(redis_port, sizeof(redis_port), "RRM_REDIS_PORT=%d", redis_server_port(H.redis));
-    snprintf(log, sizeof(log), "%s/frontend.log", H.dir);
+    snprintf(redis_port, sizeof(redis_port), "RRM_REDIS_PORT=%d",
+             redis_server_port(ah_redis_server(h)));
+    snprintf(log, sizeof(log), "%s/frontend.log", ah_dir(h));
     const char *env[] = {port,
                          "RRM_BIND=127.0.0.1",
                          "RRM_REDIS_HOST=127.0.0.1",
@@ -33,12 +53,12 @@ static int e2e_setup(void **state) {
     frontend_pid = proc_spawn(argv, env, log);
     if (frontend_pid <= 0)
         return -1;
-    int64_t deadline = proc_now_ms() + H_WAIT_MS;
+    int64_t deadline = proc_now_ms() + AH_WAIT_MS;
     while (proc_remaining_ms(deadline) > 0) {
         int status = 0;
         if (proc_http_get(frontend_port, "/readyz", 1000, &status, NULL) == 0 && status == 200)
             return 0;
-        h_sleep_ms(20);
+        ah_sleep_ms(20);
     }
     proc_dump_file_tail(log, 4000);
     return -1;
@@ -47,7 +67,7 @@ static int e2e_setup(void **state) {
 static int e2e_teardown(void **state) {
     if (frontend_pid > 0)
         proc_stop(frontend_pid, SIGTERM, 15000, NULL);
-    return h_teardown(state);
+    return ah_teardown(state);
 }
 
 static struct wsc *join(const char *identify) {
@@ -61,12 +81,12 @@ static struct wsc *join(const char *identify) {
 }
 
 static void test_frontend_events_are_archived(void **state) {
-    (void)state;
+    struct arch_harness *h = *state;
     if (frontend_pid <= 0)
         skip();
-    h_fresh("arch_e2e");
-    struct archiver a;
-    h_start(&a, "e2e-1", NULL);
+    ah_fresh(h, "arch_e2e");
+    struct ah_archiver a;
+    ah_start(h, &a, "e2e-1", NULL);
 
     struct wsc *alice = join("{\"device_id\":\"alice\",\"identity\":\"Alice \xf0\x9f\x93\xb1\","
                              "\"room_id\":\"E2E1\"}");
@@ -101,32 +121,35 @@ static void test_frontend_events_are_archived(void **state) {
     wsc_close(bob);
 
     /* Both connections closed and the empty room recycled: the last events of the chain. */
-    h_wait_int(2, H_WAIT_MS,
-               "SELECT COUNT(*) FROM connections WHERE disconnected_at IS NOT NULL AND "
-               "connected_at IS NOT NULL AND event_id IS NOT NULL");
-    h_wait_int(1, H_WAIT_MS, "SELECT COUNT(*) FROM rooms WHERE recycled_at IS NOT NULL");
-    h_wait_drained(H_WAIT_MS);
+    ah_wait_int(h, 2, AH_WAIT_MS,
+                "SELECT COUNT(*) FROM connections WHERE disconnected_at IS NOT NULL AND "
+                "connected_at IS NOT NULL AND event_id IS NOT NULL");
+    ah_wait_int(h, 1, AH_WAIT_MS, "SELECT COUNT(*) FROM rooms WHERE recycled_at IS NOT NULL");
+    ah_wait_drained(h, AH_WAIT_MS);
 
-    assert_int_equal(h_redis_int("XLEN %s", KEYS_DEAD_LETTER), 0);
-    h_expect("E2E1|alice", "SELECT CONCAT_WS('|', room_id, created_by_device) FROM rooms");
-    h_expect("Alice \xf0\x9f\x93\xb1|1|E2E1",
-             "SELECT CONCAT_WS('|', identity, connect_count, last_room_id) FROM devices "
-             "WHERE device_id = 'alice'");
-    h_expect("127.0.0.1|fe-e2e|E2E1", "SELECT CONCAT_WS('|', client_ip, node, room_id) FROM "
-                                      "connections WHERE device_id = 'bob'");
-    h_expect("2", "SELECT COUNT(*) FROM messages");
-    h_expect(text, "SELECT CONVERT(message_content USING utf8mb4) FROM messages WHERE "
-                   "message_type <> 'binary'");
+    assert_int_equal(ah_redis_int(h, "XLEN %s", KEYS_DEAD_LETTER), 0);
+    ah_expect(h, "E2E1|alice", "SELECT CONCAT_WS('|', room_id, created_by_device) FROM rooms");
+    ah_expect(h, "Alice \xf0\x9f\x93\xb1|1|E2E1",
+              "SELECT CONCAT_WS('|', identity, connect_count, last_room_id) FROM devices "
+              "WHERE device_id = 'alice'");
+    ah_expect(h, "127.0.0.1|fe-e2e|E2E1",
+              "SELECT CONCAT_WS('|', client_ip, node, room_id) FROM "
+              "connections WHERE device_id = 'bob'");
+    ah_expect(h, "2", "SELECT COUNT(*) FROM messages");
+    ah_expect(h, text,
+              "SELECT CONVERT(message_content USING utf8mb4) FROM messages WHERE "
+              "message_type <> 'binary'");
     char hex[600];
     for (int i = 0; i < 256; i++)
         snprintf(hex + 2 * i, 3, "%02X", bytes[i]);
-    h_expect(hex, "SELECT HEX(message_content) FROM messages WHERE message_type = 'binary'");
-    h_expect("alice|256", "SELECT CONCAT_WS('|', from_device_id, message_size) FROM messages "
-                          "WHERE message_type = 'binary'");
-    h_expect("2", "SELECT COUNT(DISTINCT seq) FROM messages WHERE room_id = 'E2E1'");
-    h_expect("bob|2", "SELECT CONCAT_WS('|', device_id, total_clients) FROM room_queries");
-    h_expect("2", "SELECT COUNT(*) FROM room_events WHERE room_id = 'E2E1'");
-    assert_int_equal(WEXITSTATUS(h_stop(&a, SIGTERM)), 0);
+    ah_expect(h, hex, "SELECT HEX(message_content) FROM messages WHERE message_type = 'binary'");
+    ah_expect(h, "alice|256",
+              "SELECT CONCAT_WS('|', from_device_id, message_size) FROM messages "
+              "WHERE message_type = 'binary'");
+    ah_expect(h, "2", "SELECT COUNT(DISTINCT seq) FROM messages WHERE room_id = 'E2E1'");
+    ah_expect(h, "bob|2", "SELECT CONCAT_WS('|', device_id, total_clients) FROM room_queries");
+    ah_expect(h, "2", "SELECT COUNT(*) FROM room_events WHERE room_id = 'E2E1'");
+    assert_int_equal(WEXITSTATUS(ah_stop(&a, SIGTERM)), 0);
 }
 
 int main(void) {

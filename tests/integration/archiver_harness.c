@@ -1,9 +1,13 @@
-/* Shared by the archiver integration tests: one private redis-server and mariadbd per test binary,
- * rrm-archiver processes started against them, events appended like the frontends do (event.h
- * encoding, XADD to rrm:events), and waits that poll a condition until a deadline. Each test gets a
- * fresh stream and its own database. Included by one .c file per test binary. */
-#ifndef TEST_ARCHIVER_HARNESS_H
-#define TEST_ARCHIVER_HARNESS_H
+/* The archiver integration tests' servers and helpers (see archiver_harness.h).
+ *
+ * Archiver logs are numbered in the order they were made (<dir>/archiver-<n>.log), so that
+ * ah_dump_logs can show every one of them when a wait times out. */
+#include "archiver_harness.h"
+
+#include "keys.h"
+#include "mariadb_server.h"
+#include "proc.h"
+#include "redis_server.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,113 +15,120 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "event.h"
-#include "keys.h"
-#include "mariadb_server.h"
-#include "proc.h"
-#include "redis_server.h"
-
-#include <errno.h>
-#include <hiredis/hiredis.h>
-#include <inttypes.h>
-#include <mysql.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#define H_FN static __attribute__((unused))
-#define H_WAIT_MS 30000
-#define H_GROUP "rrm-archivers"
-
-struct harness {
+struct arch_harness {
     struct redis_server *redis;
     struct mariadb_server *db;
-    redisContext *rc;
-    MYSQL *my; /* connected to dbname, reopened as needed */
+    redisContext *rc; /* reopened by ah_redis_client after it was lost or closed */
+    MYSQL *my;        /* connected to dbname, reopened as needed */
     char *dir;
     const char *bin;
     char dbname[64];
-    int logs; /* archiver log files made so far */
+    int logs; /* log files named by ah_log_path so far */
 };
 
-static struct harness H;
-
-struct archiver {
-    pid_t pid;
-    char name[64];
-    char log[512];
-};
-
-H_FN void h_sleep_ms(int ms) {
+void ah_sleep_ms(int ms) {
     poll(NULL, 0, ms);
 }
 
-H_FN int h_setup(void **state) {
-    (void)state;
-    H.bin = getenv("RRM_ARCHIVER_BIN");
-    if (!H.bin) {
+int ah_setup(void **state) {
+    struct arch_harness *h = calloc(1, sizeof(*h));
+    *state = h;
+    if (!h)
+        return -1;
+    h->bin = getenv("RRM_ARCHIVER_BIN");
+    if (!h->bin) {
         fprintf(stderr, "RRM_ARCHIVER_BIN is not set (run through ctest)\n");
         return -1;
     }
-    H.dir = proc_tmpdir("archiver-it");
-    H.redis = redis_server_start();
-    H.db = mariadb_server_start();
-    if (!H.dir || !H.redis || !H.db)
+    h->dir = proc_tmpdir("archiver-it");
+    h->redis = redis_server_start();
+    h->db = mariadb_server_start();
+    if (!h->dir || !h->redis || !h->db)
         return -1;
-    H.rc = redis_server_client(H.redis);
-    return H.rc ? 0 : -1;
+    h->rc = redis_server_client(h->redis);
+    return h->rc ? 0 : -1;
 }
 
-H_FN int h_teardown(void **state) {
-    (void)state;
-    if (H.my)
-        mysql_close(H.my);
-    if (H.rc)
-        redisFree(H.rc);
-    redis_server_destroy(H.redis);
-    mariadb_server_destroy(H.db);
-    if (H.dir) {
+int ah_teardown(void **state) {
+    struct arch_harness *h = *state;
+    if (!h)
+        return 0;
+    if (h->my)
+        mysql_close(h->my);
+    if (h->rc)
+        redisFree(h->rc);
+    redis_server_destroy(h->redis);
+    mariadb_server_destroy(h->db);
+    if (h->dir) {
         /* RRM_KEEP_TEST_LOGS=1 keeps the archivers' logs for a look after the run. */
         if (getenv("RRM_KEEP_TEST_LOGS"))
-            fprintf(stderr, "archiver logs kept in %s\n", H.dir);
+            fprintf(stderr, "archiver logs kept in %s\n", h->dir);
         else
-            proc_rmtree(H.dir);
-        free(H.dir);
+            proc_rmtree(h->dir);
+        free(h->dir);
     }
     mysql_library_end();
-    memset(&H, 0, sizeof(H));
+    free(h);
+    *state = NULL;
     return 0;
 }
 
-/* A Redis command with printf-style arguments (no binary values); caller frees the reply. */
-H_FN redisReply *h_redis(const char *fmt, ...) {
-    if (!H.rc) {
-        H.rc = redis_server_client(H.redis);
-        if (!H.rc)
-            return NULL;
-    }
+struct redis_server *ah_redis_server(const struct arch_harness *h) {
+    return h->redis;
+}
+
+struct mariadb_server *ah_db(const struct arch_harness *h) {
+    return h->db;
+}
+
+const char *ah_dir(const struct arch_harness *h) {
+    return h->dir;
+}
+
+const char *ah_bin(const struct arch_harness *h) {
+    return h->bin;
+}
+
+void ah_log_path(struct arch_harness *h, const char *prefix, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s-%d.log", h->dir, prefix, ++h->logs);
+}
+
+redisContext *ah_redis_client(struct arch_harness *h) {
+    if (!h->rc)
+        h->rc = redis_server_client(h->redis);
+    return h->rc;
+}
+
+void ah_redis_close(struct arch_harness *h) {
+    if (h->rc)
+        redisFree(h->rc);
+    h->rc = NULL;
+}
+
+redisReply *ah_redis(struct arch_harness *h, const char *fmt, ...) {
+    if (!ah_redis_client(h))
+        return NULL;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(H.rc, fmt, ap);
+    redisReply *r = redisvCommand(h->rc, fmt, ap);
     va_end(ap);
     if (!r) {
-        redisFree(H.rc);
-        H.rc = NULL;
+        redisFree(h->rc);
+        h->rc = NULL;
     }
     return r;
 }
 
-H_FN void h_redis_ok(const char *fmt, ...) {
+void ah_redis_ok(struct arch_harness *h, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    if (!H.rc)
-        H.rc = redis_server_client(H.redis);
-    assert_non_null(H.rc);
-    redisReply *r = redisvCommand(H.rc, fmt, ap);
+    assert_non_null(ah_redis_client(h));
+    redisReply *r = redisvCommand(h->rc, fmt, ap);
     va_end(ap);
     assert_non_null(r);
     if (r->type == REDIS_REPLY_ERROR)
@@ -125,10 +136,10 @@ H_FN void h_redis_ok(const char *fmt, ...) {
     freeReplyObject(r);
 }
 
-H_FN long long h_redis_int(const char *fmt, ...) {
+long long ah_redis_int(struct arch_harness *h, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = H.rc ? redisvCommand(H.rc, fmt, ap) : NULL;
+    redisReply *r = h->rc ? redisvCommand(h->rc, fmt, ap) : NULL;
     va_end(ap);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
@@ -137,60 +148,56 @@ H_FN long long h_redis_int(const char *fmt, ...) {
     return v;
 }
 
-/* Drops the connection to the test database (e.g. after a restart). */
-H_FN void h_db_reset(void) {
-    if (H.my)
-        mysql_close(H.my);
-    H.my = NULL;
+void ah_db_reset(struct arch_harness *h) {
+    if (h->my)
+        mysql_close(h->my);
+    h->my = NULL;
 }
 
-/* A fresh stream and database for one test. */
-H_FN void h_fresh(const char *dbname) {
-    h_redis_ok("FLUSHALL");
-    h_db_reset();
-    snprintf(H.dbname, sizeof(H.dbname), "%s", dbname);
+void ah_fresh(struct arch_harness *h, const char *dbname) {
+    ah_redis_ok(h, "FLUSHALL");
+    ah_db_reset(h);
+    snprintf(h->dbname, sizeof(h->dbname), "%s", dbname);
     char sql[128];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS `%s`", dbname);
-    assert_int_equal(mariadb_server_exec(H.db, sql), 0);
+    assert_int_equal(mariadb_server_exec(h->db, sql), 0);
 }
 
-/* Runs sql in the test database; returns its result (caller frees) or NULL on any error, which is
- * printed unless quiet. Statements without a result return NULL with *ok set. */
-H_FN MYSQL_RES *h_query(const char *sql, int quiet, int *ok) {
+MYSQL_RES *ah_query(struct arch_harness *h, const char *sql, int quiet, int *ok) {
     if (ok)
         *ok = 0;
-    if (!H.my) {
+    if (!h->my) {
         MYSQL *m = mysql_init(NULL);
         unsigned int t = 10;
         mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
         mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &t);
         mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &t);
         if (!mysql_real_connect(m, "127.0.0.1", MARIADB_SERVER_USER, MARIADB_SERVER_PASSWORD,
-                                H.dbname, (unsigned int)mariadb_server_port(H.db), NULL, 0)) {
+                                h->dbname, (unsigned int)mariadb_server_port(h->db), NULL, 0)) {
             if (!quiet)
-                fprintf(stderr, "connect %s: %s\n", H.dbname, mysql_error(m));
+                fprintf(stderr, "connect %s: %s\n", h->dbname, mysql_error(m));
             mysql_close(m);
             return NULL;
         }
         mysql_query(m, "SET time_zone = '+00:00'");
-        H.my = m;
+        h->my = m;
     }
-    if (mysql_query(H.my, sql)) {
+    if (mysql_query(h->my, sql)) {
         if (!quiet)
-            fprintf(stderr, "query failed: %s\n  %s\n", mysql_error(H.my), sql);
-        if (mysql_errno(H.my) >= 2000)
-            h_db_reset();
+            fprintf(stderr, "query failed: %s\n  %s\n", mysql_error(h->my), sql);
+        if (mysql_errno(h->my) >= 2000)
+            ah_db_reset(h);
         return NULL;
     }
-    MYSQL_RES *res = mysql_store_result(H.my);
-    if (!res && ok && mysql_field_count(H.my) == 0)
+    MYSQL_RES *res = mysql_store_result(h->my);
+    if (!res && ok && mysql_field_count(h->my) == 0)
         *ok = 1;
     return res;
 }
 
-H_FN void h_exec(const char *sql) {
+void ah_exec(struct arch_harness *h, const char *sql) {
     int ok = 0;
-    MYSQL_RES *res = h_query(sql, 0, &ok);
+    MYSQL_RES *res = ah_query(h, sql, 0, &ok);
     if (res) {
         mysql_free_result(res);
         ok = 1;
@@ -199,8 +206,8 @@ H_FN void h_exec(const char *sql) {
 }
 
 /* First column of the first row as a string (malloc'd; "NULL" for SQL NULL), or NULL on error. */
-H_FN char *h_query_str_q(const char *sql, int quiet) {
-    MYSQL_RES *res = h_query(sql, quiet, NULL);
+static char *query_str_q(struct arch_harness *h, const char *sql, int quiet) {
+    MYSQL_RES *res = ah_query(h, sql, quiet, NULL);
     if (!res)
         return NULL;
     MYSQL_ROW row = mysql_fetch_row(res);
@@ -209,26 +216,25 @@ H_FN char *h_query_str_q(const char *sql, int quiet) {
     return out;
 }
 
-H_FN char *h_str(const char *fmt, ...) {
+char *ah_str(struct arch_harness *h, const char *fmt, ...) {
     char sql[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
-    char *s = h_query_str_q(sql, 0);
+    char *s = query_str_q(h, sql, 0);
     if (!s)
         fail_msg("query failed: %s", sql);
     return s;
 }
 
-/* Asserts that the first column of the first row of the query equals want. */
-H_FN void h_expect(const char *want, const char *fmt, ...) {
+void ah_expect(struct arch_harness *h, const char *want, const char *fmt, ...) {
     char sql[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
-    char *got = h_query_str_q(sql, 0);
+    char *got = query_str_q(h, sql, 0);
     if (!got)
         fail_msg("query failed: %s", sql);
     if (strcmp(got, want) != 0) {
@@ -239,24 +245,23 @@ H_FN void h_expect(const char *want, const char *fmt, ...) {
     free(got);
 }
 
-H_FN long long h_int_q(const char *sql) {
-    char *s = h_query_str_q(sql, 1);
+long long ah_int_q(struct arch_harness *h, const char *sql) {
+    char *s = query_str_q(h, sql, 1);
     long long v =
         (s && strcmp(s, "NULL") != 0 && strcmp(s, "(no row)") != 0) ? strtoll(s, NULL, 10) : -1;
     free(s);
     return v;
 }
 
-H_FN void h_dump_logs(void) {
+void ah_dump_logs(struct arch_harness *h) {
     char path[600];
-    for (int i = 1; i <= H.logs; i++) {
-        snprintf(path, sizeof(path), "%s/archiver-%d.log", H.dir, i);
+    for (int i = 1; i <= h->logs; i++) {
+        snprintf(path, sizeof(path), "%s/archiver-%d.log", h->dir, i);
         proc_dump_file_tail(path, 4000);
     }
 }
 
-/* Polls sql (one integer) until it equals want; fails with the archivers' logs at the deadline. */
-H_FN void h_wait_int(long long want, int timeout_ms, const char *fmt, ...) {
+void ah_wait_int(struct arch_harness *h, long long want, int timeout_ms, const char *fmt, ...) {
     char sql[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -265,34 +270,34 @@ H_FN void h_wait_int(long long want, int timeout_ms, const char *fmt, ...) {
     int64_t deadline = proc_now_ms() + timeout_ms;
     long long got = -1;
     while (proc_remaining_ms(deadline) > 0) {
-        got = h_int_q(sql);
+        got = ah_int_q(h, sql);
         if (got == want)
             return;
-        h_sleep_ms(20);
+        ah_sleep_ms(20);
     }
-    h_dump_logs();
+    ah_dump_logs(h);
     fail_msg("timed out waiting for %s = %lld (last %lld)", sql, want, got);
 }
 
-/* Like h_wait_int but waits for a value >= want; returns the value seen. */
-H_FN long long h_wait_at_least(long long want, int timeout_ms, const char *sql) {
+long long ah_wait_at_least(struct arch_harness *h, long long want, int timeout_ms,
+                           const char *sql) {
     int64_t deadline = proc_now_ms() + timeout_ms;
     long long got = -1;
     while (proc_remaining_ms(deadline) > 0) {
-        got = h_int_q(sql);
+        got = ah_int_q(h, sql);
         if (got >= want)
             return got;
-        h_sleep_ms(10);
+        ah_sleep_ms(10);
     }
-    h_dump_logs();
+    ah_dump_logs(h);
     fail_msg("timed out waiting for %s >= %lld (last %lld)", sql, want, got);
     return got;
 }
 
-/* Pending entries and lag of the archivers' group (-1 if the group does not exist). */
-H_FN void h_group_state(long long *pending, long long *lag, long long *entries_read) {
+void ah_group_state(struct arch_harness *h, long long *pending, long long *lag,
+                    long long *entries_read) {
     *pending = *lag = *entries_read = -1;
-    redisReply *r = h_redis("XINFO GROUPS %s", KEYS_EVENTS);
+    redisReply *r = ah_redis(h, "XINFO GROUPS %s", KEYS_EVENTS);
     if (!r)
         return;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -300,7 +305,7 @@ H_FN void h_group_state(long long *pending, long long *lag, long long *entries_r
         int ours = 0;
         for (size_t k = 0; k + 1 < g->elements; k += 2)
             if (strcmp(g->element[k]->str, "name") == 0 &&
-                strcmp(g->element[k + 1]->str, H_GROUP) == 0)
+                strcmp(g->element[k + 1]->str, AH_GROUP) == 0)
                 ours = 1;
         if (!ours)
             continue;
@@ -318,33 +323,31 @@ H_FN void h_group_state(long long *pending, long long *lag, long long *entries_r
     freeReplyObject(r);
 }
 
-/* Waits until the group has read every entry and acknowledged it: everything is committed. */
-H_FN void h_wait_drained(int timeout_ms) {
+void ah_wait_drained(struct arch_harness *h, int timeout_ms) {
     int64_t deadline = proc_now_ms() + timeout_ms;
     long long pending = -1, lag = -1, read = -1;
     long long len = -1;
     while (proc_remaining_ms(deadline) > 0) {
-        h_group_state(&pending, &lag, &read);
-        redisReply *r = h_redis("XLEN %s", KEYS_EVENTS);
+        ah_group_state(h, &pending, &lag, &read);
+        redisReply *r = ah_redis(h, "XLEN %s", KEYS_EVENTS);
         len = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
         if (r)
             freeReplyObject(r);
         if (pending == 0 && lag == 0)
             return;
-        h_sleep_ms(20);
+        ah_sleep_ms(20);
     }
-    h_dump_logs();
+    ah_dump_logs(h);
     fail_msg("group not drained: pending %lld lag %lld entries-read %lld length %lld", pending, lag,
              read, len);
 }
 
-/* Appends ev to rrm:events like a frontend; the entry id goes to id (if not NULL). */
-H_FN void h_xadd(const struct rrm_event *ev, char *id, size_t idcap) {
+void ah_xadd(struct arch_harness *h, const struct rrm_event *ev, char *id, size_t idcap) {
     struct event_numbers nums;
     const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
     size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
     size_t n = 3 + event_encode_argv(ev, &nums, argv + 3, lens + 3);
-    redisReply *r = redisCommandArgv(H.rc, (int)n, argv, lens);
+    redisReply *r = redisCommandArgv(h->rc, (int)n, argv, lens);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     if (id)
@@ -352,9 +355,8 @@ H_FN void h_xadd(const struct rrm_event *ev, char *id, size_t idcap) {
     freeReplyObject(r);
 }
 
-/* Appends a raw entry (names[i] = values[i], given lengths) to rrm:events. */
-H_FN void h_xadd_raw(size_t n, const char *const *names, const char *const *values,
-                     const size_t *value_lens, char *id, size_t idcap) {
+void ah_xadd_raw(struct arch_harness *h, size_t n, const char *const *names,
+                 const char *const *values, const size_t *value_lens, char *id, size_t idcap) {
     const char *argv[64];
     size_t lens[64];
     assert_true(3 + 2 * n <= 64);
@@ -369,7 +371,7 @@ H_FN void h_xadd_raw(size_t n, const char *const *names, const char *const *valu
         argv[4 + 2 * i] = values[i];
         lens[4 + 2 * i] = value_lens ? value_lens[i] : strlen(values[i]);
     }
-    redisReply *r = redisCommandArgv(H.rc, (int)(3 + 2 * n), argv, lens);
+    redisReply *r = redisCommandArgv(h->rc, (int)(3 + 2 * n), argv, lens);
     assert_non_null(r);
     if (r->type != REDIS_REPLY_STRING)
         fail_msg("XADD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -378,9 +380,7 @@ H_FN void h_xadd_raw(size_t n, const char *const *names, const char *const *valu
     freeReplyObject(r);
 }
 
-/* Appends `count` message events numbered first.. (room "R<k % rooms>", seq = number), pipelined;
- * every tenth is a query event instead when with_queries is set. Returns how many were queries. */
-H_FN int h_xadd_messages(int first, int count, int rooms, int with_queries) {
+int ah_xadd_messages(struct arch_harness *h, int first, int count, int rooms, int with_queries) {
     int queries = 0;
     for (int i = first; i < first + count; i++) {
         char room[16], device[24], body[96];
@@ -408,13 +408,13 @@ H_FN int h_xadd_messages(int first, int count, int rooms, int with_queries) {
         const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
         size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
         size_t n = 3 + event_encode_argv(&ev, &nums, argv + 3, lens + 3);
-        assert_int_equal(redisAppendCommandArgv(H.rc, (int)n, argv, lens), REDIS_OK);
+        assert_int_equal(redisAppendCommandArgv(h->rc, (int)n, argv, lens), REDIS_OK);
         /* Drain replies now and then so neither side buffers the whole run. */
         if ((i - first) % 1000 == 999 || i == first + count - 1) {
             int pending = (i - first) % 1000 + 1;
             for (int k = 0; k < pending; k++) {
                 redisReply *r = NULL;
-                assert_int_equal(redisGetReply(H.rc, (void **)&r), REDIS_OK);
+                assert_int_equal(redisGetReply(h->rc, (void **)&r), REDIS_OK);
                 assert_int_equal(r->type, REDIS_REPLY_STRING);
                 freeReplyObject(r);
             }
@@ -423,13 +423,12 @@ H_FN int h_xadd_messages(int first, int count, int rooms, int with_queries) {
     return queries;
 }
 
-/* Starts rrm-archiver as consumer `name` on the test's servers and database. extra ("K=V", NULL
- * terminated, may be NULL) override the defaults below. */
-H_FN void h_start(struct archiver *a, const char *name, const char *const *extra) {
+void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
+              const char *const *extra) {
     char redis_port[40], mysql_port[40], db[96], consumer[96];
-    snprintf(redis_port, sizeof(redis_port), "RRM_REDIS_PORT=%d", redis_server_port(H.redis));
-    snprintf(mysql_port, sizeof(mysql_port), "RRM_MYSQL_PORT=%d", mariadb_server_port(H.db));
-    snprintf(db, sizeof(db), "RRM_MYSQL_DATABASE=%s", H.dbname);
+    snprintf(redis_port, sizeof(redis_port), "RRM_REDIS_PORT=%d", redis_server_port(h->redis));
+    snprintf(mysql_port, sizeof(mysql_port), "RRM_MYSQL_PORT=%d", mariadb_server_port(h->db));
+    snprintf(db, sizeof(db), "RRM_MYSQL_DATABASE=%s", h->dbname);
     snprintf(consumer, sizeof(consumer), "RRM_CONSUMER=%s", name);
     const char *defaults[] = {
         "RRM_REDIS_HOST=127.0.0.1",
@@ -462,14 +461,13 @@ H_FN void h_start(struct archiver *a, const char *name, const char *const *extra
     env[n] = NULL;
     memset(a, 0, sizeof(*a));
     snprintf(a->name, sizeof(a->name), "%s", name);
-    snprintf(a->log, sizeof(a->log), "%s/archiver-%d.log", H.dir, ++H.logs);
-    const char *argv[] = {H.bin, NULL};
+    ah_log_path(h, "archiver", a->log, sizeof(a->log));
+    const char *argv[] = {h->bin, NULL};
     a->pid = proc_spawn(argv, env, a->log);
     assert_true(a->pid > 0);
 }
 
-/* Stops an archiver with sig and returns its raw wait status. */
-H_FN int h_stop(struct archiver *a, int sig) {
+int ah_stop(struct ah_archiver *a, int sig) {
     int status = -1;
     if (a->pid <= 0)
         return status;
@@ -478,8 +476,7 @@ H_FN int h_stop(struct archiver *a, int sig) {
     return status;
 }
 
-/* Number of lines of an archiver's log that contain needle. */
-H_FN int h_log_count(const struct archiver *a, const char *needle) {
+int ah_log_count(const struct ah_archiver *a, const char *needle) {
     FILE *f = fopen(a->log, "r");
     if (!f)
         return 0;
@@ -491,20 +488,19 @@ H_FN int h_log_count(const struct archiver *a, const char *needle) {
     return n;
 }
 
-/* Waits until an archiver's log has at least `count` lines containing needle. */
-H_FN void h_wait_log(const struct archiver *a, const char *needle, int count, int timeout_ms) {
+void ah_wait_log(struct arch_harness *h, const struct ah_archiver *a, const char *needle, int count,
+                 int timeout_ms) {
     int64_t deadline = proc_now_ms() + timeout_ms;
     while (proc_remaining_ms(deadline) > 0) {
-        if (h_log_count(a, needle) >= count)
+        if (ah_log_count(a, needle) >= count)
             return;
-        h_sleep_ms(20);
+        ah_sleep_ms(20);
     }
-    h_dump_logs();
+    ah_dump_logs(h);
     fail_msg("timed out waiting for %d log lines with '%s'", count, needle);
 }
 
-/* Whole content of a file (malloc'd) or NULL. */
-H_FN char *h_read_file(const char *path) {
+char *ah_read_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -521,5 +517,3 @@ H_FN char *h_read_file(const char *path) {
     fclose(f);
     return buf;
 }
-
-#endif
