@@ -16,6 +16,7 @@ struct fanout;
 struct hmap;
 struct node;
 struct outq;
+struct room_ops;
 struct edge;
 
 /* Counters exported by /metrics and the status record. */
@@ -63,6 +64,8 @@ struct app {
     long pending_writes;    /* leave/restore scripts not yet answered (drain waits for them) */
     long queries_in_flight; /* room queries not yet answered (room.c bounds them) */
     struct fanout *fanout;
+    const struct room_ops *room_ops; /* how room.c's replies reach connections */
+    void *room_arg;
     struct node *node;
     struct hmap *sessions; /* local connection number -> struct session */
 

@@ -255,6 +255,8 @@ int main(int argc, char **argv) {
     app.vh = lws_create_vhost(app.cx, &info);
     app.sessions = hmap_create();
     app.fanout = fanout_create(&app, &session_fanout_ops, &app);
+    app.room_ops = &session_room_ops;
+    app.room_arg = &app;
     app.node = node_create(&app);
     struct rl_options ro = {
         .name = "cmd",

@@ -40,7 +40,7 @@ static void restore_all(struct app *app) {
     size_t n = local_sessions(app, &ss);
     for (size_t i = 0; i < n; i++)
         if (ss[i]->joined)
-            room_restore(app, ss[i]);
+            session_restore(ss[i]);
     free(ss);
 }
 

@@ -5,7 +5,6 @@
 #include "keys.h"
 #include "proto.h"
 #include "redis_loop.h"
-#include "session.h"
 #include "util.h"
 
 #include <hiredis/hiredis.h>
@@ -20,13 +19,17 @@ static redisAsyncContext *cmd(struct app *app) {
     return app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
 }
 
-static void *conn_tag(const struct session *s) {
-    return (void *)(uintptr_t)s->conn_no;
+/* Replies find their connection by its number, carried as the callback's private data. */
+static void *conn_tag(const struct room_conn *c) {
+    return (void *)(uintptr_t)c->no;
 }
 
-static struct session *tagged(redisAsyncContext *ac, void *priv, struct app **app) {
-    *app = rl_arg_of(ac);
-    return session_find_no(*app, (uint64_t)(uintptr_t)priv);
+static uint64_t tag_of(void *priv) {
+    return (uint64_t)(uintptr_t)priv;
+}
+
+static void tell_error(struct app *app, uint64_t no, const char *code, const char *message) {
+    app->room_ops->error(app->room_arg, no, code, message);
 }
 
 /* The message of an "unavailable" error frame for a failed script reply. Redis refuses writes
@@ -48,50 +51,50 @@ struct identify_ticket {
 static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct identify_ticket *t = priv;
     struct app *app = rl_arg_of(ac);
-    struct session *s = session_find_no(app, t->conn_no);
+    const struct room_ops *ops = app->room_ops;
     redisReply *reply = r;
     int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
              reply->element[0]->type == REDIS_REPLY_STRING &&
              reply->element[1]->type == REDIS_REPLY_STRING &&
              reply->element[2]->type == REDIS_REPLY_INTEGER;
-    if (!s) {
-        if (ok) /* joined on behalf of a connection that is gone: undo it */
+    if (ok) {
+        if (ops->identified(app->room_arg, t->conn_no, reply->element[0]->str,
+                            reply->element[1]->str, (long)reply->element[2]->integer))
+            /* joined on behalf of a connection that is gone: undo it */
             room_leave_conn(app, t->device, reply->element[0]->str, t->conn, "client_closed",
                             t->at_ms);
-    } else if (ok) {
-        session_on_identified(s, reply->element[0]->str, reply->element[1]->str,
-                              (long)reply->element[2]->integer);
     } else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "ROOMID", 6) == 0) {
-        session_on_failed(s, PROTO_E_UNAVAILABLE, "could not assign a room, try again");
+        ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE,
+                    "could not assign a room, try again");
     } else {
-        session_on_failed(s, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+        ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
     }
     free(t);
 }
 
-int room_identify(struct app *app, struct session *s) {
+int room_identify(struct app *app, const struct room_conn *c) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
     struct identify_ticket *t = calloc(1, sizeof(*t));
     if (!t)
         return -1;
-    t->conn_no = s->conn_no;
-    t->at_ms = s->identified_at_ms;
-    memcpy(t->device, s->device_id, sizeof(t->device));
-    session_conn_id(s, t->conn, sizeof(t->conn));
+    t->conn_no = c->no;
+    t->at_ms = c->connected_at_ms;
+    snprintf(t->device, sizeof(t->device), "%s", c->device_id);
+    snprintf(t->conn, sizeof(t->conn), "%s", c->conn_id);
 
     char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], maxlen[24];
     char cand[CANDIDATES][PROTO_ROOM_ID_LEN + 1];
-    keys_device(kdev, sizeof(kdev), s->device_id);
+    keys_device(kdev, sizeof(kdev), c->device_id);
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
-    snprintf(now, sizeof(now), "%" PRId64, s->identified_at_ms);
+    snprintf(now, sizeof(now), "%" PRId64, c->connected_at_ms);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     const char *argv[13 + CANDIDATES] = {
-        kdev,        kconns,     KEYS_EMPTY_ROOMS, KEYS_EVENTS,  s->device_id,
-        s->identity, s->room_id, t->conn,          app->node_id, now,
-        s->ip,       ttl,        maxlen,
+        kdev,        kconns,     KEYS_EMPTY_ROOMS, KEYS_EVENTS,  c->device_id,
+        c->identity, c->room_id, t->conn,          app->node_id, now,
+        c->ip,       ttl,        maxlen,
     };
     for (int i = 0; i < CANDIDATES; i++) {
         if (proto_random_room_id(cand[i]) < 0) {
@@ -133,45 +136,42 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
         app->pending_writes++;
 }
 
-void room_leave(struct app *app, const struct session *s, const char *reason) {
-    char conn[96];
-    session_conn_id(s, conn, sizeof(conn));
-    room_leave_conn(app, s->device_id, s->room_id, conn, reason, s->identified_at_ms);
+void room_leave(struct app *app, const struct room_conn *c, const char *reason) {
+    room_leave_conn(app, c->device_id, c->room_id, c->conn_id, reason, c->connected_at_ms);
 }
 
 static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app;
-    struct session *s = tagged(ac, priv, &app);
+    struct app *app = rl_arg_of(ac);
+    uint64_t no = tag_of(priv);
     redisReply *reply = r;
-    if (!s || (reply && reply->type == REDIS_REPLY_INTEGER))
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
         return;
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOTMEMBER", 9) == 0) {
-        session_send_error(s, PROTO_E_NOT_MEMBER,
-                           "this connection no longer holds the device's room membership");
+        tell_error(app, no, PROTO_E_NOT_MEMBER,
+                   "this connection no longer holds the device's room membership");
         return;
     }
     app->stats.redis_errors++;
     if (reply) /* Redis refused the script (out of memory, ...): it did not run */
-        session_send_error(s, PROTO_E_UNAVAILABLE,
-                           "message not delivered: the cluster store refused it");
+        tell_error(app, no, PROTO_E_UNAVAILABLE,
+                   "message not delivered: the cluster store refused it");
     else /* the link was lost with the request sent: Redis may still have run it */
-        session_send_error(s, PROTO_E_OUTCOME_UNKNOWN,
-                           "the cluster store stopped answering after this message was sent: "
-                           "it may or may not have been delivered");
+        tell_error(app, no, PROTO_E_OUTCOME_UNKNOWN,
+                   "the cluster store stopped answering after this message was sent: "
+                   "it may or may not have been delivered");
 }
 
-int room_send(struct app *app, struct session *s, const char *frame_prefix, size_t prefix_len,
-              const void *body, size_t body_len, const char *kind) {
+int room_send(struct app *app, const struct room_conn *c, const char *frame_prefix,
+              size_t prefix_len, const void *body, size_t body_len, const char *kind) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], maxlen[24], ts[24];
-    char conn[96], header[100];
-    int nroom = keys_room(kroom, sizeof(kroom), s->room_id);
-    int nmembers = keys_room_members(kmembers, sizeof(kmembers), s->room_id);
-    int nch = keys_room_channel(kch, sizeof(kch), s->room_id);
-    int clen = session_conn_id(s, conn, sizeof(conn));
-    int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, conn);
+    char header[100];
+    int nroom = keys_room(kroom, sizeof(kroom), c->room_id);
+    int nmembers = keys_room_members(kmembers, sizeof(kmembers), c->room_id);
+    int nch = keys_room_channel(kch, sizeof(kch), c->room_id);
+    int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, c->conn_id);
     if (hlen < 0)
         return -1;
     int mlen = snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
@@ -181,46 +181,52 @@ int room_send(struct app *app, struct session *s, const char *frame_prefix, size
                           kmembers,
                           kch,
                           KEYS_EVENTS,
-                          s->device_id,
-                          conn,
+                          c->device_id,
+                          c->conn_id,
                           header,
                           frame_prefix ? frame_prefix : "",
                           (const char *)body,
                           maxlen,
                           ts,
                           app->node_id,
-                          s->room_id,
+                          c->room_id,
                           kind};
     size_t lens[] = {(size_t)nroom,
                      (size_t)nmembers,
                      (size_t)nch,
                      strlen(KEYS_EVENTS),
-                     strlen(s->device_id),
-                     (size_t)clen,
+                     strlen(c->device_id),
+                     c->conn_id_len,
                      (size_t)hlen,
                      frame_prefix ? prefix_len : 0,
                      body_len,
                      (size_t)mlen,
                      (size_t)tlen,
                      strlen(app->node_id),
-                     strlen(s->room_id),
+                     strlen(c->room_id),
                      strlen(kind)};
-    return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(s), 4,
+    return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(c), 4,
                         (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
 }
 
+/* What a room_info answer needs: whom it is for, and whom to leave out of the list. */
+struct query_ticket {
+    uint64_t conn_no;
+    char room[PROTO_MAX_ROOM_ID + 1];
+    char device[PROTO_MAX_DEVICE_ID + 1];
+};
+
 static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app;
-    struct session *s = tagged(ac, priv, &app);
+    struct query_ticket *t = priv;
+    struct app *app = rl_arg_of(ac);
     redisReply *reply = r;
     app->queries_in_flight--;
-    if (!s)
-        return;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_ARRAY) {
         app->stats.redis_errors++;
-        session_send_error(s, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+        tell_error(app, t->conn_no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+        free(t);
         return;
     }
     long long total = reply->element[0]->integer;
@@ -228,14 +234,15 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
     size_t cap = (size_t)app->opt.query_max_clients, others = 0, n = 0;
     struct proto_member *m = calloc(cap, sizeof(*m));
     if (!m) {
-        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        tell_error(app, t->conn_no, PROTO_E_UNAVAILABLE, "out of memory");
+        free(t);
         return;
     }
     for (size_t i = 0; i + 1 < list->elements; i += 2) {
         const redisReply *dev = list->element[i], *val = list->element[i + 1];
         if (dev->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
             continue;
-        if (strcmp(dev->str, s->device_id) == 0)
+        if (strcmp(dev->str, t->device) == 0)
             continue;
         if (++others > cap)
             continue;
@@ -249,68 +256,71 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
     }
     /* A room the script sampled has more members than it listed (see query_lua). */
     size_t len;
-    char *text = proto_room_info_frame(s->room_id, total, m, n,
+    char *text = proto_room_info_frame(t->room, total, m, n,
                                        others > cap || total > (long long)cap + 1, &len);
     free(m);
     if (text)
-        session_send_text(s, text, len);
+        app->room_ops->answer(app->room_arg, t->conn_no, text, len);
     free(text);
+    free(t);
 }
 
-int room_query(struct app *app, struct session *s) {
+int room_query(struct app *app, const struct room_conn *c) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
     if (app->queries_in_flight >= ROOM_QUERIES_IN_FLIGHT)
         return 1;
-    char kmembers[KEYS_MAX], conn[96], now[24], maxlen[24], most[24];
-    keys_room_members(kmembers, sizeof(kmembers), s->room_id);
-    session_conn_id(s, conn, sizeof(conn));
+    struct query_ticket *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -1;
+    t->conn_no = c->no;
+    snprintf(t->room, sizeof(t->room), "%s", c->room_id);
+    snprintf(t->device, sizeof(t->device), "%s", c->device_id);
+    char kmembers[KEYS_MAX], now[24], maxlen[24], most[24];
+    keys_room_members(kmembers, sizeof(kmembers), c->room_id);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     snprintf(most, sizeof(most), "%ld", app->opt.query_max_clients);
-    const char *argv[] = {kmembers,     KEYS_EVENTS, s->device_id, conn,        s->room_id,
-                          app->node_id, now,         maxlen,       s->identity, most};
-    if (scripts_eval(&app->scripts, ac, SCRIPT_QUERY, query_reply, conn_tag(s), 2,
-                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
+    const char *argv[] = {kmembers,     KEYS_EVENTS, c->device_id, c->conn_id,  c->room_id,
+                          app->node_id, now,         maxlen,       c->identity, most};
+    if (scripts_eval(&app->scripts, ac, SCRIPT_QUERY, query_reply, t, 2,
+                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL)) {
+        free(t);
         return -1;
+    }
     app->stats.queries++;
     app->queries_in_flight++;
     return 0;
 }
 
 static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app;
-    struct session *s = tagged(ac, priv, &app);
+    struct app *app = rl_arg_of(ac);
+    uint64_t no = tag_of(priv);
     redisReply *reply = r;
     app->pending_writes--;
-    if (!s || s->state == SS_CLOSING)
-        return;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         /* another connection claimed the device while this node was cut off */
-        session_send_error(s, PROTO_E_REPLACED,
-                           "this device connected again; this connection is closed");
-        session_close(s, 4001, "replaced by a newer connection", "replaced");
+        app->room_ops->replaced(app->room_arg, no);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         /* Redis refused it (full): a client left in a room the cluster does not list would wait
          * for nothing, so it is told to connect again. (A lost link retries on reconnect.) */
-        session_on_failed(s, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+        app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
     }
 }
 
-int room_restore(struct app *app, struct session *s) {
+int room_restore(struct app *app, const struct room_conn *c) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], conn[96], now[24], ttl[24];
-    keys_device(kdev, sizeof(kdev), s->device_id);
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24];
+    keys_device(kdev, sizeof(kdev), c->device_id);
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
-    session_conn_id(s, conn, sizeof(conn));
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
-    const char *argv[] = {kdev,       kconns, KEYS_EMPTY_ROOMS, s->device_id, s->identity,
-                          s->room_id, conn,   app->node_id,     now,          ttl};
-    if (scripts_eval(&app->scripts, ac, SCRIPT_RESTORE, restore_reply, conn_tag(s), 3,
+    const char *argv[] = {kdev,       kconns,     KEYS_EMPTY_ROOMS, c->device_id, c->identity,
+                          c->room_id, c->conn_id, app->node_id,     now,          ttl};
+    if (scripts_eval(&app->scripts, ac, SCRIPT_RESTORE, restore_reply, conn_tag(c), 3,
                      (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
         return -1;
     app->pending_writes++;

@@ -1,7 +1,8 @@
 /* Room actions in Redis, one script round trip each: identify (claim device, pick or create the
- * room, join), leave, send, query, and restore after Redis came back. Replies continue the
- * session's flow through the session_on_* functions below; a reply for a session that closed
- * meanwhile is handled here (an identify that completed for a gone session is undone). */
+ * room, join), leave, send, query, and restore after Redis came back. room.c knows a connection
+ * only by the ids in a struct room_conn; replies reach the connection through the room_ops the
+ * app was given (app->room_ops), by its local number. A reply for a connection that closed
+ * meanwhile is dropped by the owner, except an identify that completed, which room.c undoes. */
 #ifndef RRM_ROOM_H
 #define RRM_ROOM_H
 
@@ -9,39 +10,62 @@
 #include <stdint.h>
 
 struct app;
-struct session;
 
-/* s->device_id, identity and room_id (requested, may be "") are set. Returns 0 if sent;
- * the reply calls session_on_identified() or session_on_failed(). */
-int room_identify(struct app *app, struct session *s);
+/* The connection an action is for. Strings are borrowed for the call; room.c copies what a reply
+ * needs. */
+struct room_conn {
+    uint64_t no;         /* local connection number: replies are routed back by it */
+    const char *conn_id; /* "<node>#<n>" */
+    size_t conn_id_len;
+    const char *device_id;
+    const char *identity;
+    const char *room_id; /* the room (for identify: the one asked for, or "") */
+    const char *ip;      /* identify only */
+    int64_t connected_at_ms;
+};
 
-/* Removes s's membership if it still holds it and records the disconnect. Fire and forget;
+/* How replies reach connections; arg is app->room_arg. */
+struct room_ops {
+    /* The identify is done: the device is in room (action "created", "joined" or "rejoined",
+     * total members). Returns -1 if connection no is gone: room.c then undoes the join. */
+    int (*identified)(void *arg, uint64_t no, const char *room, const char *action, long total);
+    /* The identify, or a restore, could not be carried out: the connection is to be closed. */
+    void (*failed)(void *arg, uint64_t no, const char *code, const char *message);
+    /* An error frame for the connection (the action was refused or its outcome is unknown). */
+    void (*error)(void *arg, uint64_t no, const char *code, const char *message);
+    /* A text frame for the connection (room_info). */
+    void (*answer)(void *arg, uint64_t no, const char *text, size_t len);
+    /* Another connection holds the device now (found on restore). */
+    void (*replaced)(void *arg, uint64_t no);
+};
+
+/* c's device_id, identity, room_id (requested, may be ""), ip and connected_at_ms are set.
+ * Returns 0 if sent; the reply calls ops->identified or ops->failed. */
+int room_identify(struct app *app, const struct room_conn *c);
+
+/* Removes c's membership if it still holds it and records the disconnect. Fire and forget;
  * app->pending_writes counts it until Redis answers. */
-void room_leave(struct app *app, const struct session *s, const char *reason);
+void room_leave(struct app *app, const struct room_conn *c, const char *reason);
 
 /* The same for a membership known only by its ids (one this node lost track of). */
 void room_leave_conn(struct app *app, const char *device, const char *room, const char *conn,
                      const char *reason, int64_t connected_at);
 
 /* Relays one message: frame_prefix is the text envelope without ,"seq":N} (NULL for binary),
- * body the bytes the client sent, kind "text", "json" or "binary". Errors reach the client as
- * error frames. Returns 0 if sent. */
-int room_send(struct app *app, struct session *s, const char *frame_prefix, size_t prefix_len,
-              const void *body, size_t body_len, const char *kind);
+ * body the bytes the client sent, kind "text", "json" or "binary". Errors reach the client
+ * through ops->error. Returns 0 if sent. */
+int room_send(struct app *app, const struct room_conn *c, const char *frame_prefix,
+              size_t prefix_len, const void *body, size_t body_len, const char *kind);
 
 /* Room queries a node has in Redis at once. With query-max-clients this bounds the replies Redis
  * builds and buffers for a node, however many clients ask at the same moment. */
 #define ROOM_QUERIES_IN_FLIGHT 64
 
-/* Answers {"type":"room_info",...} to s. Returns 0 if sent, 1 if refused because
+/* Answers {"type":"room_info",...} through ops->answer. Returns 0 if sent, 1 if refused because
  * ROOM_QUERIES_IN_FLIGHT are outstanding, -1 if Redis is unavailable. */
-int room_query(struct app *app, struct session *s);
+int room_query(struct app *app, const struct room_conn *c);
 
-/* Re-asserts s's membership (after Redis returned or this node was declared dead). */
-int room_restore(struct app *app, struct session *s);
-
-/* Continuations, implemented by session.c. */
-void session_on_identified(struct session *s, const char *room, const char *action, long total);
-void session_on_failed(struct session *s, const char *code, const char *message);
+/* Re-asserts c's membership (after Redis returned or this node was declared dead). */
+int room_restore(struct app *app, const struct room_conn *c);
 
 #endif

@@ -30,6 +30,21 @@ int session_conn_id(const struct session *s, char *buf, size_t cap) {
     return connid_format(s->app->node_id, s->conn_no, buf, cap);
 }
 
+/* The session as room.c knows it; its conn id is written into buf. */
+static struct room_conn room_conn_of(const struct session *s, char *buf, size_t cap) {
+    int n = session_conn_id(s, buf, cap);
+    return (struct room_conn){
+        .no = s->conn_no,
+        .conn_id = buf,
+        .conn_id_len = n > 0 ? (size_t)n : 0,
+        .device_id = s->device_id,
+        .identity = s->identity ? s->identity : "",
+        .room_id = s->room_id,
+        .ip = s->ip,
+        .connected_at_ms = s->identified_at_ms,
+    };
+}
+
 struct session *session_find_no(struct app *app, uint64_t conn_no) {
     char key[24];
     int n = key_of(conn_no, key, sizeof(key));
@@ -185,7 +200,9 @@ static void on_closed(struct session *s) {
     hmap_del(app->sessions, key, (size_t)n);
     if (s->joined) {
         fanout_leave(app->fanout, &s->member);
-        room_leave(app, s, s->disconnect_reason);
+        char conn[96];
+        struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+        room_leave(app, &c, s->disconnect_reason);
     }
     /* An identify still in flight is undone by its reply handler (room.c). */
     outq_client_free(&s->out);
@@ -198,7 +215,8 @@ static void on_closed(struct session *s) {
 
 /* ---- the protocol --------------------------------------------------------------------------- */
 
-void session_on_identified(struct session *s, const char *room, const char *action, long total) {
+static void session_on_identified(struct session *s, const char *room, const char *action,
+                                  long total) {
     util_strlcpy(s->room_id, room, sizeof(s->room_id));
     s->joined = 1; /* from now on closing must leave the room in Redis */
     if (s->state != SS_IDENTIFYING)
@@ -213,7 +231,7 @@ void session_on_identified(struct session *s, const char *room, const char *acti
     }
 }
 
-void session_on_failed(struct session *s, const char *code, const char *message) {
+static void session_on_failed(struct session *s, const char *code, const char *message) {
     if (s->state == SS_CLOSING)
         return;
     s->app->stats.redis_errors++;
@@ -236,6 +254,53 @@ static void session_room_ready(struct session *s) {
     free(rt);
     s->state = SS_READY;
     lws_rx_flow_control(s->wsi, 1);
+}
+
+/* ---- replies from room.c, by connection number ---------------------------------------------- */
+
+static int room_identified(void *arg, uint64_t no, const char *room, const char *action,
+                           long total) {
+    struct session *s = session_find_no(arg, no);
+    if (!s)
+        return -1;
+    session_on_identified(s, room, action, total);
+    return 0;
+}
+
+static void room_failed(void *arg, uint64_t no, const char *code, const char *message) {
+    struct session *s = session_find_no(arg, no);
+    if (s)
+        session_on_failed(s, code, message);
+}
+
+static void room_error(void *arg, uint64_t no, const char *code, const char *message) {
+    struct session *s = session_find_no(arg, no);
+    if (s)
+        session_send_error(s, code, message);
+}
+
+static void room_answer(void *arg, uint64_t no, const char *text, size_t len) {
+    struct session *s = session_find_no(arg, no);
+    if (s)
+        session_send_text(s, text, len);
+}
+
+static void room_replaced(void *arg, uint64_t no) {
+    struct session *s = session_find_no(arg, no);
+    if (s && s->state != SS_CLOSING) {
+        session_send_error(s, PROTO_E_REPLACED,
+                           "this device connected again; this connection is closed");
+        session_close(s, 4001, "replaced by a newer connection", "replaced");
+    }
+}
+
+const struct room_ops session_room_ops = {room_identified, room_failed, room_error, room_answer,
+                                          room_replaced};
+
+int session_restore(struct session *s) {
+    char conn[96];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    return room_restore(s->app, &c);
 }
 
 static void fanout_ready(struct fanout_member *m, void *arg) {
@@ -294,7 +359,9 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
     s->state = SS_IDENTIFYING;
     /* Frames sent right behind the identify wait in lws until the room is answered. */
     lws_rx_flow_control(s->wsi, 0);
-    if (room_identify(s->app, s)) {
+    char conn[96];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    if (room_identify(s->app, &c)) {
         s->state = SS_NEW;
         s->room_id[0] = '\0';
         s->app->stats.redis_errors++;
@@ -347,7 +414,9 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     }
     if (binary) {
         app->stats.messages_in++;
-        if (room_send(app, s, NULL, 0, buf, len, "binary"))
+        char conn[96];
+        struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+        if (room_send(app, &c, NULL, 0, buf, len, "binary"))
             session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
         return;
     }
@@ -356,7 +425,9 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     char msg[160];
     switch (proto_classify(buf, len, &value, &kind, &code, msg, sizeof(msg))) {
     case PROTO_QUERY_ROOM:
-        switch (room_query(app, s)) {
+        char conn[96];
+        struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+        switch (room_query(app, &c)) {
         case 0:
             break;
         case 1:
@@ -382,7 +453,9 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
         return;
     }
     app->stats.messages_in++;
-    if (room_send(app, s, prefix, plen, buf, len, kind))
+    char conn[96];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    if (room_send(app, &c, prefix, plen, buf, len, kind))
         session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
     free(prefix);
 }

@@ -9,6 +9,7 @@
 #include "frame.h"
 #include "outq.h"
 #include "proto.h"
+#include "room.h"
 #include "rxbuf.h"
 
 #include <libwebsockets.h>
@@ -59,8 +60,12 @@ struct session {
     struct http_reply *http; /* owned by http.c on plain HTTP connections */
 };
 
-/* How fanout reaches the sessions (arg: the app). */
+/* How fanout and room.c reach the sessions (arg: the app). */
 extern const struct fanout_ops session_fanout_ops;
+extern const struct room_ops session_room_ops;
+
+/* Re-asserts s's room membership in Redis (room_restore). Returns 0 if sent. */
+int session_restore(struct session *s);
 
 /* Sets up and releases what session.c keeps in app (the identify deadlines, the outbound
  * queues); around the life of the lws context. session_setup returns -1 when out of memory. */
