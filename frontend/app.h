@@ -16,6 +16,7 @@ struct fanout;
 struct hmap;
 struct node;
 struct outq;
+struct status;
 struct room_ops;
 struct edge;
 
@@ -78,9 +79,7 @@ struct app {
 
     struct fe_stats stats;
 
-    /* /status requests waiting for the cluster's state from Redis (http.c owns them) */
-    lws_dll2_owner_t status_waiting;
-    uint64_t next_status;
+    struct status *status; /* /status requests waiting for Redis (status.c) */
 
     struct outq *outq; /* the outbound queues' writer (session.c creates it) */
     /* connections that have not identified yet, by deadline (session.c owns it) */

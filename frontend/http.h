@@ -1,6 +1,6 @@
 /* Plain HTTP on the WebSocket port: /healthz (alive), /readyz (Redis reachable and not
- * draining), /metrics (Prometheus text), /status (an HTML page of this node's rooms, then every
- * node of the cluster with its rooms and devices, read from Redis when asked). */
+ * draining), /metrics (metrics.h), /status and / (status.h). GET and HEAD only. Owns each
+ * request's answer (struct http_reply, hung on the connection's session). */
 #ifndef RRM_HTTP_H
 #define RRM_HTTP_H
 

@@ -7,6 +7,7 @@
 #include "outq.h"
 #include "redis_loop.h"
 #include "session.h"
+#include "status.h"
 #include "util.h"
 
 #include <ev.h>
@@ -258,6 +259,7 @@ int main(int argc, char **argv) {
     app.room_ops = &session_room_ops;
     app.room_arg = &app;
     app.node = node_create(&app);
+    app.status = status_create(&app);
     struct rl_options ro = {
         .name = "cmd",
         .host = app.opt.redis_host,
@@ -271,7 +273,8 @@ int main(int argc, char **argv) {
     ro.name = "sub";
     ro.ping_interval_ms = 0;
     app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
-    if (!app.vh || !app.sessions || !app.fanout || !app.node || !app.redis_cmd || !app.redis_sub) {
+    if (!app.vh || !app.sessions || !app.fanout || !app.node || !app.status || !app.redis_cmd ||
+        !app.redis_sub) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
         return 1;
     }
@@ -301,6 +304,7 @@ int main(int argc, char **argv) {
     ev_loop_destroy(loop);
     edge_destroy(app.edge);
     fanout_destroy(app.fanout);
+    status_destroy(app.status);
     hmap_destroy(app.sessions);
     log_msg(&app.log, LOG_INFO, "stopped");
     return 0;

@@ -1,0 +1,87 @@
+/* Prometheus text of the node's counters (see metrics.h). */
+#include "metrics.h"
+
+#include "app.h"
+#include "fanout.h"
+#include "redis_loop.h"
+#include "util.h"
+
+#include <inttypes.h>
+
+static void metric(struct textbuf *r, const char *name, const char *type, const char *help,
+                   uint64_t v) {
+    textbuf_add(r, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+void metrics_write(struct app *app, struct textbuf *r) {
+    const struct fe_stats *st = &app->stats;
+    metric(r, "rrm_connections", "gauge", "Open WebSocket connections.",
+           (uint64_t)app->connections);
+    metric(r, "rrm_connections_total", "counter", "WebSocket connections accepted.",
+           st->connections_total);
+    metric(r, "rrm_connections_refused_total", "counter", "Connections over the limit.",
+           st->connections_refused);
+    metric(r, "rrm_identified_total", "counter", "Connections that identified.",
+           st->identified_total);
+    metric(r, "rrm_rooms_local", "gauge", "Rooms with members on this node.",
+           fanout_room_count(app->fanout));
+    metric(r, "rrm_messages_in_total", "counter", "Messages received from local clients.",
+           st->messages_in);
+    metric(r, "rrm_messages_out_total", "counter", "Frames written to local clients.",
+           st->messages_out);
+    metric(r, "rrm_client_writes_total", "counter",
+           "Writes to local clients (one carries every frame queued for that client).",
+           st->client_writes);
+    textbuf_add(r,
+                "# HELP rrm_delivery_delay_seconds Time from a frame being built (relayed message "
+                "from Redis, answer, error) to its write to the client: coalescing, slow clients, "
+                "a busy loop.\n# TYPE rrm_delivery_delay_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < APP_DELAY_BOUNDS; i++) {
+        cum += st->delay_buckets[i];
+        textbuf_add(r, "rrm_delivery_delay_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                    (double)app_delay_bounds_us[i] / 1e6, cum);
+    }
+    cum += st->delay_buckets[APP_DELAY_BOUNDS];
+    textbuf_add(r,
+                "rrm_delivery_delay_seconds_bucket{le=\"+Inf\"} %" PRIu64
+                "\nrrm_delivery_delay_seconds_sum %.6f\nrrm_delivery_delay_seconds_count %" PRIu64
+                "\n",
+                cum, (double)st->delay_sum_us / 1e6, cum);
+    metric(r, "rrm_bytes_in_total", "counter", "Payload bytes received.", st->bytes_in);
+    metric(r, "rrm_bytes_out_total", "counter", "Payload bytes written.", st->bytes_out);
+    metric(r, "rrm_queries_total", "counter", "query_room requests.", st->queries);
+    metric(r, "rrm_pubsub_in_total", "counter", "Relayed frames received from Redis.",
+           st->pubsub_in);
+    metric(r, "rrm_slow_consumers_total", "counter", "Clients cut off for a full send queue.",
+           st->slow_consumers);
+    metric(r, "rrm_replaced_total", "counter", "Connections replaced by the same device.",
+           st->replaced);
+    metric(r, "rrm_identify_timeouts_total", "counter", "Connections that never identified.",
+           st->identify_timeouts);
+    metric(r, "rrm_handshakes_refused_total", "counter",
+           "Upgrade requests refused and connections over the per-address handshake cap.",
+           st->handshakes_refused);
+    metric(r, "rrm_handshake_timeouts_total", "counter",
+           "Connections closed for not finishing their handshake in time.", st->handshake_timeouts);
+    metric(r, "rrm_bad_close_frames_total", "counter", "Client close frames answered with 1002.",
+           st->bad_close_frames);
+    metric(r, "rrm_redis_unavailable_total", "counter", "Actions refused while Redis was down.",
+           st->redis_errors);
+    metric(r, "rrm_reaped_members_total", "counter", "Members of dead nodes removed here.",
+           st->reaped);
+    metric(r, "rrm_rooms_recycled_total", "counter", "Empty rooms recycled by this node.",
+           st->recycled);
+    metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
+           app->redis_cmd ? rl_drops(app->redis_cmd) : 0);
+    metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",
+           app->redis_cmd ? (uint64_t)rl_rtt_us(app->redis_cmd) : 0);
+    metric(r, "rrm_ready", "gauge", "1 when Redis is reachable and the node is not draining.",
+           (uint64_t)(app_redis_ready(app) && !app->draining));
+    metric(r, "rrm_resident_memory_kib", "gauge", "Resident memory.", (uint64_t)util_rss_kib());
+    textbuf_add(r, "# HELP rrm_client_errors_total Error frames sent to clients, by code.\n"
+                   "# TYPE rrm_client_errors_total counter\n");
+    for (size_t i = 0; i < app_error_code_count; i++)
+        textbuf_add(r, "rrm_client_errors_total{code=\"%s\"} %" PRIu64 "\n", app_error_codes[i],
+                    st->errors[i]);
+}
