@@ -111,12 +111,7 @@ static void start_drain(struct app *app) {
     app->drain_deadline_ms = util_mono_ms() + app->opt.drain_timeout_ms;
     log_json(&app->log, LOG_INFO, "draining",
              json_pack("{s:I}", "connections", (json_int_t)app->connections));
-    size_t n = hmap_count(app->sessions);
-    struct session **ss = n ? malloc(n * sizeof(*ss)) : NULL;
-    n = ss ? hmap_values(app->sessions, (void **)ss, n) : 0;
-    for (size_t i = 0; i < n; i++)
-        session_drain(ss[i]);
-    free(ss);
+    session_drain_all(app);
 }
 
 struct ticker {

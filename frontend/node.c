@@ -3,7 +3,6 @@
 
 #include "app.h"
 #include "fanout.h"
-#include "hmap.h"
 #include "keys.h"
 #include "redis_loop.h"
 #include "room.h"
@@ -29,21 +28,6 @@ static redisAsyncContext *cmd(struct app *app) {
     return app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
 }
 
-static size_t local_sessions(struct app *app, struct session ***out) {
-    size_t n = hmap_count(app->sessions);
-    *out = n ? malloc(n * sizeof(**out)) : NULL;
-    return *out ? hmap_values(app->sessions, (void **)*out, n) : 0;
-}
-
-static void restore_all(struct app *app) {
-    struct session **ss;
-    size_t n = local_sessions(app, &ss);
-    for (size_t i = 0; i < n; i++)
-        if (ss[i]->joined)
-            session_restore(ss[i]);
-    free(ss);
-}
-
 static void beat_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct node *n = priv;
     redisReply *reply = r;
@@ -54,7 +38,7 @@ static void beat_reply(redisAsyncContext *ac, void *r, void *priv) {
         /* The cluster declared us dead (we were cut off for longer than the node timeout) and
          * removed our members: put them back. */
         log_msg(&n->app->log, LOG_WARN, "node was declared dead by the cluster; restoring members");
-        restore_all(n->app);
+        session_restore_all(n->app);
     }
     n->registered = 1;
 }
@@ -200,8 +184,7 @@ static void conns_reply(redisAsyncContext *ac, void *r, void *priv) {
         redisReply *conn = reply->element[i], *val = reply->element[i + 1];
         if (conn->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
             continue;
-        struct session *s = session_find(app, conn->str, conn->len);
-        if (s && s->joined)
+        if (session_holds_membership(app, conn->str, conn->len))
             continue;
         const char *tab = memchr(val->str, '\t', val->len);
         if (!tab)
@@ -210,7 +193,7 @@ static void conns_reply(redisAsyncContext *ac, void *r, void *priv) {
         snprintf(room, sizeof(room), "%.*s", (int)(tab - val->str), val->str);
         room_leave_conn(app, tab + 1, room, conn->str, "lost", 0);
     }
-    restore_all(app);
+    session_restore_all(app);
 }
 
 void node_redis_up(struct node *n) {

@@ -106,7 +106,9 @@ void session_close(struct session *s, uint16_t code, const char *reason,
     lws_callback_on_writable(s->wsi);
 }
 
-void session_drain(struct session *s) {
+/* Tells the client that the node is shutting down (error "draining") and closes with 1001 after
+ * what is already queued. */
+static void session_drain(struct session *s) {
     if (s->state == SS_CLOSING)
         return;
     session_send_error(s, PROTO_E_DRAINING, "this node is shutting down; connect again");
@@ -297,10 +299,37 @@ static void room_replaced(void *arg, uint64_t no) {
 const struct room_ops session_room_ops = {room_identified, room_failed, room_error, room_answer,
                                           room_replaced};
 
-int session_restore(struct session *s) {
-    char conn[96];
-    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
-    return room_restore(s->app, &c);
+/* The local sessions, in a snapshot the caller frees (sessions may close while it is used). */
+static size_t local_sessions(struct app *app, struct session ***out) {
+    size_t n = hmap_count(app->sessions);
+    *out = n ? malloc(n * sizeof(**out)) : NULL;
+    return *out ? hmap_values(app->sessions, (void **)*out, n) : 0;
+}
+
+void session_restore_all(struct app *app) {
+    struct session **ss;
+    size_t n = local_sessions(app, &ss);
+    for (size_t i = 0; i < n; i++) {
+        if (!ss[i]->joined)
+            continue;
+        char conn[96];
+        struct room_conn c = room_conn_of(ss[i], conn, sizeof(conn));
+        room_restore(app, &c);
+    }
+    free(ss);
+}
+
+void session_drain_all(struct app *app) {
+    struct session **ss;
+    size_t n = local_sessions(app, &ss);
+    for (size_t i = 0; i < n; i++)
+        session_drain(ss[i]);
+    free(ss);
+}
+
+int session_holds_membership(struct app *app, const char *conn, size_t len) {
+    struct session *s = session_find(app, conn, len);
+    return s && s->joined;
 }
 
 static void fanout_ready(struct fanout_member *m, void *arg) {

@@ -64,8 +64,15 @@ struct session {
 extern const struct fanout_ops session_fanout_ops;
 extern const struct room_ops session_room_ops;
 
-/* Re-asserts s's room membership in Redis (room_restore). Returns 0 if sent. */
-int session_restore(struct session *s);
+/* Re-asserts the room membership of every local session that holds one (room_restore), after
+ * Redis came back or the cluster declared this node dead. */
+void session_restore_all(struct app *app);
+
+/* Drains every local session (session_drain). */
+void session_drain_all(struct app *app);
+
+/* 1 if conn ("<node>#<n>", len bytes) is a live local session holding a room membership. */
+int session_holds_membership(struct app *app, const char *conn, size_t len);
 
 /* Sets up and releases what session.c keeps in app (the identify deadlines, the outbound
  * queues); around the life of the lws context. session_setup returns -1 when out of memory. */
@@ -90,10 +97,6 @@ void session_send_error(struct session *s, const char *code, const char *message
  * disconnect_reason must be static strings. */
 void session_close(struct session *s, uint16_t code, const char *reason,
                    const char *disconnect_reason);
-
-/* Tells the client that the node is shutting down (error "draining") and closes with 1001 after
- * what is already queued. */
-void session_drain(struct session *s);
 
 /* Looks a local session up by its cluster-wide conn id; NULL if it is not ours or gone. */
 struct session *session_find(struct app *app, const char *conn, size_t len);
