@@ -240,6 +240,17 @@ int main(int argc, char **argv) {
     /* lws's own idle limit on a connection holding a header buffer (whole seconds); the edge's
      * deadline (RRM_HANDSHAKE_TIMEOUT_MS) is the finer one. */
     info.timeout_secs_ah_idle = (unsigned int)((app.opt.handshake_timeout_ms + 999) / 1000);
+    /* Dead peers (a phone that lost its network) are found by TCP keepalive in the kernel, not
+     * by lws's idle pings: lws keeps a ping timer per connection in its one sorted timer list
+     * and moves it on every received frame, a walk over every connection each time (most of a
+     * node's CPU while thousands connect). Keepalive: probes after 60 s of silence, closed after
+     * 5 unanswered probes 10 s apart. */
+    static const lws_retry_bo_t no_idle_pings = {.secs_since_valid_ping = 0,
+                                                 .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_idle_pings;
+    info.ka_time = 60;
+    info.ka_probes = 5;
+    info.ka_interval = 10;
     if (!lws_create_vhost(app.cx, &info)) {
         fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_PORT)\n", app.opt.port);
         return 1;

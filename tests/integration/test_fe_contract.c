@@ -10,7 +10,9 @@
 #include "keys.h"
 #include "proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -252,12 +254,55 @@ static void test_drain_says_draining(void **state) {
     assert_int_equal(fe_node_wait(c, 0, 15000), 0);
 }
 
+/* ---- dead peers ---------------------------------------------------------------------------- */
+
+/* The "tr" (timer) field of the TCP socket 127.0.0.1:local -> 127.0.0.1:remote in
+ * /proc/net/tcp (2: keepalive timer armed), or -1 if not found. */
+static int tcp_timer(int local, int remote) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f)
+        return -1;
+    char line[512], want_local[16], want_remote[16];
+    snprintf(want_local, sizeof(want_local), "0100007F:%04X", local);
+    snprintf(want_remote, sizeof(want_remote), "0100007F:%04X", remote);
+    int timer = -1;
+    while (fgets(line, sizeof(line), f)) {
+        char l[32], r[32];
+        int tr;
+        if (sscanf(line, "%*d: %31s %31s %*x %*x:%*x %x:", l, r, &tr) == 3 &&
+            strcmp(l, want_local) == 0 && strcmp(r, want_remote) == 0)
+            timer = tr;
+    }
+    fclose(f);
+    return timer;
+}
+
+/* A client that vanishes without closing is found by TCP keepalive: the node's side of an idle
+ * connection has the keepalive timer armed. */
+static void test_dead_peer_keepalive(void **state) {
+    struct fe_cluster *c = *state;
+    struct wsc *a = fe_join(c, 0, "ka-a", NULL, NULL, NULL);
+    assert_non_null(a);
+    struct sockaddr_in sa;
+    socklen_t slen = sizeof(sa);
+    assert_int_equal(getsockname(wsc_fd(a), (struct sockaddr *)&sa, &slen), 0);
+    int timer = -1;
+    for (int64_t deadline = proc_now_ms() + T; proc_now_ms() < deadline;) {
+        timer = tcp_timer(fe_port(c, 0), ntohs(sa.sin_port));
+        if (timer == 2)
+            break;
+        fe_poll_pause();
+    }
+    assert_int_equal(timer, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_http_methods, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_stalled_redis_outcome_unknown, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_recycle_keeps_pace, setup_recycle, fe_teardown),
         cmocka_unit_test_setup_teardown(test_drain_says_draining, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_peer_keepalive, setup, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
