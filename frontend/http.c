@@ -3,7 +3,7 @@
 
 #include "app.h"
 #include "metrics.h"
-#include "session.h"
+#include "edge.h"
 #include "status.h"
 #include "textbuf.h"
 
@@ -48,18 +48,26 @@ static void status_done(struct status_wait *w) {
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-static void reply_free(struct session *s) {
-    if (s->http) {
-        status_cancel(&s->http->status);
-        textbuf_free(&s->http->body);
-        free(s->http);
-        s->http = NULL;
+/* The per-connection data of the HTTP protocol: the answer being built or written. */
+struct http_conn {
+    struct http_reply *reply;
+};
+
+static void reply_free(struct http_conn *h) {
+    if (h->reply) {
+        status_cancel(&h->reply->status);
+        textbuf_free(&h->reply->body);
+        free(h->reply);
+        h->reply = NULL;
     }
 }
 
 /* Builds the answer to a GET or HEAD of path into r. Returns 1 if it is written later (/status
  * waits for Redis), 0 if r is complete. */
-static int route(struct app *app, struct lws *wsi, struct http_reply *r, const char *path) {
+static int route(struct app *app, struct lws *wsi, struct http_reply *r) {
+    char path[64];
+    if (lws_hdr_copy(wsi, path, sizeof(path), r->head ? WSI_TOKEN_HEAD_URI : WSI_TOKEN_GET_URI) < 0)
+        path[0] = '\0'; /* longer than any endpoint */
     if (strcmp(path, "/healthz") == 0) {
         textbuf_add(&r->body, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
@@ -101,19 +109,24 @@ static int refuse_method(struct lws *wsi, struct http_reply *r) {
     return respond(wsi, r);
 }
 
+const size_t http_conn_size = sizeof(struct http_conn);
+
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len) {
-    struct session *s = user;
-    if (!s) /* a connection that never got as far as a request */
+    struct http_conn *h = user;
+    int rc;
+    if (edge_callback(wsi, reason, in, len, &rc))
+        return rc;
+    if (!h) /* not bound to a request */
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         struct app *app = lws_context_user(lws_get_context(wsi));
-        reply_free(s);
-        s->http = calloc(1, sizeof(*s->http));
-        if (!s->http)
+        reply_free(h);
+        h->reply = calloc(1, sizeof(*h->reply));
+        if (!h->reply)
             return 1;
-        struct http_reply *r = s->http;
+        struct http_reply *r = h->reply;
         if (textbuf_init(&r->body, 4096))
             return 1;
         r->code = 200;
@@ -121,26 +134,26 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         r->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
         if (!r->head && lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
             return refuse_method(wsi, r);
-        if (route(app, wsi, r, in))
+        if (route(app, wsi, r))
             return 0;
         return respond(wsi, r);
     }
     case LWS_CALLBACK_HTTP_BODY:
         return 0; /* discarded: no endpoint takes a body */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (s->http && s->http->await_body) {
-            s->http->await_body = 0;
-            return respond(wsi, s->http);
+        if (h->reply && h->reply->await_body) {
+            h->reply->await_body = 0;
+            return respond(wsi, h->reply);
         }
         break;
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        struct http_reply *r = s->http;
+        struct http_reply *r = h->reply;
         if (!r || r->await_body)
             break;
         int n =
             r->head ? 0 : lws_write(wsi, textbuf_text(&r->body), r->body.len, LWS_WRITE_HTTP_FINAL);
         int close_after = r->close_after;
-        reply_free(s);
+        reply_free(h);
         if (n < 0 || close_after)
             return -1;
         if (lws_http_transaction_completed(wsi))
@@ -149,7 +162,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        reply_free(s);
+        reply_free(h);
         break;
     default:
         break;

@@ -1,13 +1,21 @@
 /* Plain HTTP on the WebSocket port: /healthz (alive), /readyz (Redis reachable and not
- * draining), /metrics (metrics.h), /status and / (status.h). GET and HEAD only. Owns each
- * request's answer (struct http_reply, hung on the connection's session). */
+ * draining), /metrics (metrics.h), /status and / (status.h). GET and HEAD only. Its own lws
+ * protocol (HTTP_PROTOCOL_NAME), which a mount of "/" binds every plain HTTP request to, with
+ * its own per-connection data; it owns each request's answer. WebSocket upgrades never reach it
+ * (lws handles them before mounts). */
 #ifndef RRM_HTTP_H
 #define RRM_HTTP_H
 
 #include <libwebsockets.h>
 
-/* Handles the HTTP callbacks of the "rrm" protocol; everything else goes to lws's default. */
+/* The '/' keeps it out of reach of WebSocket clients: a subprotocol a client offers is a token,
+ * which cannot hold one, so no upgrade can select this protocol (nor edge.c's alias take its
+ * name). */
+#define HTTP_PROTOCOL_NAME "rrm/http"
+
+/* The protocol's callback and per-connection data size. */
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
+extern const size_t http_conn_size;
 
 #endif

@@ -3,7 +3,9 @@
 #include "edge.h"
 #include "fanout.h"
 #include "hmap.h"
+#include "http.h"
 #include "node.h"
+#include "proto.h"
 #include "outq.h"
 #include "redis_loop.h"
 #include "session.h"
@@ -228,11 +230,20 @@ int main(int argc, char **argv) {
      * connection to hand frames over; longer messages arrive in pieces, which session.c
      * assembles. Small keeps idle connections cheap. */
     const struct lws_protocols client_protocols[] = {
-        {"rrm", session_callback, sizeof(struct session), 512, 0, NULL, OUTQ_WRITE_BATCH},
-        {edge_subprotocol_alias(app.edge), session_callback, sizeof(struct session), 512, 0, NULL,
+        {"rrm", session_callback, session_size, 512, 0, NULL, OUTQ_WRITE_BATCH},
+        {edge_subprotocol_alias(app.edge), session_callback, session_size, 512, 0, NULL,
          OUTQ_WRITE_BATCH},
+        {HTTP_PROTOCOL_NAME, http_callback, http_conn_size, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
+    /* Plain HTTP requests (every path) go to the HTTP protocol; upgrades never see mounts. */
+    static const struct lws_http_mount http_mount = {
+        .mountpoint = "/",
+        .origin = HTTP_PROTOCOL_NAME,
+        .origin_protocol = LWSMPRO_CALLBACK,
+        .mountpoint_len = 1,
+    };
+    info.mounts = &http_mount;
     info.port = (int)app.opt.port;
     info.iface = app.opt.bind[0] ? app.opt.bind : NULL;
     info.protocols = client_protocols;

@@ -2,12 +2,14 @@
 #include "session.h"
 
 #include "app.h"
+#include "deadlines.h"
+#include "proto.h"
+#include "rxbuf.h"
 #include "connid.h"
 #include "edge.h"
 #include "fanout.h"
 #include "hmap.h"
 #include "outq.h"
-#include "http.h"
 #include "room.h"
 #include "util.h"
 
@@ -15,6 +17,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum session_state {
+    SS_NEW,         /* waiting for the identify frame */
+    SS_IDENTIFYING, /* identify script in flight; reading paused */
+    SS_JOINING,     /* member in Redis; waiting for this node's room subscription */
+    SS_READY,       /* answered; relays both ways */
+    SS_CLOSING,     /* close queued or connection cut */
+};
+
+struct session {
+    struct app *app;
+    struct lws *wsi;
+    uint64_t conn_no; /* local number; cluster-wide id is "<node>#<conn_no>" */
+    enum session_state state;
+    char device_id[PROTO_MAX_DEVICE_ID + 1];
+    char *identity; /* from the identify; owned, freed on close */
+    char room_id[PROTO_MAX_ROOM_ID + 1];
+    char ip[48];
+    char room_action[12];
+    long room_total;
+    int64_t identified_at_ms;
+    uint8_t joined; /* holds a membership in Redis */
+
+    struct rxbuf rx; /* fragments of one incoming message */
+
+    /* rate limit: token buckets refilled at max-msgs-per-sec and max-bytes-per-sec */
+    double tokens, byte_tokens;
+    int64_t tokens_at_ms;
+
+    struct outq_client out; /* frames owed to the client (outq.h) */
+
+    /* closing */
+    uint16_t close_code;
+    const char *close_reason;      /* static string */
+    const char *disconnect_reason; /* for the archive event; static string */
+
+    struct fanout_member member; /* in the local room (fanout.h) */
+
+    struct deadline identify_deadline; /* armed from accept until the identify frame */
+};
+
+const size_t session_size = sizeof(struct session);
 
 #define CLOSE_GOING_AWAY 1001
 #define CLOSE_POLICY 1008
@@ -551,6 +595,6 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             on_closed(s);
         return 0;
     default:
-        return http_callback(wsi, reason, user, in, len);
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }

@@ -1,64 +1,22 @@
 /* One WebSocket connection: the per-connection state machine (new -> identifying -> joining ->
  * ready -> closing), its receive assembly, rate limit, bounded outbound queue and closing.
- * The struct is lws's per-session data of the "rrm" protocol; lws allocates and frees it. */
+ * The struct is lws's per-session data of the "rrm" protocol; lws allocates and frees it, and
+ * only session.c sees inside it. */
 #ifndef RRM_SESSION_H
 #define RRM_SESSION_H
 
-#include "deadlines.h"
 #include "fanout.h"
 #include "frame.h"
-#include "outq.h"
-#include "proto.h"
 #include "room.h"
-#include "rxbuf.h"
 
 #include <libwebsockets.h>
 #include <stdint.h>
 
 struct app;
-struct http_reply;
 
-enum session_state {
-    SS_NEW,         /* waiting for the identify frame */
-    SS_IDENTIFYING, /* identify script in flight; reading paused */
-    SS_JOINING,     /* member in Redis; waiting for this node's room subscription */
-    SS_READY,       /* answered; relays both ways */
-    SS_CLOSING,     /* close queued or connection cut */
-};
-
-struct session {
-    struct app *app;
-    struct lws *wsi;
-    uint64_t conn_no; /* local number; cluster-wide id is "<node>#<conn_no>" */
-    enum session_state state;
-    char device_id[PROTO_MAX_DEVICE_ID + 1];
-    char *identity; /* from the identify; owned, freed on close */
-    char room_id[PROTO_MAX_ROOM_ID + 1];
-    char ip[48];
-    char room_action[12];
-    long room_total;
-    int64_t identified_at_ms;
-    uint8_t joined; /* holds a membership in Redis */
-
-    struct rxbuf rx; /* fragments of one incoming message */
-
-    /* rate limit: token buckets refilled at max-msgs-per-sec and max-bytes-per-sec */
-    double tokens, byte_tokens;
-    int64_t tokens_at_ms;
-
-    struct outq_client out; /* frames owed to the client (outq.h) */
-
-    /* closing */
-    uint16_t close_code;
-    const char *close_reason;      /* static string */
-    const char *disconnect_reason; /* for the archive event; static string */
-
-    struct fanout_member member; /* in the local room (fanout.h) */
-
-    struct deadline identify_deadline; /* armed from accept until the identify frame */
-
-    struct http_reply *http; /* owned by http.c on plain HTTP connections */
-};
+/* One WebSocket connection; private to session.c (lws allocates session_size bytes for it). */
+struct session;
+extern const size_t session_size;
 
 /* How fanout and room.c reach the sessions (arg: the app). */
 extern const struct fanout_ops session_fanout_ops;

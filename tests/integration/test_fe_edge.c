@@ -148,6 +148,27 @@ static void test_internal_protocol_unreachable(void **state) {
     assert_int_equal(fe_wait_close(ws, T), 1008);
     assert_true(fe_wait_metric(port, "rrm_identify_timeouts_total", 1, T) >= 1);
     fe_close(c, ws);
+
+    /* Nor the HTTP endpoints' protocol, whatever name is offered: each is an ordinary session
+     * (it identifies and gets its answers), and plain HTTP still reaches the endpoints after. */
+    static const char *const names[] = {"Sec-WebSocket-Protocol: rrm/http",
+                                        "Sec-WebSocket-Protocol: rrm-http",
+                                        "Sec-WebSocket-Protocol: http", NULL};
+    for (int i = 0; names[i]; i++) {
+        const char *one[] = {names[i], NULL};
+        struct wsc *w = fe_track(c, wsc_connect_ex("127.0.0.1", port, "/", one, T));
+        assert_non_null(w);
+        char device[32];
+        snprintf(device, sizeof(device), "edge-http-%d", i);
+        assert_int_equal(fe_send_json(w, json_pack("{s:s}", "device_id", device)), 0);
+        json_t *conn = fe_expect_type(w, "connection", T);
+        assert_non_null(conn);
+        json_decref(conn);
+        fe_close(c, w);
+        int code = 0;
+        assert_int_equal(proc_http_get(port, "/healthz", T, &code, NULL), 0);
+        assert_int_equal(code, 200);
+    }
 }
 
 /* RFC 6455 4.2.2: a server may accept and select none of the offered subprotocols. */
