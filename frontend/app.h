@@ -3,7 +3,6 @@
 #ifndef RRM_APP_H
 #define RRM_APP_H
 
-#include "deadlines.h"
 #include "log.h"
 #include "options.h"
 #include "scripts.h"
@@ -13,7 +12,7 @@
 
 struct rl;
 struct fanout;
-struct hmap;
+struct sessions;
 struct node;
 struct outq;
 struct status;
@@ -68,10 +67,8 @@ struct app {
     const struct room_ops *room_ops; /* how room.c's replies reach connections */
     void *room_arg;
     struct node *node;
-    struct hmap *sessions; /* local connection number -> struct session */
-
-    uint64_t next_conn; /* last connection number; conn id = "<node>#<n>" (see main.c) */
-    long connections;   /* open WebSocket connections */
+    struct sessions *sessions; /* the local sessions (session.c) */
+    long connections;          /* open WebSocket connections */
     int draining;
     int64_t drain_deadline_ms;
     int stopping; /* the service loop should end */
@@ -82,8 +79,6 @@ struct app {
     struct status *status; /* /status requests waiting for Redis (status.c) */
 
     struct outq *outq; /* the outbound queues' writer (session.c creates it) */
-    /* connections that have not identified yet, by deadline (session.c owns it) */
-    struct deadlines identify_due;
 };
 
 /* Upper bounds (microseconds) of fe_stats.delay_buckets; the last bucket is everything above. */

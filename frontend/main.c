@@ -2,7 +2,6 @@
 #include "app.h"
 #include "edge.h"
 #include "fanout.h"
-#include "hmap.h"
 #include "http.h"
 #include "node.h"
 #include "outq.h"
@@ -174,10 +173,6 @@ int main(int argc, char **argv) {
     app.log.node = app.node_id;
     log_level_parse(app.opt.log_level, &app.log.min);
     app.started_ms = util_now_ms();
-    /* Connection numbers start from the start time (ms x 1000) rather than 1, so that a node
-     * restarted under the same RRM_NODE_ID (a restarted container keeps its pod name) never
-     * hands out a conn id an earlier run used: the archive keys connections by it. */
-    app.next_conn = (uint64_t)app.started_ms * 1000u;
     raise_fd_limit();
 
     struct sigaction sa;
@@ -271,7 +266,6 @@ int main(int argc, char **argv) {
     info.protocols = internal_protocols;
     info.vhost_name = "internal";
     app.vh = lws_create_vhost(app.cx, &info);
-    app.sessions = hmap_create();
     app.fanout = fanout_create(&app, &session_fanout_ops, &app);
     app.room_ops = &session_room_ops;
     app.room_arg = &app;
@@ -290,8 +284,7 @@ int main(int argc, char **argv) {
     ro.name = "sub";
     ro.ping_interval_ms = 0;
     app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
-    if (!app.vh || !app.sessions || !app.fanout || !app.node || !app.status || !app.redis_cmd ||
-        !app.redis_sub) {
+    if (!app.vh || !app.fanout || !app.node || !app.status || !app.redis_cmd || !app.redis_sub) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
         return 1;
     }
@@ -322,7 +315,7 @@ int main(int argc, char **argv) {
     edge_destroy(app.edge);
     fanout_destroy(app.fanout);
     status_destroy(app.status);
-    hmap_destroy(app.sessions);
+    session_free(&app);
     log_msg(&app.log, LOG_INFO, "stopped");
     return 0;
 }

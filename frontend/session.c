@@ -58,6 +58,13 @@ struct session {
     struct deadline identify_deadline; /* armed from accept until the identify frame */
 };
 
+/* What session.c keeps for the node (app->sessions). */
+struct sessions {
+    struct hmap *by_no;            /* local connection number -> struct session */
+    struct deadlines identify_due; /* connections that have not identified yet */
+    uint64_t next_conn;            /* last connection number; conn id = "<node>#<n>" */
+};
+
 const size_t session_size = sizeof(struct session);
 
 #define CLOSE_GOING_AWAY 1001
@@ -92,7 +99,7 @@ static struct room_conn room_conn_of(const struct session *s, char *buf, size_t 
 struct session *session_find_no(struct app *app, uint64_t conn_no) {
     char key[24];
     int n = key_of(conn_no, key, sizeof(key));
-    return hmap_get(app->sessions, key, (size_t)n);
+    return hmap_get(app->sessions->by_no, key, (size_t)n);
 }
 
 struct session *session_find(struct app *app, const char *conn, size_t len) {
@@ -162,7 +169,17 @@ static void session_drain(struct session *s) {
 static void identify_expired(struct deadline *d, void *arg);
 
 int session_setup(struct app *app) {
-    deadlines_init(&app->identify_due, app->cx, app->opt.identify_timeout_ms, identify_expired,
+    struct sessions *ss = calloc(1, sizeof(*ss));
+    if (!ss || !(ss->by_no = hmap_create())) {
+        free(ss);
+        return -1;
+    }
+    app->sessions = ss;
+    /* Connection numbers start from the start time (ms x 1000) rather than 1, so that a node
+     * restarted under the same RRM_NODE_ID (a restarted container keeps its pod name) never
+     * hands out a conn id an earlier run used: the archive keys connections by it. */
+    ss->next_conn = (uint64_t)app->started_ms * 1000u;
+    deadlines_init(&ss->identify_due, app->cx, app->opt.identify_timeout_ms, identify_expired,
                    NULL);
     struct outq_options o = {
         .limit_bytes = (size_t)app->opt.send_queue_bytes,
@@ -174,9 +191,17 @@ int session_setup(struct app *app) {
 }
 
 void session_teardown(struct app *app) {
-    deadlines_fini(&app->identify_due);
+    deadlines_fini(&app->sessions->identify_due);
     outq_destroy(app->outq);
     app->outq = NULL;
+}
+
+void session_free(struct app *app) {
+    if (!app->sessions)
+        return;
+    hmap_destroy(app->sessions->by_no);
+    free(app->sessions);
+    app->sessions = NULL;
 }
 
 static int on_writeable(struct session *s) {
@@ -213,7 +238,7 @@ static int on_established(struct lws *wsi, struct session *s) {
     s->app = app;
     s->wsi = wsi;
     outq_client_init(&s->out, wsi);
-    s->conn_no = ++app->next_conn;
+    s->conn_no = ++app->sessions->next_conn;
     s->disconnect_reason = "client_closed";
     lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
     app->connections++;
@@ -221,7 +246,7 @@ static int on_established(struct lws *wsi, struct session *s) {
 
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
-    if (hmap_put(app->sessions, key, (size_t)n, s))
+    if (hmap_put(app->sessions->by_no, key, (size_t)n, s))
         return -1;
 
     if (app->draining) {
@@ -231,7 +256,7 @@ static int on_established(struct lws *wsi, struct session *s) {
         session_send_error(s, PROTO_E_SERVER_FULL, "this node is at its connection limit");
         session_close(s, CLOSE_TRY_AGAIN, "server full", "server_full");
     } else {
-        deadline_start(&app->identify_due, &s->identify_deadline);
+        deadline_start(&app->sessions->identify_due, &s->identify_deadline);
     }
     return 0;
 }
@@ -243,7 +268,7 @@ static void on_closed(struct session *s) {
     deadline_stop(&s->identify_deadline);
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
-    hmap_del(app->sessions, key, (size_t)n);
+    hmap_del(app->sessions->by_no, key, (size_t)n);
     if (s->joined) {
         fanout_leave(app->fanout, &s->member);
         char conn[96];
@@ -345,9 +370,9 @@ const struct room_ops session_room_ops = {room_identified, room_failed, room_err
 
 /* The local sessions, in a snapshot the caller frees (sessions may close while it is used). */
 static size_t local_sessions(struct app *app, struct session ***out) {
-    size_t n = hmap_count(app->sessions);
+    size_t n = hmap_count(app->sessions->by_no);
     *out = n ? malloc(n * sizeof(**out)) : NULL;
-    return *out ? hmap_values(app->sessions, (void **)*out, n) : 0;
+    return *out ? hmap_values(app->sessions->by_no, (void **)*out, n) : 0;
 }
 
 void session_restore_all(struct app *app) {

@@ -32,10 +32,13 @@ void session_drain_all(struct app *app);
 /* 1 if conn ("<node>#<n>", len bytes) is a live local session holding a room membership. */
 int session_holds_membership(struct app *app, const char *conn, size_t len);
 
-/* Sets up and releases what session.c keeps in app (the identify deadlines, the outbound
- * queues); around the life of the lws context. session_setup returns -1 when out of memory. */
+/* What session.c keeps for the node (app->sessions: the local sessions, their numbering and
+ * identify deadlines; app->outq): session_setup once the lws context exists (-1 when out of
+ * memory), session_teardown before the context is destroyed (stops timers, frees the outbound
+ * queues), session_free after it (the context's end closes every session first). */
 int session_setup(struct app *app);
 void session_teardown(struct app *app);
+void session_free(struct app *app);
 
 /* The lws protocol callback of the "rrm" protocol (WebSocket sessions and HTTP requests). */
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
