@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Room for any id with a valid node id (at most 63 characters), '#', 20 digits and the NUL. */
+#define CONNID_MAX 96
+
 /* Writes "<node>#<no>" into buf like snprintf: returns the length it needed. */
 int connid_format(const char *node, uint64_t no, char *buf, size_t cap);
 

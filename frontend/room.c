@@ -2,6 +2,7 @@
 #include "room.h"
 
 #include "app.h"
+#include "connid.h"
 #include "keys.h"
 #include "proto.h"
 #include "redis_loop.h"
@@ -45,7 +46,7 @@ struct identify_ticket {
     uint64_t conn_no;
     int64_t at_ms;
     char device[PROTO_MAX_DEVICE_ID + 1];
-    char conn[96];
+    char conn[CONNID_MAX];
 };
 
 static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {

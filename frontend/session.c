@@ -271,7 +271,7 @@ static void on_closed(struct session *s) {
     hmap_del(app->sessions->by_no, key, (size_t)n);
     if (s->joined) {
         fanout_leave(app->fanout, &s->member);
-        char conn[96];
+        char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(s, conn, sizeof(conn));
         room_leave(app, &c, s->disconnect_reason);
     }
@@ -312,7 +312,7 @@ static void session_on_failed(struct session *s, const char *code, const char *m
 
 /* The node receives the room's messages: answers the identify. */
 static void session_room_ready(struct session *s) {
-    char conn[96];
+    char conn[CONNID_MAX];
     session_conn_id(s, conn, sizeof(conn));
     size_t clen, rlen;
     char *ct = proto_connection_frame(s->device_id, s->app->node_id, conn, util_now_ms(), &clen);
@@ -381,7 +381,7 @@ void session_restore_all(struct app *app) {
     for (size_t i = 0; i < n; i++) {
         if (!ss[i]->joined)
             continue;
-        char conn[96];
+        char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(ss[i], conn, sizeof(conn));
         room_restore(app, &c);
     }
@@ -457,7 +457,7 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
     s->state = SS_IDENTIFYING;
     /* Frames sent right behind the identify wait in lws until the room is answered. */
     lws_rx_flow_control(s->wsi, 0);
-    char conn[96];
+    char conn[CONNID_MAX];
     struct room_conn c = room_conn_of(s, conn, sizeof(conn));
     if (room_identify(s->app, &c)) {
         s->state = SS_NEW;
@@ -512,7 +512,7 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     }
     if (binary) {
         app->stats.messages_in++;
-        char conn[96];
+        char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(s, conn, sizeof(conn));
         if (room_send(app, &c, NULL, 0, buf, len, "binary"))
             session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
@@ -523,7 +523,7 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     char msg[160];
     switch (proto_classify(buf, len, &value, &kind, &code, msg, sizeof(msg))) {
     case PROTO_QUERY_ROOM:
-        char conn[96];
+        char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(s, conn, sizeof(conn));
         switch (room_query(app, &c)) {
         case 0:
@@ -551,7 +551,7 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
         return;
     }
     app->stats.messages_in++;
-    char conn[96];
+    char conn[CONNID_MAX];
     struct room_conn c = room_conn_of(s, conn, sizeof(conn));
     if (room_send(app, &c, prefix, plen, buf, len, kind))
         session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
