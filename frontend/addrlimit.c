@@ -1,18 +1,17 @@
 /* Per-address connection count and handshake rate (see addrlimit.h). */
 #include "addrlimit.h"
 
-#include "clientaddr.h"
 #include "hmap.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* 24 bytes per address (the map keeps the address itself): with every client on its own address,
+ * this is all the limits add per connection, besides the map's entry. */
 struct entry {
     long connections;
-    double tokens;  /* handshakes the address may still start now */
-    int64_t at_ms;  /* when tokens was last brought up to date */
-    size_t key_len; /* the address, for removing the entry */
-    char key[CLIENTADDR_MAX];
+    double tokens; /* handshakes the address may still start now */
+    int64_t at_ms; /* when tokens was last brought up to date */
 };
 
 struct addrlimit {
@@ -62,18 +61,22 @@ static int refill(const struct addrlimit *l, struct entry *e, int64_t now_ms) {
     return 0;
 }
 
-static void remove_entry(struct addrlimit *l, struct entry *e) {
-    if (!e->connections)
+static void remove_entry(struct addrlimit *l, const char *addr, size_t len) {
+    struct entry *e = hmap_del(l->by_addr, addr, len);
+    if (e && !e->connections)
         l->idle--;
-    hmap_del(l->by_addr, e->key, e->key_len);
     free(e);
+}
+
+/* The length of addr as a key (addresses are shorter; anything longer is cut). */
+static size_t key_len(const char *addr) {
+    size_t len = strlen(addr);
+    return len < CLIENTADDR_MAX ? len : CLIENTADDR_MAX - 1;
 }
 
 enum addrlimit_verdict addrlimit_admit(struct addrlimit *l, const char *addr, int64_t now_ms,
                                        long *retry_after_s) {
-    size_t len = strlen(addr);
-    if (len >= CLIENTADDR_MAX)
-        len = CLIENTADDR_MAX - 1;
+    size_t len = key_len(addr);
     *retry_after_s = 1;
     struct entry *e = hmap_get(l->by_addr, addr, len);
     if (!e) {
@@ -84,11 +87,9 @@ enum addrlimit_verdict addrlimit_admit(struct addrlimit *l, const char *addr, in
         e = calloc(1, sizeof(*e));
         if (!e)
             return ADDRLIMIT_FULL;
-        memcpy(e->key, addr, len);
-        e->key_len = len;
         e->tokens = (double)l->o.burst;
         e->at_ms = now_ms;
-        if (hmap_put(l->by_addr, e->key, len, e)) {
+        if (hmap_put(l->by_addr, addr, len, e)) {
             free(e);
             return ADDRLIMIT_FULL;
         }
@@ -115,9 +116,7 @@ enum addrlimit_verdict addrlimit_admit(struct addrlimit *l, const char *addr, in
 }
 
 void addrlimit_release(struct addrlimit *l, const char *addr, int64_t now_ms) {
-    size_t len = strlen(addr);
-    if (len >= CLIENTADDR_MAX)
-        len = CLIENTADDR_MAX - 1;
+    size_t len = key_len(addr);
     struct entry *e = hmap_get(l->by_addr, addr, len);
     if (!e || e->connections <= 0)
         return;
@@ -125,24 +124,65 @@ void addrlimit_release(struct addrlimit *l, const char *addr, int64_t now_ms) {
         return;
     l->idle++;
     if (refill(l, e, now_ms))
-        remove_entry(l, e);
+        remove_entry(l, addr, len);
+}
+
+/* What a sweep collects: the addresses whose entries are to go (the map may not change while it
+ * is walked). */
+struct sweep {
+    const struct addrlimit *l;
+    int64_t now_ms;
+    char (*done)[CLIENTADDR_MAX];
+    size_t n, cap;
+};
+
+static void sweep_one(const char *key, void *value, void *arg) {
+    struct sweep *sw = arg;
+    struct entry *e = value;
+    if (!e->connections && sw->n < sw->cap && refill(sw->l, e, sw->now_ms)) {
+        size_t len = key_len(key);
+        memcpy(sw->done[sw->n], key, len);
+        sw->done[sw->n++][len] = '\0';
+    }
 }
 
 size_t addrlimit_sweep(struct addrlimit *l, int64_t now_ms) {
-    size_t n = hmap_count(l->by_addr);
-    if (!l->idle || !n)
+    if (!l->idle)
+        return 0;
+    struct sweep sw = {l, now_ms, malloc(l->idle * sizeof(*sw.done)), 0, l->idle};
+    if (!sw.done)
         return l->idle;
-    void **all = malloc(n * sizeof(*all));
-    if (!all)
-        return l->idle;
-    n = hmap_values(l->by_addr, all, n);
-    for (size_t i = 0; i < n; i++) {
-        struct entry *e = all[i];
-        if (!e->connections && refill(l, e, now_ms))
-            remove_entry(l, e);
-    }
-    free(all);
+    hmap_each(l->by_addr, sweep_one, &sw);
+    for (size_t i = 0; i < sw.n; i++)
+        remove_entry(l, sw.done[i], strlen(sw.done[i]));
+    free(sw.done);
     return l->idle;
+}
+
+struct top {
+    struct addrlimit_usage *out;
+    size_t n, cap;
+};
+
+static void top_one(const char *key, void *value, void *arg) {
+    struct top *t = arg;
+    const struct entry *e = value;
+    if (!e->connections || (t->n == t->cap && t->out[t->n - 1].connections >= e->connections))
+        return;
+    size_t i = t->n < t->cap ? t->n++ : t->cap - 1; /* the last one drops out */
+    for (; i > 0 && t->out[i - 1].connections < e->connections; i--)
+        t->out[i] = t->out[i - 1];
+    size_t len = key_len(key);
+    memcpy(t->out[i].addr, key, len);
+    t->out[i].addr[len] = '\0';
+    t->out[i].connections = e->connections;
+}
+
+size_t addrlimit_top(const struct addrlimit *l, struct addrlimit_usage *out, size_t n) {
+    struct top t = {out, 0, n};
+    if (n)
+        hmap_each(l->by_addr, top_one, &t);
+    return t.n;
 }
 
 size_t addrlimit_count(const struct addrlimit *l) {
@@ -150,6 +190,6 @@ size_t addrlimit_count(const struct addrlimit *l) {
 }
 
 long addrlimit_connections(const struct addrlimit *l, const char *addr) {
-    const struct entry *e = hmap_get(l->by_addr, addr, strlen(addr));
+    const struct entry *e = hmap_get(l->by_addr, addr, key_len(addr));
     return e ? e->connections : 0;
 }

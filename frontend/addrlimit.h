@@ -8,6 +8,8 @@
 #ifndef RRM_ADDRLIMIT_H
 #define RRM_ADDRLIMIT_H
 
+#include "clientaddr.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +45,16 @@ void addrlimit_release(struct addrlimit *l, const char *addr, int64_t now_ms);
 /* Frees the entries of addresses without connections whose bucket has filled up again. Returns
  * how many such idle entries are left (to be swept later). */
 size_t addrlimit_sweep(struct addrlimit *l, int64_t now_ms);
+
+/* An address and the connections it holds (addrlimit_top). */
+struct addrlimit_usage {
+    char addr[CLIENTADDR_MAX];
+    long connections;
+};
+
+/* The (at most n) addresses holding the most connections, most first, into out; returns how
+ * many. */
+size_t addrlimit_top(const struct addrlimit *l, struct addrlimit_usage *out, size_t n);
 
 /* Entries held, and the connections counted for addr. */
 size_t addrlimit_count(const struct addrlimit *l);

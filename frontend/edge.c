@@ -132,6 +132,10 @@ void edge_connection_closed(struct edge *e, const char *client) {
     schedule_sweep(e);
 }
 
+long edge_top_clients(const struct edge *e, struct addrlimit_usage *out, size_t n) {
+    return e->limits ? (long)addrlimit_top(e->limits, out, n) : -1;
+}
+
 int edge_established(struct edge *e, struct lws *wsi, char *client, size_t cap) {
     struct handshake *h = lws_get_opaque_user_data(wsi);
     int counted = 0;

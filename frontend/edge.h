@@ -44,6 +44,11 @@ int edge_established(struct edge *e, struct lws *wsi, char *client, size_t cap);
 /* A connection that edge_established counted has ended. */
 void edge_connection_closed(struct edge *e, const char *client);
 
+struct addrlimit_usage;
+/* The (at most n) client addresses with the most open connections on this node, most first;
+ * returns how many, or -1 when the per-address limits are off (nothing is counted then). */
+long edge_top_clients(const struct edge *e, struct addrlimit_usage *out, size_t n);
+
 /* Called first by the "rrm" protocol callback for every reason. Returns 1 with *rc set when the
  * edge consumed the callback (the protocol callback returns *rc), 0 to let it go on. */
 int edge_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len, int *rc);

@@ -145,6 +145,17 @@ static void test_forwarded_headers(void **state) {
     static const char *const two_b[] = {"X-Forwarded-For: 198.51.100.30",
                                         "X-Forwarded-For: 198.51.100.31", NULL};
     expect_recorded(c, PROXY, two_b, "two-lines-b", "198.51.100.31");
+    /* a long chain of trusted hops (1.5 KB) is walked to its client; an overlong entry is not an
+     * address */
+    char long_chain[1700] = "X-Forwarded-For: 198.51.100.60";
+    for (int i = 0; i < 150; i++)
+        strcat(long_chain, ", 10.0.0.1");
+    const char *const chain_long[] = {long_chain, NULL};
+    expect_recorded(c, PROXY, chain_long, "long-chain", "198.51.100.60");
+    char long_entry[1100] = "X-Forwarded-For: 198.51.100.61, ";
+    memset(long_entry + strlen(long_entry), '9', 1000);
+    const char *const entry_long[] = {long_entry, NULL};
+    expect_recorded(c, PROXY, entry_long, "long-entry", PROXY);
     /* two X-Real-IP lines name no one address: the proxy itself */
     static const char *const two_real[] = {"X-Real-IP: 198.51.100.50", "X-Real-IP: 198.51.100.51",
                                            NULL};
@@ -157,7 +168,7 @@ static void test_forwarded_headers(void **state) {
     static const char *const junk2[] = {"X-Forwarded-For: nonsense, 10.9.9.9", NULL};
     expect_recorded(c, PROXY, junk2, "junk-2", "10.9.9.9");
     assert_true(fe_wait_metric(port, "rrm_forwarded_malformed_total", before + 2, T) >= before + 2);
-    assert_true(before >= 1); /* the two X-Real-IP lines */
+    assert_true(before >= 2); /* the overlong entry, the two X-Real-IP lines */
 }
 
 /* Sends an upgrade request from src (extra: header lines ending in CRLF) and reads the response
@@ -248,6 +259,14 @@ static void test_connections_per_address(void **state) {
     assert_non_null(join_from(c, PROXY, port, x1, "px-2", "CAP", NULL));
     expect_429(PROXY, port, "X-Forwarded-For: 198.51.100.1\r\n");
     assert_non_null(join_from(c, PROXY, port, x2, "px-3", "CAP", NULL));
+    /* /status shows the addresses with their connections */
+    int code = 0;
+    char *body = NULL;
+    assert_int_equal(proc_http_get(port, "/status", T, &code, &body), 0);
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(body, "<td>198.51.100.1</td><td>2</td>"));
+    assert_non_null(strstr(body, "<td>198.51.100.2</td><td>1</td>"));
+    free(body);
     assert_non_null(join_from(c, PROXY, port, NULL, "px-own-1", "CAP", NULL));
     /* and a client forging the header from elsewhere is counted as itself */
     const char *const forged[] = {"X-Forwarded-For: 198.51.100.9", NULL};

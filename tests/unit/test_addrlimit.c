@@ -165,6 +165,28 @@ static void test_overlong_address(void **state) {
     addrlimit_destroy(l);
 }
 
+static void test_top(void **state) {
+    (void)state;
+    struct addrlimit *l = make(100, 0, 0, 100);
+    static const char *const addrs[] = {"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"};
+    static const int conns[] = {2, 5, 1, 3};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < conns[i]; k++)
+            assert_int_equal(admit(l, addrs[i], 0), ADDRLIMIT_OK);
+    struct addrlimit_usage top[3];
+    assert_int_equal(addrlimit_top(l, top, 3), 3);
+    assert_string_equal(top[0].addr, "10.0.0.2");
+    assert_int_equal(top[0].connections, 5);
+    assert_string_equal(top[1].addr, "10.0.0.4");
+    assert_string_equal(top[2].addr, "10.0.0.1");
+    assert_int_equal(top[2].connections, 2);
+    struct addrlimit_usage all[8];
+    assert_int_equal(addrlimit_top(l, all, 8), 4);
+    assert_string_equal(all[3].addr, "10.0.0.3");
+    assert_int_equal(addrlimit_top(l, all, 0), 0);
+    addrlimit_destroy(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connections_per_address),
@@ -173,6 +195,7 @@ int main(void) {
         cmocka_unit_test(test_idle_state_is_freed),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_overlong_address),
+        cmocka_unit_test(test_top),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
