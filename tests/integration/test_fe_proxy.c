@@ -308,6 +308,9 @@ struct nginx {
     int port; /* plain HTTP/ws listener on 127.0.0.1 */
 };
 
+/* The test's nginx, stopped by the teardown also when an assertion ends the test early. */
+static struct nginx proxy;
+
 /* The block of text starting at the first line of `from` that begins with `start` (after
  * spaces) up to its matching closing brace, appended to f; -1 if absent. */
 static int copy_block(FILE *f, const char *from, const char *start) {
@@ -391,7 +394,9 @@ static int nginx_start(struct nginx *n, struct fe_cluster *c) {
         free(readme);
         return -1;
     }
-    fprintf(f, "%sworker_processes 1;\npid %s/nginx.pid;\nerror_log %s info;\n",
+    /* one process: if the test dies, nothing is left behind (its master would be killed with
+     * the test, and a worker outlives its master) */
+    fprintf(f, "%smaster_process off;\npid %s/nginx.pid;\nerror_log %s info;\n",
             geteuid() == 0 ? "user root;\n" : "", n->dir, log);
     fprintf(f, "events { worker_connections 512; }\nhttp {\n    access_log off;\n");
     static const char *const temps[] = {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"};
@@ -430,6 +435,7 @@ static void nginx_stop(struct nginx *n) {
     if (n->pid > 0) {
         int st = 0;
         proc_stop(n->pid, SIGTERM, 10000, &st);
+        n->pid = 0;
     }
     if (n->dir)
         proc_rmtree(n->dir);
@@ -437,20 +443,23 @@ static void nginx_stop(struct nginx *n) {
     n->dir = NULL;
 }
 
+static int teardown_nginx(void **state) {
+    nginx_stop(&proxy);
+    return fe_teardown(state);
+}
+
 static void test_nginx_in_front(void **state) {
     struct fe_cluster *c = *state;
-    struct nginx n;
-    if (nginx_start(&n, c) < 0) {
-        nginx_stop(&n);
+    struct nginx *n = &proxy;
+    if (nginx_start(n, c) < 0)
         fail_msg("nginx did not start");
-    }
     /* clients from 127.0.0.5 through nginx until one is on each node */
     struct wsc *on[2] = {NULL, NULL};
     char dev[2][16];
     for (int i = 0; i < 8 && !(on[0] && on[1]); i++) {
         char device[16], node[16] = "";
         snprintf(device, sizeof(device), "via-%d", i);
-        struct wsc *ws = join_from(c, "127.0.0.5", n.port, NULL, device, "NGINX", node);
+        struct wsc *ws = join_from(c, "127.0.0.5", n->port, NULL, device, "NGINX", node);
         if (!ws)
             break;
         int k = strcmp(node, fe_node_id(c, 0)) == 0 ? 0 : 1;
@@ -461,10 +470,8 @@ static void test_nginx_in_front(void **state) {
         on[k] = ws;
         snprintf(dev[k], sizeof(dev[k]), "%s", device);
     }
-    if (!on[0] || !on[1]) {
-        nginx_stop(&n);
+    if (!on[0] || !on[1])
         fail_msg("nginx did not spread clients over both nodes");
-    }
     /* they relay to each other across the nodes */
     fe_send_text(on[0], "through nginx to b");
     fe_expect_text(on[1], dev[0], "NGINX", "through nginx to b");
@@ -478,12 +485,12 @@ static void test_nginx_in_front(void **state) {
     }
     /* a client forging the header through nginx: nginx appends the real address */
     static const char *const forged[] = {"X-Forwarded-For: 203.0.113.77", NULL};
-    struct wsc *f = join_from(c, "127.0.0.6", n.port, forged, "via-forged", "NGINX", NULL);
+    struct wsc *f = join_from(c, "127.0.0.6", n->port, forged, "via-forged", "NGINX", NULL);
     assert_non_null(f);
     assert_int_equal(connect_ip(c, "via-forged", ip), 0);
     assert_string_equal(ip, "127.0.0.6");
     fe_close_all(c);
-    nginx_stop(&n);
+    nginx_stop(n);
 }
 
 int main(void) {
@@ -492,7 +499,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_connections_per_address, setup_conn_limit,
                                         fe_teardown),
         cmocka_unit_test_setup_teardown(test_handshake_rate, setup_rate_limit, fe_teardown),
-        cmocka_unit_test_setup_teardown(test_nginx_in_front, setup_nginx, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_nginx_in_front, setup_nginx, teardown_nginx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
