@@ -42,6 +42,11 @@ struct fe_stats {
     uint64_t handshakes_refused; /* bad upgrade requests, over the per-address handshake cap */
     uint64_t handshake_timeouts; /* connections closed for not finishing their handshake */
     uint64_t bad_close_frames;   /* client close frames answered with 1002 */
+    /* Per client address (edge.c): upgrades refused with 429 for holding max-connections-per-ip,
+     * or over the handshake rate; trusted proxies' forwarding headers that held a non-address. */
+    uint64_t refused_per_ip;
+    uint64_t rate_limited_per_ip;
+    uint64_t forwarded_malformed;
     /* Client errors by code (see proto.h), in the order of app_error_codes. */
     uint64_t errors[16];
 };

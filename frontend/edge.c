@@ -1,7 +1,9 @@
 /* The node's edge: handshake deadline and per-address limit, handshake checks, close frames. */
 #include "edge.h"
 
+#include "addrlimit.h"
 #include "app.h"
+#include "clientaddr.h"
 #include "deadlines.h"
 #include "hmap.h"
 #include "util.h"
@@ -20,6 +22,11 @@
 
 /* lws 4.1 reads at most this much of a subprotocol name (lws_process_ws_upgrade()). */
 #define LWS_PCOL_NAME_MAX 64
+#define EDGE_TOO_MANY_REQUESTS 429 /* lws 4.1 has no name for it either */
+/* Addresses tracked for the per-address limits beyond one per allowed connection: room for those
+ * whose handshake bucket is still refilling after their connections closed. */
+#define EDGE_IDLE_ADDRESSES 65536
+#define EDGE_SWEEP_US (1000 * LWS_US_PER_MS)
 
 struct edge {
     struct app *app;
@@ -28,6 +35,11 @@ struct edge {
     long peak;                 /* most of them at once since the heap was last trimmed */
     int64_t trimmed_ms;
     struct deadlines due; /* the handshake deadline of every connection in its handshake */
+    struct clientaddr_trust *trusted; /* RRM_TRUSTED_PROXIES */
+    /* Open connections and handshake rate per client address; NULL when both limits are off. */
+    struct addrlimit *limits;
+    lws_sorted_usec_list_t sweep; /* frees the limits' idle addresses */
+    int sweep_armed, stopped;
     /* Name of the "rrm" protocol's second entry: the first name the current upgrade request
      * offers, or a space (which no offered name can contain) between requests. */
     char alias[LWS_PCOL_NAME_MAX];
@@ -39,10 +51,13 @@ struct handshake {
     struct edge *edge;
     struct lws *wsi;
     struct deadline deadline;
-    char addr[64];
+    char addr[64];               /* the TCP peer */
+    char client[CLIENTADDR_MAX]; /* the client behind trusted proxies (set at the upgrade) */
+    int counted;                 /* client's connection is counted in edge->limits */
 };
 
 static void handshake_expired(struct deadline *d, void *arg);
+static void handshake_end(struct lws *wsi);
 
 struct edge *edge_create(struct app *app) {
     struct edge *e = calloc(1, sizeof(*e));
@@ -52,8 +67,21 @@ struct edge *edge_create(struct app *app) {
     e->alias[0] = ' ';
     deadlines_init(&e->due, app->cx, app->opt.handshake_timeout_ms, handshake_expired, NULL);
     e->in_handshake = hmap_create();
-    if (!e->in_handshake) {
-        free(e);
+    /* fe_options_check has accepted the list already */
+    e->trusted = clientaddr_trust_parse(app->opt.trusted_proxies, NULL, 0);
+    const struct fe_options *o = &app->opt;
+    if (o->max_connections_per_ip || o->handshakes_per_ip_per_sec) {
+        struct addrlimit_options lo = {
+            .max_connections = o->max_connections_per_ip,
+            .rate_per_sec = o->handshakes_per_ip_per_sec,
+            .burst = o->handshakes_per_ip_burst,
+            .max_addresses = (size_t)o->max_connections + EDGE_IDLE_ADDRESSES,
+        };
+        e->limits = addrlimit_create(&lo);
+    }
+    if (!e->in_handshake || !e->trusted ||
+        (!e->limits && (o->max_connections_per_ip || o->handshakes_per_ip_per_sec))) {
+        edge_destroy(e);
         return NULL;
     }
     return e;
@@ -64,15 +92,63 @@ const char *edge_subprotocol_alias(const struct edge *e) {
 }
 
 void edge_stop(struct edge *e) {
-    if (e)
-        deadlines_fini(&e->due);
+    if (!e)
+        return;
+    deadlines_fini(&e->due);
+    lws_sul_cancel(&e->sweep);
+    e->stopped = 1;
 }
 
 void edge_destroy(struct edge *e) {
     if (!e)
         return;
     hmap_destroy(e->in_handshake);
+    clientaddr_trust_free(e->trusted);
+    addrlimit_destroy(e->limits);
     free(e);
+}
+
+static void sweep_cb(lws_sorted_usec_list_t *sul) {
+    struct edge *e = lws_container_of(sul, struct edge, sweep);
+    e->sweep_armed = 0;
+    if (addrlimit_sweep(e->limits, util_mono_ms()) && !e->stopped) {
+        e->sweep_armed = 1;
+        lws_sul_schedule(e->app->cx, 0, &e->sweep, sweep_cb, EDGE_SWEEP_US);
+    }
+}
+
+/* Addresses may have been left idle: look again in a second (and every second while some are). */
+static void schedule_sweep(struct edge *e) {
+    if (e->sweep_armed || e->stopped)
+        return;
+    e->sweep_armed = 1;
+    lws_sul_schedule(e->app->cx, 0, &e->sweep, sweep_cb, EDGE_SWEEP_US);
+}
+
+void edge_connection_closed(struct edge *e, const char *client) {
+    if (!e || !e->limits)
+        return;
+    addrlimit_release(e->limits, client, util_mono_ms());
+    schedule_sweep(e);
+}
+
+long edge_top_clients(const struct edge *e, struct addrlimit_usage *out, size_t n) {
+    return e->limits ? (long)addrlimit_top(e->limits, out, n) : -1;
+}
+
+int edge_established(struct edge *e, struct lws *wsi, char *client, size_t cap) {
+    struct handshake *h = lws_get_opaque_user_data(wsi);
+    int counted = 0;
+    if (h && h->client[0]) {
+        util_strlcpy(client, h->client, cap);
+        counted = h->counted;
+        h->counted = 0; /* the session holds it now */
+    } else if (!lws_get_peer_simple(wsi, client, cap)) {
+        client[0] = '\0';
+    }
+    (void)e;
+    handshake_end(wsi);
+    return counted;
 }
 
 int edge_close_payload_valid(const unsigned char *p, size_t len) {
@@ -126,6 +202,8 @@ static void handshake_end(struct lws *wsi) {
     e->handshakes--;
     lws_set_opaque_user_data(wsi, NULL);
     deadline_stop(&h->deadline);
+    if (h->counted) /* admitted, but the connection ended before it was established */
+        edge_connection_closed(e, h->client);
     size_t n = strlen(h->addr);
     uintptr_t count = count_of(e, h->addr);
     if (count > 1)
@@ -209,18 +287,86 @@ static int choose_subprotocol(struct edge *e, const char *list, int n) {
     return 0;
 }
 
-/* Answers an upgrade request it refuses with status code and no body; lws then treats the
- * request as answered. */
-static int refuse(struct edge *e, struct lws *wsi, unsigned code) {
+/* Answers an upgrade request with status code, no body and, if retry_after_s > 0, a
+ * Retry-After header; lws then treats the request as answered. */
+static int answer(struct lws *wsi, unsigned code, long retry_after_s) {
     unsigned char buf[LWS_PRE + 256], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
-    e->app->stats.handshakes_refused++;
+    char retry[24];
+    int n = snprintf(retry, sizeof(retry), "%ld", retry_after_s);
     if (lws_add_http_common_headers(wsi, code, "text/plain", 0, &p, end) ||
         (code == EDGE_UPGRADE_REQUIRED &&
          lws_add_http_header_by_name(wsi, (const unsigned char *)"sec-websocket-version:",
                                      (const unsigned char *)"13", 2, &p, end)) ||
+        (retry_after_s > 0 &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+                                     (const unsigned char *)retry, n, &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     return 1;
+}
+
+/* Refuses a malformed upgrade request with status code. */
+static int refuse(struct edge *e, struct lws *wsi, unsigned code) {
+    e->app->stats.handshakes_refused++;
+    return answer(wsi, code, 0);
+}
+
+/* A header lws holds, whole (several lines joined by commas); caller frees. NULL when absent. */
+static char *header_dup(struct lws *wsi, enum lws_token_indexes t, int *len) {
+    int n = lws_hdr_total_length(wsi, t);
+    char *v = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (!v)
+        return NULL;
+    *len = lws_hdr_copy(wsi, v, n + 1, t);
+    if (*len < 0) {
+        free(v);
+        *len = 0;
+        return NULL;
+    }
+    return v;
+}
+
+/* The client of the connection: the TCP peer, or behind a trusted proxy the address its
+ * X-Forwarded-For or X-Real-IP names (clientaddr.h). lws 4.1 knows both headers (X-Real-IP with
+ * LWS_WITH_HTTP_UNCOMMON_HEADERS, on in Debian's build) and joins repeated lines with commas:
+ * several X-Forwarded-For lines read as one list, several X-Real-IP lines as a malformed value. */
+static void resolve_client(struct edge *e, struct lws *wsi, struct handshake *h) {
+    if (!clientaddr_trusted(e->trusted, h->addr, strlen(h->addr))) {
+        clientaddr_resolve(e->trusted, h->addr, NULL, 0, NULL, 0, h->client);
+        return;
+    }
+    int xlen = 0, rlen = 0;
+    char *xff = header_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR, &xlen);
+    char *real_ip = header_dup(wsi, WSI_TOKEN_HTTP_X_REAL_IP, &rlen);
+    if (clientaddr_resolve(e->trusted, h->addr, xff, (size_t)xlen, real_ip, (size_t)rlen,
+                           h->client) == CLIENTADDR_MALFORMED)
+        e->app->stats.forwarded_malformed++;
+    free(xff);
+    free(real_ip);
+}
+
+/* Names the client and applies its address's limits: over them, 429 with Retry-After. */
+static int admit_client(struct edge *e, struct lws *wsi) {
+    struct handshake *h = lws_get_opaque_user_data(wsi);
+    long retry_after_s = 1;
+    if (!h)
+        return 0;
+    resolve_client(e, wsi, h);
+    if (!e->limits)
+        return 0;
+    switch (addrlimit_admit(e->limits, h->client, util_mono_ms(), &retry_after_s)) {
+    case ADDRLIMIT_OK:
+        h->counted = 1;
+        return 0;
+    case ADDRLIMIT_CONNECTIONS:
+        e->app->stats.refused_per_ip++;
+        break;
+    default:
+        e->app->stats.rate_limited_per_ip++;
+        break;
+    }
+    schedule_sweep(e);
+    return answer(wsi, EDGE_TOO_MANY_REQUESTS, retry_after_s);
 }
 
 /* lws 4.1 answers a version other than 13 with a 101 and drops the TCP connection, without an
@@ -242,7 +388,7 @@ static int confirm_upgrade(struct edge *e, struct lws *wsi, const char *upgrade)
         return refuse(e, wsi, HTTP_STATUS_BAD_REQUEST);
     if (n > 0 && choose_subprotocol(e, buf, n) < 0)
         return refuse(e, wsi, HTTP_STATUS_BAD_REQUEST);
-    return 0;
+    return admit_client(e, wsi);
 }
 
 /* The 101 so far ends with the Sec-WebSocket-Protocol line lws wrote for the entry that selects
@@ -287,7 +433,8 @@ int edge_callback(struct lws *wsi, enum lws_callback_reasons reason, void *in, s
                          19);
         *rc = -1;
         return 1;
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: /* the session calls edge_established() */
+        return 0;
     case LWS_CALLBACK_HTTP:
     case LWS_CALLBACK_WSI_DESTROY:
         handshake_end(wsi);

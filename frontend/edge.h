@@ -2,7 +2,10 @@
  * request. It owns the handshake deadline (RRM_HANDSHAKE_TIMEOUT_MS) and the per-address count
  * of connections still in their handshake (RRM_MAX_HANDSHAKES_PER_IP), the handshake checks that
  * libwebsockets 4.1 leaves to the application (Sec-WebSocket-Version, Upgrade, Sec-WebSocket-Key,
- * subprotocols it does not know) and the validity of a client's close frame. */
+ * subprotocols it does not know), the client's address behind trusted proxies
+ * (RRM_TRUSTED_PROXIES) and the limits per client address on open connections and upgrades
+ * (RRM_MAX_CONNECTIONS_PER_IP, RRM_HANDSHAKES_PER_IP_PER_SEC), and the validity of a client's
+ * close frame. */
 #ifndef RRM_EDGE_H
 #define RRM_EDGE_H
 
@@ -30,6 +33,21 @@ struct edge *edge_create(struct app *app);
 void edge_stop(struct edge *e);
 /* After lws_context_destroy(), which reports every connection's end. */
 void edge_destroy(struct edge *e);
+
+/* A WebSocket connection is established (the session calls it from LWS_CALLBACK_ESTABLISHED,
+ * which edge_callback leaves alone): ends its handshake and writes the client's address (behind
+ * trusted proxies, the real one) to client (cap bytes). Returns 1 if the connection is counted
+ * against its address's limit: the session then calls edge_connection_closed(e, client) when it
+ * ends; 0 if not. */
+int edge_established(struct edge *e, struct lws *wsi, char *client, size_t cap);
+
+/* A connection that edge_established counted has ended. */
+void edge_connection_closed(struct edge *e, const char *client);
+
+struct addrlimit_usage;
+/* The (at most n) client addresses with the most open connections on this node, most first;
+ * returns how many, or -1 when the per-address limits are off (nothing is counted then). */
+long edge_top_clients(const struct edge *e, struct addrlimit_usage *out, size_t n);
 
 /* Called first by the "rrm" protocol callback for every reason. Returns 1 with *rc set when the
  * edge consumed the callback (the protocol callback returns *rc), 0 to let it go on. */

@@ -66,6 +66,17 @@ void metrics_write(struct app *app, struct textbuf *r) {
            "Connections closed for not finishing their handshake in time.", st->handshake_timeouts);
     metric(r, "rrm_bad_close_frames_total", "counter", "Client close frames answered with 1002.",
            st->bad_close_frames);
+    metric(r, "rrm_connections_refused_per_ip_total", "counter",
+           "WebSocket upgrades refused with 429: the client address holds "
+           "RRM_MAX_CONNECTIONS_PER_IP connections.",
+           st->refused_per_ip);
+    metric(r, "rrm_handshakes_rate_limited_total", "counter",
+           "WebSocket upgrades refused with 429: over the client address's handshake rate.",
+           st->rate_limited_per_ip);
+    metric(r, "rrm_forwarded_malformed_total", "counter",
+           "Upgrades from a trusted proxy whose X-Forwarded-For or X-Real-IP held something "
+           "that is not an address.",
+           st->forwarded_malformed);
     metric(r, "rrm_redis_unavailable_total", "counter", "Actions refused while Redis was down.",
            st->redis_errors);
     metric(r, "rrm_reaped_members_total", "counter", "Members of dead nodes removed here.",

@@ -1,6 +1,7 @@
 /* Frontend option table: every RRM_* variable and --flag of rrm-frontend, with defaults. */
 #include "options.h"
 
+#include "clientaddr.h"
 #include "log.h"
 #include "proto.h"
 
@@ -39,6 +40,18 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("max-handshakes-per-ip", max_handshakes_per_ip, "0", 0, 1000000,
             "connections one client address may have in their handshake at once; more are "
             "closed at accept (0: no limit)"),
+    OPT_STR("trusted-proxies", trusted_proxies, "", 0,
+            "proxies whose X-Forwarded-For / X-Real-IP are believed: comma-separated CIDR blocks "
+            "or addresses, IPv4 or IPv6 (empty: nobody; the TCP peer is the client)"),
+    OPT_INT("max-connections-per-ip", max_connections_per_ip, "1000", 0, 10000000,
+            "open WebSocket connections one client address may hold on this node; more upgrades "
+            "are refused with 429 (0: no limit)"),
+    OPT_INT("handshakes-per-ip-per-sec", handshakes_per_ip_per_sec, "50", 0, 1000000,
+            "WebSocket upgrades per second one client address may make on this node, with a "
+            "burst of handshakes-per-ip-burst; more are refused with 429 (0: no limit)"),
+    OPT_INT("handshakes-per-ip-burst", handshakes_per_ip_burst, "500", 1, 10000000,
+            "upgrades one client address may make at once before handshakes-per-ip-per-sec "
+            "applies"),
     OPT_INT("max-connections", max_connections, "20000", 1, 10000000,
             "WebSocket connections per node; more are refused with 1013"),
     OPT_INT("send-queue-bytes", send_queue_bytes, "1048576", 1024, 1024L * 1024 * 1024,
@@ -110,6 +123,13 @@ int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
                  o->max_bytes_per_sec, o->max_frame_bytes);
         return -1;
     }
+    char why[160];
+    struct clientaddr_trust *trust = clientaddr_trust_parse(o->trusted_proxies, why, sizeof(why));
+    if (!trust) {
+        snprintf(err, errlen, "invalid RRM_TRUSTED_PROXIES (--trusted-proxies): %s", why);
+        return -1;
+    }
+    clientaddr_trust_free(trust);
     if (fe_stream_bound_bytes(o) > o->stream_max_bytes) {
         snprintf(err, errlen,
                  "invalid RRM_STREAM_MAXLEN (--stream-maxlen): %ld (+%d) entries with messages of "

@@ -17,6 +17,10 @@ struct fe_options {
     long identify_timeout_ms;
     long handshake_timeout_ms;
     long max_handshakes_per_ip;
+    char trusted_proxies[2048];
+    long max_connections_per_ip;
+    long handshakes_per_ip_per_sec;
+    long handshakes_per_ip_burst;
     long max_connections;
     long send_queue_bytes;
     long room_grace_ms;

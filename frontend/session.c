@@ -39,6 +39,8 @@ struct session {
     long room_total;
     int64_t identified_at_ms;
     uint8_t joined; /* holds a membership in Redis */
+    /* counted against its address's limits (edge_established) */
+    uint8_t counted;
 
     struct rxbuf rx; /* fragments of one incoming message */
 
@@ -240,7 +242,7 @@ static int on_established(struct lws *wsi, struct session *s) {
     outq_client_init(&s->out, wsi);
     s->conn_no = ++app->sessions->next_conn;
     s->disconnect_reason = "client_closed";
-    lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
+    s->counted = (uint8_t)edge_established(app->edge, wsi, s->ip, sizeof(s->ip));
     app->connections++;
     app->stats.connections_total++;
 
@@ -280,6 +282,8 @@ static void on_closed(struct session *s) {
     rxbuf_free(&s->rx);
     free(s->identity);
     s->identity = NULL;
+    if (s->counted)
+        edge_connection_closed(app->edge, s->ip);
     app->connections--;
     s->app = NULL;
 }

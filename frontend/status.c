@@ -1,7 +1,9 @@
 /* The /status page (see status.h). */
 #include "status.h"
 
+#include "addrlimit.h"
 #include "app.h"
+#include "edge.h"
 #include "fanout.h"
 #include "keys.h"
 #include "redis_loop.h"
@@ -83,6 +85,30 @@ static void status_node(struct textbuf *r, const redisReply *n) {
     free(ms);
 }
 
+/* Client addresses listed on /status (the ones with the most connections). */
+#define STATUS_TOP_CLIENTS 20
+
+/* This node's client addresses (behind trusted proxies, the real ones) with the most open
+ * connections, as the per-address limits count them. */
+static void clients(struct app *app, struct textbuf *r) {
+    struct addrlimit_usage top[STATUS_TOP_CLIENTS];
+    long n = edge_top_clients(app->edge, top, STATUS_TOP_CLIENTS);
+    if (n < 0) {
+        textbuf_add(r, "<p>client addresses: not counted (per-address limits off)</p>\n");
+        return;
+    }
+    textbuf_add(r,
+                "<table border=\"1\"><tr><th>client address (top %d)</th>"
+                "<th>connections</th></tr>\n",
+                STATUS_TOP_CLIENTS);
+    for (long i = 0; i < n; i++) {
+        textbuf_add(r, "<tr><td>");
+        textbuf_add_html(r, top[i].addr, strlen(top[i].addr));
+        textbuf_add(r, "</td><td>%ld</td></tr>\n", top[i].connections);
+    }
+    textbuf_add(r, "</table>\n");
+}
+
 /* The page: this node, then the cluster as Redis knows it (cluster NULL: unavailable). */
 static void page(struct app *app, struct textbuf *r, const redisReply *cluster) {
     textbuf_add(r, "<!doctype html><html><head><meta charset=\"utf-8\"><title>rrm ");
@@ -96,7 +122,9 @@ static void page(struct app *app, struct textbuf *r, const redisReply *cluster) 
                 app_redis_ready(app) ? "up" : "down", app->draining ? ", draining" : "");
     struct status_ctx c = {app, r};
     fanout_each_room(app->fanout, status_room, &c);
-    textbuf_add(r, "</table>\n<h2>Cluster</h2>\n");
+    textbuf_add(r, "</table>\n");
+    clients(app, r);
+    textbuf_add(r, "<h2>Cluster</h2>\n");
     if (!cluster || cluster->type != REDIS_REPLY_ARRAY) {
         textbuf_add(r, "<p>unavailable: the cluster store did not answer</p>\n");
     } else {

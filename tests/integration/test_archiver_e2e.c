@@ -1,6 +1,7 @@
 /* Full chain: WebSocket clients talk through a real rrm-frontend, which appends the archive events,
  * and rrm-archiver stores them. Checks that everything the frontend emits decodes (no dead
- * letters) and lands in the seed's tables with the bytes the clients sent. */
+ * letters) and lands in the seed's tables with the bytes the clients sent, and that client_ip is
+ * the real client behind the trusted proxy 127.0.0.2 (RRM_TRUSTED_PROXIES). */
 #include "archiver_harness.h"
 
 #include "keys.h"
@@ -48,6 +49,7 @@ static int e2e_setup(void **state) {
                          "RRM_NODE_ID=fe-e2e",
                          "RRM_ROOM_GRACE_MS=0",
                          "RRM_HEARTBEAT_MS=200",
+                         "RRM_TRUSTED_PROXIES=127.0.0.2",
                          NULL};
     const char *argv[] = {bin, NULL};
     frontend_pid = proc_spawn(argv, env, log);
@@ -70,14 +72,19 @@ static int e2e_teardown(void **state) {
     return ah_teardown(state);
 }
 
-static struct wsc *join(const char *identify) {
-    struct wsc *ws = wsc_connect("127.0.0.1", frontend_port, "/", 5000);
+/* Connects from src (NULL: any) with the extra header lines and identifies. */
+static struct wsc *join_from(const char *src, const char *const headers[], const char *identify) {
+    struct wsc *ws = wsc_connect_from(src, "127.0.0.1", frontend_port, "/", headers, 5000);
     assert_non_null(ws);
     assert_int_equal(wsc_send_text(ws, identify), 0);
     json_t *room = wsc_recv_type(ws, "room", 5000);
     assert_non_null(room);
     json_decref(room);
     return ws;
+}
+
+static struct wsc *join(const char *identify) {
+    return join_from(NULL, NULL, identify);
 }
 
 static void test_frontend_events_are_archived(void **state) {
@@ -152,9 +159,38 @@ static void test_frontend_events_are_archived(void **state) {
     assert_int_equal(WEXITSTATUS(ah_stop(&a, SIGTERM)), 0);
 }
 
+/* Behind the trusted proxy the archived client_ip is the client X-Forwarded-For names; a client
+ * forging the header from elsewhere is archived under its own address. */
+static void test_real_client_address_is_archived(void **state) {
+    struct arch_harness *h = *state;
+    if (frontend_pid <= 0)
+        skip();
+    ah_fresh(h, "arch_e2e_ip");
+    struct ah_archiver a;
+    ah_start(h, &a, "e2e-ip", NULL);
+    static const char *const via[] = {"X-Forwarded-For: 198.51.100.23, 127.0.0.2", NULL};
+    static const char *const six[] = {"X-Forwarded-For: [2001:DB8::23]:443", NULL};
+    static const char *const forged[] = {"X-Forwarded-For: 198.51.100.24", NULL};
+    struct wsc *ws[3] = {
+        join_from("127.0.0.2", via, "{\"device_id\":\"carol\",\"room_id\":\"E2E2\"}"),
+        join_from("127.0.0.2", six, "{\"device_id\":\"erin\",\"room_id\":\"E2E2\"}"),
+        join_from("127.0.0.5", forged, "{\"device_id\":\"dave\",\"room_id\":\"E2E2\"}"),
+    };
+    ah_wait_int(h, 3, AH_WAIT_MS,
+                "SELECT COUNT(*) FROM connections WHERE client_ip IS NOT NULL AND "
+                "event_id IS NOT NULL");
+    ah_expect(h, "198.51.100.23", "SELECT client_ip FROM connections WHERE device_id = 'carol'");
+    ah_expect(h, "2001:db8::23", "SELECT client_ip FROM connections WHERE device_id = 'erin'");
+    ah_expect(h, "127.0.0.5", "SELECT client_ip FROM connections WHERE device_id = 'dave'");
+    for (int i = 0; i < 3; i++)
+        wsc_close(ws[i]);
+    assert_int_equal(WEXITSTATUS(ah_stop(&a, SIGTERM)), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frontend_events_are_archived),
+        cmocka_unit_test(test_real_client_address_is_archived),
     };
     return cmocka_run_group_tests(tests, e2e_setup, e2e_teardown);
 }

@@ -101,11 +101,33 @@ int proc_free_port(void) {
     return -EADDRINUSE;
 }
 
-/* Connect one resolved address within the deadline. Returns fd or -errno. */
-static int connect_addr(const struct addrinfo *ai, int64_t deadline) {
+/* Binds fd to the literal address src (any port) of the given family. 0 or -errno. */
+static int bind_source(int fd, int family, const char *src) {
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    if (getaddrinfo(src, NULL, &hints, &res) != 0)
+        return -EADDRNOTAVAIL;
+    int r = bind(fd, res->ai_addr, res->ai_addrlen) < 0 ? -errno : 0;
+    freeaddrinfo(res);
+    return r;
+}
+
+/* Connect one resolved address within the deadline, from src if not NULL. Returns fd or
+ * -errno. */
+static int connect_addr(const struct addrinfo *ai, const char *src, int64_t deadline) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return -errno;
+    if (src) {
+        int r = bind_source(fd, ai->ai_family, src);
+        if (r < 0) {
+            close(fd);
+            return r;
+        }
+    }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
         if (errno != EINPROGRESS) {
             int err = -errno;
@@ -148,6 +170,10 @@ static int connect_addr(const struct addrinfo *ai, int64_t deadline) {
 }
 
 int proc_tcp_connect(const char *host, int port, int timeout_ms) {
+    return proc_tcp_connect_from(NULL, host, port, timeout_ms);
+}
+
+int proc_tcp_connect_from(const char *src, const char *host, int port, int timeout_ms) {
     struct addrinfo hints, *res = NULL;
     char portstr[16];
     int64_t deadline = proc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
@@ -164,7 +190,7 @@ int proc_tcp_connect(const char *host, int port, int timeout_ms) {
     if (gr != 0)
         return gr == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = connect_addr(ai, deadline);
+        int fd = connect_addr(ai, src, deadline);
         if (fd >= 0) {
             freeaddrinfo(res);
             return fd;

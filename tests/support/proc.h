@@ -41,6 +41,12 @@ int proc_free_port(void);
 int proc_tcp_connect(const char *host, int port, int timeout_ms);
 
 /*
+ * Like proc_tcp_connect, from the local address src (a literal address, e.g. "127.0.0.5": any
+ * 127.0.0.0/8 address works on Linux loopback; NULL: chosen by the kernel).
+ */
+int proc_tcp_connect_from(const char *src, const char *host, int port, int timeout_ms);
+
+/*
  * Retry connecting to 127.0.0.1:port until a connection is accepted or
  * timeout_ms passes. Returns 0 once the port accepts, -ETIMEDOUT otherwise.
  */

@@ -405,13 +405,13 @@ static struct wsc *wsc_new(int fd) {
 }
 
 /* Connect + handshake; returns status (>= 0) and the connection in *out. */
-static int connect_common(const char *host, int port, const char *path,
+static int connect_common(const char *src, const char *host, int port, const char *path,
                           const char *const extra_headers[], int timeout_ms, struct wsc **out) {
     int64_t deadline = deadline_after(timeout_ms);
     *out = NULL;
     if (!host || !path || path[0] != '/')
         return -EINVAL;
-    int fd = proc_tcp_connect(host, port, proc_remaining_ms(deadline));
+    int fd = proc_tcp_connect_from(src, host, port, proc_remaining_ms(deadline));
     if (fd < 0)
         return fd;
     struct wsc *ws = wsc_new(fd);
@@ -430,8 +430,13 @@ static int connect_common(const char *host, int port, const char *path,
 
 struct wsc *wsc_connect_ex(const char *host, int port, const char *path,
                            const char *const extra_headers[], int timeout_ms) {
+    return wsc_connect_from(NULL, host, port, path, extra_headers, timeout_ms);
+}
+
+struct wsc *wsc_connect_from(const char *src, const char *host, int port, const char *path,
+                             const char *const extra_headers[], int timeout_ms) {
     struct wsc *ws;
-    connect_common(host, port, path, extra_headers, timeout_ms, &ws);
+    connect_common(src, host, port, path, extra_headers, timeout_ms, &ws);
     return ws;
 }
 
@@ -441,8 +446,13 @@ struct wsc *wsc_connect(const char *host, int port, const char *path, int timeou
 
 int wsc_probe_upgrade(const char *host, int port, const char *path,
                       const char *const extra_headers[], int timeout_ms) {
+    return wsc_probe_upgrade_from(NULL, host, port, path, extra_headers, timeout_ms);
+}
+
+int wsc_probe_upgrade_from(const char *src, const char *host, int port, const char *path,
+                           const char *const extra_headers[], int timeout_ms) {
     struct wsc *ws;
-    int r = connect_common(host, port, path, extra_headers, timeout_ms, &ws);
+    int r = connect_common(src, host, port, path, extra_headers, timeout_ms, &ws);
     wsc_close(ws);
     return r;
 }

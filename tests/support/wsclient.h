@@ -85,6 +85,13 @@ struct wsc *wsc_connect_ex(const char *host, int port, const char *path,
                            const char *const extra_headers[], int timeout_ms);
 
 /*
+ * Same as wsc_connect_ex, from the local address src (a literal address such as "127.0.0.5";
+ * NULL: chosen by the kernel), so that tests can be several clients on loopback.
+ */
+struct wsc *wsc_connect_from(const char *src, const char *host, int port, const char *path,
+                             const char *const extra_headers[], int timeout_ms);
+
+/*
  * Send an Upgrade request like wsc_connect_ex, read the HTTP response status
  * and close the connection again. Returns the HTTP status code (101 when the
  * server accepted the upgrade with a valid Sec-WebSocket-Accept; a 101 with an
@@ -93,6 +100,10 @@ struct wsc *wsc_connect_ex(const char *host, int port, const char *path,
  */
 int wsc_probe_upgrade(const char *host, int port, const char *path,
                       const char *const extra_headers[], int timeout_ms);
+
+/* wsc_probe_upgrade from the local address src (see wsc_connect_from). */
+int wsc_probe_upgrade_from(const char *src, const char *host, int port, const char *path,
+                           const char *const extra_headers[], int timeout_ms);
 
 /* Close the socket (no close frame is sent) and free everything. NULL is ok. */
 void wsc_close(struct wsc *ws);

@@ -61,6 +61,10 @@ static void test_defaults(void **state) {
     assert_int_equal(o.query_max_clients, 100);
     assert_int_equal(o.drain_timeout_ms, 10000);
     assert_string_equal(o.log_level, "info");
+    assert_string_equal(o.trusted_proxies, "");
+    assert_int_equal(o.max_connections_per_ip, 1000);
+    assert_int_equal(o.handshakes_per_ip_per_sec, 50);
+    assert_int_equal(o.handshakes_per_ip_burst, 500);
 
     char err[256];
     assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
@@ -181,6 +185,23 @@ static void test_check_node_timeout(void **state) {
     assert_non_null(strstr(err, "RRM_NODE_TIMEOUT_MS"));
 }
 
+static void test_check_trusted_proxies(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[512];
+    strcpy(o.trusted_proxies, "10.0.0.0/8, 127.0.0.2, fd00::/8");
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    strcpy(o.trusted_proxies, "10.0.0.0/8, nginx.local");
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_TRUSTED_PROXIES"));
+    assert_non_null(strstr(err, "--trusted-proxies"));
+    assert_non_null(strstr(err, "nginx.local"));
+    strcpy(o.trusted_proxies, "10.0.0.0/33");
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+}
+
 static void test_check_byte_rate(void **state) {
     (void)state;
     struct fe_options o;
@@ -244,6 +265,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_check_node_id, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_node_timeout, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_byte_rate, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_trusted_proxies, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_stream_bytes, clear_env, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
