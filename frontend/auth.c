@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <jwt.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@ struct auth {
     unsigned char *secret; /* HS*: NULL when not configured */
     size_t secret_len;
     char pem_path[1024];
-    char **keys; /* RS*, ES*: one NUL-terminated PEM block per public key */
+    EVP_PKEY **keys; /* RS*, ES*: the public keys of the file, parsed once */
     size_t nkeys;
     long leeway_s;
 };
@@ -268,20 +270,23 @@ enum auth_result auth_token_peek(const char *token, const char **alg, json_t **p
 
 /* ---- keys ------------------------------------------------------------------------------------ */
 
-static void free_keys(char **keys, size_t n) {
+static void free_keys(EVP_PKEY **keys, size_t n) {
     for (size_t i = 0; i < n; i++)
-        free(keys[i]);
+        EVP_PKEY_free(keys[i]);
     free(keys);
 }
 
-/* 0 if pem (one block) is a public key OpenSSL can use for RSA or EC signatures. */
-static int usable_public_key(const char *pem, size_t len) {
+/* The RSA or EC public key of one PEM block (len bytes), or NULL. */
+static EVP_PKEY *public_key(const char *pem, size_t len) {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-    int id = k ? EVP_PKEY_get_base_id(k) : 0;
-    EVP_PKEY_free(k);
     BIO_free(bio);
-    return id == EVP_PKEY_RSA || id == EVP_PKEY_EC ? 0 : -1;
+    int id = k ? EVP_PKEY_get_base_id(k) : 0;
+    if (id != EVP_PKEY_RSA && id != EVP_PKEY_EC) {
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    return k;
 }
 
 static char *read_file(const char *path, size_t max, char *err, size_t errlen) {
@@ -308,13 +313,13 @@ static char *read_file(const char *path, size_t max, char *err, size_t errlen) {
 
 /* Every PEM block of the file as its own string; only "PUBLIC KEY" blocks are accepted, so that
  * a private key or a certificate put there by mistake is reported instead of ignored. */
-static int load_keys(const char *path, char ***out, size_t *count, char *err, size_t errlen) {
+static int load_keys(const char *path, EVP_PKEY ***out, size_t *count, char *err, size_t errlen) {
     static const char begin[] = "-----BEGIN ", pub[] = "-----BEGIN PUBLIC KEY-----",
                       end[] = "-----END PUBLIC KEY-----";
     char *text = read_file(path, 1024 * 1024, err, errlen);
     if (!text)
         return -1;
-    char **keys = NULL;
+    EVP_PKEY **keys = NULL;
     size_t n = 0;
     int rc = -1;
     for (const char *p = strstr(text, begin); p; p = strstr(p, begin)) {
@@ -327,17 +332,15 @@ static int load_keys(const char *path, char ***out, size_t *count, char *err, si
             goto out;
         }
         e += sizeof(end) - 1;
-        char **grown = realloc(keys, (n + 1) * sizeof(*keys));
-        if (!grown || !(grown[n] = strndup(p, (size_t)(e - p)))) {
-            keys = grown ? grown : keys;
+        EVP_PKEY **grown = realloc(keys, (n + 1) * sizeof(*keys));
+        if (!grown) {
             snprintf(err, errlen, "out of memory");
             goto out;
         }
         keys = grown;
-        if (usable_public_key(keys[n], (size_t)(e - p))) {
+        if (!(keys[n] = public_key(p, (size_t)(e - p)))) {
             snprintf(err, errlen, "RRM_JWT_PUBLIC_KEY %s: key %zu is not an RSA or EC public key",
                      path, n + 1);
-            n++;
             goto out;
         }
         n++;
@@ -404,7 +407,7 @@ void auth_destroy(struct auth *a) {
 int auth_reload(struct auth *a, char *err, size_t errlen) {
     if (!a->pem_path[0])
         return 0;
-    char **keys;
+    EVP_PKEY **keys;
     size_t n;
     if (load_keys(a->pem_path, &keys, &n, err, errlen))
         return -1;
@@ -418,8 +421,9 @@ size_t auth_public_key_count(const struct auth *a) {
     return a->nkeys;
 }
 
-/* 1 if libjwt verifies token with key (len bytes) and agrees on the algorithm. key is never NULL
- * or empty here: jwt_decode would then accept alg "none", or check an HMAC with an empty key. */
+/* 1 if libjwt verifies the HS* token with key (len bytes) and agrees on the algorithm. key is
+ * never NULL or empty here: jwt_decode would then accept alg "none", or check an HMAC with an
+ * empty key. */
 static int verifies(const char *token, const unsigned char *key, size_t len, const char *alg) {
     jwt_t *jwt = NULL;
     if (!key || len == 0 || len > 1024 * 1024)
@@ -427,6 +431,55 @@ static int verifies(const char *token, const unsigned char *key, size_t len, con
     int ok =
         jwt_decode(&jwt, token, key, (int)len) == 0 && jwt && jwt_get_alg(jwt) == jwt_str_alg(alg);
     jwt_free(jwt);
+    return ok;
+}
+
+/* The signature of an RS* or ES* token checked with OpenSSL against a key parsed at load.
+ * libjwt 1.10 takes the key as PEM text and parses it on every verification, which costs
+ * OpenSSL 3.0 about 0.6 ms of CPU per parse (1.1 ms per RS256 verification against 12 us for
+ * HS256, measured on the CI machine): every connection would pay it. The key must be of the
+ * algorithm's type, and an EC key of the algorithm's curve (RFC 7518 3.4). */
+static int verifies_pkey(const char *token, const char *alg, EVP_PKEY *key) {
+    const char *dot = strrchr(token, '.');
+    const EVP_MD *md = strcmp(alg + 2, "256") == 0   ? EVP_sha256()
+                       : strcmp(alg + 2, "384") == 0 ? EVP_sha384()
+                                                     : EVP_sha512();
+    int rsa = alg[0] == 'R', bits = EVP_PKEY_get_bits(key);
+    if (EVP_PKEY_get_base_id(key) != (rsa ? EVP_PKEY_RSA : EVP_PKEY_EC))
+        return 0;
+    size_t slen;
+    unsigned char *sig = b64url_decode(dot + 1, strlen(dot + 1), &slen), *der = NULL;
+    if (!sig)
+        return 0;
+    int ok = 0, dlen = 0;
+    if (!rsa) {
+        /* JWS carries r and s as two big-endian numbers of the curve's size; OpenSSL wants
+         * DER. */
+        int want = strcmp(alg, "ES256") == 0 ? 256 : strcmp(alg, "ES384") == 0 ? 384 : 521;
+        size_t n = (size_t)(want + 7) / 8;
+        if (bits != want || slen != 2 * n)
+            goto out;
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(sig, (int)n, NULL), *s = BN_bin2bn(sig + n, (int)n, NULL);
+        if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s)) {
+            BN_free(r);
+            BN_free(s);
+            ECDSA_SIG_free(es);
+            goto out;
+        }
+        dlen = i2d_ECDSA_SIG(es, &der);
+        ECDSA_SIG_free(es);
+        if (dlen <= 0)
+            goto out;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    ok = ctx && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key) == 1 &&
+         EVP_DigestVerify(ctx, rsa ? sig : der, rsa ? slen : (size_t)dlen,
+                          (const unsigned char *)token, (size_t)(dot - token)) == 1;
+    EVP_MD_CTX_free(ctx);
+out:
+    OPENSSL_free(der);
+    free(sig);
     return ok;
 }
 
@@ -455,7 +508,7 @@ enum auth_result auth_verify(const struct auth *a, const char *token, int64_t no
         r = AUTH_ALGORITHM;
     } else {
         for (size_t i = 0; i < a->nkeys && !ok; i++)
-            ok = verifies(token, (const unsigned char *)a->keys[i], strlen(a->keys[i]), alg);
+            ok = verifies_pkey(token, alg, a->keys[i]);
     }
     if (r == AUTH_OK)
         r = ok ? auth_claims_parse(payload, now_s, a->leeway_s, out) : AUTH_BAD_SIGNATURE;

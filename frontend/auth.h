@@ -1,10 +1,13 @@
 /* Authentication with JSON Web Tokens: owns the node's verification keys (RRM_JWT_SECRET for
  * HS256/384/512, the public keys of the PEM file RRM_JWT_PUBLIC_KEY for RS* and ES*) and turns a
- * token into the claims a session is allowed (struct auth_claims). Signatures are checked by
- * libjwt; which key and algorithm may be used is decided here, before libjwt sees the token:
- * libjwt 1.10's jwt_decode accepts alg "none" when given no key, verifies an HS* token against
- * whatever key it is handed (a PEM text would serve as HMAC secret: algorithm confusion), and
- * looks at no time claim. No I/O but reading the key file. */
+ * token into the claims a session is allowed (struct auth_claims). Which key and algorithm may
+ * be used is decided here, from the token's header, before any signature is checked: libjwt
+ * 1.10's jwt_decode accepts alg "none" when given no key, checks an HS* token's HMAC against an
+ * empty key when given none, verifies an HS* token against whatever key it is handed (a PEM
+ * text would serve as HMAC secret: algorithm confusion), and looks at no time claim. HS*
+ * signatures are checked by libjwt; RS* and ES* ones with OpenSSL against keys parsed once at
+ * load (libjwt would parse the PEM text again for every token, see auth.c). No I/O but reading
+ * the key file. */
 #ifndef RRM_AUTH_H
 #define RRM_AUTH_H
 

@@ -604,8 +604,9 @@ static void test_reload_on_sighup(void **state) {
     write_pub(rsa2_pub, NULL, NULL);
     assert_int_equal(fe_node_signal(c, 0, SIGHUP), 0);
     join_eventually(c, "auth-rot-2", new2);
-    refused(c, "auth-rot-4", NULL, mint_key(JWT_ALG_RS256, rsa1, "auth-rot-4", 300, NULL),
-            "unauthorized", 4401);
+    char *old4 = mint_key(JWT_ALG_RS256, rsa1, "auth-rot-4", 300, NULL);
+    refused(c, "auth-rot-4", NULL, old4, "unauthorized", 4401);
+    free(old4);
     still_open(held);
 
     /* both keys (and an EC one) during a rotation: all accepted */

@@ -89,17 +89,29 @@ struct keypair {
     char *priv, *pub; /* PEM texts */
 };
 
+/* The bytes written to a memory BIO, as a C string (they are not NUL-terminated there). */
+static char *bio_text(BIO *bio) {
+    char *d;
+    long n = BIO_get_mem_data(bio, &d);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    memcpy(s, d, (size_t)n);
+    s[n] = '\0';
+    return s;
+}
+
+/* ec: 0 for RSA 2048, else the curve's size (256, 384, 521). */
 static void keypair_make(struct keypair *k, int ec) {
-    EVP_PKEY *p = ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+    EVP_PKEY *p = ec == 0     ? EVP_RSA_gen(2048)
+                  : ec == 256 ? EVP_EC_gen("P-256")
+                  : ec == 384 ? EVP_EC_gen("P-384")
+                              : EVP_EC_gen("P-521");
     assert_non_null(p);
     BIO *a = BIO_new(BIO_s_mem()), *b = BIO_new(BIO_s_mem());
     assert_true(PEM_write_bio_PrivateKey(a, p, NULL, NULL, 0, NULL, NULL));
     assert_true(PEM_write_bio_PUBKEY(b, p));
-    char *d;
-    long n = BIO_get_mem_data(a, &d);
-    k->priv = strndup(d, (size_t)n);
-    n = BIO_get_mem_data(b, &d);
-    k->pub = strndup(d, (size_t)n);
+    k->priv = bio_text(a);
+    k->pub = bio_text(b);
     BIO_free(a);
     BIO_free(b);
     EVP_PKEY_free(p);
@@ -110,7 +122,7 @@ static void keypair_free(struct keypair *k) {
     free(k->pub);
 }
 
-static struct keypair rsa1, rsa2, ec1;
+static struct keypair rsa1, rsa2, ec1, ec384, ec521;
 static char pem_path[64];
 
 static void write_file(const char *path, const char *a, const char *b) {
@@ -133,7 +145,9 @@ static int setup_keys(void **state) {
     (void)state;
     keypair_make(&rsa1, 0);
     keypair_make(&rsa2, 0);
-    keypair_make(&ec1, 1);
+    keypair_make(&ec1, 256);
+    keypair_make(&ec384, 384);
+    keypair_make(&ec521, 521);
     snprintf(pem_path, sizeof(pem_path), "/tmp/rrm-test-auth-XXXXXX");
     int fd = mkstemp(pem_path);
     assert_true(fd >= 0);
@@ -146,6 +160,8 @@ static int teardown_keys(void **state) {
     keypair_free(&rsa1);
     keypair_free(&rsa2);
     keypair_free(&ec1);
+    keypair_free(&ec384);
+    keypair_free(&ec521);
     unlink(pem_path);
     return 0;
 }
@@ -469,6 +485,65 @@ static void test_verify_rs_es_and_reload(void **state) {
     free(ths);
 }
 
+/* Every RS and ES algorithm libjwt signs verifies against the matching key of the file, and
+ * only that one: an ES token needs an EC key of its own curve, an RS token an RSA key. */
+static void test_verify_all_public_algorithms(void **state) {
+    (void)state;
+    char err[256], all[16384];
+    snprintf(all, sizeof(all), "%s%s%s", ec1.pub, ec384.pub, ec521.pub);
+    write_file(pem_path, rsa1.pub, all);
+    struct auth *a = auth_create("", pem_path, 0, err, sizeof(err));
+    assert_non_null(a);
+    assert_int_equal(auth_public_key_count(a), 4);
+    static const struct {
+        jwt_alg_t alg;
+        struct keypair *k;
+    } good[] = {{JWT_ALG_RS256, &rsa1}, {JWT_ALG_RS384, &rsa1},  {JWT_ALG_RS512, &rsa1},
+                {JWT_ALG_ES256, &ec1},  {JWT_ALG_ES384, &ec384}, {JWT_ALG_ES512, &ec521}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char *t = mint(good[i].alg, good[i].k->priv, strlen(good[i].k->priv), grants);
+        if (verify(a, t) != AUTH_OK)
+            fail_msg("%s token not verified", jwt_alg_str(good[i].alg));
+        /* a flipped bit in the signature */
+        char *last = t + strlen(t) - 2;
+        *last = *last == 'A' ? 'B' : 'A';
+        assert_int_equal(verify(a, t), AUTH_BAD_SIGNATURE);
+        /* the signature cut short */
+        t[strlen(t) - 4] = '\0';
+        assert_int_equal(verify(a, t), AUTH_BAD_SIGNATURE);
+        free(t);
+    }
+    auth_destroy(a);
+    /* ES256 named but the key's curve is P-384: refused even with that key in the file */
+    write_file(pem_path, ec384.pub, NULL);
+    a = auth_create("", pem_path, 0, err, sizeof(err));
+    assert_non_null(a);
+    char *t = mint(JWT_ALG_ES384, ec384.priv, strlen(ec384.priv), grants);
+    assert_int_equal(verify(a, t), AUTH_OK);
+    free(t);
+    jwt_t *jwt = NULL;
+    jwt_new(&jwt);
+    jwt_add_grants_json(jwt, grants);
+    if (jwt_set_alg(jwt, JWT_ALG_ES256, (const unsigned char *)ec384.priv,
+                    (int)strlen(ec384.priv)) == 0 &&
+        (t = jwt_encode_str(jwt)) != NULL) {
+        assert_int_equal(verify(a, t), AUTH_BAD_SIGNATURE);
+        free(t);
+    }
+    jwt_free(jwt);
+    /* an RS token against EC keys only, and an ES token against an RSA key only */
+    t = mint(JWT_ALG_RS256, rsa1.priv, strlen(rsa1.priv), grants);
+    assert_int_equal(verify(a, t), AUTH_BAD_SIGNATURE);
+    free(t);
+    auth_destroy(a);
+    write_file(pem_path, rsa1.pub, NULL);
+    a = auth_create("", pem_path, 0, err, sizeof(err));
+    t = mint(JWT_ALG_ES256, ec1.priv, strlen(ec1.priv), grants);
+    assert_int_equal(verify(a, t), AUTH_BAD_SIGNATURE);
+    free(t);
+    auth_destroy(a);
+}
+
 /* A token whose signature is right but whose claims were altered afterwards. */
 static void test_tampered(void **state) {
     (void)state;
@@ -497,6 +572,7 @@ int main(void) {
         cmocka_unit_test(test_empty_key),
         cmocka_unit_test(test_algorithm_confusion),
         cmocka_unit_test(test_verify_rs_es_and_reload),
+        cmocka_unit_test(test_verify_all_public_algorithms),
         cmocka_unit_test(test_tampered),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
