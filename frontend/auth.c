@@ -62,13 +62,18 @@ void auth_claims_free(struct auth_claims *c) {
 
 /* ---- claims ---------------------------------------------------------------------------------- */
 
-/* A JSON number as whole seconds; 0 if v is not a number. */
+/* Time claims beyond this (year 33658) are refused, so that adding the leeway or converting to
+ * milliseconds cannot overflow. */
+#define MAX_SECONDS 1000000000000LL
+
+/* A JSON number as whole seconds; 0 if v is not a number or out of range. */
 static int seconds_of(json_t *v, int64_t *out) {
-    if (json_is_integer(v)) {
+    if (json_is_integer(v) && json_integer_value(v) > -MAX_SECONDS &&
+        json_integer_value(v) < MAX_SECONDS) {
         *out = (int64_t)json_integer_value(v);
         return 1;
     }
-    if (json_is_real(v) && json_real_value(v) > -9e15 && json_real_value(v) < 9e15) {
+    if (json_is_real(v) && json_real_value(v) > -MAX_SECONDS && json_real_value(v) < MAX_SECONDS) {
         *out = (int64_t)json_real_value(v);
         return 1;
     }

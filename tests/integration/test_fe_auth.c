@@ -535,6 +535,70 @@ static void test_refresh_not_relayed(void **state) {
     free(t2);
 }
 
+/* The first line cmd prints (popen), without its newline; caller frees. */
+static char *run_line(const char *cmd) {
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char *line = calloc(1, 16384);
+    assert_non_null(line);
+    if (!fgets(line, 16384, f))
+        line[0] = '\0';
+    int st = pclose(f);
+    if (st != 0)
+        fail_msg("'%s' exited with %d", cmd, st);
+    line[strcspn(line, "\n")] = '\0';
+    return line;
+}
+
+/* rrm-token (built next to rrm-frontend: <build>/tools/rrm-token) makes accepted tokens. */
+static void test_rrm_token(void **state) {
+    struct fe_cluster *c = *state;
+    const char *fe = getenv("RRM_FRONTEND_BIN");
+    assert_non_null(fe);
+    char tool[1024], cmd[2048];
+    snprintf(tool, sizeof(tool), "%s", fe);
+    char *slash = strrchr(tool, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    slash = strrchr(tool, '/');
+    assert_non_null(slash);
+    strcpy(slash, "/tools/rrm-token");
+    snprintf(cmd, sizeof(cmd),
+             "%s --secret '%s' --sub auth-tool-1 --rooms 'tool-*,lobby' --identity Tooled "
+             "--ttl 60",
+             tool, SECRET);
+    char *t = run_line(cmd);
+    join(c, "auth-tool-1", "tool-1", t);
+    refused(c, "auth-tool-1", "other", t, "forbidden", 4403);
+    free(t);
+    /* the secret from the environment; --no-auto-room */
+    snprintf(cmd, sizeof(cmd), "RRM_JWT_SECRET='%s' %s --sub auth-tool-2 --no-auto-room", SECRET,
+             tool);
+    t = run_line(cmd);
+    refused(c, "auth-tool-2", NULL, t, "forbidden", 4403);
+    join(c, "auth-tool-2", "any-room", t);
+    free(t);
+    /* a key and an algorithm */
+    snprintf(cmd, sizeof(cmd), "%s --key %s/rsa1.pem --sub auth-tool-3", tool, dir);
+    t = run_line(cmd);
+    refused(c, "auth-tool-3", NULL, t, "unauthorized", 4401); /* RS256: no public key here */
+    free(t);
+    /* the README's openssl pipeline */
+    snprintf(cmd, sizeof(cmd),
+             "RRM_JWT_SECRET='%s' bash -c '"
+             "b64() { openssl base64 -A | tr \"+/\" \"-_\" | tr -d \"=\"; }\n"
+             "h=$(printf \"{\\\"alg\\\":\\\"HS256\\\",\\\"typ\\\":\\\"JWT\\\"}\" | b64)\n"
+             "p=$(printf \"{\\\"sub\\\":\\\"auth-tool-4\\\",\\\"exp\\\":%%d}\" "
+             "$(( $(date +%%s) + 3600 )) | b64)\n"
+             "s=$(printf \"%%s.%%s\" \"$h\" \"$p\" | openssl dgst -sha256 -hmac "
+             "\"$RRM_JWT_SECRET\" -binary | b64)\n"
+             "echo \"$h.$p.$s\"'",
+             SECRET);
+    t = run_line(cmd);
+    join(c, "auth-tool-4", NULL, t);
+    free(t);
+}
+
 /* ---- cluster with public keys ---- */
 
 static int keys_setup(void **state) {
@@ -682,6 +746,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_close_at_expiry, close_clients),
         cmocka_unit_test_teardown(test_refresh_outside_room, close_clients),
         cmocka_unit_test_teardown(test_refresh_not_relayed, close_clients),
+        cmocka_unit_test_teardown(test_rrm_token, close_clients),
     };
     const struct CMUnitTest key_tests[] = {
         cmocka_unit_test_teardown(test_public_key_algorithms, close_clients),

@@ -226,6 +226,14 @@ static void test_claims_time(void **state) {
                      AUTH_OK);
     assert_int_equal(parse_only("{\"sub\":\"d\",\"exp\":1800000100,\"nbf\":true}", 0),
                      AUTH_INVALID_CLAIMS);
+    /* far beyond any real date (no overflow when the leeway is added) */
+    assert_int_equal(parse_only("{\"sub\":\"d\",\"exp\":9223372036854775807}", 30),
+                     AUTH_INVALID_CLAIMS);
+    assert_int_equal(parse_only("{\"sub\":\"d\",\"exp\":1e300}", 30), AUTH_INVALID_CLAIMS);
+    assert_int_equal(
+        parse_only("{\"sub\":\"d\",\"exp\":1800000100,\"nbf\":-9223372036854775807}", 30),
+        AUTH_INVALID_CLAIMS);
+    assert_int_equal(parse_only("{\"sub\":\"d\",\"exp\":99999999999}", 30), AUTH_OK);
     /* a real number is read as seconds */
     assert_int_equal(parse_only("{\"sub\":\"d\",\"exp\":1800000100.5}", 0), AUTH_OK);
 }
