@@ -312,8 +312,6 @@ static int on_established(struct lws *wsi, struct session *s) {
     s->conn_no = ++app->sessions->next_conn;
     s->disconnect_reason = "client_closed";
     lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
-    if (app->auth && keep_upgrade_token(wsi, s))
-        return -1;
     app->connections++;
     app->stats.connections_total++;
 
@@ -321,6 +319,8 @@ static int on_established(struct lws *wsi, struct session *s) {
     int n = key_of(s->conn_no, key, sizeof(key));
     if (hmap_put(app->sessions->by_no, key, (size_t)n, s))
         return -1;
+    if (app->auth && keep_upgrade_token(wsi, s))
+        return -1; /* out of memory; on_closed undoes the rest */
 
     if (app->draining) {
         session_drain(s);
