@@ -428,7 +428,8 @@ size_t auth_public_key_count(const struct auth *a) {
 
 /* 1 if libjwt verifies the HS* token with key (len bytes) and agrees on the algorithm. key is
  * never NULL or empty here: jwt_decode would then accept alg "none", or check an HMAC with an
- * empty key. */
+ * empty key. (Upstream 1.10.2 compares the HMAC with strcmp, a timing side channel; Debian's
+ * 1.10.2-1+deb12u1 fixes it: CVE-2024-25189.) */
 static int verifies(const char *token, const unsigned char *key, size_t len, const char *alg) {
     jwt_t *jwt = NULL;
     if (!key || len == 0 || len > 1024 * 1024)
