@@ -11,12 +11,12 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev \
-        default-libmysqlclient-dev libjansson-dev libcmocka-dev \
+        default-libmysqlclient-dev libjansson-dev libcmocka-dev libjwt-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    && cmake --build /build -j"$(nproc)" --target rrm-frontend rrm-archiver
+    && cmake --build /build -j"$(nproc)" --target rrm-frontend rrm-archiver rrm-token
 
 # --- runtime: only the shared libraries the two binaries load. libwebsockets-evlib-ev is the
 # plugin libwebsockets opens at run time (dlopen) for its libev event loop, so ldd does not
@@ -25,13 +25,15 @@ FROM debian:12-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libwebsockets17 libwebsockets-evlib-ev libev4 libhiredis0.14 libjansson4 libmariadb3 \
+        libjwt0 libssl3 \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # A fixed numeric user, so that Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN groupadd --gid 10001 rrm \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin rrm
-COPY --from=build /build/frontend/rrm-frontend /build/archiver/rrm-archiver /usr/local/bin/
+COPY --from=build /build/frontend/rrm-frontend /build/archiver/rrm-archiver \
+    /build/tools/rrm-token /usr/local/bin/
 USER 10001:10001
 # WebSocket clients and the HTTP probes (/healthz, /readyz, /metrics) share this port.
 EXPOSE 8765

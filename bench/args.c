@@ -96,16 +96,27 @@ static int parse_num(const char *s, double min, double max, double *out) {
 }
 
 static const struct option longopts[] = {
-    {"url", required_argument, NULL, 'u'},     {"clients", required_argument, NULL, 'c'},
-    {"rooms", required_argument, NULL, 'r'},   {"rate", required_argument, NULL, 'R'},
-    {"size", required_argument, NULL, 's'},    {"duration", required_argument, NULL, 'd'},
-    {"warmup", required_argument, NULL, 'w'},  {"ramp", required_argument, NULL, 'a'},
-    {"drain", required_argument, NULL, 'D'},   {"p99-limit", required_argument, NULL, 'P'},
-    {"stop-on-fail", no_argument, NULL, 'S'},  {"binary", no_argument, NULL, 'b'},
-    {"json", no_argument, NULL, 'j'},          {"pids", required_argument, NULL, 'p'},
-    {"bind", required_argument, NULL, 'B'},    {"prefix", required_argument, NULL, 'x'},
-    {"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
-    {"workers", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
+    {"url", required_argument, NULL, 'u'},
+    {"clients", required_argument, NULL, 'c'},
+    {"rooms", required_argument, NULL, 'r'},
+    {"rate", required_argument, NULL, 'R'},
+    {"size", required_argument, NULL, 's'},
+    {"duration", required_argument, NULL, 'd'},
+    {"warmup", required_argument, NULL, 'w'},
+    {"ramp", required_argument, NULL, 'a'},
+    {"drain", required_argument, NULL, 'D'},
+    {"p99-limit", required_argument, NULL, 'P'},
+    {"stop-on-fail", no_argument, NULL, 'S'},
+    {"binary", no_argument, NULL, 'b'},
+    {"json", no_argument, NULL, 'j'},
+    {"pids", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'B'},
+    {"prefix", required_argument, NULL, 'x'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"workers", required_argument, NULL, 'W'},
+    {"jwt-secret", required_argument, NULL, 'J'},
+    {NULL, 0, NULL, 0},
 };
 
 void args_usage(FILE *out) {
@@ -141,6 +152,8 @@ void args_usage(FILE *out) {
         "  --prefix P               device and room ids start with P (default bench-<pid>)\n"
         "  --workers N              client processes, each with whole rooms (default: as many\n"
         "                           as the open-file limit requires, usually 1)\n"
+        "  --jwt-secret S           authentication on the frontends (RRM_JWT_SECRET=S): each\n"
+        "                           device identifies with its own HS256 token, made at start\n"
         "  --json                   one JSON document instead of the table\n"
         "  --verbose                libwebsockets warnings\n"
         "  --help                   this text\n",
@@ -264,6 +277,11 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
             if (parse_num(optarg, 1, 64, &v))
                 return fail(err, errlen, "--workers %s: expected 1..64", optarg);
             o->workers = (int)v;
+            break;
+        case 'J':
+            if (strlen(optarg) < 1 || strlen(optarg) >= sizeof(o->jwt_secret))
+                return fail(err, errlen, "--jwt-secret: 1-255 bytes");
+            strcpy(o->jwt_secret, optarg);
             break;
         case 'h':
             return ARGS_HELP;

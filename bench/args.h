@@ -38,8 +38,9 @@ struct bench_opts {
     int verbose;
     pid_t pids[ARGS_MAX_PIDS];
     int npids;
-    char prefix[48]; /* device and room ids start with it */
-    int workers;     /* client processes; 0 = as many as the open-file limit needs */
+    char prefix[48];      /* device and room ids start with it */
+    int workers;          /* client processes; 0 = as many as the open-file limit needs */
+    char jwt_secret[256]; /* sign one HS256 token per device with it ("" = no token) */
 
     /* set for a worker process by workers.c */
     long id_base, room_base; /* numbering of its devices and rooms */

@@ -8,6 +8,7 @@
 #include <ev.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <jwt.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct client {
     uint32_t *last;  /* per sender slot in the room: highest message number seen + 1 */
     unsigned char *rx;
     size_t rx_len, rx_cap;
+    char *token; /* --jwt-secret: this device's token, sent in the identify */
 };
 
 enum phase { PH_CONNECT, PH_SEND, PH_DRAIN, PH_GATE, PH_DONE };
@@ -177,14 +179,41 @@ static void schedule_stop(struct bench *b) {
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
+/* One HS256 token per device, signed with --jwt-secret: its device id, its room, a day. */
+static int make_tokens(struct bench *b) {
+    const struct bench_opts *o = b->o;
+    long exp = (long)time(NULL) + 86400;
+    for (long i = 0; i < o->clients; i++) {
+        char sub[96], rooms[128];
+        snprintf(sub, sizeof(sub), "%s-d%ld", o->prefix, o->id_base + i);
+        snprintf(rooms, sizeof(rooms), "{\"rooms\":[\"%s-r%ld\"]}", o->prefix,
+                 o->room_base + room_of(b, (uint32_t)i));
+        jwt_t *jwt = NULL;
+        if (jwt_new(&jwt) || jwt_add_grant(jwt, "sub", sub) || jwt_add_grant_int(jwt, "exp", exp) ||
+            jwt_add_grants_json(jwt, rooms) ||
+            jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)o->jwt_secret,
+                        (int)strlen(o->jwt_secret)) ||
+            !(b->clients[i].token = jwt_encode_str(jwt))) {
+            jwt_free(jwt);
+            fprintf(stderr, "rrm-bench: cannot make the tokens\n");
+            return -1;
+        }
+        jwt_free(jwt);
+    }
+    return 0;
+}
+
 static int write_identify(struct client *c) {
     struct bench *b = c->b;
     unsigned char *p = b->txbuf + LWS_PRE;
     int n = snprintf((char *)p, b->txcap - LWS_PRE,
                      "{\"device_id\":\"%s-d%ld\",\"identity\":\"rrm-bench\","
-                     "\"room_id\":\"%s-r%ld\"}",
+                     "\"room_id\":\"%s-r%ld\"%s%s%s}",
                      b->o->prefix, b->o->id_base + c->idx, b->o->prefix,
-                     b->o->room_base + room_of(b, c->idx));
+                     b->o->room_base + room_of(b, c->idx), c->token ? ",\"token\":\"" : "",
+                     c->token ? c->token : "", c->token ? "\"" : "");
+    if (n < 0 || (size_t)n >= b->txcap - LWS_PRE)
+        return -1;
     c->want_identify = 0;
     c->state = C_IDENTIFYING;
     return lws_write(c->wsi, p, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
@@ -597,7 +626,7 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
     b->room_ready = calloc((size_t)o->rooms, sizeof(long));
     b->heap = calloc((size_t)o->clients, sizeof(*b->heap));
     b->stages = calloc((size_t)o->nrates + 1, sizeof(*b->stages));
-    b->txcap = LWS_PRE + (size_t)o->size + 512;
+    b->txcap = LWS_PRE + (size_t)o->size + 512 + (o->jwt_secret[0] ? 1024 : 0);
     b->txbuf = malloc(b->txcap);
     memset(b->pad, 'x', sizeof(b->pad));
     int rc = -1;
@@ -621,6 +650,9 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
         b->clients[i].b = b;
         b->clients[i].idx = (uint32_t)i;
     }
+    /* Tokens are made before any connection, outside every measured stage. */
+    if (o->jwt_secret[0] && make_tokens(b))
+        goto out;
     raise_fd_limit(o->clients + 1024);
     lws_set_log_level(o->verbose ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
 
@@ -659,6 +691,7 @@ out:
         for (long i = 0; i < o->clients; i++) {
             free(b->clients[i].last);
             free(b->clients[i].rx);
+            free(b->clients[i].token);
         }
     free(b->clients);
     free(b->room_ready);

@@ -3,6 +3,7 @@
 #ifndef RRM_APP_H
 #define RRM_APP_H
 
+#include "auth.h"
 #include "log.h"
 #include "options.h"
 #include "scripts.h"
@@ -48,7 +49,10 @@ struct fe_stats {
     uint64_t rate_limited_per_ip;
     uint64_t forwarded_malformed;
     /* Client errors by code (see proto.h), in the order of app_error_codes. */
-    uint64_t errors[16];
+    uint64_t errors[24];
+    uint64_t auth_failures[AUTH_RESULT_COUNT]; /* tokens refused, by enum auth_result */
+    uint64_t auth_refreshes;                   /* tokens replaced by a refresh */
+    uint64_t auth_expired;                     /* connections closed at their token's exp */
 };
 
 extern const char *const app_error_codes[];
@@ -61,6 +65,7 @@ struct app {
     struct lws_context *cx;
     struct lws_vhost *vh; /* the vhost without a listener where the Redis links are adopted */
     struct edge *edge;
+    struct auth *auth; /* the token keys; NULL when authentication is off */
 
     struct rl *redis_cmd; /* commands and scripts */
     struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */

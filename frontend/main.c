@@ -1,5 +1,6 @@
 /* rrm-frontend: configuration, the lws context, the Redis links, signals and the drain. */
 #include "app.h"
+#include "auth.h"
 #include "edge.h"
 #include "fanout.h"
 #include "http.h"
@@ -20,10 +21,31 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_sighup(int sig) {
+    (void)sig;
+    reload_requested = 1;
+}
+
+/* SIGHUP: reads the files that may be renewed while the node runs, without dropping
+ * connections. What fails to load keeps what was in use. */
+static void reload(struct app *app) {
+    char err[512];
+    if (app->auth) {
+        if (auth_reload(app->auth, err, sizeof(err)))
+            log_json(&app->log, LOG_ERROR, "token keys not reloaded",
+                     json_pack("{s:s}", "error", err));
+        else
+            log_json(
+                &app->log, LOG_INFO, "token keys reloaded",
+                json_pack("{s:I}", "public_keys", (json_int_t)auth_public_key_count(app->auth)));
+    }
 }
 
 static void became_ready(struct app *app) {
@@ -138,6 +160,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
         t->was_busy = busy;
         ev_set_io_collect_interval(t->loop, busy ? 0.0 : (double)app->opt.collect_us / 1e6);
     }
+    if (reload_requested) {
+        reload_requested = 0;
+        reload(app);
+    }
     if (stop_requested && !app->draining)
         start_drain(app);
     if (app->draining && !t->deregistering &&
@@ -174,12 +200,22 @@ int main(int argc, char **argv) {
     log_level_parse(app.opt.log_level, &app.log.min);
     app.started_ms = util_now_ms();
     raise_fd_limit();
+    if (app.opt.jwt_secret[0] || app.opt.jwt_public_key[0]) {
+        app.auth = auth_create(app.opt.jwt_secret, app.opt.jwt_public_key, app.opt.jwt_leeway_s,
+                               err, sizeof(err));
+        if (!app.auth) {
+            fprintf(stderr, "rrm-frontend: %s\n", err);
+            return 2;
+        }
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_sighup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     lws_set_log_level(LLL_ERR, NULL);
@@ -316,6 +352,7 @@ int main(int argc, char **argv) {
     fanout_destroy(app.fanout);
     status_destroy(app.status);
     session_free(&app);
+    auth_destroy(app.auth);
     log_msg(&app.log, LOG_INFO, "stopped");
     return 0;
 }

@@ -90,6 +90,15 @@ void metrics_write(struct app *app, struct textbuf *r) {
     metric(r, "rrm_ready", "gauge", "1 when Redis is reachable and the node is not draining.",
            (uint64_t)(app_redis_ready(app) && !app->draining));
     metric(r, "rrm_resident_memory_kib", "gauge", "Resident memory.", (uint64_t)util_rss_kib());
+    textbuf_add(r, "# HELP rrm_auth_failures_total Tokens refused (identify and refresh), by "
+                   "reason.\n# TYPE rrm_auth_failures_total counter\n");
+    for (int i = AUTH_OK + 1; i < AUTH_RESULT_COUNT; i++)
+        textbuf_add(r, "rrm_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+                    auth_reason_label((enum auth_result)i), st->auth_failures[i]);
+    metric(r, "rrm_auth_refreshes_total", "counter", "Tokens replaced by a valid refresh.",
+           st->auth_refreshes);
+    metric(r, "rrm_auth_expired_total", "counter",
+           "Connections closed because their token expired.", st->auth_expired);
     textbuf_add(r, "# HELP rrm_client_errors_total Error frames sent to clients, by code.\n"
                    "# TYPE rrm_client_errors_total counter\n");
     for (size_t i = 0; i < app_error_code_count; i++)

@@ -84,6 +84,14 @@ const struct cfg_option fe_option_table[] = {
             "below coalesce-above, the event loop polls at most once per this many microseconds, "
             "handling more messages per wake-up (0: poll at once)"),
     OPT_STR("log-level", log_level, "info", 1, "debug, info, warn or error"),
+    OPT_STR("jwt-secret", jwt_secret, "", 0,
+            "HMAC secret of HS256/384/512 tokens; with it or jwt-public-key set, every "
+            "connection needs a token (empty: authentication off unless jwt-public-key is set)"),
+    OPT_STR("jwt-public-key", jwt_public_key, "", 0,
+            "path of a PEM file with the public key(s) of RS256/384/512 and ES256/384/512 "
+            "tokens; several keys: any of them verifies (key rotation); re-read on SIGHUP"),
+    OPT_INT("jwt-leeway-s", jwt_leeway_s, "30", 0, 3600,
+            "clock skew allowed on a token's exp, nbf and iat, in seconds"),
 };
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);

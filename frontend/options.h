@@ -36,6 +36,9 @@ struct fe_options {
     long coalesce_ms;
     long collect_us;
     char log_level[16];
+    char jwt_secret[1024];
+    char jwt_public_key[1024];
+    long jwt_leeway_s;
 };
 
 /* Bounds of rrm:events in bytes. An event takes at most one client message plus a quarter (Redis's

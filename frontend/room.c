@@ -64,6 +64,9 @@ static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
             /* joined on behalf of a connection that is gone: undo it */
             room_leave_conn(app, t->device, reply->element[0]->str, t->conn, "client_closed",
                             t->at_ms);
+    } else if (reply && reply->type == REDIS_REPLY_ERROR &&
+               strncmp(reply->str, "FORBIDDEN", 9) == 0) {
+        ops->forbidden(app->room_arg, t->conn_no);
     } else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "ROOMID", 6) == 0) {
         ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE,
                     "could not assign a room, try again");
@@ -92,19 +95,20 @@ int room_identify(struct app *app, const struct room_conn *c) {
     snprintf(now, sizeof(now), "%" PRId64, c->connected_at_ms);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
-    const char *argv[13 + CANDIDATES] = {
+    const char *rooms = c->rooms ? c->rooms : "*", *fresh = c->no_auto_room ? "0" : "1";
+    const char *argv[15 + CANDIDATES] = {
         kdev,        kconns,     KEYS_EMPTY_ROOMS, KEYS_EVENTS,  c->device_id,
         c->identity, c->room_id, t->conn,          app->node_id, now,
-        c->ip,       ttl,        maxlen,
+        c->ip,       ttl,        maxlen,           rooms,        fresh,
     };
     for (int i = 0; i < CANDIDATES; i++) {
         if (proto_random_room_id(cand[i]) < 0) {
             free(t);
             return -1;
         }
-        argv[13 + i] = cand[i];
+        argv[15 + i] = cand[i];
     }
-    if (scripts_eval(&app->scripts, ac, SCRIPT_IDENTIFY, identify_reply, t, 4, 13 + CANDIDATES,
+    if (scripts_eval(&app->scripts, ac, SCRIPT_IDENTIFY, identify_reply, t, 4, 15 + CANDIDATES,
                      argv, NULL)) {
         free(t);
         return -1;

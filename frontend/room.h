@@ -21,6 +21,11 @@ struct room_conn {
     const char *identity;
     const char *room_id; /* the room (for identify: the one asked for, or "") */
     const char *ip;      /* identify only */
+    /* identify only, from the token (auth.h): the rooms claim's patterns ("a,b*"; NULL: any
+     * room), which decide whether the device's last room may be reused, and whether a fresh
+     * room may be created when no room was named and no last room is reused. */
+    const char *rooms;
+    int no_auto_room;
     int64_t connected_at_ms;
 };
 
@@ -37,6 +42,9 @@ struct room_ops {
     void (*answer)(void *arg, uint64_t no, const char *text, size_t len);
     /* Another connection holds the device now (found on restore). */
     void (*replaced)(void *arg, uint64_t no);
+    /* The identify named no room, the last room is not one the token allows, and the token
+     * forbids a fresh room (no_auto_room): nothing was changed in Redis. */
+    void (*forbidden)(void *arg, uint64_t no);
 };
 
 /* c's device_id, identity, room_id (requested, may be ""), ip and connected_at_ms are set.

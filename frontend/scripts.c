@@ -40,13 +40,40 @@ static const char prelude[] =
 
 /* KEYS: device, own node conns, empty rooms, events.
  * ARGV: device, identity, wanted room ('' none), conn, node, now, ip, device ttl, maxlen,
+ *       rooms the token allows (comma-separated ids and prefixes ending in '*'; '*' any room),
+ *       '1' if a fresh room may be created ('0': the token says auto_room false),
  *       candidate ids for a new room...
- * Returns {room, action, members, replaced conn or '', last seq}. */
+ * Returns {room, action, members, replaced conn or '', last seq}, or a FORBIDDEN error (nothing
+ * changed) when no room was named, the last room is not allowed and no fresh room may be made.
+ * The wanted room was checked against the token by the caller; the last room is checked here,
+ * where it is read, so that the decision and the join are one atomic step. */
 static const char identify_lua[] =
-    "local device, identity, want, conn, node, now, ip, ttl, maxlen =\n"
-    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]\n"
+    "local device, identity, want, conn, node, now, ip, ttl, maxlen, rooms, auto =\n"
+    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],\n"
+    "  ARGV[10], ARGV[11]\n"
+    "local function allowed(r)\n"
+    "  for p in string.gmatch(rooms, '[^,]+') do\n"
+    "    if string.sub(p, -1) == '*' then\n"
+    "      if string.sub(r, 1, #p - 1) == string.sub(p, 1, -2) then return true end\n"
+    "    elseif p == r then return true end\n"
+    "  end\n"
+    "  return false\n"
+    "end\n"
     "local prev = redis.call('HMGET', KEYS[1], 'room', 'conn', 'node')\n"
     "local prev_room, prev_conn, prev_node = prev[1], prev[2], prev[3]\n"
+    "local room, action = want, 'joined'\n"
+    "if room == '' then\n"
+    "  if prev_room and allowed(prev_room) and redis.call('EXISTS', rkey(prev_room)) == 1 then\n"
+    "    room = prev_room\n"
+    "  elseif auto ~= '1' then\n"
+    "    return redis.error_reply('FORBIDDEN the token allows no new room')\n"
+    "  else\n"
+    "    for i = 12, #ARGV do\n"
+    "      if redis.call('EXISTS', rkey(ARGV[i])) == 0 then room = ARGV[i] break end\n"
+    "    end\n"
+    "    if room == '' then return redis.error_reply('ROOMID no free room id') end\n"
+    "  end\n"
+    "end\n"
     "local replaced = ''\n"
     "if prev_conn and prev_conn ~= conn then\n"
     "  if prev_room then member_leave(prev_room, device, prev_conn, now, KEYS[3]) end\n"
@@ -55,17 +82,6 @@ static const char identify_lua[] =
     "    redis.call('PUBLISH', nchannel(prev_node), 'kick ' .. prev_conn)\n"
     "  end\n"
     "  replaced = prev_conn\n"
-    "end\n"
-    "local room, action = want, 'joined'\n"
-    "if room == '' then\n"
-    "  if prev_room and redis.call('EXISTS', rkey(prev_room)) == 1 then\n"
-    "    room = prev_room\n"
-    "  else\n"
-    "    for i = 10, #ARGV do\n"
-    "      if redis.call('EXISTS', rkey(ARGV[i])) == 0 then room = ARGV[i] break end\n"
-    "    end\n"
-    "    if room == '' then return redis.error_reply('ROOMID no free room id') end\n"
-    "  end\n"
     "end\n"
     "emit(KEYS[4], maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'ip', ip, 'room', room)\n"

@@ -2,7 +2,9 @@
 #include "session.h"
 
 #include "app.h"
+#include "auth.h"
 #include "deadlines.h"
+#include "expiry.h"
 #include "proto.h"
 #include "rxbuf.h"
 #include "connid.h"
@@ -58,6 +60,12 @@ struct session {
     struct fanout_member member; /* in the local room (fanout.h) */
 
     struct deadline identify_deadline; /* armed from accept until the identify frame */
+
+    /* authentication (app->auth set) */
+    char *token;                 /* from the upgrade request, until the identify; owned */
+    uint8_t token_too_long;      /* the upgrade request's token was over AUTH_MAX_TOKEN */
+    struct auth_claims *claims;  /* the verified token's; owned */
+    struct expiry_entry expires; /* in the node's token expiry heap while claims are held */
 };
 
 /* What session.c keeps for the node (app->sessions). */
@@ -65,6 +73,7 @@ struct sessions {
     struct hmap *by_no;            /* local connection number -> struct session */
     struct deadlines identify_due; /* connections that have not identified yet */
     uint64_t next_conn;            /* last connection number; conn id = "<node>#<n>" */
+    struct expiry token_expiry;    /* identified connections by their token's exp (+ leeway) */
 };
 
 const size_t session_size = sizeof(struct session);
@@ -74,6 +83,8 @@ const size_t session_size = sizeof(struct session);
 #define CLOSE_TOO_BIG 1009
 #define CLOSE_INTERNAL 1011
 #define CLOSE_TRY_AGAIN 1013
+#define CLOSE_UNAUTHORIZED 4401
+#define CLOSE_FORBIDDEN 4403
 
 static int key_of(uint64_t no, char *buf, size_t cap) {
     return snprintf(buf, cap, "%" PRIu64, no);
@@ -95,6 +106,8 @@ static struct room_conn room_conn_of(const struct session *s, char *buf, size_t 
         .room_id = s->room_id,
         .ip = s->ip,
         .connected_at_ms = s->identified_at_ms,
+        .rooms = s->claims ? s->claims->rooms : NULL,
+        .no_auto_room = s->claims && !s->claims->auto_room,
     };
 }
 
@@ -169,6 +182,7 @@ static void session_drain(struct session *s) {
 }
 
 static void identify_expired(struct deadline *d, void *arg);
+static void token_expired(struct expiry_entry *e, void *arg);
 
 int session_setup(struct app *app) {
     struct sessions *ss = calloc(1, sizeof(*ss));
@@ -183,6 +197,7 @@ int session_setup(struct app *app) {
     ss->next_conn = (uint64_t)app->started_ms * 1000u;
     deadlines_init(&ss->identify_due, app->cx, app->opt.identify_timeout_ms, identify_expired,
                    NULL);
+    expiry_init(&ss->token_expiry, app->cx, token_expired, NULL);
     struct outq_options o = {
         .limit_bytes = (size_t)app->opt.send_queue_bytes,
         .coalesce_above = app->opt.coalesce_above,
@@ -194,6 +209,7 @@ int session_setup(struct app *app) {
 
 void session_teardown(struct app *app) {
     deadlines_fini(&app->sessions->identify_due);
+    expiry_fini(&app->sessions->token_expiry);
     outq_destroy(app->outq);
     app->outq = NULL;
 }
@@ -234,6 +250,61 @@ static void identify_expired(struct deadline *d, void *arg) {
     session_close(s, CLOSE_POLICY, "identify timeout", "identify_timeout");
 }
 
+/* Connections whose token's exp (+ leeway) passed without a refresh. */
+static void token_expired(struct expiry_entry *e, void *arg) {
+    (void)arg;
+    struct session *s = lws_container_of(e, struct session, expires);
+    if (s->state == SS_CLOSING)
+        return;
+    s->app->stats.auth_expired++;
+    session_send_error(s, PROTO_E_UNAUTHORIZED, auth_reason_message(AUTH_EXPIRED));
+    session_close(s, CLOSE_UNAUTHORIZED, "token expired", "token_expired");
+}
+
+/* Keeps the token of the upgrade request (Authorization: Bearer, else ?token=, which lws has
+ * URL-decoded) for the identify: lws still holds the request's headers while ESTABLISHED runs
+ * and drops them right after. */
+static int keep_upgrade_token(struct lws *wsi, struct session *s) {
+    static const char bearer[] = "Bearer ";
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 0) {
+        if (n > AUTH_MAX_TOKEN + (int)sizeof(bearer)) {
+            s->token_too_long = 1;
+            return 0;
+        }
+        char *h = malloc((size_t)n + 1);
+        if (!h || lws_hdr_copy(wsi, h, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+            free(h);
+            return -1;
+        }
+        if (strncasecmp(h, bearer, sizeof(bearer) - 1) == 0) {
+            const char *t = h + sizeof(bearer) - 1;
+            while (*t == ' ')
+                t++;
+            s->token = strdup(t);
+            free(h);
+            return s->token ? 0 : -1;
+        }
+        free(h);
+    }
+    /* Each argument is a fragment of the URI arguments; the longest one bounds the copy. */
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (n <= 0)
+        return 0;
+    char *args = malloc((size_t)n + 1);
+    if (!args)
+        return -1;
+    const char *t = lws_get_urlarg_by_name(wsi, "token=", args, n + 1);
+    if (t && strlen(t) > AUTH_MAX_TOKEN)
+        s->token_too_long = 1;
+    else if (t && !(s->token = strdup(t))) {
+        free(args);
+        return -1;
+    }
+    free(args);
+    return 0;
+}
+
 static int on_established(struct lws *wsi, struct session *s) {
     struct app *app = lws_context_user(lws_get_context(wsi));
     memset(s, 0, sizeof(*s));
@@ -250,6 +321,8 @@ static int on_established(struct lws *wsi, struct session *s) {
     int n = key_of(s->conn_no, key, sizeof(key));
     if (hmap_put(app->sessions->by_no, key, (size_t)n, s))
         return -1;
+    if (app->auth && keep_upgrade_token(wsi, s))
+        return -1; /* out of memory; on_closed undoes the rest */
 
     if (app->draining) {
         session_drain(s);
@@ -268,6 +341,7 @@ static void on_closed(struct session *s) {
     if (!app)
         return;
     deadline_stop(&s->identify_deadline);
+    expiry_remove(&app->sessions->token_expiry, &s->expires);
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
     hmap_del(app->sessions->by_no, key, (size_t)n);
@@ -282,6 +356,13 @@ static void on_closed(struct session *s) {
     rxbuf_free(&s->rx);
     free(s->identity);
     s->identity = NULL;
+    free(s->token);
+    s->token = NULL;
+    if (s->claims) {
+        auth_claims_free(s->claims);
+        free(s->claims);
+        s->claims = NULL;
+    }
     if (s->counted)
         edge_connection_closed(app->edge, s->ip);
     app->connections--;
@@ -369,8 +450,16 @@ static void room_replaced(void *arg, uint64_t no) {
     }
 }
 
-const struct room_ops session_room_ops = {room_identified, room_failed, room_error, room_answer,
-                                          room_replaced};
+static void auth_refuse(struct session *s, enum auth_result r);
+
+static void room_forbidden(void *arg, uint64_t no) {
+    struct session *s = session_find_no(arg, no);
+    if (s && s->state == SS_IDENTIFYING)
+        auth_refuse(s, AUTH_AUTO_ROOM);
+}
+
+const struct room_ops session_room_ops = {room_identified, room_failed,   room_error,
+                                          room_answer,     room_replaced, room_forbidden};
 
 /* The local sessions, in a snapshot the caller frees (sessions may close while it is used). */
 static size_t local_sessions(struct app *app, struct session ***out) {
@@ -432,6 +521,131 @@ static void fanout_kick(const char *conn, size_t len, void *arg) {
 
 const struct fanout_ops session_fanout_ops = {fanout_ready, fanout_deliver, fanout_kick};
 
+/* ---- authentication ------------------------------------------------------------------------- */
+
+/* Counts a refused token, tells the client why and closes: 4403 "forbidden" for a room outside
+ * the claims, 4401 "unauthorized" for everything else. */
+static void auth_refuse(struct session *s, enum auth_result r) {
+    s->app->stats.auth_failures[r]++;
+    if (auth_reason_forbidden(r)) {
+        session_send_error(s, PROTO_E_FORBIDDEN, auth_reason_message(r));
+        session_close(s, CLOSE_FORBIDDEN, "forbidden", "forbidden");
+    } else {
+        session_send_error(s, PROTO_E_UNAUTHORIZED, auth_reason_message(r));
+        session_close(s, CLOSE_UNAUTHORIZED, "unauthorized", "unauthorized");
+    }
+}
+
+static int64_t now_s(void) {
+    return util_now_ms() / 1000;
+}
+
+/* When a token with this exp stops being accepted (wall clock, ms). */
+static int64_t expiry_ms(const struct session *s, int64_t exp) {
+    return (exp + s->app->opt.jwt_leeway_s) * 1000;
+}
+
+/* Verifies the identify's token (the identify's "token", else the upgrade request's): its
+ * device and, if the identify names one, its room. Returns 0 with s->claims set and the
+ * identity claim in place of the identify's, or -1 when the session was refused (closing). */
+static int authenticate(struct session *s, const char *buf, size_t len, struct proto_identify *id) {
+    char *token = NULL;
+    enum auth_result r = AUTH_OK;
+    int found = proto_identify_token(buf, len, &token);
+    if (found < 0)
+        r = AUTH_MALFORMED;
+    else if (!found && s->token_too_long)
+        r = AUTH_TOO_LONG;
+    else if (!found) {
+        token = s->token;
+        s->token = NULL;
+    }
+    free(s->token); /* the upgrade request's token is not needed after the identify */
+    s->token = NULL;
+    struct auth_claims *c = calloc(1, sizeof(*c));
+    if (!c) {
+        free(token);
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        session_close(s, CLOSE_INTERNAL, "out of memory", "error");
+        return -1;
+    }
+    if (r == AUTH_OK)
+        r = auth_verify(s->app->auth, token, now_s(), c);
+    free(token);
+    if (r == AUTH_OK && strcmp(c->sub, id->device_id) != 0)
+        r = AUTH_OTHER_DEVICE;
+    if (r == AUTH_OK && id->room_id[0] && !auth_room_allowed(c->rooms, id->room_id))
+        r = AUTH_FORBIDDEN_ROOM;
+    if (r != AUTH_OK ||
+        expiry_set(&s->app->sessions->token_expiry, &s->expires, expiry_ms(s, c->exp))) {
+        auth_claims_free(c);
+        free(c);
+        if (r != AUTH_OK) {
+            auth_refuse(s, r);
+        } else {
+            session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+            session_close(s, CLOSE_INTERNAL, "out of memory", "error");
+        }
+        return -1;
+    }
+    s->claims = c;
+    if (c->identity)
+        snprintf(id->identity, sizeof(id->identity), "%s", c->identity);
+    return 0;
+}
+
+/* {"type":"refresh","token":...}: a newer token for the same device that still allows the
+ * room replaces the connection's token and moves its expiry. A token that does not verify is
+ * answered and otherwise ignored (the current one stays in force until its exp); one that no
+ * longer allows the room closes the connection. */
+static void on_refresh(struct session *s, json_t *value) {
+    struct app *app = s->app;
+    if (!app->auth || !s->claims) {
+        session_send_error(s, PROTO_E_RESERVED_TYPE,
+                           "type 'refresh' carries a token; this server does not use "
+                           "authentication");
+        return;
+    }
+    json_t *t = json_object_get(value, "token");
+    struct auth_claims c;
+    memset(&c, 0, sizeof(c));
+    enum auth_result r = json_is_string(t)
+                             ? auth_verify(app->auth, json_string_value(t), now_s(), &c)
+                         : t && !json_is_null(t) ? AUTH_MALFORMED
+                                                 : AUTH_MISSING;
+    if (r == AUTH_OK && strcmp(c.sub, s->device_id) != 0)
+        r = AUTH_OTHER_DEVICE;
+    if (r == AUTH_OK && !auth_room_allowed(c.rooms, s->room_id))
+        r = AUTH_FORBIDDEN_ROOM;
+    if (r == AUTH_OK &&
+        expiry_set(&app->sessions->token_expiry, &s->expires, expiry_ms(s, c.exp))) {
+        auth_claims_free(&c);
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory; the token was not replaced");
+        return;
+    }
+    if (r != AUTH_OK) {
+        auth_claims_free(&c);
+        if (auth_reason_forbidden(r)) {
+            auth_refuse(s, r);
+            return;
+        }
+        char msg[320];
+        snprintf(msg, sizeof(msg), "%s; the connection keeps its current token",
+                 auth_reason_message(r));
+        app->stats.auth_failures[r]++;
+        session_send_error(s, PROTO_E_UNAUTHORIZED, msg);
+        return;
+    }
+    auth_claims_free(s->claims);
+    *s->claims = c;
+    app->stats.auth_refreshes++;
+    size_t len;
+    char *text = proto_refreshed_frame(c.exp, &len);
+    if (text)
+        session_send_text(s, text, len);
+    free(text);
+}
+
 static void on_identify(struct session *s, const char *buf, size_t len, int binary) {
     struct proto_identify id;
     const char *code;
@@ -448,6 +662,8 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
         return;
     }
     deadline_stop(&s->identify_deadline);
+    if (s->app->auth && authenticate(s, buf, len, &id))
+        return;
     memcpy(s->device_id, id.device_id, sizeof(s->device_id));
     free(s->identity);
     s->identity = strdup(id.identity); /* most are short: not a fixed 257 bytes per connection */
@@ -501,6 +717,16 @@ static const char *rate_refusal(struct session *s, size_t len) {
     return NULL;
 }
 
+/* Answers a message that needs Redis while Redis is unavailable; 1 if it did. */
+static int redis_down(struct session *s) {
+    if (app_redis_ready(s->app))
+        return 0;
+    s->app->stats.redis_errors++;
+    session_send_error(s, PROTO_E_UNAVAILABLE,
+                       "message not delivered: the cluster store is unavailable");
+    return 1;
+}
+
 static void on_message(struct session *s, const char *buf, size_t len, int binary) {
     struct app *app = s->app;
     const char *refused = rate_refusal(s, len);
@@ -508,13 +734,9 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
         session_send_error(s, PROTO_E_RATE_LIMITED, refused);
         return;
     }
-    if (!app_redis_ready(app)) {
-        app->stats.redis_errors++;
-        session_send_error(s, PROTO_E_UNAVAILABLE,
-                           "message not delivered: the cluster store is unavailable");
-        return;
-    }
     if (binary) {
+        if (redis_down(s))
+            return;
         app->stats.messages_in++;
         char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(s, conn, sizeof(conn));
@@ -527,6 +749,8 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     char msg[160];
     switch (proto_classify(buf, len, &value, &kind, &code, msg, sizeof(msg))) {
     case PROTO_QUERY_ROOM:
+        if (redis_down(s))
+            return;
         char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(s, conn, sizeof(conn));
         switch (room_query(app, &c)) {
@@ -540,11 +764,19 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
             session_send_error(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
         }
         return;
+    case PROTO_REFRESH:
+        on_refresh(s, value);
+        json_decref(value);
+        return;
     case PROTO_REJECT:
         session_send_error(s, code, msg);
         return;
     case PROTO_RELAY:
         break;
+    }
+    if (redis_down(s)) {
+        json_decref(value);
+        return;
     }
     size_t plen;
     char *prefix =

@@ -30,7 +30,7 @@ static int fail(const char **code, const char *c, char *msg, size_t msglen, cons
 /* Identity is free text but may not carry control characters (they break logs and terminals):
  * C0, DEL, and C1 (U+0080-U+009F, which UTF-8 encodes as C2 80 - C2 9F; jansson has already
  * checked that the string is valid UTF-8). */
-static int valid_identity(const char *s, size_t len) {
+int proto_valid_identity(const char *s, size_t len) {
     if (len > PROTO_MAX_IDENTITY)
         return 0;
     for (size_t i = 0; i < len; i++) {
@@ -82,7 +82,7 @@ int proto_parse_identify(const char *buf, size_t len, struct proto_identify *out
     json_t *ident = json_object_get(root, "identity");
     if (ident && !json_is_null(ident)) {
         if (!json_is_string(ident) ||
-            !valid_identity(json_string_value(ident), json_string_length(ident))) {
+            !proto_valid_identity(json_string_value(ident), json_string_length(ident))) {
             fail(code, PROTO_E_INVALID_IDENTITY, msg, msglen,
                  "identity must be a string of at most 256 bytes without control characters");
             goto out;
@@ -106,6 +106,17 @@ out:
     return rc;
 }
 
+int proto_identify_token(const char *buf, size_t len, char **token) {
+    *token = NULL;
+    json_t *root = load_json(buf, len, JSON_DECODE_ANY);
+    json_t *t = json_object_get(root, "token");
+    int rc = !json_is_object(root) ? -1 : !t || json_is_null(t) ? 0 : json_is_string(t) ? 1 : -1;
+    if (rc == 1 && !(*token = strndup(json_string_value(t), json_string_length(t))))
+        rc = -1;
+    json_decref(root);
+    return rc;
+}
+
 int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]) {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     size_t filled = 0;
@@ -125,7 +136,7 @@ int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]) {
 /* Types the server sends; a client sending one would impersonate the server. */
 static int reserved_type(const char *t) {
     return strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
-           strcmp(t, "error") == 0;
+           strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0;
 }
 
 enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
@@ -144,6 +155,10 @@ enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, cons
             if (strcmp(t, "query_room") == 0) {
                 json_decref(root);
                 return PROTO_QUERY_ROOM;
+            }
+            if (strcmp(t, "refresh") == 0) {
+                *value = root;
+                return PROTO_REFRESH;
             }
             if (reserved_type(t)) {
                 snprintf(msg, msglen, "type '%s' is sent by the server only", t);
@@ -233,6 +248,10 @@ static char *dump_frame(json_t *o, size_t *len) {
 char *proto_error_frame(const char *code, const char *message, size_t *len) {
     return dump_frame(
         json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message), len);
+}
+
+char *proto_refreshed_frame(int64_t exp, size_t *len) {
+    return dump_frame(json_pack("{s:s, s:I}", "type", "refreshed", "exp", (json_int_t)exp), len);
 }
 
 char *proto_connection_frame(const char *device_id, const char *node_id, const char *conn_id,

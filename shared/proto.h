@@ -30,6 +30,8 @@
 #define PROTO_E_DRAINING "draining"
 #define PROTO_E_NOT_MEMBER "not_member"
 #define PROTO_E_OUTCOME_UNKNOWN "outcome_unknown"
+#define PROTO_E_UNAUTHORIZED "unauthorized"
+#define PROTO_E_FORBIDDEN "forbidden"
 
 struct proto_identify {
     char device_id[PROTO_MAX_DEVICE_ID + 1];
@@ -45,18 +47,28 @@ int proto_valid_id(const char *s, size_t len, size_t max);
 int proto_parse_identify(const char *buf, size_t len, struct proto_identify *out, const char **code,
                          char *msg, size_t msglen);
 
+/* 1 if s (len bytes) is an acceptable identity: at most PROTO_MAX_IDENTITY bytes of UTF-8
+ * without control characters. */
+int proto_valid_identity(const char *s, size_t len);
+
+/* The identify's "token" member (authentication): 1 with *token a malloc'd copy (caller frees),
+ * 0 when there is none (absent or null), -1 when it is not a string or the frame is not a JSON
+ * object. */
+int proto_identify_token(const char *buf, size_t len, char **token);
+
 /* Writes a fresh room id of PROTO_ROOM_ID_LEN upper-case letters and digits plus NUL. */
 int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]);
 
 enum proto_kind {
     PROTO_RELAY,      /* a message for the other members */
     PROTO_QUERY_ROOM, /* {"type":"query_room"} */
+    PROTO_REFRESH,    /* {"type":"refresh","token":...}: *value is the object (never relayed) */
     PROTO_REJECT,     /* not acceptable: *code and msg say why */
 };
 
-/* Classifies a text frame from an identified client. For PROTO_RELAY, *value receives the parsed
- * JSON (caller json_decref's) and *msg_type the message kind for the archive ("text" or "json").
- * For PROTO_REJECT, *code and msg are set. */
+/* Classifies a text frame from an identified client. For PROTO_RELAY and PROTO_REFRESH, *value
+ * receives the parsed JSON (caller json_decref's) and *msg_type the message kind for the archive
+ * ("text" or "json"). For PROTO_REJECT, *code and msg are set. */
 enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
                                const char **code, char *msg, size_t msglen);
 
@@ -82,6 +94,9 @@ char *proto_connection_frame(const char *device_id, const char *node_id, const c
 
 /* {"type":"room","room_id","action","total_clients"} */
 char *proto_room_frame(const char *room_id, const char *action, long long total, size_t *len);
+
+/* {"type":"refreshed","exp":exp} */
+char *proto_refreshed_frame(int64_t exp, size_t *len);
 
 /* One listed member of a room_info; the strings need not be NUL-terminated. */
 struct proto_member {

@@ -4,6 +4,7 @@
 rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
+    libjwt-dev libssl-dev # tokens (frontend/auth.c, rrm-token)
     redis-server mariadb-server jq
     nginx # in front of two frontends: tests/integration/test_fe_proxy.c
     python3-yaml # scripts/check-k8s

@@ -29,8 +29,9 @@ static const char *type_of(json_t *v) {
 }
 
 static int reserved(const char *t) {
-    return t && (strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 ||
-                 strcmp(t, "room_info") == 0 || strcmp(t, "error") == 0);
+    return t &&
+           (strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
+            strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0);
 }
 
 static void check_relayed(json_t *sent, const char *text, size_t len, json_t *value) {
@@ -105,6 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(value == NULL);
         FUZZ_CHECK(type && strcmp(type, "query_room") == 0);
         break;
+    case PROTO_REFRESH:
+        /* never relayed: the caller gets the object to read its token from */
+        FUZZ_CHECK(value != NULL && json_equal(value, sent));
+        FUZZ_CHECK(type && strcmp(type, "refresh") == 0);
+        json_decref(value);
+        break;
     case PROTO_REJECT:
         FUZZ_CHECK(value == NULL);
         FUZZ_CHECK(code != NULL && msg[0] != '\0');
@@ -116,6 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case PROTO_RELAY:
         FUZZ_CHECK(sent != NULL && value != NULL && json_equal(value, sent));
         FUZZ_CHECK(!reserved(type) && !(type && strcmp(type, "query_room") == 0));
+        FUZZ_CHECK(!(type && strcmp(type, "refresh") == 0));
         FUZZ_CHECK(msg_type != NULL);
         FUZZ_CHECK(strcmp(msg_type, type && strcmp(type, "text") == 0 ? "text" : "json") == 0);
         check_relayed(sent, text, size, value);

@@ -73,6 +73,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o->ctl_in, -1);
     assert_int_equal(o->ctl_out, -1);
     assert_true(strncmp(o->prefix, "bench-", 6) == 0);
+    assert_string_equal(o->jwt_secret, ""); /* no tokens */
 }
 
 static void test_all_options(void **state) {
@@ -99,6 +100,10 @@ static void test_all_options(void **state) {
     assert_int_equal(o->pids[2], 33);
     assert_string_equal(o->prefix, "t-1");
     assert_int_equal(o->workers, 2);
+
+    p = parse("--jwt-secret", "s3cret", NULL);
+    assert_int_equal(p->rc, 0);
+    assert_string_equal(p->o.jwt_secret, "s3cret");
 
     /* binary frames may be as small as their 24-byte header */
     p = parse("--binary", "--size", "24", NULL);
@@ -241,6 +246,7 @@ static void test_rejections(void **state) {
     REJECT("--pids", "--pids", "12,abc");
     REJECT("--prefix", "--prefix", "has space");
     REJECT("--workers", "--workers", "0");
+    REJECT("--jwt-secret", "--jwt-secret", "");
     REJECT("--url", "--url"); /* the value is missing */
     REJECT("stray", "--clients", "10", "stray");
 }

@@ -371,9 +371,40 @@ static void test_classify_query_room(void **state) {
     assert_null(c.value);
 }
 
+/* A refresh is handed to the caller, never classified as a relay (its token stays private). */
+static void test_classify_refresh(void **state) {
+    (void)state;
+    struct classified c;
+    classify("{\"type\":\"refresh\",\"token\":\"a.b.c\"}", &c);
+    assert_int_equal(c.kind, PROTO_REFRESH);
+    assert_non_null(c.value);
+    assert_string_equal(json_string_value(json_object_get(c.value, "token")), "a.b.c");
+    json_decref(c.value);
+    classify("{\"type\":\"refresh\"}", &c);
+    assert_int_equal(c.kind, PROTO_REFRESH);
+    json_decref(c.value);
+}
+
+static void test_identify_token(void **state) {
+    (void)state;
+    char *t = (char *)1;
+    const char *full = "{\"device_id\":\"d\",\"token\":\"x.y.z\"}";
+    assert_int_equal(proto_identify_token(full, strlen(full), &t), 1);
+    assert_string_equal(t, "x.y.z");
+    free(t);
+    const char *none = "{\"device_id\":\"d\"}", *null = "{\"device_id\":\"d\",\"token\":null}";
+    assert_int_equal(proto_identify_token(none, strlen(none), &t), 0);
+    assert_null(t);
+    assert_int_equal(proto_identify_token(null, strlen(null), &t), 0);
+    const char *num = "{\"token\":5}", *arr = "[1]";
+    assert_int_equal(proto_identify_token(num, strlen(num), &t), -1);
+    assert_null(t);
+    assert_int_equal(proto_identify_token(arr, strlen(arr), &t), -1);
+}
+
 static void test_classify_reserved_types(void **state) {
     (void)state;
-    const char *types[] = {"connection", "room", "room_info", "error"};
+    const char *types[] = {"connection", "room", "room_info", "error", "refreshed"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         char text[64];
         snprintf(text, sizeof(text), "{\"type\":\"%s\",\"x\":1}", types[i]);
@@ -797,6 +828,8 @@ int main(void) {
         cmocka_unit_test(test_pub_header_round_trip),
         /* Last: proto_classify reads freed memory here, which aborts the sanitizer build. */
         cmocka_unit_test(test_classify_reserved_types),
+        cmocka_unit_test(test_classify_refresh),
+        cmocka_unit_test(test_identify_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
