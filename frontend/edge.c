@@ -199,8 +199,13 @@ static int same_origin(const char *entry, size_t len, void *arg) {
 int edge_origin_allowed(const char *allowed, const char *origin) {
     if (!origin || each_entry(allowed, is_star, NULL))
         return 1;
+    /* Blanks around a header value are not part of it (RFC 7230 3.2.4). */
+    origin += strspn(origin, " \t");
+    size_t n = strlen(origin);
+    while (n && (origin[n - 1] == ' ' || origin[n - 1] == '\t'))
+        n--;
     struct origin o;
-    if (origin_parse(origin, strlen(origin), &o) < 0)
+    if (origin_parse(origin, n, &o) < 0)
         return 0;
     return each_entry(allowed, same_origin, &o);
 }

@@ -55,7 +55,7 @@ static void test_list_has(void **state) {
     assert_false(edge_list_has(",,", "rrm", 0));
 }
 
-static void test_origin_any(void **state) {
+static void test_origin_star_allows_any(void **state) {
     (void)state;
     assert_true(edge_origin_allowed("*", "https://evil.example.com"));
     assert_true(edge_origin_allowed("*", "null"));
@@ -63,13 +63,13 @@ static void test_origin_any(void **state) {
     assert_true(edge_origin_allowed("*", NULL));
 }
 
-static void test_origin_absent(void **state) {
+static void test_origin_absent_is_allowed(void **state) {
     (void)state;
     /* no Origin header: a native client */
     assert_true(edge_origin_allowed("https://app.example.com", NULL));
 }
 
-static void test_origin_exact(void **state) {
+static void test_origin_exact_match_only(void **state) {
     (void)state;
     const char *list = "https://app.example.com, http://localhost:8080/ ,\thttp://[::1]:3000";
     static const char *const yes[] = {
@@ -105,7 +105,7 @@ static void test_origin_exact(void **state) {
             fail_msg("'%s' allowed", no[i]);
 }
 
-static void test_origin_default_ports(void **state) {
+static void test_origin_default_ports_are_implied(void **state) {
     (void)state;
     assert_true(edge_origin_allowed("http://a.example:80", "http://a.example"));
     assert_true(edge_origin_allowed("http://a.example", "http://a.example:80"));
@@ -118,7 +118,15 @@ static void test_origin_default_ports(void **state) {
     assert_true(edge_origin_allowed("chrome-extension://abcdef", "chrome-extension://ABCDEF"));
 }
 
-static void test_origins_check(void **state) {
+static void test_origin_blanks_around_are_ignored(void **state) {
+    (void)state;
+    /* blanks around the header value are not part of it; inside, they are */
+    assert_true(edge_origin_allowed("https://a.example", " https://a.example\t"));
+    assert_false(edge_origin_allowed("https://a.example", "https:// a.example"));
+    assert_false(edge_origin_allowed("https://a.example", " "));
+}
+
+static void test_origins_checked_at_start(void **state) {
     (void)state;
     char err[512];
     assert_int_equal(edge_origins_check("*", err, sizeof(err)), 0);
@@ -141,10 +149,15 @@ static void test_origins_check(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_origin_any),    cmocka_unit_test(test_origin_absent),
-        cmocka_unit_test(test_origin_exact),  cmocka_unit_test(test_origin_default_ports),
-        cmocka_unit_test(test_origins_check), cmocka_unit_test(test_close_empty_and_short),
-        cmocka_unit_test(test_close_codes),   cmocka_unit_test(test_list_has),
+        cmocka_unit_test(test_close_empty_and_short),
+        cmocka_unit_test(test_close_codes),
+        cmocka_unit_test(test_list_has),
+        cmocka_unit_test(test_origin_star_allows_any),
+        cmocka_unit_test(test_origin_absent_is_allowed),
+        cmocka_unit_test(test_origin_exact_match_only),
+        cmocka_unit_test(test_origin_default_ports_are_implied),
+        cmocka_unit_test(test_origin_blanks_around_are_ignored),
+        cmocka_unit_test(test_origins_checked_at_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
