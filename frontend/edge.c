@@ -364,9 +364,6 @@ static int refuse(struct edge *e, struct lws *wsi, unsigned code, enum app_refus
     return 1;
 }
 
-/* lws 4.1 answers a version other than 13 with a 101 and drops the TCP connection, without an
- * answer, of a request without "Connection: upgrade" or a key, or one offering only
- * subprotocols it does not know. Runs before lws looks at any of that. */
 /* Whether the upgrade request's Origin is one RRM_ALLOWED_ORIGINS lets in. */
 static int origin_ok(struct edge *e, struct lws *wsi) {
     const char *allowed = e->app->opt.allowed_origins;
@@ -381,6 +378,10 @@ static int origin_ok(struct edge *e, struct lws *wsi) {
     return edge_origin_allowed(allowed, origin);
 }
 
+/* lws 4.1 answers a version other than 13 with a 101 and drops the TCP connection, without an
+ * answer, of a request without "Connection: upgrade" or a key, or one offering only
+ * subprotocols it does not know. Runs before lws looks at any of that, and also refuses any
+ * upgrade on the admin listener and one from an origin RRM_ALLOWED_ORIGINS does not list. */
 static int confirm_upgrade(struct edge *e, struct lws *wsi, const char *upgrade) {
     char buf[128];
     if (lws_get_vhost(wsi) == e->app->admin_vh)
