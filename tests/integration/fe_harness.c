@@ -108,7 +108,9 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin, const char *
     if (admin_env) {
         n->admin_port = atoi(admin_env + 15);
     } else {
-        n->admin_port = proc_free_port();
+        do
+            n->admin_port = proc_free_port();
+        while (n->admin_port == n->port);
         if (n->admin_port < 0)
             return n->admin_port;
         snprintf(admin, sizeof(admin), "RRM_ADMIN_PORT=%d", n->admin_port);

@@ -6,8 +6,7 @@
  * the WebSocket clients a test registers with it (closed when the cluster stops, also after a
  * failed assertion). It also offers the small protocol helpers every test needs: joining a room,
  * expecting a frame of a given type, waiting for a close, reading /metrics counters (from each
- * node's admin port) and decoding
- * the archive stream.
+ * node's admin port) and decoding the archive stream.
  *
  * Nothing here sleeps for a fixed time: every wait is a deadline loop over a condition (a frame,
  * an HTTP status, a counter). Functions returning int return 0 (or a documented value) on success
