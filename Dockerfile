@@ -35,7 +35,9 @@ RUN groupadd --gid 10001 rrm \
 COPY --from=build /build/frontend/rrm-frontend /build/archiver/rrm-archiver \
     /build/tools/rrm-token /usr/local/bin/
 USER 10001:10001
-# WebSocket clients and the HTTP probes (/healthz, /readyz, /metrics) share this port.
+# WebSocket clients and the HTTP probes (/healthz, /readyz) share this port. The admin port
+# (RRM_ADMIN_PORT, 9765: /metrics, /status) is deliberately not exposed, so that `docker run -P`
+# does not publish it; publish it where it is safe, e.g. `-p 127.0.0.1:9765:9765`.
 EXPOSE 8765
 # rrm-frontend runs as PID 1: it handles SIGTERM itself (the drain). The archiver's Deployment
 # sets `command: [rrm-archiver]`.

@@ -16,6 +16,12 @@ const char *const app_error_codes[] = {
 };
 const size_t app_error_code_count = sizeof(app_error_codes) / sizeof(app_error_codes[0]);
 
+const char *const app_refusal_reasons[APP_REFUSALS] = {
+    [APP_REFUSED_VERSION] = "version", [APP_REFUSED_BAD_REQUEST] = "bad_request",
+    [APP_REFUSED_ORIGIN] = "origin",   [APP_REFUSED_ADMIN_PORT] = "admin_port",
+    [APP_REFUSED_PER_IP] = "per_ip",
+};
+
 const int64_t app_delay_bounds_us[APP_DELAY_BOUNDS] = {500, 1000, 2000, 5000, 10000, 50000, 250000};
 
 void app_count_delay(struct fe_stats *st, int64_t us) {

@@ -20,6 +20,18 @@ struct status;
 struct room_ops;
 struct edge;
 
+/* Why an upgrade request or a new connection was refused before it became a session; the label
+ * of rrm_handshakes_refused_total (names in app_refusal_reasons, same order). */
+enum app_refusal {
+    APP_REFUSED_VERSION,     /* Sec-WebSocket-Version other than 13, or none: 426 */
+    APP_REFUSED_BAD_REQUEST, /* an upgrade lws cannot carry out (h2c, no key, ...): 400 */
+    APP_REFUSED_ORIGIN,      /* Origin not in RRM_ALLOWED_ORIGINS: 403 */
+    APP_REFUSED_ADMIN_PORT,  /* an upgrade on the admin listener, which has no WebSocket: 404 */
+    APP_REFUSED_PER_IP,      /* over RRM_MAX_HANDSHAKES_PER_IP: closed at accept */
+    APP_REFUSALS
+};
+extern const char *const app_refusal_reasons[APP_REFUSALS];
+
 /* Counters exported by /metrics and the status record. */
 struct fe_stats {
     uint64_t connections_total;   /* WebSocket connections accepted */
@@ -37,10 +49,10 @@ struct fe_stats {
     uint64_t slow_consumers;
     uint64_t replaced;
     uint64_t identify_timeouts;
-    uint64_t redis_errors;       /* actions answered "unavailable" */
-    uint64_t reaped;             /* members of dead nodes this node removed */
-    uint64_t recycled;           /* empty rooms this node recycled */
-    uint64_t handshakes_refused; /* bad upgrade requests, over the per-address handshake cap */
+    uint64_t redis_errors;                     /* actions answered "unavailable" */
+    uint64_t reaped;                           /* members of dead nodes this node removed */
+    uint64_t recycled;                         /* empty rooms this node recycled */
+    uint64_t handshakes_refused[APP_REFUSALS]; /* by enum app_refusal */
     uint64_t handshake_timeouts; /* connections closed for not finishing their handshake */
     uint64_t bad_close_frames;   /* client close frames answered with 1002 */
     /* Per client address (edge.c): upgrades refused with 429 for holding max-connections-per-ip,
@@ -63,7 +75,8 @@ struct app {
     struct logger log;
     char node_id[64];
     struct lws_context *cx;
-    struct lws_vhost *vh; /* the vhost without a listener where the Redis links are adopted */
+    struct lws_vhost *vh;       /* the vhost without a listener where the Redis links are adopted */
+    struct lws_vhost *admin_vh; /* the admin listener's vhost (NULL without one) */
     struct edge *edge;
     struct auth *auth; /* the token keys; NULL when authentication is off */
 

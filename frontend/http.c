@@ -1,4 +1,4 @@
-/* Plain HTTP on the client port: methods, routing and the answer (see http.h). */
+/* Plain HTTP on the public and admin listeners: methods, routing and the answer (see http.h). */
 #include "http.h"
 
 #include "app.h"
@@ -62,33 +62,69 @@ static void reply_free(struct http_conn *h) {
     }
 }
 
-/* Builds the answer to a GET or HEAD of path into r. Returns 1 if it is written later (/status
- * waits for Redis), 0 if r is complete. */
+static int answer_healthz(struct app *app, struct lws *wsi, struct http_reply *r) {
+    (void)app;
+    (void)wsi;
+    textbuf_add(&r->body, "ok\n");
+    return 0;
+}
+
+static int answer_readyz(struct app *app, struct lws *wsi, struct http_reply *r) {
+    (void)wsi;
+    int ready = app_redis_ready(app) && !app->draining;
+    r->code = ready ? 200 : 503;
+    textbuf_add(&r->body, "%s\n",
+                ready           ? "ready"
+                : app->draining ? "draining"
+                                : "redis unavailable");
+    return 0;
+}
+
+static int answer_metrics(struct app *app, struct lws *wsi, struct http_reply *r) {
+    (void)wsi;
+    r->type = "text/plain; version=0.0.4";
+    metrics_write(app, &r->body);
+    return 0;
+}
+
+static int answer_status(struct app *app, struct lws *wsi, struct http_reply *r) {
+    r->wsi = wsi;
+    if (status_request(app->status, &r->status, &r->body, status_done))
+        return 1; /* answered from status_done */
+    r->type = "text/html; charset=utf-8";
+    return 0;
+}
+
+/* Where each endpoint is served: the public listener (WebSocket clients, probes) or the admin
+ * listener (operators, Prometheus). A path not served on a listener is 404 there, like any
+ * unknown path, so the public port gives no hint of the admin endpoints. */
+enum { ON_PUBLIC = 1, ON_ADMIN = 2 };
+
+static const struct endpoint {
+    const char *path;
+    unsigned on;
+    /* Builds the answer into r: 0 if it is complete, 1 if it is written later. */
+    int (*answer)(struct app *app, struct lws *wsi, struct http_reply *r);
+} endpoints[] = {
+    {"/healthz", ON_PUBLIC | ON_ADMIN, answer_healthz},
+    {"/readyz", ON_PUBLIC | ON_ADMIN, answer_readyz},
+    {"/metrics", ON_ADMIN, answer_metrics},
+    {"/status", ON_ADMIN, answer_status},
+    {"/", ON_ADMIN, answer_status},
+};
+
+/* Builds the answer to a GET or HEAD into r, by the listener the request came on. Returns 1 if
+ * it is written later (/status waits for Redis), 0 if r is complete. */
 static int route(struct app *app, struct lws *wsi, struct http_reply *r) {
     char path[64];
     if (lws_hdr_copy(wsi, path, sizeof(path), r->head ? WSI_TOKEN_HEAD_URI : WSI_TOKEN_GET_URI) < 0)
         path[0] = '\0'; /* longer than any endpoint */
-    if (strcmp(path, "/healthz") == 0) {
-        textbuf_add(&r->body, "ok\n");
-    } else if (strcmp(path, "/readyz") == 0) {
-        int ready = app_redis_ready(app) && !app->draining;
-        r->code = ready ? 200 : 503;
-        textbuf_add(&r->body, "%s\n",
-                    ready           ? "ready"
-                    : app->draining ? "draining"
-                                    : "redis unavailable");
-    } else if (strcmp(path, "/metrics") == 0) {
-        r->type = "text/plain; version=0.0.4";
-        metrics_write(app, &r->body);
-    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/") == 0) {
-        r->wsi = wsi;
-        if (status_request(app->status, &r->status, &r->body, status_done))
-            return 1; /* answered from status_done */
-        r->type = "text/html; charset=utf-8";
-    } else {
-        r->code = 404;
-        textbuf_add(&r->body, "not found\n");
-    }
+    unsigned here = lws_get_vhost(wsi) == app->admin_vh ? ON_ADMIN : ON_PUBLIC;
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
+        if ((endpoints[i].on & here) && strcmp(path, endpoints[i].path) == 0)
+            return endpoints[i].answer(app, wsi, r);
+    r->code = 404;
+    textbuf_add(&r->body, "not found\n");
     return 0;
 }
 

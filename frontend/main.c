@@ -297,6 +297,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_PORT)\n", app.opt.port);
         return 1;
     }
+    /* What operators reach: plain HTTP only (http.c serves /metrics and /status there; edge.c
+     * refuses upgrades), through the same edge and deadline as the public listener. */
+    const struct lws_protocols admin_protocols[] = {
+        {HTTP_PROTOCOL_NAME, http_callback, http_conn_size, 0, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    if (app.opt.admin_port) {
+        info.port = (int)app.opt.admin_port;
+        info.iface = app.opt.admin_bind[0] ? app.opt.admin_bind : NULL;
+        info.protocols = admin_protocols;
+        info.vhost_name = "admin";
+        app.admin_vh = lws_create_vhost(app.cx, &info);
+        if (!app.admin_vh) {
+            fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_ADMIN_PORT)\n",
+                    app.opt.admin_port);
+            return 1;
+        }
+    }
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.iface = NULL;
     info.protocols = internal_protocols;
@@ -325,8 +343,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     log_json(&app.log, LOG_INFO, "listening",
-             json_pack("{s:I, s:s, s:I}", "port", (json_int_t)app.opt.port, "redis",
-                       app.opt.redis_host, "redis_port", (json_int_t)app.opt.redis_port));
+             json_pack("{s:I, s:I, s:s, s:I}", "port", (json_int_t)app.opt.port, "admin_port",
+                       (json_int_t)app.opt.admin_port, "redis", app.opt.redis_host, "redis_port",
+                       (json_int_t)app.opt.redis_port));
 
     struct ticker ticker = {.app = &app, .loop = loop};
     tick_cb(&ticker.sul);

@@ -59,9 +59,12 @@ void metrics_write(struct app *app, struct textbuf *r) {
            st->replaced);
     metric(r, "rrm_identify_timeouts_total", "counter", "Connections that never identified.",
            st->identify_timeouts);
-    metric(r, "rrm_handshakes_refused_total", "counter",
-           "Upgrade requests refused and connections over the per-address handshake cap.",
-           st->handshakes_refused);
+    textbuf_add(r, "# HELP rrm_handshakes_refused_total Upgrade requests refused and connections "
+                   "over the per-address handshake cap, by reason.\n"
+                   "# TYPE rrm_handshakes_refused_total counter\n");
+    for (int i = 0; i < APP_REFUSALS; i++)
+        textbuf_add(r, "rrm_handshakes_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+                    app_refusal_reasons[i], st->handshakes_refused[i]);
     metric(r, "rrm_handshake_timeouts_total", "counter",
            "Connections closed for not finishing their handshake in time.", st->handshake_timeouts);
     metric(r, "rrm_bad_close_frames_total", "counter", "Client close frames answered with 1002.",

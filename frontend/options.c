@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "clientaddr.h"
+#include "edge.h"
 #include "log.h"
 #include "proto.h"
 
@@ -20,6 +21,14 @@
 const struct cfg_option fe_option_table[] = {
     OPT_INT("port", port, "8765", 1, 65535, "TCP port for WebSocket clients and HTTP probes"),
     OPT_STR("bind", bind, "", 0, "address to listen on (empty: all interfaces)"),
+    OPT_INT("admin-port", admin_port, "9765", 0, 65535,
+            "TCP port of the admin listener (/metrics, /status, /healthz, /readyz; plain HTTP, no "
+            "WebSocket); 0: none"),
+    OPT_STR("admin-bind", admin_bind, "", 0,
+            "address the admin listener binds (empty: all interfaces)"),
+    OPT_STR("allowed-origins", allowed_origins, "*", 1,
+            "comma-separated origins (scheme://host[:port]) whose pages may open WebSockets; "
+            "other Origin headers get 403; * allows any; requests without Origin are allowed"),
     OPT_STR(
         "node-id", node_id, "", 0,
         "this node's id, unique in the cluster (empty: hostname-pid; in Kubernetes the pod name)"),
@@ -117,6 +126,15 @@ int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
                  o->node_id);
         return -1;
     }
+    if (o->admin_port && o->admin_port == o->port) {
+        snprintf(err, errlen,
+                 "invalid RRM_ADMIN_PORT (--admin-port): %ld is RRM_PORT; the admin listener needs "
+                 "a port of its own (0: none)",
+                 o->admin_port);
+        return -1;
+    }
+    if (edge_origins_check(o->allowed_origins, err, errlen) < 0)
+        return -1;
     if (o->node_timeout_ms < 2 * o->heartbeat_ms) {
         snprintf(err, errlen,
                  "invalid RRM_NODE_TIMEOUT_MS (--node-timeout-ms): %ld must be at "

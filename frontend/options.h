@@ -7,6 +7,9 @@
 struct fe_options {
     long port;
     char bind[64];
+    long admin_port;
+    char admin_bind[64];
+    char allowed_origins[2048];
     char node_id[64];
     char redis_host[256];
     long redis_port;

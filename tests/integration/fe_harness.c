@@ -40,7 +40,8 @@
 struct fe_node {
     char id[16];
     int port;
-    pid_t pid; /* 0 once stopped */
+    int admin_port; /* 0: the node has no admin listener */
+    pid_t pid;      /* 0 once stopped */
     char *log_path;
 };
 
@@ -86,7 +87,7 @@ void fe_dump_log(const struct fe_cluster *c, int node) {
 
 static int spawn_node(struct fe_cluster *c, int i, const char *bin, const char *const extra[]) {
     struct fe_node *n = &c->node[i];
-    char port[32], rport[32], node_id[40];
+    char port[32], admin[40], rport[32], node_id[40];
     const char *env[FE_MAX_ENV];
     size_t k = 0;
 
@@ -99,6 +100,22 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin, const char *
     if (n->port < 0)
         return n->port;
     snprintf(port, sizeof(port), "RRM_PORT=%d", n->port);
+    /* Every node gets an admin listener on a free port, unless the test chose the port. */
+    const char *admin_env = NULL;
+    for (size_t j = 0; extra && extra[j]; j++)
+        if (strncmp(extra[j], "RRM_ADMIN_PORT=", 15) == 0)
+            admin_env = extra[j];
+    if (admin_env) {
+        n->admin_port = atoi(admin_env + 15);
+    } else {
+        do
+            n->admin_port = proc_free_port();
+        while (n->admin_port == n->port);
+        if (n->admin_port < 0)
+            return n->admin_port;
+        snprintf(admin, sizeof(admin), "RRM_ADMIN_PORT=%d", n->admin_port);
+        env[k++] = admin;
+    }
     snprintf(rport, sizeof(rport), "RRM_REDIS_PORT=%d", redis_server_port(c->redis));
     snprintf(node_id, sizeof(node_id), "RRM_NODE_ID=%s", n->id);
     env[k++] = port;
@@ -179,6 +196,10 @@ fail:
 
 int fe_nodes(const struct fe_cluster *c) {
     return c->nodes;
+}
+
+int fe_admin_port(const struct fe_cluster *c, int node) {
+    return c->node[node].admin_port;
 }
 
 int fe_port(const struct fe_cluster *c, int node) {
@@ -317,7 +338,10 @@ long long fe_metric(int port, const char *series) {
     char *body = NULL;
     if (proc_http_get(port, "/metrics", FE_HTTP_TIMEOUT_MS, &code, &body) < 0 || code != 200) {
         free(body);
-        fprintf(stderr, "fe_harness: GET /metrics on port %d failed (status %d)\n", port, code);
+        fprintf(stderr,
+                "fe_harness: GET /metrics on port %d failed (status %d; /metrics is on the admin "
+                "port: fe_admin_port)\n",
+                port, code);
         return -1;
     }
     long long v = parse_metric(body, series);

@@ -5,8 +5,8 @@
  * processes (node-a, node-b, ...) on free ports with their log files in a private temp dir, and
  * the WebSocket clients a test registers with it (closed when the cluster stops, also after a
  * failed assertion). It also offers the small protocol helpers every test needs: joining a room,
- * expecting a frame of a given type, waiting for a close, reading /metrics counters and decoding
- * the archive stream.
+ * expecting a frame of a given type, waiting for a close, reading /metrics counters (from each
+ * node's admin port) and decoding the archive stream.
  *
  * Nothing here sleeps for a fixed time: every wait is a deadline loop over a condition (a frame,
  * an HTTP status, a counter). Functions returning int return 0 (or a documented value) on success
@@ -35,8 +35,9 @@ struct fe_cluster;
 
 /*
  * Start a redis-server and `nodes` frontends ($RRM_FRONTEND_BIN). Every node gets RRM_PORT,
- * RRM_REDIS_HOST/PORT, RRM_NODE_ID (node-a, node-b, ...), RRM_HEARTBEAT_MS=200,
- * RRM_NODE_TIMEOUT_MS=1500, RRM_STATUS_INTERVAL_MS=2000 and RRM_LOG_LEVEL=info, then env_extra
+ * RRM_ADMIN_PORT (a free port of its own unless env_extra sets it), RRM_REDIS_HOST/PORT,
+ * RRM_NODE_ID (node-a, node-b, ...), RRM_HEARTBEAT_MS=200, RRM_NODE_TIMEOUT_MS=1500,
+ * RRM_STATUS_INTERVAL_MS=2000 and RRM_LOG_LEVEL=info, then env_extra
  * ("K=V" strings, NULL terminated, may be NULL) which override those. Waits until every node's
  * /readyz answers 200 (10 s each). Returns the cluster (caller stops it with fe_cluster_stop) or
  * NULL, after printing the logs of what failed.
@@ -54,6 +55,8 @@ int fe_cluster_stop(struct fe_cluster *c);
 
 int fe_nodes(const struct fe_cluster *c);
 int fe_port(const struct fe_cluster *c, int node);
+/* The node's admin port (/metrics, /status), or 0 if it was started without one. */
+int fe_admin_port(const struct fe_cluster *c, int node);
 const char *fe_node_id(const struct fe_cluster *c, int node);
 /* Process id of the node, or 0 once it has been stopped. */
 pid_t fe_node_pid(const struct fe_cluster *c, int node);
@@ -89,8 +92,9 @@ void fe_poll_pause(void);
 int fe_wait_ready(int port, int want_status, int timeout_ms);
 
 /*
- * Value of one Prometheus series from GET /metrics, e.g. "rrm_connections" or
- * "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with labels). Returns the value
+ * Value of one Prometheus series from GET /metrics on port (a node's fe_admin_port), e.g.
+ * "rrm_connections" or "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with labels).
+ * Returns the value
  * (>= 0) or -1 if the request failed or the series is missing.
  */
 long long fe_metric(int port, const char *series);

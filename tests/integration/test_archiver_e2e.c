@@ -44,6 +44,7 @@ static int e2e_setup(void **state) {
     snprintf(log, sizeof(log), "%s/frontend.log", ah_dir(h));
     const char *env[] = {port,
                          "RRM_BIND=127.0.0.1",
+                         "RRM_ADMIN_PORT=0", /* only /readyz is read, on RRM_PORT */
                          "RRM_REDIS_HOST=127.0.0.1",
                          redis_port,
                          "RRM_NODE_ID=fe-e2e",

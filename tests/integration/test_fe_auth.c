@@ -164,7 +164,7 @@ static void refused(struct fe_cluster *c, const char *device, const char *room, 
 static long long failures(struct fe_cluster *c, const char *reason) {
     char series[128];
     snprintf(series, sizeof(series), "rrm_auth_failures_total{reason=\"%s\"}", reason);
-    return fe_metric(fe_port(c, 0), series);
+    return fe_metric(fe_admin_port(c, 0), series);
 }
 
 /* The connection is still served: a query_room is answered. */
@@ -451,7 +451,7 @@ static void quiet_until(struct wsc *ws, int64_t until_ms) {
 
 static void test_refresh_before_expiry(void **state) {
     struct fe_cluster *c = *state;
-    long long before = fe_metric(fe_port(c, 0), "rrm_auth_refreshes_total");
+    long long before = fe_metric(fe_admin_port(c, 0), "rrm_auth_refreshes_total");
     int64_t exp1 = (int64_t)time(NULL) + 2;
     char *t1 = mint("auth-refresh-1", 2, "{\"rooms\":[\"auth-r-*\"]}");
     char *t2 = mint("auth-refresh-1", 120, "{\"rooms\":[\"auth-r-1\"]}");
@@ -462,7 +462,7 @@ static void test_refresh_before_expiry(void **state) {
     assert_non_null(ans);
     assert_true(json_integer_value(json_object_get(ans, "exp")) >= exp1 + 100);
     json_decref(ans);
-    assert_true(fe_metric(fe_port(c, 0), "rrm_auth_refreshes_total") >= before + 1);
+    assert_true(fe_metric(fe_admin_port(c, 0), "rrm_auth_refreshes_total") >= before + 1);
     /* past the first token's exp the connection is still served */
     quiet_until(ws, (exp1 + 1) * 1000 + 500);
     still_open(ws);
@@ -472,7 +472,7 @@ static void test_refresh_before_expiry(void **state) {
 
 static void test_close_at_expiry(void **state) {
     struct fe_cluster *c = *state;
-    long long before = fe_metric(fe_port(c, 0), "rrm_auth_expired_total");
+    long long before = fe_metric(fe_admin_port(c, 0), "rrm_auth_expired_total");
     char *t = mint("auth-exp-1", 2, NULL);
     int64_t start = fe_wall_ms();
     struct wsc *ws = join(c, "auth-exp-1", "auth-exp-room", t);
@@ -494,7 +494,7 @@ static void test_close_at_expiry(void **state) {
     json_decref(e);
     assert_int_equal(fe_expect_close(ws, T), 4401);
     assert_true(fe_wall_ms() >= start + 1000); /* not before its exp */
-    assert_true(fe_wait_metric(fe_port(c, 0), "rrm_auth_expired_total", before + 1, T) >=
+    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_auth_expired_total", before + 1, T) >=
                 before + 1);
     free(t);
     free(bad);

@@ -123,21 +123,21 @@ static void expect_rejected_device(struct fe_cluster *c, json_t *device_value) {
 
 static void test_first_frame_invalid_json(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "invalid_json");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "invalid_json");
     static const char *const bad[] = {
         "{not json",     "", "{\"device_id\":\"x\",}", "device_id", "{\"device_id\":\"x\"",
         "\"unterminated"};
     size_t n = sizeof(bad) / sizeof(bad[0]);
     for (size_t i = 0; i < n; i++)
         expect_rejected_text(c, bad[i], "invalid_json");
-    assert_int_equal(fe_error_count(port, "invalid_json"), before + (long long)n);
+    assert_int_equal(fe_error_count(admin, "invalid_json"), before + (long long)n);
 }
 
 static void test_first_frame_not_identify(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "invalid_identify");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "invalid_identify");
     /* not an object, or an object without device_id */
     static const char *const bad[] = {"[1,2]",
                                       "42",
@@ -152,13 +152,13 @@ static void test_first_frame_not_identify(void **state) {
     size_t n = sizeof(bad) / sizeof(bad[0]);
     for (size_t i = 0; i < n; i++)
         expect_rejected_text(c, bad[i], "invalid_identify");
-    assert_int_equal(fe_error_count(port, "invalid_identify"), before + (long long)n);
+    assert_int_equal(fe_error_count(admin, "invalid_identify"), before + (long long)n);
 }
 
 static void test_bad_device_id(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "invalid_device_id");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "invalid_device_id");
     char *long_id = repeat('d', 129);
     expect_rejected_device(c, json_string(""));
     expect_rejected_device(c, json_string(long_id));
@@ -172,7 +172,7 @@ static void test_bad_device_id(void **state) {
     expect_rejected_device(c, json_true());
     expect_rejected_device(c, json_pack("[s]", "dev"));
     expect_rejected_device(c, json_pack("{s:s}", "id", "dev"));
-    assert_int_equal(fe_error_count(port, "invalid_device_id"), before + 12);
+    assert_int_equal(fe_error_count(admin, "invalid_device_id"), before + 12);
     free(long_id);
 
     /* the limits themselves are fine: 128 characters, every allowed character class */
@@ -191,8 +191,8 @@ static void test_bad_device_id(void **state) {
 
 static void test_bad_room_id(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "invalid_room_id");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "invalid_room_id");
     char *long_room = repeat('R', 65);
     json_t *bad[] = {json_string("bad room"),    json_string(long_room),  json_integer(123),
                      json_string("ROOM/1"),      json_string("\xc3\xbc"), json_true(),
@@ -206,7 +206,7 @@ static void test_bad_room_id(void **state) {
         free(text);
     }
     free(long_room);
-    assert_int_equal(fe_error_count(port, "invalid_room_id"), before + (long long)n);
+    assert_int_equal(fe_error_count(admin, "invalid_room_id"), before + (long long)n);
 
     char *max_room = repeat('M', 64);
     json_t *id = json_pack("{s:s, s:s}", "device_id", "bad-room-dev", "room_id", max_room);
@@ -217,8 +217,8 @@ static void test_bad_room_id(void **state) {
 
 static void test_bad_identity(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "invalid_identity");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "invalid_identity");
     char *long_ident = repeat('i', 257);
     json_t *bad[] = {json_string(long_ident),    json_string("a\001b"),
                      json_string("tab\there"),   json_string("new\nline"),
@@ -233,7 +233,7 @@ static void test_bad_identity(void **state) {
         free(text);
     }
     free(long_ident);
-    assert_int_equal(fe_error_count(port, "invalid_identity"), before + (long long)n);
+    assert_int_equal(fe_error_count(admin, "invalid_identity"), before + (long long)n);
 
     /* 256 bytes, multi-byte UTF-8 and null are accepted */
     char *max_ident = repeat('i', 256);
@@ -250,20 +250,20 @@ static void test_bad_identity(void **state) {
 
 static void test_binary_first_frame(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "not_identified");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "not_identified");
     static const char id[] = "{\"device_id\":\"bin-first\"}";
     /* even a valid identify, sent as binary, is refused */
     expect_rejected_first(c, id, strlen(id), 1, "not_identified", 1008);
     expect_rejected_first(c, "\x00\xff\x01", 3, 1, "not_identified", 1008);
-    assert_int_equal(fe_error_count(port, "not_identified"), before + 2);
+    assert_int_equal(fe_error_count(admin, "not_identified"), before + 2);
 }
 
 static void test_identify_timeout(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "identify_timeout");
-    long long timeouts = fe_metric(port, "rrm_identify_timeouts_total");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "identify_timeout");
+    long long timeouts = fe_metric(admin, "rrm_identify_timeouts_total");
     assert_true(before >= 0 && timeouts >= 0);
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "to-a", NULL, NULL, room);
@@ -278,8 +278,8 @@ static void test_identify_timeout(void **state) {
     assert_int_equal(fe_expect_close(idle, T), 1008);
     print_message("identify timeout (configured 500 ms) closed the idle connection after %lld ms\n",
                   (long long)(proc_now_ms() - t0));
-    assert_int_equal(fe_error_count(port, "identify_timeout"), before + 1);
-    assert_int_equal(fe_metric(port, "rrm_identify_timeouts_total"), timeouts + 1);
+    assert_int_equal(fe_error_count(admin, "identify_timeout"), before + 1);
+    assert_int_equal(fe_metric(admin, "rrm_identify_timeouts_total"), timeouts + 1);
 
     /* identified clients are not subject to it */
     marker(a, "to-a", b, "still fine");
@@ -294,8 +294,8 @@ static void expect_closed_too_big(struct wsc *ws, const char *what) {
 
 static void test_frame_too_big(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "message_too_big");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "message_too_big");
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "big-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "big-b", NULL, room, NULL);
@@ -345,7 +345,7 @@ static void test_frame_too_big(void **state) {
     expect_closed_too_big(h, "first frame of limit + 1");
     free(msg);
 
-    assert_int_equal(fe_error_count(port, "message_too_big"), before + 4);
+    assert_int_equal(fe_error_count(admin, "message_too_big"), before + 4);
     /* b saw none of it and still works */
     struct wsc *d = fe_join(c, 0, "big-d", NULL, room, NULL);
     assert_non_null(d);
@@ -354,8 +354,8 @@ static void test_frame_too_big(void **state) {
 
 static void test_rate_limited(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "rate_limited");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "rate_limited");
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "rate-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "rate-b", NULL, room, NULL);
@@ -419,15 +419,15 @@ static void test_rate_limited(void **state) {
             fail_msg("still rate limited after 10 s");
         fe_poll_pause();
     }
-    assert_int_equal(fe_error_count(port, "rate_limited"), before + errors);
+    assert_int_equal(fe_error_count(admin, "rate_limited"), before + errors);
     /* the other client is not limited by a's traffic */
     marker(b, "rate-b", a, "b is fine");
 }
 
 static void test_reserved_types_after_identify(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "reserved_type");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "reserved_type");
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "res-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "res-b", NULL, room, NULL);
@@ -440,7 +440,7 @@ static void test_reserved_types_after_identify(void **state) {
                          0);
         assert_int_equal(fe_expect_error(a, "reserved_type", T), 0);
     }
-    assert_int_equal(fe_error_count(port, "reserved_type"), before + 4);
+    assert_int_equal(fe_error_count(admin, "reserved_type"), before + 4);
     /* nothing reached b, and a is still connected */
     marker(a, "res-a", b, "after reserved");
     expect_alive(a);
@@ -448,8 +448,8 @@ static void test_reserved_types_after_identify(void **state) {
 
 static void test_invalid_json_after_identify(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "invalid_json");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "invalid_json");
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "ij-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "ij-b", NULL, room, NULL);
@@ -472,16 +472,16 @@ static void test_invalid_json_after_identify(void **state) {
     static const char nul[] = "{\"type\":\"text\",\"n\":1\0}";
     assert_int_equal(wsc_send(a, WSC_OP_TEXT, nul, sizeof(nul) - 1), 0);
     assert_int_equal(fe_expect_error(a, "invalid_json", T), 0);
-    assert_int_equal(fe_error_count(port, "invalid_json"), before + (long long)n + 1);
+    assert_int_equal(fe_error_count(admin, "invalid_json"), before + (long long)n + 1);
     marker(a, "ij-a", b, "after invalid json");
     expect_alive(a);
 }
 
 /* Poll until the gauge rrm_connections equals want. */
-static void wait_connections(int port, long long want) {
+static void wait_connections(int admin_port, long long want) {
     int64_t deadline = proc_now_ms() + 10000;
     long long v;
-    while ((v = fe_metric(port, "rrm_connections")) != want) {
+    while ((v = fe_metric(admin_port, "rrm_connections")) != want) {
         if (proc_remaining_ms(deadline) == 0)
             fail_msg("rrm_connections stayed %lld, want %lld", v, want);
         fe_poll_pause();
@@ -491,14 +491,15 @@ static void wait_connections(int port, long long want) {
 static void test_server_full(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "server_full");
-    long long refused = fe_metric(port, "rrm_connections_refused_total");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "server_full");
+    long long refused = fe_metric(admin, "rrm_connections_refused_total");
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "full-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "full-b", NULL, room, NULL);
     assert_non_null(a);
     assert_non_null(b);
-    wait_connections(port, 2);
+    wait_connections(admin, 2);
 
     for (int i = 0; i < 2; i++) {
         struct wsc *x = fe_connect(c, 0);
@@ -507,15 +508,15 @@ static void test_server_full(void **state) {
         assert_int_equal(fe_expect_close(x, T), 1013);
         fe_close(c, x);
     }
-    assert_int_equal(fe_error_count(port, "server_full"), before + 2);
-    assert_int_equal(fe_metric(port, "rrm_connections_refused_total"), refused + 2);
+    assert_int_equal(fe_error_count(admin, "server_full"), before + 2);
+    assert_int_equal(fe_metric(admin, "rrm_connections_refused_total"), refused + 2);
     /* probes keep working at the limit, and so do the admitted clients */
     assert_int_equal(fe_wait_ready(port, 200, T), 0);
     marker(a, "full-a", b, "at the limit");
 
     /* a freed slot can be used again */
     fe_close(c, a);
-    wait_connections(port, 1);
+    wait_connections(admin, 1);
     struct wsc *d = fe_join(c, 0, "full-d", NULL, room, NULL);
     assert_non_null(d);
     marker(d, "full-d", b, "took the slot");
@@ -626,8 +627,8 @@ static void test_aborted_connections(void **state) {
 
 static void test_slow_consumer_cut_off(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long slow_before = fe_metric(port, "rrm_slow_consumers_total");
+    int admin = fe_admin_port(c, 0);
+    long long slow_before = fe_metric(admin, "rrm_slow_consumers_total");
     assert_true(slow_before >= 0);
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "slow-sender", NULL, NULL, room);
@@ -652,7 +653,7 @@ static void test_slow_consumer_cut_off(void **state) {
         json_decref(m);
         sent++;
         if (sent % 10 == 0)
-            slow = fe_metric(port, "rrm_slow_consumers_total");
+            slow = fe_metric(admin, "rrm_slow_consumers_total");
     }
     free(pad);
     print_message("slow consumer cut off after %d messages (%.1f MB)\n", sent,
@@ -682,12 +683,13 @@ static void test_slow_consumer_cut_off(void **state) {
 static void test_redis_down_unavailable(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "down-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "down-b", NULL, room, NULL);
     assert_non_null(a);
     assert_non_null(b);
-    long long before = fe_error_count(port, "unavailable");
+    long long before = fe_error_count(admin, "unavailable");
     assert_true(before >= 0);
 
     assert_int_equal(redis_server_stop(fe_redis(c)), 0);
@@ -695,7 +697,7 @@ static void test_redis_down_unavailable(void **state) {
     /* /status still answers, with this node only */
     int code = 0;
     char *page = NULL;
-    assert_int_equal(proc_http_get(port, "/status", T, &code, &page), 0);
+    assert_int_equal(proc_http_get(admin, "/status", T, &code, &page), 0);
     assert_int_equal(code, 200);
     assert_non_null(strstr(page, "unavailable"));
     free(page);
@@ -716,7 +718,7 @@ static void test_redis_down_unavailable(void **state) {
     assert_int_equal(fe_expect_error(n, "unavailable", T), 0);
     assert_int_equal(fe_expect_close(n, T), 1013);
     fe_close(c, n);
-    assert_int_equal(fe_error_count(port, "unavailable"), before + 4);
+    assert_int_equal(fe_error_count(admin, "unavailable"), before + 4);
 
     /* Redis comes back (empty): the node recovers by itself. Ready comes first; the node puts
      * its members back one Redis round trip later (a message sent in between would find no

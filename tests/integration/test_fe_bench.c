@@ -309,21 +309,21 @@ static void test_two_workers(void **state) {
 
 static void test_coalesced_writes_keep_every_message_in_order(void **state) {
     struct fixture *f = *state;
-    int port = fe_port(f->c, 0);
+    int admin = fe_admin_port(f->c, 0);
     static const char fast[] = "rrm_delivery_delay_seconds_bucket{le=\"0.002\"}";
-    long long frames0 = fe_metric(port, "rrm_messages_out_total");
-    long long writes0 = fe_metric(port, "rrm_client_writes_total");
-    long long delayed0 = fe_metric(port, "rrm_delivery_delay_seconds_count");
-    long long fast0 = fe_metric(port, fast);
+    long long frames0 = fe_metric(admin, "rrm_messages_out_total");
+    long long writes0 = fe_metric(admin, "rrm_client_writes_total");
+    long long delayed0 = fe_metric(admin, "rrm_delivery_delay_seconds_count");
+    long long fast0 = fe_metric(admin, fast);
     struct bench_args a;
     struct bench_run r;
     run_bench(f, "coalesced", bench_args(&a, f->c, NULL), &r);
     expect_clean_run(f->c, &r);
     run_free(&r);
-    long long frames = fe_metric(port, "rrm_messages_out_total") - frames0;
-    long long writes = fe_metric(port, "rrm_client_writes_total") - writes0;
-    long long delayed = fe_metric(port, "rrm_delivery_delay_seconds_count") - delayed0;
-    long long quick = fe_metric(port, fast) - fast0;
+    long long frames = fe_metric(admin, "rrm_messages_out_total") - frames0;
+    long long writes = fe_metric(admin, "rrm_client_writes_total") - writes0;
+    long long delayed = fe_metric(admin, "rrm_delivery_delay_seconds_count") - delayed0;
+    long long quick = fe_metric(admin, fast) - fast0;
     print_message("node 0: %lld frames in %lld writes, %lld of them written within 2 ms\n", frames,
                   writes, quick);
     assert_true(frames > 0);

@@ -88,7 +88,7 @@ static void test_cross_node_relay(void **state) {
     fe_expect_binary(b2, bin, sizeof(bin));
 }
 
-/* GET /status on port; caller frees. */
+/* GET /status on port (a node's admin port); caller frees. */
 static char *status_page(int port) {
     int code = 0;
     char *body = NULL;
@@ -108,7 +108,7 @@ static void test_status_shows_the_cluster(void **state) {
     assert_non_null(b2);
     /* either node shows every node, with its rooms and devices */
     for (int i = 0; i < 2; i++) {
-        char *page = status_page(fe_port(c, i));
+        char *page = status_page(fe_admin_port(c, i));
         for (int n = 0; n < 2; n++) {
             char h[64];
             snprintf(h, sizeof(h), "<h3>%s</h3>", fe_node_id(c, n));
@@ -128,7 +128,7 @@ static void test_status_shows_the_cluster(void **state) {
     fe_close(c, b2);
     int64_t deadline = proc_now_ms() + 10000;
     for (;;) {
-        char *page = status_page(fe_port(c, 0));
+        char *page = status_page(fe_admin_port(c, 0));
         int listed = strstr(page, "cl-st-b2") != NULL;
         free(page);
         if (!listed)
@@ -186,7 +186,7 @@ static void test_duplicate_device_two_nodes(void **state) {
     assert_non_null(old);
     struct wsc *b = fe_join(c, 0, "cl-dup-peer", "peer", room, NULL);
     assert_non_null(b);
-    long long replaced_before = fe_error_count(fe_port(c, 0), "replaced");
+    long long replaced_before = fe_error_count(fe_admin_port(c, 0), "replaced");
     assert_true(replaced_before >= 0);
 
     json_t *rf = NULL;
@@ -199,7 +199,7 @@ static void test_duplicate_device_two_nodes(void **state) {
 
     assert_int_equal(fe_expect_error(old, "replaced", T), 0);
     assert_int_equal(fe_wait_close(old, T), 4001);
-    assert_int_equal(fe_error_count(fe_port(c, 0), "replaced"), replaced_before + 1);
+    assert_int_equal(fe_error_count(fe_admin_port(c, 0), "replaced"), replaced_before + 1);
 
     /* the new connection is the member: relays both ways, listed once with its identity */
     fe_send_text(b, "to-new");
@@ -251,7 +251,7 @@ static void test_not_member(void **state) {
     assert_non_null(a);
     struct wsc *b = fe_join(c, 1, "cl-nm-b", NULL, room, NULL);
     assert_non_null(b);
-    long long before = fe_error_count(fe_port(c, 0), "not_member");
+    long long before = fe_error_count(fe_admin_port(c, 0), "not_member");
     assert_true(before >= 0);
 
     snprintf(key, sizeof(key), "rrm:room:{%s}:members", room);
@@ -266,7 +266,7 @@ static void test_not_member(void **state) {
 
     fe_send_text(a, "orphan");
     assert_int_equal(fe_expect_error(a, "not_member", T), 0);
-    assert_int_equal(fe_error_count(fe_port(c, 0), "not_member"), before + 1);
+    assert_int_equal(fe_error_count(fe_admin_port(c, 0), "not_member"), before + 1);
     /* b got nothing from a */
     struct wsc *d = fe_join(c, 0, "cl-nm-d", NULL, room, NULL);
     assert_non_null(d);
@@ -313,7 +313,8 @@ static void test_sigkill_node_members_removed(void **state) {
 /* Wait until every node has noticed a Redis drop (drops > before) and is ready again. */
 static void wait_redis_recovered(struct fe_cluster *c, const long long before[]) {
     for (int i = 0; i < fe_nodes(c); i++) {
-        long long v = fe_wait_metric(fe_port(c, i), "rrm_redis_drops_total", before[i] + 1, 15000);
+        long long v =
+            fe_wait_metric(fe_admin_port(c, i), "rrm_redis_drops_total", before[i] + 1, 15000);
         assert_true(v > before[i]);
         assert_int_equal(fe_wait_ready(fe_port(c, i), 200, 15000), 0);
     }
@@ -333,7 +334,7 @@ static void test_redis_restart_recovers(void **state) {
 
     long long drops[FE_MAX_NODES];
     for (int i = 0; i < fe_nodes(c); i++) {
-        drops[i] = fe_metric(fe_port(c, i), "rrm_redis_drops_total");
+        drops[i] = fe_metric(fe_admin_port(c, i), "rrm_redis_drops_total");
         assert_true(drops[i] >= 0);
     }
     /* no persistence: the restarted Redis is empty */

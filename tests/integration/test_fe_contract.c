@@ -74,7 +74,7 @@ static int count_of(const char *hay, const char *needle) {
 
 static void test_http_methods(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
+    int port = fe_admin_port(c, 0); /* where /metrics and /status are served */
     char buf[16384];
     int closed;
 
@@ -143,6 +143,7 @@ static int process_stopped(pid_t pid) {
 static void test_stalled_redis_outcome_unknown(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "stall-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "stall-b", NULL, room, NULL);
@@ -165,7 +166,7 @@ static void test_stalled_redis_outcome_unknown(void **state) {
     /* ... and indeed Redis ran it once it woke. */
     assert_int_equal(kill(rpid, SIGCONT), 0);
     fe_expect_text(b, "stall-a", room, "sent into the stall");
-    assert_true(fe_error_count(port, "outcome_unknown") >= 1);
+    assert_true(fe_error_count(admin, "outcome_unknown") >= 1);
 
     /* Once the node is back, messages flow without errors. */
     assert_int_equal(fe_wait_ready(port, 200, 15000), 0);
@@ -198,8 +199,8 @@ static int setup_recycle(void **state) {
  * within a few heartbeats, not a fixed number per heartbeat. */
 static void test_recycle_keeps_pace(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_metric(port, "rrm_rooms_recycled_total");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_metric(admin, "rrm_rooms_recycled_total");
     assert_true(before >= 0);
     redisContext *r = fe_redis_client(c);
     assert_non_null(r);
@@ -233,7 +234,7 @@ static void test_recycle_keeps_pace(void **state) {
     assert_int_equal(left, 0);
     assert_int_equal(fe_redis_exists(c, "rrm:room:{RCY00000}"), 0);
     assert_int_equal(fe_redis_exists(c, "rrm:room:{RCY05999}"), 0);
-    assert_true(fe_wait_metric(port, "rrm_rooms_recycled_total", before + RECYCLE_ROOMS, T) >=
+    assert_true(fe_wait_metric(admin, "rrm_rooms_recycled_total", before + RECYCLE_ROOMS, T) >=
                 before + RECYCLE_ROOMS);
     redisFree(r);
 }

@@ -134,6 +134,7 @@ static int peer_closed(int fd) {
 static void test_internal_protocol_unreachable(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     char head[2048];
     assert_int_equal(upgrade(port,
                              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: rrm-redis\r\n",
@@ -144,9 +145,9 @@ static void test_internal_protocol_unreachable(void **state) {
     static const char *const hdr[] = {"Sec-WebSocket-Protocol: rrm-redis", NULL};
     struct wsc *ws = fe_track(c, wsc_connect_ex("127.0.0.1", port, "/", hdr, T));
     assert_non_null(ws);
-    assert_true(fe_wait_metric(port, "rrm_connections", 1, T) >= 1);
+    assert_true(fe_wait_metric(admin, "rrm_connections", 1, T) >= 1);
     assert_int_equal(fe_wait_close(ws, T), 1008);
-    assert_true(fe_wait_metric(port, "rrm_identify_timeouts_total", 1, T) >= 1);
+    assert_true(fe_wait_metric(admin, "rrm_identify_timeouts_total", 1, T) >= 1);
     fe_close(c, ws);
 
     /* Nor the HTTP endpoints' protocol, whatever name is offered: each is an ordinary session
@@ -205,6 +206,7 @@ static void test_unknown_subprotocol_accepted(void **state) {
 static void test_wrong_version_or_upgrade_refused(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     char head[2048];
     static const char *const versions[] = {"Sec-WebSocket-Version: 8\r\n",
                                            "Sec-WebSocket-Version: 99999999999\r\n", ""};
@@ -223,7 +225,8 @@ static void test_wrong_version_or_upgrade_refused(void **state) {
              "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" KEY
              "Sec-WebSocket-Version: 13\r\n\r\n");
     assert_int_equal(exchange(port, req, head, sizeof(head)), 400);
-    assert_true(fe_metric(port, "rrm_handshakes_refused_total") >= 5);
+    assert_true(fe_metric(admin, "rrm_handshakes_refused_total{reason=\"version\"}") >= 3);
+    assert_true(fe_metric(admin, "rrm_handshakes_refused_total{reason=\"bad_request\"}") >= 2);
     /* A correct upgrade is still accepted. */
     assert_int_equal(upgrade(port, "Sec-WebSocket-Version: 13\r\n", head, sizeof(head)), 101);
 }
@@ -231,6 +234,7 @@ static void test_wrong_version_or_upgrade_refused(void **state) {
 static void test_close_frames(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     struct wsc *ws = fe_track(c, wsc_connect("127.0.0.1", port, "/", T));
     assert_non_null(ws);
     assert_int_equal(wsc_send_close(ws, 5000, NULL), 0);
@@ -242,7 +246,7 @@ static void test_close_frames(void **state) {
     assert_int_equal(wsc_send_frame(ws, 1, WSC_OP_CLOSE, "\x03", 1, 1), 0);
     assert_int_equal(fe_wait_close(ws, T), 1002);
     fe_close(c, ws);
-    assert_true(fe_metric(port, "rrm_bad_close_frames_total") >= 2);
+    assert_true(fe_metric(admin, "rrm_bad_close_frames_total") >= 2);
 
     ws = fe_track(c, wsc_connect("127.0.0.1", port, "/", T));
     assert_non_null(ws);
@@ -286,6 +290,7 @@ static int trickle(int *fds, size_t *sent, int n) {
 static void test_slowloris(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     int fds[SLOW_N];
     size_t sent[SLOW_N] = {0};
     for (int i = 0; i < SLOW_N; i++) {
@@ -307,7 +312,7 @@ static void test_slowloris(void **state) {
         if (fds[i] >= 0)
             close(fds[i]);
     assert_int_equal(closed, SLOW_N);
-    assert_true(fe_metric(port, "rrm_handshake_timeouts_total") >= SLOW_N);
+    assert_true(fe_metric(admin, "rrm_handshake_timeouts_total") >= SLOW_N);
 
     /* The real client outlived the handshake deadline: its handshake had ended. */
     assert_int_equal(fe_send_json(ws, json_pack("{s:s}", "device_id", "edge-real")), 0);
@@ -322,6 +327,7 @@ static void test_slowloris(void **state) {
 static void test_per_address_cap(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     enum { N = 50, CAP = 20 };
     int fds[N];
     size_t sent[N] = {0};
@@ -334,7 +340,7 @@ static void test_per_address_cap(void **state) {
     while (proc_now_ms() < t0 + 3000 && (closed = trickle(fds, sent, N)) < N - CAP)
         fe_poll_pause();
     assert_int_equal(closed, N - CAP);
-    assert_true(fe_metric(port, "rrm_handshakes_refused_total") >= N - CAP);
+    assert_true(fe_metric(admin, "rrm_handshakes_refused_total{reason=\"per_ip\"}") >= N - CAP);
 
     struct wsc *ws = fe_track(c, wsc_connect("127.0.0.1", port, "/", 1000));
     assert_non_null(ws);

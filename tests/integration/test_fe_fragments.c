@@ -45,7 +45,7 @@ static void expect_alive(struct fe_cluster *c, struct wsc *ws) {
 
 static void test_empty_first_fragment_before_identify(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
 
     /* 01 80 <mask>: text, FIN=0, no payload; the identify follows in the continuation */
     struct wsc *a = fe_connect(c, 0);
@@ -78,14 +78,14 @@ static void test_empty_first_fragment_before_identify(void **state) {
     json_decref(m);
 
     /* a message of empty fragments only is an empty identify: invalid JSON */
-    long long before = fe_error_count(port, "invalid_json");
+    long long before = fe_error_count(admin, "invalid_json");
     struct wsc *e = fe_connect(c, 0);
     assert_non_null(e);
     send_piece(e, 0, WSC_OP_TEXT, "");
     send_piece(e, 1, WSC_OP_CONT, "");
     assert_int_equal(fe_expect_error(e, "invalid_json", T), 0);
     assert_int_equal(fe_expect_close(e, T), 1008);
-    assert_int_equal(fe_error_count(port, "invalid_json"), before + 1);
+    assert_int_equal(fe_error_count(admin, "invalid_json"), before + 1);
     fe_close(c, e);
 
     expect_alive(c, a);
@@ -94,7 +94,7 @@ static void test_empty_first_fragment_before_identify(void **state) {
 
 static void test_empty_fragments_after_identify(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "frag-a", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "frag-b", NULL, room, NULL);
@@ -117,11 +117,11 @@ static void test_empty_fragments_after_identify(void **state) {
     fe_expect_binary(b, "\x01\x02", 2);
 
     /* nothing at all: an invalid JSON message, answered to the sender only */
-    long long before = fe_error_count(port, "invalid_json");
+    long long before = fe_error_count(admin, "invalid_json");
     send_piece(a, 0, WSC_OP_TEXT, "");
     send_piece(a, 1, WSC_OP_CONT, "");
     assert_int_equal(fe_expect_error(a, "invalid_json", T), 0);
-    assert_int_equal(fe_error_count(port, "invalid_json"), before + 1);
+    assert_int_equal(fe_error_count(admin, "invalid_json"), before + 1);
 
     fe_send_text(a, "still here");
     fe_expect_text(b, "frag-a", room, "still here");

@@ -194,8 +194,8 @@ static void test_queries_in_flight_are_bounded(void **state) {
  * small messages in the same room is not affected. */
 static void test_byte_rate(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
-    long long before = fe_error_count(port, "rate_limited");
+    int admin = fe_admin_port(c, 0);
+    long long before = fe_error_count(admin, "rate_limited");
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "big", NULL, NULL, room);
     struct wsc *b = fe_join(c, 0, "reader", NULL, room, NULL);
@@ -248,7 +248,7 @@ static void test_byte_rate(void **state) {
     assert_true(b_big >= 2);
     assert_true(a_err >= 6);
     assert_int_equal(b_small, SMALL);
-    assert_int_equal(fe_error_count(port, "rate_limited"), before + a_err);
+    assert_int_equal(fe_error_count(admin, "rate_limited"), before + a_err);
 }
 
 /* A cap the byte budget cannot hold is refused at start with one line naming the variables. */
@@ -362,7 +362,7 @@ static void test_redis_full(void **state) {
     char kmembers[KEYS_MAX];
     keys_room_members(kmembers, sizeof(kmembers), room);
     assert_int_equal(redis_int(c, "HLEN %s", kmembers), 2);
-    long long unavailable = fe_error_count(fe_port(c, 0), "unavailable");
+    long long unavailable = fe_error_count(fe_admin_port(c, 0), "unavailable");
 
     fill_redis(c);
     int64_t full_at = fe_wall_ms();
@@ -393,7 +393,7 @@ static void test_redis_full(void **state) {
     assert_int_equal(redis_int(c, "HLEN %s", kmembers), 2);
     assert_int_equal(fe_wait_ready(fe_port(c, 0), 200, T), 0);
     assert_int_equal(fe_wait_ready(fe_port(c, 1), 200, T), 0);
-    assert_true(fe_error_count(fe_port(c, 0), "unavailable") >= unavailable + 3);
+    assert_true(fe_error_count(fe_admin_port(c, 0), "unavailable") >= unavailable + 3);
 
     /* memory back: the same connections relay and answer, and new ones join */
     redis_ok(c, "CONFIG SET maxmemory %s", "0");

@@ -147,7 +147,7 @@ static void test_no_loss_under_load(void **state) {
 
     long in_before = 0;
     for (int n = 0; n < fe_nodes(c); n++)
-        in_before += fe_metric(fe_port(c, n), "rrm_messages_in_total");
+        in_before += fe_metric(fe_admin_port(c, n), "rrm_messages_in_total");
 
     struct pollfd pfd[CLIENTS];
     long sent_total = 0, received_total = 0;
@@ -223,7 +223,7 @@ static void test_no_loss_under_load(void **state) {
 
     long in_after = 0;
     for (int n = 0; n < fe_nodes(c); n++)
-        in_after += fe_metric(fe_port(c, n), "rrm_messages_in_total");
+        in_after += fe_metric(fe_admin_port(c, n), "rrm_messages_in_total");
     long problems = r->problems;
     free(r->latency);
     free(r);

@@ -541,6 +541,7 @@ static void expect_http(int port, const char *path, int want_status, char **body
 static void test_http_endpoints(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
+    int admin = fe_admin_port(c, 0);
     char room[FE_ROOM_CAP];
     struct wsc *a = fe_join(c, 0, "proto-http-a", NULL, NULL, room);
     assert_non_null(a);
@@ -549,15 +550,15 @@ static void test_http_endpoints(void **state) {
     expect_http(port, "/readyz", 200, NULL);
     expect_http(port, "/no-such-page", 404, NULL);
     char *body = NULL;
-    expect_http(port, "/metrics", 200, &body);
+    expect_http(admin, "/metrics", 200, &body);
     assert_non_null(strstr(body, "# TYPE rrm_connections gauge"));
     assert_non_null(strstr(body, "rrm_client_errors_total{code=\"invalid_json\"}"));
     free(body);
-    assert_true(fe_metric(port, "rrm_connections") >= 1);
-    assert_true(fe_metric(port, "rrm_messages_in_total") >= 0);
-    assert_true(fe_metric(port, "rrm_slow_consumers_total") >= 0);
+    assert_true(fe_metric(admin, "rrm_connections") >= 1);
+    assert_true(fe_metric(admin, "rrm_messages_in_total") >= 0);
+    assert_true(fe_metric(admin, "rrm_slow_consumers_total") >= 0);
     /* the status page shows this node's rooms */
-    expect_http(port, "/status", 200, &body);
+    expect_http(admin, "/status", 200, &body);
     assert_non_null(strstr(body, "node-a"));
     assert_non_null(strstr(body, room));
     free(body);

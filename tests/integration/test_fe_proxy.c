@@ -123,7 +123,7 @@ static void expect_recorded(struct fe_cluster *c, const char *src, const char *c
  * not itself a trusted proxy is the client. */
 static void test_forwarded_headers(void **state) {
     struct fe_cluster *c = *state;
-    int port = fe_port(c, 0);
+    int port = fe_admin_port(c, 0);
     static const char *const forged[] = {"X-Forwarded-For: 203.0.113.9", NULL};
     static const char *const forged_real[] = {"X-Real-IP: 203.0.113.10", NULL};
     /* untrusted peer: its own address, whatever it claims */
@@ -231,7 +231,7 @@ static void test_connections_per_address(void **state) {
     assert_non_null(a2);
     /* a third from the same address is refused at the upgrade */
     expect_429("127.0.0.6", port, NULL);
-    assert_true(fe_wait_metric(port, "rrm_connections_refused_per_ip_total", 1, T) >= 1);
+    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_connections_refused_per_ip_total", 1, T) >= 1);
     /* another address is unaffected */
     struct wsc *b1 = join_from(c, "127.0.0.7", port, NULL, "cap-3", "CAP", NULL);
     assert_non_null(b1);
@@ -262,7 +262,7 @@ static void test_connections_per_address(void **state) {
     /* /status shows the addresses with their connections */
     int code = 0;
     char *body = NULL;
-    assert_int_equal(proc_http_get(port, "/status", T, &code, &body), 0);
+    assert_int_equal(proc_http_get(fe_admin_port(c, 0), "/status", T, &code, &body), 0);
     assert_int_equal(code, 200);
     assert_non_null(strstr(body, "<td>198.51.100.1</td><td>2</td>"));
     assert_non_null(strstr(body, "<td>198.51.100.2</td><td>1</td>"));
@@ -273,7 +273,7 @@ static void test_connections_per_address(void **state) {
     assert_non_null(join_from(c, "127.0.0.8", port, forged, "forge-1", "CAP", NULL));
     assert_non_null(join_from(c, "127.0.0.8", port, forged, "forge-2", "CAP", NULL));
     expect_429("127.0.0.8", port, "X-Forwarded-For: 198.51.100.10\r\n");
-    assert_true(fe_metric(port, "rrm_connections_refused_per_ip_total") >= 4);
+    assert_true(fe_metric(fe_admin_port(c, 0), "rrm_connections_refused_per_ip_total") >= 4);
 }
 
 static void test_handshake_rate(void **state) {
@@ -283,7 +283,7 @@ static void test_handshake_rate(void **state) {
     for (int i = 0; i < 3; i++)
         assert_int_equal(wsc_probe_upgrade_from("127.0.0.9", "127.0.0.1", port, "/", NULL, T), 101);
     expect_429("127.0.0.9", port, NULL);
-    assert_true(fe_wait_metric(port, "rrm_handshakes_rate_limited_total", 1, T) >= 1);
+    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_handshakes_rate_limited_total", 1, T) >= 1);
     assert_int_equal(wsc_probe_upgrade_from("127.0.0.10", "127.0.0.1", port, "/", NULL, T), 101);
     /* the bucket refills */
     int64_t deadline = proc_now_ms() + 3000;

@@ -255,6 +255,28 @@ static void test_check_stream_bytes(void **state) {
     assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
 }
 
+static void test_check_admin_port_and_origins(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    assert_int_equal(o.admin_port, 9765);
+    assert_string_equal(o.admin_bind, "");
+    assert_string_equal(o.allowed_origins, "*");
+    char err[256];
+    o.admin_port = o.port; /* one listener cannot be both */
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_ADMIN_PORT"));
+    o.admin_port = 0; /* none */
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    strcpy(o.allowed_origins, "https://app.example.com, http://localhost:8080");
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    strcpy(o.allowed_origins, "https://app.example.com/chat");
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_ALLOWED_ORIGINS"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, clear_env, clear_env),
@@ -263,6 +285,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_range_errors_name_the_option, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_log_level, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_node_id, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_admin_port_and_origins, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_node_timeout, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_byte_rate, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_trusted_proxies, clear_env, clear_env),
