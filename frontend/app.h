@@ -18,6 +18,7 @@ struct outq;
 struct status;
 struct room_ops;
 struct edge;
+struct tls;
 
 /* Counters exported by /metrics and the status record. */
 struct fe_stats {
@@ -56,6 +57,7 @@ struct app {
     struct lws_context *cx;
     struct lws_vhost *vh; /* the vhost without a listener where the Redis links are adopted */
     struct edge *edge;
+    struct tls *tls; /* the client port's certificate (tls.c); NULL without TLS */
 
     struct rl *redis_cmd; /* commands and scripts */
     struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */

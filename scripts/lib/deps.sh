@@ -4,6 +4,7 @@
 rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
+    libssl-dev openssl # TLS: the frontend's wss, the tests' certificates
     redis-server mariadb-server jq
     python3-yaml # scripts/check-k8s
     clang libclang-rt-dev # libFuzzer targets: scripts/fuzz, scripts/test
