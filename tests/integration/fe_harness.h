@@ -44,6 +44,16 @@ struct fe_cluster;
 struct fe_cluster *fe_cluster_start(int nodes, const char *const env_extra[]);
 
 /*
+ * fe_cluster_start for nodes that speak TLS on their port (env_extra sets RRM_TLS_CERT and
+ * RRM_TLS_KEY): readiness is asked over https, the certificate verified against ca_file (NULL:
+ * plain, as fe_cluster_start) for 127.0.0.1. The helpers that connect with ws:// or http://
+ * (fe_join, fe_connect, fe_metric, fe_wait_ready) do not work on such nodes: use
+ * wsc_connect_tls and fe_metric_tls.
+ */
+struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[],
+                                        const char *ca_file);
+
+/*
  * Close every registered client, SIGTERM every node still running and free the cluster (NULL
  * is allowed). Returns 0 if every node stopped here exited with status 0; otherwise -1, after
  * dumping the tail of the offending node's log (a crash or a sanitizer report shows there).
@@ -94,6 +104,9 @@ int fe_wait_ready(int port, int want_status, int timeout_ms);
  * (>= 0) or -1 if the request failed or the series is missing.
  */
 long long fe_metric(int port, const char *series);
+
+/* fe_metric over https, the certificate verified against ca_file for 127.0.0.1. */
+long long fe_metric_tls(int port, const char *ca_file, const char *series);
 
 /* fe_metric of rrm_client_errors_total{code="<code>"}. */
 long long fe_error_count(int port, const char *code);
