@@ -11,7 +11,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev \
-        default-libmysqlclient-dev libjansson-dev libcmocka-dev \
+        default-libmysqlclient-dev libjansson-dev libcmocka-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -25,7 +25,7 @@ FROM debian:12-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libwebsockets17 libwebsockets-evlib-ev libev4 libhiredis0.14 libjansson4 libmariadb3 \
-        ca-certificates \
+        libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # A fixed numeric user, so that Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN groupadd --gid 10001 rrm \
