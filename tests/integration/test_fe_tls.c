@@ -1,7 +1,8 @@
 /*
  * test_fe_tls.c - wss on the client port (RRM_TLS_CERT / RRM_TLS_KEY), with a CA and server
  * certificates made by the openssl CLI in the test: identify and relay between two wss clients,
- * /healthz over https, plain ws and http refused on the TLS port, the certificate renewed on
+ * /healthz over https, plain ws and http refused on the TLS port, a client that never starts its
+ * TLS handshake closed at the handshake deadline, the certificate renewed on
  * SIGHUP and by the file watch (a new handshake sees the new serial, a connection opened before
  * keeps relaying), a broken renewal refused while the old certificate keeps serving, and the
  * start-up errors for missing, unreadable or mismatched files.
@@ -19,6 +20,7 @@
 #include "tls_certs.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -98,6 +100,16 @@ static int setup(void **state) {
 
 static int setup_watch(void **state) {
     return start(state, "RRM_TLS_WATCH_MS=200");
+}
+
+static int setup_short_handshake(void **state) {
+    struct tls_fixture *f = fixture_new();
+    *state = f;
+    if (!f || !f->ca || !f->env_cert[0])
+        return -1;
+    const char *env[] = {f->env_cert, f->env_key, "RRM_HANDSHAKE_TIMEOUT_MS=800", NULL};
+    f->c = fe_cluster_start_tls(1, env, tls_certs_ca(f->ca));
+    return f->c ? 0 : -1;
 }
 
 static int setup_certs_only(void **state) {
@@ -253,6 +265,22 @@ static void test_plain_refused(void **state) {
     relay_both_ways(a, b, room, "after plain attempts");
 }
 
+/* A client that opens TCP and never starts its TLS handshake is closed at the handshake
+ * deadline, like a slow plain client, and counted. */
+static void test_silent_client_closed(void **state) {
+    struct tls_fixture *f = *state;
+    int fd = proc_tcp_connect("127.0.0.1", fe_port(f->c, 0), T);
+    assert_true(fd >= 0);
+    int64_t start = proc_now_ms();
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, T), 1);
+    char c;
+    assert_true(read(fd, &c, 1) <= 0); /* closed without a byte */
+    close(fd);
+    assert_true(proc_now_ms() - start < 5000);
+    assert_true(wait_metric(f, "rrm_handshake_timeouts_total", 1) >= 1);
+}
+
 /* Renews the live files with a certificate of serial 0x2002, valid 20 days (key first, then
  * the certificate, as separate renames). */
 static void renew(struct tls_fixture *f) {
@@ -340,6 +368,23 @@ static void test_broken_renewal_refused(void **state) {
     assert_int_equal(wait_metric(f, RELOADS_OK, 1), 1);
 }
 
+/* A renewal with a key of another type (RSA after EC) is refused: it would sit beside the old
+ * certificate in the TLS context instead of replacing it. */
+static void test_key_type_change_refused(void **state) {
+    struct tls_fixture *f = *state;
+    struct tls_cert_files rsa;
+    struct tls_cert_spec spec = {.name = "rsa", .serial = 0x4004, .days = 20, .rsa = 1};
+    assert_int_equal(tls_certs_issue_spec(f->ca, &spec, &rsa), 0);
+    replace_file(rsa.key, f->live_key);
+    replace_file(rsa.cert, f->live_cert);
+    assert_int_equal(fe_node_signal(f->c, 0, SIGHUP), 0);
+    assert_int_equal(wait_metric(f, RELOADS_ERROR, 1), 1);
+    struct wsc_cert_info info;
+    current_cert(f, &info);
+    assert_string_equal(info.serial, "1001");
+    assert_int_equal(metric(f, RELOADS_OK), 0);
+}
+
 static void test_reload_on_file_change(void **state) {
     struct tls_fixture *f = *state;
     char room[FE_ROOM_CAP];
@@ -417,8 +462,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wss_relay_and_https_probes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_client_closed, setup_short_handshake, teardown),
         cmocka_unit_test_setup_teardown(test_reload_on_sighup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_renewal_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_type_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_on_file_change, setup_watch, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup_certs_only, teardown),
     };

@@ -121,11 +121,18 @@ const char *tls_certs_ca(const struct tls_certs *tc) {
 
 int tls_certs_issue(struct tls_certs *tc, const char *name, long serial, int days, const char *san,
                     struct tls_cert_files *out) {
+    struct tls_cert_spec spec = {.name = name, .serial = serial, .days = days, .san = san};
+    return tls_certs_issue_spec(tc, &spec, out);
+}
+
+int tls_certs_issue_spec(struct tls_certs *tc, const struct tls_cert_spec *spec,
+                         struct tls_cert_files *out) {
     struct tls_cert_files f;
     char csr[TLS_CERTS_PATH_MAX], ext[TLS_CERTS_PATH_MAX], subj[160], ser[32], ndays[16];
     char exttext[512];
-    if (!tc || !name || serial <= 0 || days <= 0)
+    if (!tc || !spec || !spec->name || spec->serial <= 0 || spec->days <= 0)
         return -EINVAL;
+    const char *name = spec->name, *san = spec->san;
     if (!san)
         san = "DNS:localhost,IP:127.0.0.1";
     snprintf(f.cert, sizeof(f.cert), "%s/%s.crt", tc->dir, name);
@@ -135,8 +142,8 @@ int tls_certs_issue(struct tls_certs *tc, const char *name, long serial, int day
     /* The CN is the first DNS name (or address) of the SANs. */
     const char *first = strchr(san, ':') ? strchr(san, ':') + 1 : san;
     snprintf(subj, sizeof(subj), "/CN=%.*s", (int)strcspn(first, ","), first);
-    snprintf(ser, sizeof(ser), "%ld", serial);
-    snprintf(ndays, sizeof(ndays), "%d", days);
+    snprintf(ser, sizeof(ser), "%ld", spec->serial);
+    snprintf(ndays, sizeof(ndays), "%d", spec->days);
     snprintf(exttext, sizeof(exttext),
              "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
              "extendedKeyUsage=serverAuth\nsubjectAltName=%s\n",
@@ -144,10 +151,14 @@ int tls_certs_issue(struct tls_certs *tc, const char *name, long serial, int day
     int r = write_file(ext, exttext);
     if (r < 0)
         return r;
-    const char *req[] = {
-        NULL,     "req",     "-newkey", "ec",   "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-nodes", "-keyout", f.key,     "-out", csr,        "-subj",
-        subj,     NULL};
+    const char *req[] = {NULL,     "req",     "-newkey", spec->rsa ? "rsa:2048" : "ec",
+                         "-nodes", "-keyout", f.key,     "-out",
+                         csr,      "-subj",   subj,      NULL,
+                         NULL,     NULL};
+    if (!spec->rsa) { /* before the terminating NULL at [13] */
+        req[11] = "-pkeyopt";
+        req[12] = "ec_paramgen_curve:P-256";
+    }
     const char *sign[] = {NULL,        "x509",     "-req",     "-in",         csr,    "-CA",
                           tc->ca_cert, "-CAkey",   tc->ca_key, "-set_serial", ser,    "-days",
                           ndays,       "-extfile", ext,        "-out",        f.cert, NULL};

@@ -51,4 +51,17 @@ const char *tls_certs_ca(const struct tls_certs *tc);
 int tls_certs_issue(struct tls_certs *tc, const char *name, long serial, int days, const char *san,
                     struct tls_cert_files *out);
 
+/* Everything tls_certs_issue_spec can vary. */
+struct tls_cert_spec {
+    const char *name;
+    long serial;
+    int days;
+    const char *san; /* NULL: "DNS:localhost,IP:127.0.0.1" */
+    int rsa;         /* 0: an EC P-256 key; 1: an RSA 2048-bit key */
+};
+
+/* tls_certs_issue with every choice in spec. */
+int tls_certs_issue_spec(struct tls_certs *tc, const struct tls_cert_spec *spec,
+                         struct tls_cert_files *out);
+
 #endif /* RRM_TESTSUPPORT_TLS_CERTS_H */
