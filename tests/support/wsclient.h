@@ -145,7 +145,8 @@ int wsc_https_get(const char *host, int port, const char *path, const struct wsc
 /* Close the socket (no close frame is sent) and free everything. NULL is ok. */
 void wsc_close(struct wsc *ws);
 
-/* The underlying socket fd (still owned by ws). */
+/* The underlying socket fd (still owned by ws). On a TLS connection, bytes written to it
+ * directly bypass TLS (use wsc_send_raw to send raw bytes inside the TLS stream). */
 int wsc_fd(const struct wsc *ws);
 
 /* Bound for every send call on ws (default 10000 ms). */
