@@ -11,6 +11,7 @@
 #include "util.h"
 #include "writer.h"
 
+#include <errno.h>
 #include <mysql.h>
 #include <signal.h>
 #include <stddef.h>
@@ -35,6 +36,10 @@ struct arch_config {
     long mysql_pool_size;
     long writers;
     long mysql_timeout_s;
+    char mysql_ssl_mode[16];
+    char mysql_ssl_ca[1024];
+    char mysql_ssl_cert[1024];
+    char mysql_ssl_key[1024];
     long batch_size;
     long flush_ms;
     char consumer[200];
@@ -70,6 +75,15 @@ static const struct cfg_option options[] = {
         "(at most mysql-pool-size)"),
     OPT("mysql-timeout-s", CFG_INT, mysql_timeout_s, "60", 1, 3600,
         "longest wait for MySQL to answer one statement"),
+    STR_OPT("mysql-ssl-mode", mysql_ssl_mode, "auto", 1,
+            "TLS to MySQL: off, required (encrypted, server not checked), verify (encrypted, the "
+            "server's certificate checked against mysql-ssl-ca and the host name) or auto "
+            "(verify with a CA, required with only a client certificate, else off)"),
+    STR_OPT("mysql-ssl-ca", mysql_ssl_ca, "", 0,
+            "PEM file of the CA that signed MySQL's certificate"),
+    STR_OPT("mysql-ssl-cert", mysql_ssl_cert, "", 0,
+            "PEM file of this client's certificate, if MySQL asks for one (X509 users)"),
+    STR_OPT("mysql-ssl-key", mysql_ssl_key, "", 0, "PEM file of the key of mysql-ssl-cert"),
     OPT("batch-size", CFG_INT, batch_size, "2000", 1, 100000,
         "stream entries read and written per transaction at most"),
     OPT("flush-ms", CFG_INT, flush_ms, "200", 1, 60000,
@@ -111,6 +125,59 @@ static void install_signals(void) {
     sigaction(SIGINT, &sa, NULL);
     /* A write to a Redis or MySQL socket the peer closed must be an error, not death. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* A TLS file option: empty, or a file this process can read. */
+static int check_file(const char *var, const char *flag, const char *path) {
+    if (!path[0] || access(path, R_OK) == 0)
+        return 0;
+    fprintf(stderr, "rrm-archiver: invalid %s (%s): cannot read '%s': %s\n", var, flag, path,
+            strerror(errno));
+    return -1;
+}
+
+/* RRM_MYSQL_SSL_MODE and the files it needs. */
+static int validate_ssl(const struct arch_config *cfg, enum arch_ssl_mode *mode) {
+    const char *m = cfg->mysql_ssl_mode;
+    int any = cfg->mysql_ssl_ca[0] || cfg->mysql_ssl_cert[0] || cfg->mysql_ssl_key[0];
+    if (strcmp(m, "auto") == 0)
+        *mode = cfg->mysql_ssl_ca[0] ? ARCH_SSL_VERIFY : any ? ARCH_SSL_REQUIRED : ARCH_SSL_OFF;
+    else if (strcmp(m, "off") == 0)
+        *mode = ARCH_SSL_OFF;
+    else if (strcmp(m, "required") == 0)
+        *mode = ARCH_SSL_REQUIRED;
+    else if (strcmp(m, "verify") == 0)
+        *mode = ARCH_SSL_VERIFY;
+    else {
+        fprintf(stderr,
+                "rrm-archiver: invalid RRM_MYSQL_SSL_MODE (--mysql-ssl-mode): '%s' is not one of "
+                "auto, off, required, verify\n",
+                m);
+        return -1;
+    }
+    if (*mode == ARCH_SSL_OFF && any) {
+        fprintf(stderr, "rrm-archiver: invalid RRM_MYSQL_SSL_MODE (--mysql-ssl-mode): 'off' with "
+                        "RRM_MYSQL_SSL_CA, RRM_MYSQL_SSL_CERT or RRM_MYSQL_SSL_KEY set\n");
+        return -1;
+    }
+    if (*mode == ARCH_SSL_VERIFY && !cfg->mysql_ssl_ca[0]) {
+        fprintf(stderr, "rrm-archiver: invalid RRM_MYSQL_SSL_MODE (--mysql-ssl-mode): 'verify' "
+                        "needs RRM_MYSQL_SSL_CA (--mysql-ssl-ca)\n");
+        return -1;
+    }
+    if (!cfg->mysql_ssl_cert[0] != !cfg->mysql_ssl_key[0]) {
+        fprintf(stderr,
+                "rrm-archiver: invalid %s: set both RRM_MYSQL_SSL_CERT and "
+                "RRM_MYSQL_SSL_KEY, or neither\n",
+                cfg->mysql_ssl_cert[0] ? "RRM_MYSQL_SSL_CERT (--mysql-ssl-cert)"
+                                       : "RRM_MYSQL_SSL_KEY (--mysql-ssl-key)");
+        return -1;
+    }
+    if (check_file("RRM_MYSQL_SSL_CA", "--mysql-ssl-ca", cfg->mysql_ssl_ca) ||
+        check_file("RRM_MYSQL_SSL_CERT", "--mysql-ssl-cert", cfg->mysql_ssl_cert) ||
+        check_file("RRM_MYSQL_SSL_KEY", "--mysql-ssl-key", cfg->mysql_ssl_key))
+        return -1;
+    return 0;
 }
 
 /* Checks what the option table cannot; prints one line naming the variable. */
@@ -316,7 +383,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rrm-archiver: %s\n", err);
         return 2;
     }
-    if (validate(&cfg, &level))
+    enum arch_ssl_mode ssl_mode = ARCH_SSL_OFF;
+    if (validate(&cfg, &level) || validate_ssl(&cfg, &ssl_mode))
         return 2;
 
     struct logger lg = {.program = "rrm-archiver", .node = cfg.consumer, .min = level};
@@ -343,6 +411,10 @@ int main(int argc, char **argv) {
         .user = cfg.mysql_user,
         .password = cfg.mysql_password,
         .database = cfg.mysql_database,
+        .ssl_mode = ssl_mode,
+        .ssl_ca = cfg.mysql_ssl_ca,
+        .ssl_cert = cfg.mysql_ssl_cert,
+        .ssl_key = cfg.mysql_ssl_key,
         .port = (int)cfg.mysql_port,
         .pool_size = (int)cfg.mysql_pool_size,
         .connect_timeout_s = 5,

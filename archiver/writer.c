@@ -33,6 +33,7 @@ struct pooled {
 struct arch_writer {
     struct arch_db_config cfg;
     char *host, *user, *password, *database;
+    char *ssl_ca, *ssl_cert, *ssl_key; /* NULL: not given */
     const struct logger *lg;
     pthread_mutex_t lock; /* guards the slots' m and in_use; connecting happens outside it */
     struct pooled *slots;
@@ -50,6 +51,12 @@ struct arch_writer *arch_writer_create(const struct arch_db_config *cfg, const s
     w->user = strdup(cfg->user);
     w->password = strdup(cfg->password ? cfg->password : "");
     w->database = strdup(cfg->database);
+    if ((cfg->ssl_ca && cfg->ssl_ca[0] && !(w->ssl_ca = strdup(cfg->ssl_ca))) ||
+        (cfg->ssl_cert && cfg->ssl_cert[0] && !(w->ssl_cert = strdup(cfg->ssl_cert))) ||
+        (cfg->ssl_key && cfg->ssl_key[0] && !(w->ssl_key = strdup(cfg->ssl_key)))) {
+        arch_writer_destroy(w);
+        return NULL;
+    }
     w->slots = calloc((size_t)w->cfg.pool_size, sizeof(*w->slots));
     pthread_mutex_init(&w->lock, NULL);
     if (!w->host || !w->user || !w->password || !w->database || !w->slots) {
@@ -70,6 +77,9 @@ void arch_writer_destroy(struct arch_writer *w) {
     free(w->user);
     free(w->password);
     free(w->database);
+    free(w->ssl_ca);
+    free(w->ssl_cert);
+    free(w->ssl_key);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -132,6 +142,19 @@ static MYSQL *open_connection(struct arch_writer *w, const char *db, unsigned *c
     mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
     mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
     mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+    /* Every connection of the pool comes through here, so all of them use TLS alike. ENFORCE
+     * refuses a server without TLS instead of falling back to plain text. */
+    if (w->cfg.ssl_mode != ARCH_SSL_OFF) {
+        my_bool enforce = 1, verify = w->cfg.ssl_mode == ARCH_SSL_VERIFY;
+        if (w->ssl_ca)
+            mysql_options(m, MYSQL_OPT_SSL_CA, w->ssl_ca);
+        if (w->ssl_cert)
+            mysql_options(m, MYSQL_OPT_SSL_CERT, w->ssl_cert);
+        if (w->ssl_key)
+            mysql_options(m, MYSQL_OPT_SSL_KEY, w->ssl_key);
+        mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &enforce);
+        mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+    }
     if (!mysql_real_connect(m, w->host, w->user, w->password, db, (unsigned int)w->cfg.port, NULL,
                             0)) {
         *code = mysql_errno(m);

@@ -1,7 +1,8 @@
 /* MySQL side of the archiver: a small pool of connections (set up for utf8mb4, UTC and strict SQL
  * mode), database creation and migrations at start, and writing one batch of rows in one
- * transaction. The writer owns the pool and every connection in it; arch_writer_write may be called
- * from several threads at once, each call using its own connection. */
+ * transaction, over TLS when configured. The writer owns the pool and every connection in it;
+ * arch_writer_write may be called from several threads at once, each call using its own connection.
+ */
 #ifndef ARCH_WRITER_H
 #define ARCH_WRITER_H
 
@@ -10,8 +11,19 @@
 
 #include <stddef.h>
 
+/* TLS to MySQL. */
+enum arch_ssl_mode {
+    ARCH_SSL_OFF = 0,  /* plain connections */
+    ARCH_SSL_REQUIRED, /* TLS or no connection; the server's certificate is not checked */
+    ARCH_SSL_VERIFY,   /* TLS, the server's certificate checked against ssl_ca and the host name */
+};
+
 struct arch_db_config {
     const char *host, *user, *password, *database; /* copied by arch_writer_create */
+    enum arch_ssl_mode ssl_mode;
+    /* PEM files (copied by arch_writer_create; NULL or "" for none): the CA that signed the
+     * server's certificate, and this client's certificate and key, if the server asks for one */
+    const char *ssl_ca, *ssl_cert, *ssl_key;
     int port;
     int pool_size; /* connections at most */
     int connect_timeout_s;

@@ -19,6 +19,7 @@ struct outq;
 struct status;
 struct room_ops;
 struct edge;
+struct tls;
 
 /* Why an upgrade request or a new connection was refused before it became a session; the label
  * of rrm_handshakes_refused_total (names in app_refusal_reasons, same order). */
@@ -79,6 +80,7 @@ struct app {
     struct lws_vhost *admin_vh; /* the admin listener's vhost (NULL without one) */
     struct edge *edge;
     struct auth *auth; /* the token keys; NULL when authentication is off */
+    struct tls *tls;   /* the client port's certificate (tls.c); NULL without TLS */
 
     struct rl *redis_cmd; /* commands and scripts */
     struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */

@@ -10,6 +10,7 @@
 #include "redis_loop.h"
 #include "session.h"
 #include "status.h"
+#include "tls.h"
 #include "util.h"
 
 #include <ev.h>
@@ -46,6 +47,18 @@ static void reload(struct app *app) {
                 &app->log, LOG_INFO, "token keys reloaded",
                 json_pack("{s:I}", "public_keys", (json_int_t)auth_public_key_count(app->auth)));
     }
+    if (app->tls)
+        tls_reload(app->tls);
+}
+
+/* The client vhost's first protocol is where lws hands over the vhost's SSL_CTX. */
+static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len) {
+    if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS) {
+        struct app *app = lws_context_user(lws_get_context(wsi));
+        return app->tls ? tls_attach(app->tls, user) : 0;
+    }
+    return session_callback(wsi, reason, user, in, len);
 }
 
 static void became_ready(struct app *app) {
@@ -164,6 +177,8 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
         reload_requested = 0;
         reload(app);
     }
+    if (app->tls)
+        tls_watch(app->tls, util_mono_ms());
     if (stop_requested && !app->draining)
         start_drain(app);
     if (app->draining && !t->deregistering &&
@@ -217,6 +232,14 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_sighup;
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (app.opt.tls_cert[0]) {
+        app.tls = tls_create(app.opt.tls_cert, app.opt.tls_key, app.opt.tls_watch_ms, &app.log, err,
+                             sizeof(err));
+        if (!app.tls) {
+            fprintf(stderr, "rrm-frontend: %s\n", err);
+            return 2;
+        }
+    }
 
     lws_set_log_level(LLL_ERR, NULL);
     struct lws_context_creation_info info;
@@ -234,6 +257,8 @@ int main(int argc, char **argv) {
     info.foreign_loops = foreign_loops;
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    if (app.tls)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.fd_limit_per_thread = 0;
     info.timeout_secs = 20;
     /* Header buffers exist only during the HTTP handshake (lws frees them once nobody waits for
@@ -261,7 +286,7 @@ int main(int argc, char **argv) {
      * connection to hand frames over; longer messages arrive in pieces, which session.c
      * assembles. Small keeps idle connections cheap. */
     const struct lws_protocols client_protocols[] = {
-        {"rrm", session_callback, session_size, 512, 0, NULL, OUTQ_WRITE_BATCH},
+        {"rrm", client_callback, session_size, 512, 0, NULL, OUTQ_WRITE_BATCH},
         {edge_subprotocol_alias(app.edge), session_callback, session_size, 512, 0, NULL,
          OUTQ_WRITE_BATCH},
         {HTTP_PROTOCOL_NAME, http_callback, http_conn_size, 0, 0, NULL, 0},
@@ -293,10 +318,17 @@ int main(int argc, char **argv) {
     info.ka_time = 60;
     info.ka_probes = 5;
     info.ka_interval = 10;
+    /* With TLS, the vhost's SSL_CTX is made without certificate files: client_callback installs
+     * the credentials tls.c loaded, so that a renewal can replace them. Without
+     * LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT, lws drops a connection that does not start
+     * with a TLS handshake. */
+    if (app.tls)
+        info.options |= LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
     if (!lws_create_vhost(app.cx, &info)) {
         fprintf(stderr, "rrm-frontend: cannot listen on port %ld (RRM_PORT)\n", app.opt.port);
         return 1;
     }
+    info.options &= ~(uint64_t)LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX; /* the others: plain */
     /* What operators reach: plain HTTP only (http.c serves /metrics and /status there; edge.c
      * refuses upgrades), through the same edge and deadline as the public listener. */
     const struct lws_protocols admin_protocols[] = {
@@ -343,9 +375,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     log_json(&app.log, LOG_INFO, "listening",
-             json_pack("{s:I, s:I, s:s, s:I}", "port", (json_int_t)app.opt.port, "admin_port",
-                       (json_int_t)app.opt.admin_port, "redis", app.opt.redis_host, "redis_port",
-                       (json_int_t)app.opt.redis_port));
+             json_pack("{s:I, s:b, s:I, s:s, s:I}", "port", (json_int_t)app.opt.port, "tls",
+                       app.tls != NULL, "admin_port", (json_int_t)app.opt.admin_port, "redis",
+                       app.opt.redis_host, "redis_port", (json_int_t)app.opt.redis_port));
 
     struct ticker ticker = {.app = &app, .loop = loop};
     tick_cb(&ticker.sul);
@@ -368,6 +400,7 @@ int main(int argc, char **argv) {
     ev_run(loop, EVRUN_NOWAIT);
     ev_loop_destroy(loop);
     edge_destroy(app.edge);
+    tls_destroy(app.tls);
     fanout_destroy(app.fanout);
     status_destroy(app.status);
     session_free(&app);

@@ -4,6 +4,7 @@
 #include "app.h"
 #include "fanout.h"
 #include "redis_loop.h"
+#include "tls.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -102,6 +103,20 @@ void metrics_write(struct app *app, struct textbuf *r) {
            st->auth_refreshes);
     metric(r, "rrm_auth_expired_total", "counter",
            "Connections closed because their token expired.", st->auth_expired);
+    if (app->tls) {
+        struct tls_stats ts;
+        tls_get_stats(app->tls, &ts);
+        textbuf_add(
+            r,
+            "# HELP rrm_tls_reloads_total Reloads of the TLS certificate and key (SIGHUP or "
+            "changed files), by result.\n# TYPE rrm_tls_reloads_total counter\n"
+            "rrm_tls_reloads_total{result=\"ok\"} %" PRIu64
+            "\nrrm_tls_reloads_total{result=\"error\"} %" PRIu64 "\n",
+            ts.reloads_ok, ts.reloads_failed);
+        metric(r, "rrm_tls_cert_expiry_timestamp_seconds", "gauge",
+               "End of validity (notAfter) of the TLS certificate in use, Unix time.",
+               (uint64_t)ts.not_after);
+    }
     textbuf_add(r, "# HELP rrm_client_errors_total Error frames sent to clients, by code.\n"
                    "# TYPE rrm_client_errors_total counter\n");
     for (size_t i = 0; i < app_error_code_count; i++)

@@ -92,6 +92,13 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("collect-us", collect_us, "1000", 0, 100000,
             "below coalesce-above, the event loop polls at most once per this many microseconds, "
             "handling more messages per wake-up (0: poll at once)"),
+    OPT_STR("tls-cert", tls_cert, "", 0,
+            "PEM file with the certificate (and its chain) of the client port; with tls-key, the "
+            "port speaks only wss and https"),
+    OPT_STR("tls-key", tls_key, "", 0, "PEM file with the private key of tls-cert (not encrypted)"),
+    OPT_INT("tls-watch-ms", tls_watch_ms, "10000", 0, 86400000,
+            "how often the TLS files are checked; changed files are reloaded, as on SIGHUP (0: "
+            "only on SIGHUP)"),
     OPT_STR("log-level", log_level, "info", 1, "debug, info, warn or error"),
     OPT_STR("jwt-secret", jwt_secret, "", 0,
             "HMAC secret of HS256/384/512 tokens; with it or jwt-public-key set, every "
@@ -156,6 +163,12 @@ int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
         return -1;
     }
     clientaddr_trust_free(trust);
+    if (!o->tls_cert[0] != !o->tls_key[0]) {
+        snprintf(err, errlen, "invalid %s: set both RRM_TLS_CERT and RRM_TLS_KEY, or neither",
+                 o->tls_cert[0] ? "RRM_TLS_CERT (--tls-cert) without RRM_TLS_KEY"
+                                : "RRM_TLS_KEY (--tls-key) without RRM_TLS_CERT");
+        return -1;
+    }
     if (fe_stream_bound_bytes(o) > o->stream_max_bytes) {
         snprintf(err, errlen,
                  "invalid RRM_STREAM_MAXLEN (--stream-maxlen): %ld (+%d) entries with messages of "

@@ -38,6 +38,9 @@ struct fe_options {
     long coalesce_above;
     long coalesce_ms;
     long collect_us;
+    char tls_cert[1024];
+    char tls_key[1024];
+    long tls_watch_ms;
     char log_level[16];
     char jwt_secret[1024];
     char jwt_public_key[1024];

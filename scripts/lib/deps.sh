@@ -4,7 +4,8 @@
 rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
-    libjwt-dev libssl-dev # tokens (frontend/auth.c, rrm-token)
+    libjwt-dev # tokens (frontend/auth.c, rrm-token)
+    libssl-dev openssl # TLS: the frontend's wss and token signatures, the tests' certificates
     redis-server mariadb-server jq
     nginx # in front of two frontends: tests/integration/test_fe_proxy.c
     python3-yaml # scripts/check-k8s

@@ -36,6 +36,10 @@ void ah_sleep_ms(int ms) {
 }
 
 int ah_setup(void **state) {
+    return ah_setup_opts(state, NULL);
+}
+
+int ah_setup_opts(void **state, const struct mariadb_server_options *db_opts) {
     struct arch_harness *h = calloc(1, sizeof(*h));
     *state = h;
     if (!h)
@@ -47,7 +51,7 @@ int ah_setup(void **state) {
     }
     h->dir = proc_tmpdir("archiver-it");
     h->redis = redis_server_start();
-    h->db = mariadb_server_start();
+    h->db = mariadb_server_start_opts(db_opts);
     if (!h->dir || !h->redis || !h->db)
         return -1;
     h->rc = redis_server_client(h->redis);

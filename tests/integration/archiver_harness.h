@@ -37,6 +37,10 @@ struct ah_archiver {
  * the harness in *state. Returns 0 or -1. */
 int ah_setup(void **state);
 
+struct mariadb_server_options;
+/* ah_setup with options for mariadbd (TLS files; NULL: none). */
+int ah_setup_opts(void **state, const struct mariadb_server_options *db_opts);
+
 /* cmocka group teardown: stops the servers, removes the temp dir (kept, and named on stderr, with
  * RRM_KEEP_TEST_LOGS set) and frees the harness in *state. */
 int ah_teardown(void **state);

@@ -52,6 +52,7 @@ struct fe_cluster {
     struct fe_node node[FE_MAX_NODES];
     struct wsc *clients[FE_MAX_CLIENTS];
     size_t nclients;
+    char tls_ca[512]; /* nodes speak TLS, verified with this CA file; empty: plain */
 };
 
 /* ------------------------------------------------------------------ cluster */
@@ -153,7 +154,12 @@ static int wait_node_ready(struct fe_cluster *c, int i) {
             fe_dump_log(c, i);
             return -ECHILD;
         }
-        if (proc_http_get(n->port, "/readyz", FE_HTTP_TIMEOUT_MS, &code, NULL) == 0 && code == 200)
+        struct wsc_tls tls = {.ca_file = c->tls_ca};
+        if ((c->tls_ca[0]
+                 ? wsc_https_get("127.0.0.1", n->port, "/readyz", &tls, FE_HTTP_TIMEOUT_MS, &code,
+                                 NULL, NULL)
+                 : proc_http_get(n->port, "/readyz", FE_HTTP_TIMEOUT_MS, &code, NULL)) == 0 &&
+            code == 200)
             return 0;
         if (proc_remaining_ms(deadline) == 0) {
             fprintf(stderr, "fe_harness: %s not ready on port %d within %d ms (last status %d)\n",
@@ -166,6 +172,11 @@ static int wait_node_ready(struct fe_cluster *c, int i) {
 }
 
 struct fe_cluster *fe_cluster_start(int nodes, const char *const env_extra[]) {
+    return fe_cluster_start_tls(nodes, env_extra, NULL);
+}
+
+struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[],
+                                        const char *ca_file) {
     const char *bin = getenv("RRM_FRONTEND_BIN");
     if (!bin || !*bin) {
         fprintf(stderr, "fe_harness: RRM_FRONTEND_BIN is not set (run the test through ctest)\n");
@@ -176,6 +187,7 @@ struct fe_cluster *fe_cluster_start(int nodes, const char *const env_extra[]) {
     struct fe_cluster *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    snprintf(c->tls_ca, sizeof(c->tls_ca), "%s", ca_file ? ca_file : "");
     c->dir = proc_tmpdir("fe");
     c->redis = redis_server_start();
     if (!c->dir || !c->redis)

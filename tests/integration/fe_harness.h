@@ -45,6 +45,16 @@ struct fe_cluster;
 struct fe_cluster *fe_cluster_start(int nodes, const char *const env_extra[]);
 
 /*
+ * fe_cluster_start for nodes that speak TLS on their port (env_extra sets RRM_TLS_CERT and
+ * RRM_TLS_KEY): readiness is asked over https, the certificate verified against ca_file (NULL:
+ * plain, as fe_cluster_start) for 127.0.0.1. The helpers that connect with ws:// or http://
+ * (fe_join, fe_connect, fe_wait_ready) do not work on such nodes: use wsc_connect_tls. The admin
+ * port stays plain HTTP: fe_metric(fe_admin_port(...)) works as for any node.
+ */
+struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[],
+                                        const char *ca_file);
+
+/*
  * Close every registered client, SIGTERM every node still running and free the cluster (NULL
  * is allowed). Returns 0 if every node stopped here exited with status 0; otherwise -1, after
  * dumping the tail of the offending node's log (a crash or a sanitizer report shows there).

@@ -231,7 +231,8 @@ static void test_connections_per_address(void **state) {
     assert_non_null(a2);
     /* a third from the same address is refused at the upgrade */
     expect_429("127.0.0.6", port, NULL);
-    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_connections_refused_per_ip_total", 1, T) >= 1);
+    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_connections_refused_per_ip_total", 1, T) >=
+                1);
     /* another address is unaffected */
     struct wsc *b1 = join_from(c, "127.0.0.7", port, NULL, "cap-3", "CAP", NULL);
     assert_non_null(b1);
@@ -283,7 +284,8 @@ static void test_handshake_rate(void **state) {
     for (int i = 0; i < 3; i++)
         assert_int_equal(wsc_probe_upgrade_from("127.0.0.9", "127.0.0.1", port, "/", NULL, T), 101);
     expect_429("127.0.0.9", port, NULL);
-    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_handshakes_rate_limited_total", 1, T) >= 1);
+    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_handshakes_rate_limited_total", 1, T) >=
+                1);
     assert_int_equal(wsc_probe_upgrade_from("127.0.0.10", "127.0.0.1", port, "/", NULL, T), 101);
     /* the bucket refills */
     int64_t deadline = proc_now_ms() + 3000;

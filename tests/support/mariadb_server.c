@@ -44,16 +44,17 @@
 #define MS_INNODB_LOG "--innodb-log-file-size=16M"
 
 struct mariadb_server {
-    char *install_exe; /* mariadb-install-db / mysql_install_db; owned */
-    char *server_exe;  /* mariadbd / mysqld; owned */
-    char *dir;         /* temp dir; owned, removed by destroy */
-    char *datadir;     /* dir/data; owned */
-    char *sock;        /* dir/mysqld.sock; owned */
-    char *pidfile;     /* dir/mysqld.pid; owned */
-    char *errlog;      /* dir/err.log; owned */
-    char *outlog;      /* dir/mariadbd.out; owned */
-    char *installlog;  /* dir/install.log; owned */
-    char *user;        /* "--user=NAME" when running as root, else NULL; owned */
+    char *install_exe;                 /* mariadb-install-db / mysql_install_db; owned */
+    char *server_exe;                  /* mariadbd / mysqld; owned */
+    char *dir;                         /* temp dir; owned, removed by destroy */
+    char *datadir;                     /* dir/data; owned */
+    char *sock;                        /* dir/mysqld.sock; owned */
+    char *pidfile;                     /* dir/mysqld.pid; owned */
+    char *errlog;                      /* dir/err.log; owned */
+    char *outlog;                      /* dir/mariadbd.out; owned */
+    char *installlog;                  /* dir/install.log; owned */
+    char *user;                        /* "--user=NAME" when running as root, else NULL; owned */
+    char *ssl_ca, *ssl_cert, *ssl_key; /* TLS files, NULL if not given; owned */
     int port;
     pid_t pid; /* 0 when not running */
 };
@@ -172,6 +173,12 @@ static int spawn_server(struct mariadb_server *ms) {
     arg_add(&a, "--skip-name-resolve");
     arg_add(&a, "--character-set-server=utf8mb4");
     arg_add(&a, "--collation-server=utf8mb4_general_ci");
+    if (ms->ssl_ca)
+        arg_add(&a, "--ssl-ca=%s", ms->ssl_ca);
+    if (ms->ssl_cert)
+        arg_add(&a, "--ssl-cert=%s", ms->ssl_cert);
+    if (ms->ssl_key)
+        arg_add(&a, "--ssl-key=%s", ms->ssl_key);
     if (a.failed) {
         arg_free(&a);
         return -ENOMEM;
@@ -265,10 +272,24 @@ static char *root_user_option(void) {
 }
 
 struct mariadb_server *mariadb_server_start(void) {
+    return mariadb_server_start_opts(NULL);
+}
+
+static int copy_opt(char **dst, const char *src) {
+    if (!src)
+        return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+struct mariadb_server *mariadb_server_start_opts(const struct mariadb_server_options *opts) {
     struct mariadb_server *ms = calloc(1, sizeof(*ms));
     int r = -ENOMEM;
     if (!ms)
         return NULL;
+    if (opts && (copy_opt(&ms->ssl_ca, opts->ssl_ca) || copy_opt(&ms->ssl_cert, opts->ssl_cert) ||
+                 copy_opt(&ms->ssl_key, opts->ssl_key)))
+        goto fail;
     ms->install_exe = find_first("mariadb-install-db", "mysql_install_db");
     ms->server_exe = find_first("mariadbd", "mysqld");
     if (!ms->install_exe || !ms->server_exe) {
@@ -385,6 +406,9 @@ void mariadb_server_destroy(struct mariadb_server *ms) {
     free(ms->outlog);
     free(ms->installlog);
     free(ms->user);
+    free(ms->ssl_ca);
+    free(ms->ssl_cert);
+    free(ms->ssl_key);
     free(ms);
 }
 

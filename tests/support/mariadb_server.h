@@ -29,6 +29,15 @@
 
 struct mariadb_server;
 
+/* Options of mariadb_server_start_opts; every field may be NULL. */
+struct mariadb_server_options {
+    /* TLS: the server's certificate and key and the CA of client certificates (PEM files,
+     * paths copied), passed as --ssl-cert, --ssl-key and --ssl-ca. With ssl_cert and ssl_key
+     * set the server offers TLS; users created with REQUIRE SSL must use it. The test login
+     * (MARIADB_SERVER_USER) stays plain. */
+    const char *ssl_ca, *ssl_cert, *ssl_key;
+};
+
 /*
  * Find mariadb-install-db and mariadbd (PATH, /usr/sbin, /usr/bin), create a
  * temp dir, initialise a data dir, pick a free port, start the server and wait
@@ -37,6 +46,9 @@ struct mariadb_server;
  * mariadb_server_destroy) or NULL.
  */
 struct mariadb_server *mariadb_server_start(void);
+
+/* mariadb_server_start with options (NULL: none); restarts keep them. */
+struct mariadb_server *mariadb_server_start_opts(const struct mariadb_server_options *opts);
 
 /* TCP port on 127.0.0.1 (stable across restarts). */
 int mariadb_server_port(const struct mariadb_server *ms);

@@ -3,6 +3,8 @@
  *
  * See wsclient.h for the API contract. Contains file-local SHA-1 (FIPS 180-4)
  * and base64 (RFC 4648) implementations used only for the handshake key check.
+ * TLS (wss, https) is OpenSSL over the same socket, switched to non-blocking
+ * mode, with the same deadline waits.
  *
  * Receive path: bytes are read into a growable buffer (rbuf); complete frames
  * are parsed in place, unmasked if needed, and either answered (ping),
@@ -17,6 +19,11 @@
 #include "proc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +31,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WSC_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -34,6 +43,9 @@
 
 struct wsc {
     int fd;
+    /* TLS (wss): every byte goes through ssl, over fd in non-blocking mode. NULL for ws. */
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
     /* Receive buffer: unread bytes are rbuf[rpos..rlen). Owned by wsc. */
     unsigned char *rbuf;
     size_t rpos, rlen, rcap;
@@ -152,6 +164,8 @@ static void base64_encode(const unsigned char *in, size_t len, char *out) {
 
 /* ----------------------------------------------------------------- misc */
 
+static char *dup_bytes(const void *p, size_t len);
+
 static int fill_random(void *buf, size_t len) {
     unsigned char *p = buf;
     while (len > 0) {
@@ -170,28 +184,100 @@ static int64_t deadline_after(int timeout_ms) {
     return proc_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 }
 
+/* Waits until fd is ready for events or the deadline. 0, -ETIMEDOUT or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline) {
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int rem = proc_remaining_ms(deadline);
+    if (rem == 0)
+        return -ETIMEDOUT;
+    if (poll(&pfd, 1, rem) < 0 && errno != EINTR)
+        return -errno;
+    return 0;
+}
+
+/* After an SSL call returned n <= 0: 0 with *events set when it must be retried once fd is ready,
+ * -ECONNRESET when the peer ended the connection, otherwise -EPROTO (the reason is printed). */
+static int tls_retry(SSL *ssl, int n, short *events) {
+    int e = SSL_get_error(ssl, n);
+    if (e == SSL_ERROR_WANT_READ) {
+        *events = POLLIN;
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        *events = POLLOUT;
+        return 0;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        ERR_clear_error();
+        return -ECONNRESET;
+    }
+    unsigned long err = ERR_get_error();
+    if (err) {
+        char buf[256];
+        ERR_error_string_n(err, buf, sizeof(buf));
+        fprintf(stderr, "wsclient: TLS: %s\n", buf);
+    }
+    ERR_clear_error();
+    return -EPROTO;
+}
+
 /* Send all bytes before the deadline. Returns 0 or -errno. */
-static int send_all(int fd, const void *data, size_t len, int64_t deadline) {
+static int send_all(struct wsc *ws, const void *data, size_t len, int64_t deadline) {
     const unsigned char *p = data;
     while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
+        short events = POLLOUT;
+        if (ws->ssl) {
+            int n = SSL_write(ws->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+            if (n > 0) {
+                p += n;
+                len -= (size_t)n;
+                continue;
+            }
+            int r = tls_retry(ws->ssl, n, &events);
+            if (r < 0)
+                return r == -ECONNRESET ? -EPIPE : r;
+        } else {
+            ssize_t n = send(ws->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                p += n;
+                len -= (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                return -errno;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int rem = proc_remaining_ms(deadline);
-        if (rem == 0)
-            return -ETIMEDOUT;
-        if (poll(&pfd, 1, rem) < 0 && errno != EINTR)
-            return -errno;
+        int r = wait_fd(ws->fd, events, deadline);
+        if (r < 0)
+            return r;
     }
     return 0;
+}
+
+/* One read of at most cap bytes: > 0 bytes, 0 at the end of the stream, -EAGAIN with *events set
+ * when nothing is there yet, or -errno. */
+static ssize_t read_some(struct wsc *ws, void *buf, size_t cap, short *events) {
+    *events = POLLIN;
+    if (ws->ssl) {
+        int n = SSL_read(ws->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
+        if (n > 0)
+            return n;
+        int r = tls_retry(ws->ssl, n, events);
+        return r == 0 ? -EAGAIN : r == -ECONNRESET ? 0 : r;
+    }
+    for (;;) {
+        ssize_t n = recv(ws->fd, buf, cap, MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == ECONNRESET)
+            return 0;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -EAGAIN;
+        return -errno;
+    }
 }
 
 /*
@@ -216,7 +302,8 @@ static int fill(struct wsc *ws, int64_t deadline) {
         ws->rcap = ncap;
     }
     for (;;) {
-        ssize_t n = recv(ws->fd, ws->rbuf + ws->rlen, ws->rcap - ws->rlen, MSG_DONTWAIT);
+        short events;
+        ssize_t n = read_some(ws, ws->rbuf + ws->rlen, ws->rcap - ws->rlen, &events);
         if (n > 0) {
             ws->rlen += (size_t)n;
             return (int)(n > 0x7fffffff ? 0x7fffffff : n);
@@ -225,20 +312,11 @@ static int fill(struct wsc *ws, int64_t deadline) {
             ws->eof = 1;
             return 0;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == ECONNRESET) {
-            ws->eof = 1;
-            return 0;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        struct pollfd pfd = {.fd = ws->fd, .events = POLLIN};
-        int rem = proc_remaining_ms(deadline);
-        if (rem == 0)
-            return -ETIMEDOUT;
-        if (poll(&pfd, 1, rem) < 0 && errno != EINTR)
-            return -errno;
+        if (n != -EAGAIN)
+            return (int)n;
+        int r = wait_fd(ws->fd, events, deadline);
+        if (r < 0)
+            return r;
     }
 }
 
@@ -337,7 +415,7 @@ static int handshake(struct wsc *ws, const char *host, int port, const char *pat
         free(req);
         return -ENOMEM;
     }
-    ret = send_all(ws->fd, req, req_len, deadline);
+    ret = send_all(ws, req, req_len, deadline);
     free(req);
     if (ret < 0)
         return ret;
@@ -404,9 +482,69 @@ static struct wsc *wsc_new(int fd) {
     return ws;
 }
 
-/* Connect + handshake; returns status (>= 0) and the connection in *out. */
+/* Whether host is a literal IPv4 or IPv6 address (checked against the certificate's IP SANs). */
+static int is_ip_literal(const char *host) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* The TLS handshake on ws->fd, verifying the server's certificate against tls->ca_file and its
+ * name (tls->server_name, else host). 0 or negative (-EPROTO: handshake or verification failed,
+ * the reason printed). */
+static int tls_start(struct wsc *ws, const char *host, const struct wsc_tls *tls,
+                     int64_t deadline) {
+    const char *name = tls->server_name ? tls->server_name : host;
+    ws->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!ws->ssl_ctx)
+        return -ENOMEM;
+    SSL_CTX_set_mode(ws->ssl_ctx,
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (tls->ca_file) {
+        if (SSL_CTX_load_verify_locations(ws->ssl_ctx, tls->ca_file, NULL) != 1) {
+            fprintf(stderr, "wsclient: cannot load CA file %s\n", tls->ca_file);
+            ERR_clear_error();
+            return -EINVAL;
+        }
+        SSL_CTX_set_verify(ws->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    }
+    ws->ssl = SSL_new(ws->ssl_ctx);
+    if (!ws->ssl || SSL_set_fd(ws->ssl, ws->fd) != 1)
+        return -ENOMEM;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(ws->ssl);
+    if (is_ip_literal(name)) {
+        X509_VERIFY_PARAM_set1_ip_asc(vp, name);
+    } else {
+        SSL_set_tlsext_host_name(ws->ssl, name);
+        X509_VERIFY_PARAM_set1_host(vp, name, 0);
+    }
+    int fl = fcntl(ws->fd, F_GETFL);
+    if (fl < 0 || fcntl(ws->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    for (;;) {
+        int n = SSL_connect(ws->ssl);
+        if (n == 1)
+            return 0;
+        short events;
+        int r = tls_retry(ws->ssl, n, &events);
+        if (r < 0) {
+            long v = SSL_get_verify_result(ws->ssl);
+            if (v != X509_V_OK)
+                fprintf(stderr, "wsclient: TLS: certificate of %s not accepted: %s\n", name,
+                        X509_verify_cert_error_string(v));
+            return r == -ECONNRESET ? r : -EPROTO;
+        }
+        r = wait_fd(ws->fd, events, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* TCP connect (from the local address src unless NULL), TLS when tls is not NULL, and the upgrade;
+ * returns the HTTP status (>= 0) or a negative errno value, and the connection in *out when the
+ * status is 101. */
 static int connect_common(const char *src, const char *host, int port, const char *path,
-                          const char *const extra_headers[], int timeout_ms, struct wsc **out) {
+                          const struct wsc_tls *tls, const char *const extra_headers[],
+                          int timeout_ms, struct wsc **out) {
     int64_t deadline = deadline_after(timeout_ms);
     *out = NULL;
     if (!host || !path || path[0] != '/')
@@ -419,7 +557,9 @@ static int connect_common(const char *src, const char *host, int port, const cha
         close(fd);
         return -ENOMEM;
     }
-    int r = handshake(ws, host, port, path, extra_headers, deadline);
+    int r = tls ? tls_start(ws, host, tls, deadline) : 0;
+    if (r == 0)
+        r = handshake(ws, host, port, path, extra_headers, deadline);
     if (r != 101) {
         wsc_close(ws);
         return r;
@@ -436,7 +576,16 @@ struct wsc *wsc_connect_ex(const char *host, int port, const char *path,
 struct wsc *wsc_connect_from(const char *src, const char *host, int port, const char *path,
                              const char *const extra_headers[], int timeout_ms) {
     struct wsc *ws;
-    connect_common(src, host, port, path, extra_headers, timeout_ms, &ws);
+    connect_common(src, host, port, path, NULL, extra_headers, timeout_ms, &ws);
+    return ws;
+}
+
+struct wsc *wsc_connect_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
+                            const char *const extra_headers[], int timeout_ms) {
+    struct wsc *ws;
+    if (!tls)
+        return NULL;
+    connect_common(NULL, host, port, path, tls, extra_headers, timeout_ms, &ws);
     return ws;
 }
 
@@ -452,7 +601,87 @@ int wsc_probe_upgrade(const char *host, int port, const char *path,
 int wsc_probe_upgrade_from(const char *src, const char *host, int port, const char *path,
                            const char *const extra_headers[], int timeout_ms) {
     struct wsc *ws;
-    int r = connect_common(src, host, port, path, extra_headers, timeout_ms, &ws);
+    int r = connect_common(src, host, port, path, NULL, extra_headers, timeout_ms, &ws);
+    wsc_close(ws);
+    return r;
+}
+
+int wsc_probe_upgrade_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
+                          const char *const extra_headers[], int timeout_ms) {
+    struct wsc *ws;
+    if (!tls)
+        return -EINVAL;
+    int r = connect_common(NULL, host, port, path, tls, extra_headers, timeout_ms, &ws);
+    wsc_close(ws);
+    return r;
+}
+
+int wsc_peer_cert(const struct wsc *ws, struct wsc_cert_info *out) {
+    memset(out, 0, sizeof(*out));
+    if (!ws || !ws->ssl)
+        return -EINVAL;
+    X509 *x = SSL_get1_peer_certificate(ws->ssl);
+    if (!x)
+        return -ENOENT;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(out->serial, sizeof(out->serial), "%s", hex ? hex : "");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+        out->not_after = (int64_t)timegm(&tm);
+    X509_free(x);
+    return 0;
+}
+
+int wsc_https_get(const char *host, int port, const char *path, const struct wsc_tls *tls,
+                  int timeout_ms, int *status, char **body, struct wsc_cert_info *cert) {
+    int64_t deadline = deadline_after(timeout_ms);
+    char *req = NULL;
+    if (status)
+        *status = 0;
+    if (body)
+        *body = NULL;
+    if (!host || !path || !tls)
+        return -EINVAL;
+    int fd = proc_tcp_connect(host, port, proc_remaining_ms(deadline));
+    if (fd < 0)
+        return fd;
+    struct wsc *ws = wsc_new(fd);
+    if (!ws) {
+        close(fd);
+        return -ENOMEM;
+    }
+    int r = tls_start(ws, host, tls, deadline);
+    if (r == 0 && cert)
+        r = wsc_peer_cert(ws, cert);
+    if (r == 0 && asprintf(&req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                           path, host, port) < 0)
+        r = -ENOMEM;
+    if (r == 0)
+        r = send_all(ws, req, strlen(req), deadline);
+    free(req);
+    while (r == 0) { /* the answer ends with the connection */
+        int n = fill(ws, deadline);
+        if (n == 0)
+            break;
+        if (n < 0)
+            r = n;
+    }
+    int code = 0;
+    const char *head = ws->rbuf ? (const char *)ws->rbuf : "";
+    const char *end = ws->rbuf ? memmem(head, ws->rlen, "\r\n\r\n", 4) : NULL;
+    if (r == 0 && (!end || sscanf(head, "HTTP/%*d.%*d %d", &code) != 1))
+        r = -EPROTO;
+    if (r == 0 && status)
+        *status = code;
+    if (r == 0 && body) {
+        size_t off = (size_t)(end + 4 - head);
+        *body = dup_bytes(head + off, ws->rlen - off);
+        if (!*body)
+            r = -ENOMEM;
+    }
     wsc_close(ws);
     return r;
 }
@@ -460,6 +689,8 @@ int wsc_probe_upgrade_from(const char *src, const char *host, int port, const ch
 void wsc_close(struct wsc *ws) {
     if (!ws)
         return;
+    SSL_free(ws->ssl);
+    SSL_CTX_free(ws->ssl_ctx);
     if (ws->fd >= 0)
         close(ws->fd);
     free(ws->rbuf);
@@ -533,7 +764,7 @@ int wsc_send_frame(struct wsc *ws, int fin, int opcode, const void *data, size_t
     const unsigned char *src = data;
     for (size_t i = 0; i < len; i++)
         frame[hlen + i] = src[i] ^ mask[i & 3];
-    int r = send_all(ws->fd, frame, hlen + len, deadline_after(ws->send_timeout_ms));
+    int r = send_all(ws, frame, hlen + len, deadline_after(ws->send_timeout_ms));
     free(frame);
     return r;
 }
@@ -568,7 +799,7 @@ int wsc_send_fragmented(struct wsc *ws, int opcode, const void *data, size_t len
 int wsc_send_raw(struct wsc *ws, const void *bytes, size_t len) {
     if (!ws || (len > 0 && !bytes))
         return -EINVAL;
-    return send_all(ws->fd, bytes, len, deadline_after(ws->send_timeout_ms));
+    return send_all(ws, bytes, len, deadline_after(ws->send_timeout_ms));
 }
 
 int wsc_send_close(struct wsc *ws, int code, const char *reason) {

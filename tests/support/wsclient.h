@@ -5,8 +5,10 @@
  * the HTTP/1.1 Upgrade handshake (including Sec-WebSocket-Accept
  * verification), client->server framing with masking, and server->client frame
  * parsing with reassembly of fragmented messages. It is written from scratch
- * over plain TCP (no TLS, no extensions, no libwebsockets) so that tests can
- * also send deliberately malformed traffic.
+ * over plain TCP (no extensions, no libwebsockets) so that tests can also send
+ * deliberately malformed traffic; wss connections add OpenSSL on the same
+ * socket, verifying the server's certificate against a CA file and its name
+ * (wsc_connect_tls), and a small https GET uses the same code (wsc_https_get).
  *
  * Every receive takes a timeout in milliseconds; waits are poll() calls against
  * a deadline, never fixed sleeps. Sends are bounded by a per-connection send
@@ -105,10 +107,57 @@ int wsc_probe_upgrade(const char *host, int port, const char *path,
 int wsc_probe_upgrade_from(const char *src, const char *host, int port, const char *path,
                            const char *const extra_headers[], int timeout_ms);
 
+/*
+ * TLS settings of a wss:// (or https://) connection. The server's certificate
+ * must chain to a certificate in ca_file (PEM; NULL: no verification at all)
+ * and name server_name (NULL: the host passed to connect) in its subject
+ * alternative names: a DNS name, or an IP address for a literal address (no
+ * SNI is sent then). Borrowed for the duration of the call.
+ */
+struct wsc_tls {
+    const char *ca_file;
+    const char *server_name;
+};
+
+/* What a test may want to know of the certificate the server presented. */
+struct wsc_cert_info {
+    char serial[80];     /* hexadecimal, upper case, no leading zeros ("1001") */
+    long long not_after; /* end of validity, Unix seconds */
+};
+
+/*
+ * Like wsc_connect_ex over TLS: the TCP connection, the TLS handshake (the
+ * certificate verified as tls says) and the upgrade, all within timeout_ms.
+ * Returns the connection (caller frees with wsc_close) or NULL; a rejected
+ * certificate or failed handshake is printed to stderr.
+ */
+struct wsc *wsc_connect_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
+                            const char *const extra_headers[], int timeout_ms);
+
+/* wsc_probe_upgrade over TLS; -EPROTO when the TLS handshake or verification failed. */
+int wsc_probe_upgrade_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
+                          const char *const extra_headers[], int timeout_ms);
+
+/* The certificate the server presented on a TLS connection. 0, -EINVAL for a
+ * plain connection, -ENOENT if there was none. */
+int wsc_peer_cert(const struct wsc *ws, struct wsc_cert_info *out);
+
+/*
+ * GET https://host:port<path> with "Connection: close", the certificate
+ * verified as tls says; the answer is read to the end of the connection.
+ * On success returns 0, the status in *status, the body in *body (malloc'd,
+ * NUL-terminated, caller frees; both may be NULL) and the server's certificate
+ * in *cert (may be NULL). -EPROTO if the TLS handshake or the answer failed,
+ * -ETIMEDOUT, other negative errno.
+ */
+int wsc_https_get(const char *host, int port, const char *path, const struct wsc_tls *tls,
+                  int timeout_ms, int *status, char **body, struct wsc_cert_info *cert);
+
 /* Close the socket (no close frame is sent) and free everything. NULL is ok. */
 void wsc_close(struct wsc *ws);
 
-/* The underlying socket fd (still owned by ws). */
+/* The underlying socket fd (still owned by ws). On a TLS connection, bytes written to it
+ * directly bypass TLS (use wsc_send_raw to send raw bytes inside the TLS stream). */
 int wsc_fd(const struct wsc *ws);
 
 /* Bound for every send call on ws (default 10000 ms). */

@@ -277,6 +277,29 @@ static void test_check_admin_port_and_origins(void **state) {
     assert_non_null(strstr(err, "RRM_ALLOWED_ORIGINS"));
 }
 
+static void test_check_tls_pair(void **state) {
+    (void)state;
+    struct fe_options o;
+    load_defaults(&o);
+    char err[512];
+    /* TLS is off by default; on with both files; a half-configured pair is refused. */
+    assert_string_equal(o.tls_cert, "");
+    assert_string_equal(o.tls_key, "");
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    strcpy(o.tls_cert, "/etc/rrm/tls.crt");
+    strcpy(o.tls_key, "/etc/rrm/tls.key");
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
+    o.tls_key[0] = '\0';
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_TLS_CERT (--tls-cert) without RRM_TLS_KEY"));
+    o.tls_cert[0] = '\0';
+    strcpy(o.tls_key, "/etc/rrm/tls.key");
+    err[0] = '\0';
+    assert_int_equal(fe_options_check(&o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "RRM_TLS_KEY (--tls-key) without RRM_TLS_CERT"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, clear_env, clear_env),
@@ -290,6 +313,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_check_byte_rate, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_trusted_proxies, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_check_stream_bytes, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_check_tls_pair, clear_env, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
