@@ -62,20 +62,4 @@ int edge_close_payload_valid(const unsigned char *p, size_t len);
 /* Whether the comma-separated header value list names token (ignoring case if nocase). */
 int edge_list_has(const char *list, const char *token, int nocase);
 
-/* Longest origin (an Origin header, an entry of RRM_ALLOWED_ORIGINS) the edge reads. */
-#define EDGE_ORIGIN_MAX 512
-
-/* Whether an upgrade whose Origin header is origin (NULL: none sent) may go on, given allowed,
- * the comma-separated RRM_ALLOWED_ORIGINS. "*" among them allows any. Otherwise origin must equal
- * one of them as scheme://host[:port]: scheme and host ignoring case, a port equal to the
- * scheme's default (http/ws 80, https/wss 443) the same as none, and a trailing "/" ignored on
- * either side. A request without Origin is allowed: browsers always send it on a WebSocket
- * upgrade, so its absence means a native client, which could send any Origin it liked anyway;
- * the check protects users' browsers from other sites' pages, not the node from clients. */
-int edge_origin_allowed(const char *allowed, const char *origin);
-
-/* Checks an RRM_ALLOWED_ORIGINS value at start: every entry is "*" or an origin. 0, or -1 with a
- * one-line message naming the variable and the entry. */
-int edge_origins_check(const char *allowed, char *err, size_t errlen);
-
 #endif

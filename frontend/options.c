@@ -2,7 +2,7 @@
 #include "options.h"
 
 #include "clientaddr.h"
-#include "edge.h"
+#include "origin.h"
 #include "log.h"
 #include "proto.h"
 
@@ -140,7 +140,7 @@ int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
                  o->admin_port);
         return -1;
     }
-    if (edge_origins_check(o->allowed_origins, err, errlen) < 0)
+    if (origins_check(o->allowed_origins, err, errlen) < 0)
         return -1;
     if (o->node_timeout_ms < 2 * o->heartbeat_ms) {
         snprintf(err, errlen,

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "edge.h"
+#include "origin.h"
 
 #include <string.h>
 
@@ -57,16 +58,16 @@ static void test_list_has(void **state) {
 
 static void test_origin_star_allows_any(void **state) {
     (void)state;
-    assert_true(edge_origin_allowed("*", "https://evil.example.com"));
-    assert_true(edge_origin_allowed("*", "null"));
-    assert_true(edge_origin_allowed("https://a.example.com, *", "whatever"));
-    assert_true(edge_origin_allowed("*", NULL));
+    assert_true(origin_allowed("*", "https://evil.example.com"));
+    assert_true(origin_allowed("*", "null"));
+    assert_true(origin_allowed("https://a.example.com, *", "whatever"));
+    assert_true(origin_allowed("*", NULL));
 }
 
 static void test_origin_absent_is_allowed(void **state) {
     (void)state;
     /* no Origin header: a native client */
-    assert_true(edge_origin_allowed("https://app.example.com", NULL));
+    assert_true(origin_allowed("https://app.example.com", NULL));
 }
 
 static void test_origin_exact_match_only(void **state) {
@@ -98,41 +99,41 @@ static void test_origin_exact_match_only(void **state) {
         "http://[::1]:3001",
     };
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-        if (!edge_origin_allowed(list, yes[i]))
+        if (!origin_allowed(list, yes[i]))
             fail_msg("'%s' refused", yes[i]);
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-        if (edge_origin_allowed(list, no[i]))
+        if (origin_allowed(list, no[i]))
             fail_msg("'%s' allowed", no[i]);
 }
 
 static void test_origin_default_ports_are_implied(void **state) {
     (void)state;
-    assert_true(edge_origin_allowed("http://a.example:80", "http://a.example"));
-    assert_true(edge_origin_allowed("http://a.example", "http://a.example:80"));
-    assert_true(edge_origin_allowed("wss://a.example", "wss://a.example:443"));
-    assert_false(edge_origin_allowed("http://a.example", "http://a.example:443"));
-    assert_false(edge_origin_allowed("https://a.example", "https://a.example:80"));
+    assert_true(origin_allowed("http://a.example:80", "http://a.example"));
+    assert_true(origin_allowed("http://a.example", "http://a.example:80"));
+    assert_true(origin_allowed("wss://a.example", "wss://a.example:443"));
+    assert_false(origin_allowed("http://a.example", "http://a.example:443"));
+    assert_false(origin_allowed("https://a.example", "https://a.example:80"));
     /* an unknown scheme has no default: written ports must match, absent ones too */
-    assert_true(edge_origin_allowed("app://a.example", "app://a.example"));
-    assert_false(edge_origin_allowed("app://a.example", "app://a.example:80"));
-    assert_true(edge_origin_allowed("chrome-extension://abcdef", "chrome-extension://ABCDEF"));
+    assert_true(origin_allowed("app://a.example", "app://a.example"));
+    assert_false(origin_allowed("app://a.example", "app://a.example:80"));
+    assert_true(origin_allowed("chrome-extension://abcdef", "chrome-extension://ABCDEF"));
 }
 
 static void test_origin_blanks_around_are_ignored(void **state) {
     (void)state;
     /* blanks around the header value are not part of it; inside, they are */
-    assert_true(edge_origin_allowed("https://a.example", " https://a.example\t"));
-    assert_false(edge_origin_allowed("https://a.example", "https:// a.example"));
-    assert_false(edge_origin_allowed("https://a.example", " "));
+    assert_true(origin_allowed("https://a.example", " https://a.example\t"));
+    assert_false(origin_allowed("https://a.example", "https:// a.example"));
+    assert_false(origin_allowed("https://a.example", " "));
 }
 
 static void test_origins_checked_at_start(void **state) {
     (void)state;
     char err[512];
-    assert_int_equal(edge_origins_check("*", err, sizeof(err)), 0);
-    assert_int_equal(
-        edge_origins_check("https://a.example, http://b.example:8080/", err, sizeof(err)), 0);
-    assert_int_equal(edge_origins_check("https://a.example,,", err, sizeof(err)), 0);
+    assert_int_equal(origins_check("*", err, sizeof(err)), 0);
+    assert_int_equal(origins_check("https://a.example, http://b.example:8080/", err, sizeof(err)),
+                     0);
+    assert_int_equal(origins_check("https://a.example,,", err, sizeof(err)), 0);
     static const char *const bad[] = {"",
                                       " , ",
                                       "https://a.example/path",
@@ -141,7 +142,7 @@ static void test_origins_checked_at_start(void **state) {
                                       "https://a.example, x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        if (edge_origins_check(bad[i], err, sizeof(err)) == 0)
+        if (origins_check(bad[i], err, sizeof(err)) == 0)
             fail_msg("'%s' accepted", bad[i]);
         assert_non_null(strstr(err, "RRM_ALLOWED_ORIGINS"));
     }
