@@ -481,6 +481,23 @@ void session_restore_all(struct app *app) {
     free(ss);
 }
 
+size_t session_each_member(struct app *app, size_t max,
+                           void (*fn)(const struct room_conn *c, void *arg), void *arg) {
+    struct session **ss;
+    size_t n = local_sessions(app, &ss), members = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ss[i]->joined)
+            continue;
+        if (members++ < max) {
+            char conn[CONNID_MAX];
+            struct room_conn c = room_conn_of(ss[i], conn, sizeof(conn));
+            fn(&c, arg);
+        }
+    }
+    free(ss);
+    return members;
+}
+
 void session_drain_all(struct app *app) {
     struct session **ss;
     size_t n = local_sessions(app, &ss);

@@ -26,6 +26,11 @@ extern const struct room_ops session_room_ops;
  * Redis came back or the cluster declared this node dead. */
 void session_restore_all(struct app *app);
 
+/* Calls fn for at most max local sessions that hold a room membership, as room.c knows them (the
+ * strings are borrowed for the call). Returns how many sessions hold one in all. */
+size_t session_each_member(struct app *app, size_t max,
+                           void (*fn)(const struct room_conn *c, void *arg), void *arg);
+
 /* Drains every local session (session_drain). */
 void session_drain_all(struct app *app);
 

@@ -7,6 +7,7 @@
 #include "fanout.h"
 #include "keys.h"
 #include "redis_loop.h"
+#include "session.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -109,6 +110,35 @@ static void clients(struct app *app, struct textbuf *r) {
     textbuf_add(r, "</table>\n");
 }
 
+/* This node's connections listed at most on /status. */
+#define STATUS_LOCAL_CONNS 2000
+
+static void status_conn(const struct room_conn *c, void *arg) {
+    struct textbuf *r = arg;
+    textbuf_add(r, "<tr><td>");
+    textbuf_add_html(r, c->device_id, strlen(c->device_id));
+    textbuf_add(r, "</td><td>");
+    textbuf_add_html(r, c->identity, strlen(c->identity));
+    textbuf_add(r, "</td><td>");
+    textbuf_add_html(r, c->room_id, strlen(c->room_id));
+    textbuf_add(r, "</td><td>");
+    textbuf_add_html(r, c->ip, strlen(c->ip));
+    textbuf_add(r, "</td><td>");
+    textbuf_add_html(r, c->conn_id, c->conn_id_len);
+    textbuf_add(r, "</td></tr>\n");
+}
+
+/* This node's connections in rooms, with the client address each was accepted from (behind
+ * trusted proxies, the real one: what the archive records as client_ip). */
+static void connections(struct app *app, struct textbuf *r) {
+    textbuf_add(r, "<h2>Connections on this node</h2>\n<table border=\"1\"><tr><th>device</th>"
+                   "<th>identity</th><th>room</th><th>client address</th><th>conn</th></tr>\n");
+    size_t n = session_each_member(app, STATUS_LOCAL_CONNS, status_conn, r);
+    textbuf_add(r, "</table>\n");
+    if (n > STATUS_LOCAL_CONNS)
+        textbuf_add(r, "<p>(%d of %zu connections listed)</p>\n", STATUS_LOCAL_CONNS, n);
+}
+
 /* The page: this node, then the cluster as Redis knows it (cluster NULL: unavailable). */
 static void page(struct app *app, struct textbuf *r, const redisReply *cluster) {
     textbuf_add(r, "<!doctype html><html><head><meta charset=\"utf-8\"><title>rrm ");
@@ -124,6 +154,7 @@ static void page(struct app *app, struct textbuf *r, const redisReply *cluster) 
     fanout_each_room(app->fanout, status_room, &c);
     textbuf_add(r, "</table>\n");
     clients(app, r);
+    connections(app, r);
     textbuf_add(r, "<h2>Cluster</h2>\n");
     if (!cluster || cluster->type != REDIS_REPLY_ARRAY) {
         textbuf_add(r, "<p>unavailable: the cluster store did not answer</p>\n");

@@ -204,6 +204,9 @@ static void test_endpoints_by_port(void **state) {
     char *page = NULL;
     assert_int_equal(http_get("127.0.0.1", admin, "/status", &page), 200);
     assert_non_null(strstr(page, "admin-room"));
+    /* the node's connections, each with the client address it was accepted from */
+    assert_non_null(strstr(page, "<tr><td>admin-1</td>"));
+    assert_non_null(strstr(strstr(page, "<tr><td>admin-1</td>"), "<td>127.0.0.1</td>"));
     free(page);
     assert_true(fe_metric(admin, "rrm_connections") >= 1);
 }
