@@ -9,7 +9,8 @@
  *  - RRM_MAX_CONNECTIONS_PER_IP and the handshake rate per address: 429 with Retry-After, other
  *    addresses unaffected, a closed connection frees its slot, a proxy's clients counted apart;
  *  - Debian's nginx in front of two nodes with the configuration of the README's "Behind nginx,
- *    with TLS" (its map and location blocks are read from README.md): clients on both nodes relay
+ *    with TLS" (its map block and its server block, `listen 443 ssl` and certificate lines
+ *    included, are read from README.md): over ws:// and over wss://, clients on both nodes relay
  *    to each other and are archived with their own address, not nginx's.
  */
 #ifndef _GNU_SOURCE
@@ -18,6 +19,7 @@
 
 #include "fe_harness.h"
 #include "proc.h"
+#include "tls_certs.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -67,15 +69,17 @@ static int setup_nginx(void **state) {
     return start(state, env, 2);
 }
 
-/* Connects from src to port with the extra header lines, identifies as device in room and waits
- * for the answers. The node that answered goes to node_out (16 bytes, may be NULL). Registered
- * with the cluster; NULL on failure. */
-static struct wsc *join_from(struct fe_cluster *c, const char *src, int port,
-                             const char *const headers[], const char *device, const char *room,
-                             char *node_out) {
-    struct wsc *ws = fe_track(c, wsc_connect_from(src, "127.0.0.1", port, "/", headers, T));
+/* Connects from src to port (over TLS, verified as tls says, unless tls is NULL) with the extra
+ * header lines, identifies as device in room and waits for the answers. The node that answered
+ * goes to node_out (16 bytes, may be NULL). Registered with the cluster; NULL on failure. */
+static struct wsc *join_tls_from(struct fe_cluster *c, const char *src, int port,
+                                 const struct wsc_tls *tls, const char *const headers[],
+                                 const char *device, const char *room, char *node_out) {
+    struct wsc *ws =
+        fe_track(c, tls ? wsc_connect_tls_from(src, "127.0.0.1", port, "/", tls, headers, T)
+                        : wsc_connect_from(src, "127.0.0.1", port, "/", headers, T));
     if (!ws) {
-        fprintf(stderr, "join_from: %s cannot connect to port %d\n", src, port);
+        fprintf(stderr, "join: %s cannot connect to port %d%s\n", src, port, tls ? " (TLS)" : "");
         return NULL;
     }
     if (fe_send_json(ws, json_pack("{s:s, s:s}", "device_id", device, "room_id", room)) < 0)
@@ -88,6 +92,13 @@ static struct wsc *join_from(struct fe_cluster *c, const char *src, int port,
     json_decref(conn);
     json_decref(r);
     return ok ? ws : NULL;
+}
+
+/* join_tls_from over plain ws. */
+static struct wsc *join_from(struct fe_cluster *c, const char *src, int port,
+                             const char *const headers[], const char *device, const char *room,
+                             char *node_out) {
+    return join_tls_from(c, src, port, NULL, headers, device, room, node_out);
 }
 
 /* The ip of device's (last) connect event in the archive stream, copied to out (64 bytes);
@@ -307,39 +318,105 @@ static void test_handshake_rate(void **state) {
 struct nginx {
     pid_t pid;
     char *dir;
-    int port; /* plain HTTP/ws listener on 127.0.0.1 */
+    int port;              /* plain HTTP/ws listener on 127.0.0.1 */
+    int tls_port;          /* the README's `listen 443 ssl` listener, on 127.0.0.1 */
+    struct tls_certs *tls; /* the CA and nginx's certificate */
+    struct tls_cert_files cert;
 };
 
 /* The test's nginx, stopped by the teardown also when an assertion ends the test early. */
 static struct nginx proxy;
 
 /* The block of text starting at the first line of `from` that begins with `start` (after
- * spaces) up to its matching closing brace, appended to f; -1 if absent. */
-static int copy_block(FILE *f, const char *from, const char *start) {
+ * spaces) up to its matching closing brace: its first character, its length in *len; NULL if
+ * absent. */
+static const char *find_block(const char *from, const char *start, size_t *len) {
     const char *p = from;
     while (*p) {
         const char *line = p;
         p += strspn(p, " \t");
         if (strncmp(p, start, strlen(start)) == 0) {
             int depth = 0, seen = 0;
-            const char *q = line;
-            for (; *q; q++) {
+            for (const char *q = line; *q; q++) {
                 if (*q == '{') {
                     depth++;
                     seen = 1;
                 } else if (*q == '}' && --depth == 0 && seen) {
-                    fprintf(f, "%.*s\n", (int)(q + 1 - line), line);
-                    return 0;
+                    *len = (size_t)(q + 1 - line);
+                    return line;
                 }
             }
-            return -1;
+            return NULL;
         }
         p = strchr(p, '\n');
         if (!p)
             break;
         p++;
     }
-    return -1;
+    return NULL;
+}
+
+/* find_block's block, appended to f; -1 if absent. */
+static int copy_block(FILE *f, const char *from, const char *start) {
+    size_t len;
+    const char *b = find_block(from, start, &len);
+    if (!b)
+        return -1;
+    fprintf(f, "%.*s\n", (int)len, b);
+    return 0;
+}
+
+/* The README's server block, appended to f line by line as it is, except: its `listen 443 ...`
+ * lines listen on 127.0.0.1:n->tls_port (the rest of the line kept), its certificate and key are
+ * the test's, and the plain listener on n->port and `proxy_bind PROXY` come first. -1 (said why)
+ * unless the block has a `listen 443 ssl` line and both certificate lines. */
+static int copy_server(FILE *f, const char *readme, const struct nginx *n) {
+    size_t len;
+    const char *b = find_block(readme, "server {", &len);
+    if (!b) {
+        fprintf(stderr, "nginx_start: the README's nginx block has no server block\n");
+        return -1;
+    }
+    int listen_ssl = 0, cert = 0, key = 0, bad = 0;
+    for (const char *p = b, *end = b + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        size_t ind = strspn(p, " \t");
+        const char *t = p + ind;
+        int tl = (int)(ll - ind);
+        if (p == b) {
+            fprintf(f, "%.*s\n", (int)ll, p);
+            fprintf(f, "    listen 127.0.0.1:%d;\n    proxy_bind %s;\n", n->port, PROXY);
+        } else if (strncmp(t, "listen ", 7) == 0) {
+            if (strncmp(t, "listen 443 ssl", 14) == 0 && (t[14] == ' ' || t[14] == ';')) {
+                fprintf(f, "%.*slisten 127.0.0.1:%d%.*s\n", (int)ind, p, n->tls_port, tl - 10,
+                        t + 10);
+                listen_ssl++;
+            } else {
+                fprintf(stderr, "nginx_start: README listen line not covered by the test: %.*s\n",
+                        tl, t);
+                bad = 1;
+            }
+        } else if (strncmp(t, "ssl_certificate ", 16) == 0) {
+            fprintf(f, "%.*sssl_certificate %s;\n", (int)ind, p, n->cert.cert);
+            cert++;
+        } else if (strncmp(t, "ssl_certificate_key ", 20) == 0) {
+            fprintf(f, "%.*sssl_certificate_key %s;\n", (int)ind, p, n->cert.key);
+            key++;
+        } else {
+            fprintf(f, "%.*s\n", (int)ll, p);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (bad || listen_ssl < 1 || cert != 1 || key != 1) {
+        if (!bad)
+            fprintf(stderr,
+                    "nginx_start: the README's server block needs a `listen 443 ssl` line, "
+                    "ssl_certificate and ssl_certificate_key (has %d, %d, %d)\n",
+                    listen_ssl, cert, key);
+        return -1;
+    }
+    return 0;
 }
 
 /* The README's nginx configuration block (malloc'd), or NULL. */
@@ -370,8 +447,8 @@ static char *readme_nginx(void) {
 }
 
 /* Starts nginx in a temp dir in front of every node of c, connecting to them from PROXY, with
- * the README's map and location blocks. A wss listener (once the test client speaks TLS) is one
- * more `listen ... ssl;` line and the ssl_certificate lines in the server block. */
+ * the README's map and server blocks (see copy_server): plain ws on n->port, wss on n->tls_port
+ * with a certificate for 127.0.0.1 from a test CA (tls_certs_ca(n->tls)). */
 static int nginx_start(struct nginx *n, struct fe_cluster *c) {
     memset(n, 0, sizeof(*n));
     char *bin = proc_which("nginx");
@@ -379,11 +456,14 @@ static int nginx_start(struct nginx *n, struct fe_cluster *c) {
     char conf[1024], log[1024];
     n->dir = proc_tmpdir("nginx");
     n->port = proc_free_port();
-    if (!bin || !readme || !n->dir || n->port < 0) {
+    n->tls_port = proc_free_port();
+    n->tls = tls_certs_create(NULL);
+    if (!bin || !readme || !n->dir || n->port < 0 || n->tls_port < 0 || n->tls_port == n->port ||
+        !n->tls || tls_certs_issue(n->tls, "nginx", 1, 1, NULL, &n->cert) < 0) {
         fprintf(stderr, "nginx_start: %s\n",
                 !bin      ? "nginx not found (scripts/lib/deps.sh installs it)"
                 : !readme ? "no ```nginx block in README.md"
-                          : "no temp dir or port");
+                          : "no temp dir, ports or certificate");
         free(bin);
         free(readme);
         return -1;
@@ -405,18 +485,18 @@ static int nginx_start(struct nginx *n, struct fe_cluster *c) {
     for (size_t i = 0; i < sizeof(temps) / sizeof(temps[0]); i++)
         fprintf(f, "    %s_temp_path %s/%s;\n", temps[i], n->dir, temps[i]);
     int rc = copy_block(f, readme, "map $http_upgrade");
+    if (rc < 0)
+        fprintf(stderr, "nginx_start: the README's nginx block lacks the map block\n");
     fprintf(f, "    upstream rrm {\n");
     for (int i = 0; i < fe_nodes(c); i++)
         fprintf(f, "        server 127.0.0.1:%d;\n", fe_port(c, i));
-    fprintf(f, "    }\n    server {\n        listen 127.0.0.1:%d;\n        proxy_bind %s;\n",
-            n->port, PROXY);
+    fprintf(f, "    }\n");
     if (rc == 0)
-        rc = copy_block(f, readme, "location / {");
-    fprintf(f, "    }\n}\n");
+        rc = copy_server(f, readme, n);
+    fprintf(f, "}\n");
     fclose(f);
     free(readme);
     if (rc < 0) {
-        fprintf(stderr, "nginx_start: the README's nginx block lacks the map or location block\n");
         free(bin);
         return -1;
     }
@@ -424,7 +504,7 @@ static int nginx_start(struct nginx *n, struct fe_cluster *c) {
                                 "-e", log,  "-g",   "daemon off;", NULL};
     n->pid = proc_spawn(argv, NULL, log);
     free(bin);
-    if (n->pid < 0 || proc_wait_port(n->port, T) < 0) {
+    if (n->pid < 0 || proc_wait_port(n->port, T) < 0 || proc_wait_port(n->tls_port, T) < 0) {
         fprintf(stderr, "nginx_start: nginx did not start\n");
         proc_dump_file_tail(conf, 4000);
         proc_dump_file_tail(log, 4000);
@@ -443,6 +523,8 @@ static void nginx_stop(struct nginx *n) {
         proc_rmtree(n->dir);
     free(n->dir);
     n->dir = NULL;
+    tls_certs_destroy(n->tls);
+    n->tls = NULL;
 }
 
 static int teardown_nginx(void **state) {
@@ -450,18 +532,17 @@ static int teardown_nginx(void **state) {
     return fe_teardown(state);
 }
 
-static void test_nginx_in_front(void **state) {
-    struct fe_cluster *c = *state;
-    struct nginx *n = &proxy;
-    if (nginx_start(n, c) < 0)
-        fail_msg("nginx did not start");
-    /* clients from 127.0.0.5 through nginx until one is on each node */
+/* Through nginx's listener on port (wss when tls is not NULL): clients from 127.0.0.5 until one
+ * is on each node, relaying to each other in room, archived with their own address; a forged
+ * X-Forwarded-For is not believed. Device names start with name. */
+static void check_through_nginx(struct fe_cluster *c, int port, const struct wsc_tls *tls,
+                                const char *name, const char *room) {
     struct wsc *on[2] = {NULL, NULL};
     char dev[2][16];
     for (int i = 0; i < 8 && !(on[0] && on[1]); i++) {
         char device[16], node[16] = "";
-        snprintf(device, sizeof(device), "via-%d", i);
-        struct wsc *ws = join_from(c, "127.0.0.5", n->port, NULL, device, "NGINX", node);
+        snprintf(device, sizeof(device), "%s-%d", name, i);
+        struct wsc *ws = join_tls_from(c, "127.0.0.5", port, tls, NULL, device, room, node);
         if (!ws)
             break;
         int k = strcmp(node, fe_node_id(c, 0)) == 0 ? 0 : 1;
@@ -473,25 +554,39 @@ static void test_nginx_in_front(void **state) {
         snprintf(dev[k], sizeof(dev[k]), "%s", device);
     }
     if (!on[0] || !on[1])
-        fail_msg("nginx did not spread clients over both nodes");
+        fail_msg("%s: nginx did not spread clients over both nodes", name);
     /* they relay to each other across the nodes */
     fe_send_text(on[0], "through nginx to b");
-    fe_expect_text(on[1], dev[0], "NGINX", "through nginx to b");
+    fe_expect_text(on[1], dev[0], room, "through nginx to b");
     fe_send_text(on[1], "through nginx to a");
-    fe_expect_text(on[0], dev[1], "NGINX", "through nginx to a");
+    fe_expect_text(on[0], dev[1], room, "through nginx to a");
     /* archived with the client's address, not nginx's */
     char ip[64];
     for (int k = 0; k < 2; k++) {
         assert_int_equal(connect_ip(c, dev[k], ip), 0);
-        assert_string_equal(ip, "127.0.0.5");
+        if (strcmp(ip, "127.0.0.5") != 0)
+            fail_msg("%s: archived ip '%s', want '127.0.0.5'", dev[k], ip);
     }
     /* a client forging the header through nginx: nginx appends the real address */
     static const char *const forged[] = {"X-Forwarded-For: 203.0.113.77", NULL};
-    struct wsc *f = join_from(c, "127.0.0.6", n->port, forged, "via-forged", "NGINX", NULL);
-    assert_non_null(f);
-    assert_int_equal(connect_ip(c, "via-forged", ip), 0);
-    assert_string_equal(ip, "127.0.0.6");
+    char device[24];
+    snprintf(device, sizeof(device), "%s-forged", name);
+    assert_non_null(join_tls_from(c, "127.0.0.6", port, tls, forged, device, room, NULL));
+    assert_int_equal(connect_ip(c, device, ip), 0);
+    if (strcmp(ip, "127.0.0.6") != 0)
+        fail_msg("%s: archived ip '%s', want '127.0.0.6'", device, ip);
     fe_close_all(c);
+}
+
+static void test_nginx_in_front(void **state) {
+    struct fe_cluster *c = *state;
+    struct nginx *n = &proxy;
+    if (nginx_start(n, c) < 0)
+        fail_msg("nginx did not start");
+    check_through_nginx(c, n->port, NULL, "via", "NGINX");
+    /* the same over wss://, nginx's certificate verified against the test CA */
+    const struct wsc_tls tls = {.ca_file = tls_certs_ca(n->tls), .server_name = NULL};
+    check_through_nginx(c, n->tls_port, &tls, "wss", "NGINX-WSS");
     nginx_stop(n);
 }
 

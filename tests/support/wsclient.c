@@ -582,10 +582,16 @@ struct wsc *wsc_connect_from(const char *src, const char *host, int port, const 
 
 struct wsc *wsc_connect_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
                             const char *const extra_headers[], int timeout_ms) {
+    return wsc_connect_tls_from(NULL, host, port, path, tls, extra_headers, timeout_ms);
+}
+
+struct wsc *wsc_connect_tls_from(const char *src, const char *host, int port, const char *path,
+                                 const struct wsc_tls *tls, const char *const extra_headers[],
+                                 int timeout_ms) {
     struct wsc *ws;
     if (!tls)
         return NULL;
-    connect_common(NULL, host, port, path, tls, extra_headers, timeout_ms, &ws);
+    connect_common(src, host, port, path, tls, extra_headers, timeout_ms, &ws);
     return ws;
 }
 

@@ -134,6 +134,11 @@ struct wsc_cert_info {
 struct wsc *wsc_connect_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
                             const char *const extra_headers[], int timeout_ms);
 
+/* wsc_connect_tls from the local address src (see wsc_connect_from). */
+struct wsc *wsc_connect_tls_from(const char *src, const char *host, int port, const char *path,
+                                 const struct wsc_tls *tls, const char *const extra_headers[],
+                                 int timeout_ms);
+
 /* wsc_probe_upgrade over TLS; -EPROTO when the TLS handshake or verification failed. */
 int wsc_probe_upgrade_tls(const char *host, int port, const char *path, const struct wsc_tls *tls,
                           const char *const extra_headers[], int timeout_ms);
