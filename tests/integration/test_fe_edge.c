@@ -76,40 +76,9 @@ static int connect_from(const char *src, int port) {
     return fd;
 }
 
-/* Sends req on a new connection and reads the response head into head (cap bytes). Returns the
- * HTTP status, -ECONNRESET if the server closed without an answer, or -ETIMEDOUT. */
+/* Sends req on a new connection and reads the response head into head (cap bytes). */
 static int exchange(int port, const char *req, char *head, size_t cap) {
-    int fd = proc_tcp_connect("127.0.0.1", port, T);
-    if (fd < 0)
-        return fd;
-    head[0] = '\0';
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-        close(fd);
-        return -ECONNRESET;
-    }
-    size_t len = 0;
-    int64_t deadline = proc_now_ms() + T;
-    int ret = -ETIMEDOUT;
-    while (proc_now_ms() < deadline) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, proc_remaining_ms(deadline)) <= 0)
-            continue;
-        ssize_t n = recv(fd, head + len, cap - 1 - len, 0);
-        if (n <= 0) {
-            ret = -ECONNRESET;
-            break;
-        }
-        len += (size_t)n;
-        head[len] = '\0';
-        char *end = strstr(head, "\r\n\r\n");
-        if (end || len == cap - 1) {
-            int code = 0;
-            ret = sscanf(head, "HTTP/%*d.%*d %d", &code) == 1 ? code : -EPROTO;
-            break;
-        }
-    }
-    close(fd);
-    return ret;
+    return proc_http_exchange(NULL, port, req, T, head, cap);
 }
 
 /* Status of an upgrade request with the given extra header lines ("Name: value\r\n"...). */

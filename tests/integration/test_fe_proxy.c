@@ -190,36 +190,7 @@ static int raw_upgrade(const char *src, int port, const char *extra, char *head,
              "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
              extra ? extra : "");
-    int fd = proc_tcp_connect_from(src, "127.0.0.1", port, T);
-    if (fd < 0)
-        return fd;
-    head[0] = '\0';
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
-        close(fd);
-        return -ECONNRESET;
-    }
-    size_t len = 0;
-    int64_t deadline = proc_now_ms() + T;
-    int ret = -ETIMEDOUT;
-    while (proc_remaining_ms(deadline) > 0) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, proc_remaining_ms(deadline)) <= 0)
-            continue;
-        ssize_t n = recv(fd, head + len, cap - 1 - len, 0);
-        if (n <= 0) {
-            ret = -ECONNRESET;
-            break;
-        }
-        len += (size_t)n;
-        head[len] = '\0';
-        if (strstr(head, "\r\n\r\n") || len == cap - 1) {
-            int code = 0;
-            ret = sscanf(head, "HTTP/%*d.%*d %d", &code) == 1 ? code : -EPROTO;
-            break;
-        }
-    }
-    close(fd);
-    return ret;
+    return proc_http_exchange(src, port, req, T, head, cap);
 }
 
 /* A refusal for the address's limits: 429 with a Retry-After of at least a second. */

@@ -766,3 +766,37 @@ void proc_dump_file_tail(const char *path, size_t max_bytes) {
     fprintf(stderr, "\n---- end of %s ----\n", path);
     close(fd);
 }
+
+int proc_http_exchange(const char *src, int port, const char *req, int timeout_ms, char *head,
+                       size_t cap) {
+    int fd = proc_tcp_connect_from(src, "127.0.0.1", port, timeout_ms);
+    if (fd < 0)
+        return fd;
+    head[0] = '\0';
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -ECONNRESET;
+    }
+    size_t len = 0;
+    int64_t deadline = proc_now_ms() + timeout_ms;
+    int ret = -ETIMEDOUT;
+    while (proc_remaining_ms(deadline) > 0) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, proc_remaining_ms(deadline)) <= 0)
+            continue;
+        ssize_t n = recv(fd, head + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            ret = -ECONNRESET;
+            break;
+        }
+        len += (size_t)n;
+        head[len] = '\0';
+        if (strstr(head, "\r\n\r\n") || len == cap - 1) {
+            int code = 0;
+            ret = sscanf(head, "HTTP/%*d.%*d %d", &code) == 1 ? code : -EPROTO;
+            break;
+        }
+    }
+    close(fd);
+    return ret;
+}

@@ -121,6 +121,16 @@ int proc_rmtree(const char *dir);
 int proc_http_get(int port, const char *path, int timeout_ms, int *status, char **body);
 
 /*
+ * Sends the raw request req on a new connection to 127.0.0.1:port (from the
+ * local address src unless NULL) and reads the response head into head (cap
+ * bytes, NUL-terminated; what fits when the head is longer). Returns the HTTP
+ * status, -ECONNRESET if the server closed without an answer, -EPROTO for an
+ * answer that is not HTTP, or -ETIMEDOUT after timeout_ms.
+ */
+int proc_http_exchange(const char *src, int port, const char *req, int timeout_ms, char *head,
+                       size_t cap);
+
+/*
  * Print (to stderr) the last max_bytes of the file at path, prefixed by a
  * header line naming it. Used to show server logs when a test helper fails.
  */
