@@ -3,7 +3,7 @@
  * short Redis outage, and the node's closes reach the client:
  *  - a burst over RRM_MAX_MSGS_PER_SEC is slowed (reading paused), not refused;
  *  - while Redis is stopped a ready client's frames wait (RRM_REDIS_HOLD_MS) and go once it is
- *    back; an outage longer than the hold is answered `unavailable`;
+ *    back; an outage longer than the hold is answered `unavailable`; a drain frees a held frame;
  *  - after a policy close (1009 for a 4 MiB frame, 1008 for an invalid identify followed by
  *    more data) the client receives the close frame, never a reset.
  */
@@ -39,6 +39,11 @@ static int setup_defaults(void **state) {
 
 static int setup_long_hold(void **state) {
     static const char *const env[] = {"RRM_REDIS_HOLD_MS=20000", "RRM_MAX_MSGS_PER_SEC=1000", NULL};
+    return start(state, env);
+}
+
+static int setup_drain_while_holding(void **state) {
+    static const char *const env[] = {"RRM_REDIS_HOLD_MS=20000", "RRM_DRAIN_TIMEOUT_MS=1000", NULL};
     return start(state, env);
 }
 
@@ -265,6 +270,32 @@ static void test_redis_outage_longer_than_hold(void **state) {
     fe_expect_text(b, "out-a", room, "after"); /* and nothing of the refused ones before it */
 }
 
+/* SIGTERM while a frame is held: the client is told "draining" and closed with 1001 (the held
+ * frame is dropped with the connection, not answered), and the node exits cleanly (the
+ * sanitizer build checks that nothing leaked). */
+static void test_drain_while_holding(void **state) {
+    struct fe_cluster *c = *state;
+    int admin = fe_admin_port(c, 0);
+    struct wsc *a = fe_join(c, 0, "drain-a", NULL, NULL, NULL);
+    assert_non_null(a);
+    redis_signal(c, SIGSTOP);
+    if (fe_wait_ready(fe_port(c, 0), 503, 15000) != 0) {
+        redis_signal(c, SIGCONT);
+        fail_msg("the node did not notice that Redis stopped");
+    }
+    fe_send_text(a, "held");
+    long long held = fe_wait_metric(admin, "rrm_read_paused_connections", 1, T);
+    assert_int_equal(fe_node_signal(c, 0, SIGTERM), 0);
+    int r = fe_expect_error(a, "draining", T);
+    int code = fe_expect_close(a, T);
+    int status = fe_node_wait(c, 0, 20000);
+    redis_signal(c, SIGCONT);
+    assert_int_equal(held, 1);
+    assert_int_equal(r, 0);
+    assert_int_equal(code, 1001);
+    assert_int_equal(status, 0);
+}
+
 /* The close code after any relayed frames; 1006 for a reset, negative for another failure. */
 static int close_after_relays(struct wsc *ws) {
     for (;;) {
@@ -386,6 +417,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_redis_blip_loses_nothing, setup_long_hold,
                                         fe_teardown),
         cmocka_unit_test_setup_teardown(test_redis_outage_longer_than_hold, setup_short_hold,
+                                        fe_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_while_holding, setup_drain_while_holding,
                                         fe_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_close_arrives, setup_defaults, fe_teardown),
         cmocka_unit_test_setup_teardown(test_too_big_close_arrives_slowly, setup_defaults,
