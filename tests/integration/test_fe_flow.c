@@ -144,7 +144,9 @@ static void exchange(struct wsc *ws[SENDERS], int next[SENDERS], int n) {
 
 /* Redis stopped for 2 s (links stay up: the frames wait in Redis's socket), then stopped until
  * the node sees its link down (the frames wait in the node): under traffic from three clients
- * nothing is lost, reordered or refused. */
+ * nothing is lost, reordered or refused. SIGSTOP stands for DEBUG SLEEP, which Redis 7 refuses
+ * by default (enable-debug-command no); either way the link survives a pause shorter than its
+ * PING timeout (3 s), and only a longer one takes it down. */
 static void test_redis_blip_loses_nothing(void **state) {
     struct fe_cluster *c = *state;
     int admin = fe_admin_port(c, 0), port = fe_port(c, 0);
