@@ -16,6 +16,8 @@ const char *const app_error_codes[] = {
 };
 const size_t app_error_code_count = sizeof(app_error_codes) / sizeof(app_error_codes[0]);
 
+const char *const app_pause_reasons[APP_PAUSES] = {"rate", "redis"};
+
 const char *const app_refusal_reasons[APP_REFUSALS] = {
     [APP_REFUSED_VERSION] = "version", [APP_REFUSED_BAD_REQUEST] = "bad_request",
     [APP_REFUSED_ORIGIN] = "origin",   [APP_REFUSED_ADMIN_PORT] = "admin_port",

@@ -33,6 +33,15 @@ enum app_refusal {
 };
 extern const char *const app_refusal_reasons[APP_REFUSALS];
 
+/* Why the node stopped reading a client's socket; the label of rrm_read_paused_seconds_total
+ * (names in app_pause_reasons, same order). */
+enum app_pause {
+    APP_PAUSE_RATE,  /* over max-msgs-per-sec or max-bytes-per-sec: until the buckets refill */
+    APP_PAUSE_REDIS, /* a message held while Redis is unreachable (redis-hold-ms) */
+    APP_PAUSES
+};
+extern const char *const app_pause_reasons[APP_PAUSES];
+
 /* Counters exported by /metrics and the status record. */
 struct fe_stats {
     uint64_t connections_total;   /* WebSocket connections accepted */
@@ -66,6 +75,13 @@ struct fe_stats {
     uint64_t auth_failures[AUTH_RESULT_COUNT]; /* tokens refused, by enum auth_result */
     uint64_t auth_refreshes;                   /* tokens replaced by a refresh */
     uint64_t auth_expired;                     /* connections closed at their token's exp */
+    /* Reading paused, by enum app_pause: milliseconds of the pauses that ended; the pauses in
+     * progress and the sum of their start times (monotonic ms), so that a scrape can add what
+     * they have lasted so far without visiting them. */
+    uint64_t paused_ms[APP_PAUSES];
+    uint64_t pauses_now[APP_PAUSES];
+    int64_t pauses_since_sum[APP_PAUSES];
+    uint64_t paused_connections; /* connections paused for any of them */
 };
 
 extern const char *const app_error_codes[];

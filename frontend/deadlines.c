@@ -59,3 +59,10 @@ void deadline_start(struct deadlines *q, struct deadline *d) {
 void deadline_stop(struct deadline *d) {
     lws_dll2_remove(&d->link);
 }
+
+void deadlines_each(struct deadlines *q, void (*fn)(struct deadline *d, void *arg), void *arg) {
+    lws_start_foreach_dll_safe(struct lws_dll2 *, p, p1, lws_dll2_get_head(&q->armed)) {
+        fn(lws_container_of(p, struct deadline, link), arg);
+    }
+    lws_end_foreach_dll_safe(p, p1);
+}

@@ -41,4 +41,7 @@ void deadline_start(struct deadlines *q, struct deadline *d);
 /* Disarms d; nothing happens if it is not armed. */
 void deadline_stop(struct deadline *d);
 
+/* Calls fn for every armed deadline, oldest first; fn may stop d (and no other). */
+void deadlines_each(struct deadlines *q, void (*fn)(struct deadline *d, void *arg), void *arg);
+
 #endif

@@ -1,4 +1,4 @@
-/* A min-heap of wall-clock deadlines on one lws timer (see expiry.h). */
+/* A min-heap of deadlines on one lws timer (see expiry.h). */
 #include "expiry.h"
 
 #include "util.h"
@@ -47,7 +47,7 @@ static void sift_down(struct expiry *q, size_t i) {
 static void schedule(struct expiry *q) {
     if (q->n == 0 || (q->sul_at_ms && q->sul_at_ms <= q->heap[0]->at_ms))
         return;
-    int64_t wait_ms = q->heap[0]->at_ms - util_now_ms();
+    int64_t wait_ms = q->heap[0]->at_ms - q->now_ms();
     q->sul_at_ms = q->heap[0]->at_ms;
     lws_sul_schedule(q->cx, 0, &q->sul, fire,
                      (lws_usec_t)(wait_ms > 0 ? wait_ms : 0) * LWS_US_PER_MS);
@@ -55,7 +55,7 @@ static void schedule(struct expiry *q) {
 
 static void fire(lws_sorted_usec_list_t *sul) {
     struct expiry *q = lws_container_of(sul, struct expiry, sul);
-    int64_t now = util_now_ms();
+    int64_t now = q->now_ms();
     q->sul_at_ms = 0;
     while (q->n > 0 && q->heap[0]->at_ms <= now) {
         struct expiry_entry *e = q->heap[0];
@@ -67,8 +67,14 @@ static void fire(lws_sorted_usec_list_t *sul) {
 
 void expiry_init(struct expiry *q, struct lws_context *cx,
                  void (*expired)(struct expiry_entry *e, void *arg), void *arg) {
+    expiry_init_clock(q, cx, util_now_ms, expired, arg);
+}
+
+void expiry_init_clock(struct expiry *q, struct lws_context *cx, int64_t (*now_ms)(void),
+                       void (*expired)(struct expiry_entry *e, void *arg), void *arg) {
     memset(q, 0, sizeof(*q));
     q->cx = cx;
+    q->now_ms = now_ms;
     q->expired = expired;
     q->arg = arg;
 }

@@ -1,4 +1,5 @@
-/* Deadlines at arbitrary wall-clock times (token expiry): a binary min-heap of the entries the
+/* Deadlines at arbitrary times in milliseconds, on the wall clock (token expiry) or the monotonic
+ * one (when a paused connection may read again): a binary min-heap of the entries the
  * owner embeds in whatever it times, served by one lws timer due at the earliest. Adding,
  * moving or removing an entry is O(log n) and touches lws's sorted timer list only when the
  * earliest time moves earlier; a timer per connection would cost a walk of that list each (see
@@ -14,12 +15,13 @@
 #include <stdint.h>
 
 struct expiry_entry {
-    int64_t at_ms; /* wall clock */
+    int64_t at_ms; /* on the heap's clock */
     size_t slot;   /* index in the heap + 1; 0 when not armed */
 };
 
 struct expiry {
     struct lws_context *cx;
+    int64_t (*now_ms)(void); /* the clock at_ms is on */
     /* Called once per entry whose time passed, already disarmed; it may arm or disarm others. */
     void (*expired)(struct expiry_entry *e, void *arg);
     void *arg;
@@ -29,14 +31,19 @@ struct expiry {
     int64_t sul_at_ms; /* when sul is due; 0 when it is not scheduled */
 };
 
+/* A heap on the wall clock (util_now_ms). */
 void expiry_init(struct expiry *q, struct lws_context *cx,
                  void (*expired)(struct expiry_entry *e, void *arg), void *arg);
+
+/* A heap on the clock now_ms (e.g. util_mono_ms). */
+void expiry_init_clock(struct expiry *q, struct lws_context *cx, int64_t (*now_ms)(void),
+                       void (*expired)(struct expiry_entry *e, void *arg), void *arg);
 
 /* Cancels the timer and frees the heap; armed entries are forgotten. */
 void expiry_fini(struct expiry *q);
 
-/* Arms e for at_ms (wall clock), or moves it there if it is armed. -1 when out of memory (e is
- * then left as it was). */
+/* Arms e for at_ms (on the heap's clock), or moves it there if it is armed. -1 when out of memory
+ * (e is then left as it was). */
 int expiry_set(struct expiry *q, struct expiry_entry *e, int64_t at_ms);
 
 /* Disarms e; nothing happens if it is not armed. */

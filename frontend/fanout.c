@@ -240,6 +240,10 @@ void fanout_link_down(struct fanout *f) {
     free(rooms);
 }
 
+int fanout_member_ready(const struct fanout_member *m) {
+    return m->room && m->room->sub == SUB_ACTIVE;
+}
+
 size_t fanout_room_count(const struct fanout *f) {
     return hmap_count(f->rooms);
 }

@@ -49,6 +49,9 @@ void fanout_destroy(struct fanout *f);
  * at once if the room is already subscribed. Returns 0 or -1 on allocation failure. */
 int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, const char *room);
 
+/* 1 if m's room is subscribed (the node receives its messages now), else 0. */
+int fanout_member_ready(const struct fanout_member *m);
+
 /* Removes m from its local room, unsubscribing after the last member. Safe if not joined. */
 void fanout_leave(struct fanout *f, struct fanout_member *m);
 

@@ -65,6 +65,7 @@ static void became_ready(struct app *app) {
     if (app_redis_ready(app)) {
         log_msg(&app->log, LOG_INFO, "cluster store ready");
         node_redis_up(app->node);
+        session_redis_ready(app);
     }
 }
 

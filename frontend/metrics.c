@@ -81,6 +81,20 @@ void metrics_write(struct app *app, struct textbuf *r) {
            "Upgrades from a trusted proxy whose X-Forwarded-For or X-Real-IP held something "
            "that is not an address.",
            st->forwarded_malformed);
+    textbuf_add(r,
+                "# HELP rrm_read_paused_seconds_total Time connections spent with reading paused "
+                "(backpressure), by reason: rate (over the per-connection rates) or redis (a "
+                "message held while Redis was unreachable).\n"
+                "# TYPE rrm_read_paused_seconds_total counter\n");
+    int64_t now = util_mono_ms();
+    for (int i = 0; i < APP_PAUSES; i++) {
+        int64_t ms =
+            (int64_t)st->paused_ms[i] + (int64_t)st->pauses_now[i] * now - st->pauses_since_sum[i];
+        textbuf_add(r, "rrm_read_paused_seconds_total{reason=\"%s\"} %.3f\n", app_pause_reasons[i],
+                    (double)ms / 1000.0);
+    }
+    metric(r, "rrm_read_paused_connections", "gauge",
+           "Connections whose reading is paused now (rate or redis).", st->paused_connections);
     metric(r, "rrm_redis_unavailable_total", "counter", "Actions refused while Redis was down.",
            st->redis_errors);
     metric(r, "rrm_reaped_members_total", "counter", "Members of dead nodes removed here.",

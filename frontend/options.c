@@ -38,12 +38,19 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("max-frame-bytes", max_frame_bytes, "65536", 64, 16 * 1024 * 1024,
             "largest client message; larger ones close the connection with 1009"),
     OPT_INT("max-msgs-per-sec", max_msgs_per_sec, "100", 1, 1000000,
-            "messages per second per connection (burst of the same size); excess is refused"),
+            "messages per second per connection (burst of the same size); above it the node stops "
+            "reading the connection until the rate allows the next message"),
     OPT_INT("max-bytes-per-sec", max_bytes_per_sec, "1048576", 64, 1024L * 1024 * 1024,
-            "message bytes per second per connection (burst of the same size); excess is "
-            "refused"),
+            "message bytes per second per connection (burst of the same size); above it the node "
+            "stops reading the connection until the bytes are paid for"),
     OPT_INT("identify-timeout-ms", identify_timeout_ms, "10000", 100, 600000,
             "time a new connection has to send its identify frame"),
+    OPT_INT("redis-hold-ms", redis_hold_ms, "5000", 0, 600000,
+            "while Redis is unreachable, how long a client's message waits (reading of that "
+            "connection paused) before it is answered unavailable (0: answered at once)"),
+    OPT_INT("close-timeout-ms", close_timeout_ms, "2000", 100, 5000,
+            "after the node sends a close frame, how long it reads and discards what the client "
+            "still sends, waiting for its close frame, before it cuts the connection"),
     OPT_INT("handshake-timeout-ms", handshake_timeout_ms, "10000", 100, 600000,
             "time a new TCP connection has to complete its WebSocket handshake or HTTP request"),
     OPT_INT("max-handshakes-per-ip", max_handshakes_per_ip, "0", 0, 1000000,

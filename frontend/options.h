@@ -18,6 +18,8 @@ struct fe_options {
     long max_msgs_per_sec;
     long max_bytes_per_sec;
     long identify_timeout_ms;
+    long redis_hold_ms;
+    long close_timeout_ms;
     long handshake_timeout_ms;
     long max_handshakes_per_ip;
     char trusted_proxies[2048];

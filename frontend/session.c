@@ -20,6 +20,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Why reading a client's socket is paused (struct session.paused): while any holds, lws reads
+ * nothing more from it and frames it had already read wait in its buffer. */
+enum {
+    PAUSE_RATE = 1 << APP_PAUSE_RATE,   /* over the rates: until the buckets refill */
+    PAUSE_REDIS = 1 << APP_PAUSE_REDIS, /* a message held until Redis is back */
+    PAUSE_IDENTIFY = 1 << APP_PAUSES,   /* the identify script runs (not counted) */
+};
+
+/* A frame kept while Redis is unreachable. */
+struct held {
+    size_t len;
+    int binary;
+    char data[];
+};
+
 enum session_state {
     SS_NEW,         /* waiting for the identify frame */
     SS_IDENTIFYING, /* identify script in flight; reading paused */
@@ -50,6 +65,19 @@ struct session {
     double tokens, byte_tokens;
     int64_t tokens_at_ms;
 
+    /* backpressure */
+    uint8_t paused;                   /* PAUSE_* reasons; reading is off while any is set */
+    uint8_t lingering;                /* close frame handed to lws, which awaits the client's */
+    uint8_t discarding;               /* closing with 1009: reading the rest of the message */
+    uint32_t no_hold_until;           /* a hold timed out: no holds until Redis is back (gen) */
+    int64_t paused_at_ms[APP_PAUSES]; /* monotonic, while paused for that reason */
+    struct expiry_entry resume;       /* in the rate resume heap while PAUSE_RATE */
+    struct held *held;                /* the frame kept while PAUSE_REDIS; owned */
+    struct deadline hold_deadline;    /* in the hold deadlines while a frame is held */
+    /* closing: while discarding, since the last piece of the message; then, since the close
+     * frame was handed to lws, until the client's close */
+    struct deadline close_deadline;
+
     struct outq_client out; /* frames owed to the client (outq.h) */
 
     /* closing */
@@ -74,6 +102,10 @@ struct sessions {
     struct deadlines identify_due; /* connections that have not identified yet */
     uint64_t next_conn;            /* last connection number; conn id = "<node>#<n>" */
     struct expiry token_expiry;    /* identified connections by their token's exp (+ leeway) */
+    struct expiry rate_resume;     /* rate-paused connections by when they may read again */
+    struct deadlines redis_hold;   /* connections holding a frame for Redis, oldest first */
+    struct deadlines close_linger; /* closing connections waiting for the client's close */
+    uint32_t redis_gen;            /* times Redis became ready */
 };
 
 const size_t session_size = sizeof(struct session);
@@ -120,6 +152,63 @@ struct session *session_find_no(struct app *app, uint64_t conn_no) {
 struct session *session_find(struct app *app, const char *conn, size_t len) {
     uint64_t no;
     return connid_parse(app->node_id, conn, len, &no) ? NULL : session_find_no(app, no);
+}
+
+/* ---- reading paused ------------------------------------------------------------------------ */
+
+/* Pauses reading for one more reason. lws applies it at once, also inside a RECEIVE callback: the
+ * rest of what it had read is kept in its buffer and handed over only once reading resumes, so
+ * no frame is seen while paused. */
+static void pause_reading(struct session *s, unsigned why) {
+    if (s->paused & why)
+        return;
+    if (why != PAUSE_IDENTIFY) {
+        struct fe_stats *st = &s->app->stats;
+        int r = why == PAUSE_RATE ? APP_PAUSE_RATE : APP_PAUSE_REDIS;
+        int64_t now = util_mono_ms();
+        s->paused_at_ms[r] = now;
+        st->pauses_now[r]++;
+        st->pauses_since_sum[r] += now;
+        if (!(s->paused & (PAUSE_RATE | PAUSE_REDIS)))
+            st->paused_connections++;
+    }
+    if (!s->paused)
+        lws_rx_flow_control(s->wsi, 0);
+    s->paused |= (uint8_t)why;
+}
+
+/* Drops reasons (a mask); reading resumes when none is left, if tell_lws (not while closed). */
+static void resume_reading_ex(struct session *s, unsigned why, int tell_lws) {
+    why &= s->paused;
+    if (!why)
+        return;
+    struct fe_stats *st = &s->app->stats;
+    int64_t now = util_mono_ms();
+    for (int r = 0; r < APP_PAUSES; r++) {
+        if (!(why & (1u << r)))
+            continue;
+        st->paused_ms[r] += (uint64_t)(now - s->paused_at_ms[r]);
+        st->pauses_now[r]--;
+        st->pauses_since_sum[r] -= s->paused_at_ms[r];
+    }
+    int counted = (s->paused & (PAUSE_RATE | PAUSE_REDIS)) != 0;
+    s->paused &= (uint8_t)~why;
+    if (counted && !(s->paused & (PAUSE_RATE | PAUSE_REDIS)))
+        st->paused_connections--;
+    if (!s->paused && tell_lws)
+        lws_rx_flow_control(s->wsi, 1);
+}
+
+static void resume_reading(struct session *s, unsigned why) {
+    resume_reading_ex(s, why, 1);
+}
+
+/* Forgets the held frame and the rate pause's timer (closing). */
+static void drop_waits(struct session *s) {
+    deadline_stop(&s->hold_deadline);
+    free(s->held);
+    s->held = NULL;
+    expiry_remove(&s->app->sessions->rate_resume, &s->resume);
 }
 
 /* ---- outbound queue ------------------------------------------------------------------------- */
@@ -169,6 +258,10 @@ void session_close(struct session *s, uint16_t code, const char *reason,
     s->close_code = code;
     s->close_reason = reason;
     s->disconnect_reason = disconnect_reason;
+    /* Whatever the client still sends is read and discarded until its close frame arrives: a
+     * socket closed with unread data sends a reset, and the client would lose our close. */
+    drop_waits(s);
+    resume_reading(s, PAUSE_RATE | PAUSE_REDIS | PAUSE_IDENTIFY);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -183,6 +276,10 @@ static void session_drain(struct session *s) {
 
 static void identify_expired(struct deadline *d, void *arg);
 static void token_expired(struct expiry_entry *e, void *arg);
+static void rate_resumed(struct expiry_entry *e, void *arg);
+static void hold_expired(struct deadline *d, void *arg);
+static void release_if_ready(struct deadline *d, void *arg);
+static void close_expired(struct deadline *d, void *arg);
 
 int session_setup(struct app *app) {
     struct sessions *ss = calloc(1, sizeof(*ss));
@@ -198,6 +295,9 @@ int session_setup(struct app *app) {
     deadlines_init(&ss->identify_due, app->cx, app->opt.identify_timeout_ms, identify_expired,
                    NULL);
     expiry_init(&ss->token_expiry, app->cx, token_expired, NULL);
+    expiry_init_clock(&ss->rate_resume, app->cx, util_mono_ms, rate_resumed, NULL);
+    deadlines_init(&ss->redis_hold, app->cx, app->opt.redis_hold_ms, hold_expired, ss);
+    deadlines_init(&ss->close_linger, app->cx, app->opt.close_timeout_ms, close_expired, NULL);
     struct outq_options o = {
         .limit_bytes = (size_t)app->opt.send_queue_bytes,
         .coalesce_above = app->opt.coalesce_above,
@@ -210,6 +310,9 @@ int session_setup(struct app *app) {
 void session_teardown(struct app *app) {
     deadlines_fini(&app->sessions->identify_due);
     expiry_fini(&app->sessions->token_expiry);
+    expiry_fini(&app->sessions->rate_resume);
+    deadlines_fini(&app->sessions->redis_hold);
+    deadlines_fini(&app->sessions->close_linger);
     outq_destroy(app->outq);
     app->outq = NULL;
 }
@@ -223,6 +326,8 @@ void session_free(struct app *app) {
 }
 
 static int on_writeable(struct session *s) {
+    if (s->lingering)
+        return 0; /* lws sent the close frame and awaits the client's; -1 would cut it now */
     if (outq_pending(&s->out)) {
         if (outq_write(s->app->outq, &s->out))
             return -1;
@@ -231,8 +336,15 @@ static int on_writeable(struct session *s) {
         return 0;
     }
     if (s->state == SS_CLOSING && s->close_code) {
+        if (s->discarding)
+            return 0; /* the close goes once the client has sent the whole message */
         lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
+        /* lws sends the close frame, then reads and discards until the client's close (its own
+         * limit is 5 s); close-timeout-ms bounds that wait. */
+        s->lingering = 1;
+        deadline_stop(&s->close_deadline);
+        deadline_start(&s->app->sessions->close_linger, &s->close_deadline);
         return -1;
     }
     return 0;
@@ -248,6 +360,19 @@ static void identify_expired(struct deadline *d, void *arg) {
     s->app->stats.identify_timeouts++;
     session_send_error(s, PROTO_E_IDENTIFY_TIMEOUT, "no identify frame received in time");
     session_close(s, CLOSE_POLICY, "identify timeout", "identify_timeout");
+}
+
+/* The client stopped sending its oversized message: close now. Or it did not answer our close
+ * frame in time: cut the connection. */
+static void close_expired(struct deadline *d, void *arg) {
+    (void)arg;
+    struct session *s = lws_container_of(d, struct session, close_deadline);
+    if (s->discarding) {
+        s->discarding = 0;
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 /* Connections whose token's exp (+ leeway) passed without a refresh. */
@@ -342,6 +467,9 @@ static void on_closed(struct session *s) {
         return;
     deadline_stop(&s->identify_deadline);
     expiry_remove(&app->sessions->token_expiry, &s->expires);
+    drop_waits(s);
+    resume_reading_ex(s, PAUSE_RATE | PAUSE_REDIS | PAUSE_IDENTIFY, 0);
+    deadline_stop(&s->close_deadline);
     char key[24];
     int n = key_of(s->conn_no, key, sizeof(key));
     hmap_del(app->sessions->by_no, key, (size_t)n);
@@ -409,7 +537,7 @@ static void session_room_ready(struct session *s) {
     free(ct);
     free(rt);
     s->state = SS_READY;
-    lws_rx_flow_control(s->wsi, 1);
+    resume_reading(s, PAUSE_IDENTIFY);
 }
 
 /* ---- replies from room.c, by connection number ---------------------------------------------- */
@@ -516,6 +644,8 @@ static void fanout_ready(struct fanout_member *m, void *arg) {
     struct session *s = lws_container_of(m, struct session, member);
     if (s->state == SS_JOINING)
         session_room_ready(s);
+    else if (s->held)
+        release_if_ready(&s->hold_deadline, NULL);
 }
 
 static void fanout_deliver(struct fanout_member *m, struct frame *f, void *arg) {
@@ -693,7 +823,7 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
     s->identified_at_ms = util_now_ms();
     s->state = SS_IDENTIFYING;
     /* Frames sent right behind the identify wait in lws until the room is answered. */
-    lws_rx_flow_control(s->wsi, 0);
+    pause_reading(s, PAUSE_IDENTIFY);
     char conn[CONNID_MAX];
     struct room_conn c = room_conn_of(s, conn, sizeof(conn));
     if (room_identify(s->app, &c)) {
@@ -705,12 +835,12 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
     }
 }
 
-/* Takes one message of len bytes from both buckets; NULL if it may go, else why not. Both limits
- * are per connection: the message rate bounds Redis round trips, the byte rate what one client
- * can push into Redis (and the archive stream) per second. */
-static const char *rate_refusal(struct session *s, size_t len) {
+/* Takes one message of len bytes from both buckets, which may go into debt. Returns how many
+ * milliseconds from now the next message may go (0: at once). Both limits are per connection:
+ * the message rate bounds Redis round trips, the byte rate what one client can push into Redis
+ * (and the archive stream) per second. */
+static int64_t rate_take(struct session *s, size_t len, int64_t now) {
     const struct fe_options *o = &s->app->opt;
-    int64_t now = util_mono_ms();
     double rate = (double)o->max_msgs_per_sec, brate = (double)o->max_bytes_per_sec;
     if (s->tokens_at_ms == 0) {
         s->tokens = rate;
@@ -725,13 +855,26 @@ static const char *rate_refusal(struct session *s, size_t len) {
     if (s->byte_tokens > brate)
         s->byte_tokens = brate;
     s->tokens_at_ms = now;
-    if (s->tokens < 1.0)
-        return "too many messages; this one was dropped";
-    if (s->byte_tokens < (double)len)
-        return "too many bytes per second; this message was dropped";
     s->tokens -= 1.0;
     s->byte_tokens -= (double)len;
-    return NULL;
+    if (s->tokens >= 1.0 && s->byte_tokens >= 0.0)
+        return 0;
+    double wait = s->tokens < 1.0 ? (1.0 - s->tokens) / rate : 0.0;
+    if (-s->byte_tokens / brate > wait)
+        wait = -s->byte_tokens / brate;
+    return (int64_t)(wait * 1000.0) + 1;
+}
+
+/* The buckets allow the next message again. */
+static void rate_resumed(struct expiry_entry *e, void *arg) {
+    (void)arg;
+    resume_reading(lws_container_of(e, struct session, resume), PAUSE_RATE);
+}
+
+/* Over the rate: the message was taken, the next waits in TCP until the buckets refill. */
+static void rate_pause(struct session *s, int64_t at_ms) {
+    if (expiry_set(&s->app->sessions->rate_resume, &s->resume, at_ms) == 0)
+        pause_reading(s, PAUSE_RATE);
 }
 
 /* Answers a message that needs Redis while Redis is unavailable; 1 if it did. */
@@ -744,13 +887,13 @@ static int redis_down(struct session *s) {
     return 1;
 }
 
-static void on_message(struct session *s, const char *buf, size_t len, int binary) {
+/* A frame of a ready client, when it may be handled (Redis up, or no longer waited for). */
+static void handle_message(struct session *s, const char *buf, size_t len, int binary) {
     struct app *app = s->app;
-    const char *refused = rate_refusal(s, len);
-    if (refused) {
-        session_send_error(s, PROTO_E_RATE_LIMITED, refused);
-        return;
-    }
+    int64_t now = util_mono_ms();
+    int64_t wait = rate_take(s, len, now);
+    if (wait)
+        rate_pause(s, now + wait);
     if (binary) {
         if (redis_down(s))
             return;
@@ -811,6 +954,61 @@ static void on_message(struct session *s, const char *buf, size_t len, int binar
     free(prefix);
 }
 
+/* Handles the held frame (Redis is back, or the hold timed out) and resumes reading. */
+static void release_held(struct session *s) {
+    struct held *h = s->held;
+    s->held = NULL;
+    deadline_stop(&s->hold_deadline);
+    if (h)
+        handle_message(s, h->data, h->len, h->binary);
+    free(h);
+    resume_reading(s, PAUSE_REDIS);
+}
+
+/* Redis did not come back within redis-hold-ms: the held frame is answered (unavailable, for
+ * what needs Redis), and later frames are answered at once until Redis is back, so that a client
+ * learns of a long outage once rather than one message per redis-hold-ms. */
+static void hold_expired(struct deadline *d, void *arg) {
+    struct sessions *ss = arg;
+    struct session *s = lws_container_of(d, struct session, hold_deadline);
+    s->no_hold_until = ss->redis_gen + 1;
+    release_held(s);
+}
+
+/* A held frame goes once Redis is ready and the node receives the room's messages again (after
+ * the subscription link came back), so that members here miss none of it. */
+static void release_if_ready(struct deadline *d, void *arg) {
+    (void)arg;
+    struct session *s = lws_container_of(d, struct session, hold_deadline);
+    if (app_redis_ready(s->app) && fanout_member_ready(&s->member))
+        release_held(s);
+}
+
+void session_redis_ready(struct app *app) {
+    app->sessions->redis_gen++;
+    deadlines_each(&app->sessions->redis_hold, release_if_ready, NULL);
+}
+
+/* While Redis is unreachable a ready client's frame is kept (and reading paused behind it) until
+ * Redis is back or redis-hold-ms passed; every frame is, so that answers keep their order. */
+static void on_message(struct session *s, const char *buf, size_t len, int binary) {
+    struct app *app = s->app;
+    if (!app_redis_ready(app) && app->opt.redis_hold_ms > 0 &&
+        s->no_hold_until != app->sessions->redis_gen + 1) {
+        struct held *h = malloc(sizeof(*h) + len);
+        if (h) {
+            h->len = len;
+            h->binary = binary;
+            memcpy(h->data, buf, len);
+            s->held = h;
+            deadline_start(&app->sessions->redis_hold, &s->hold_deadline);
+            pause_reading(s, PAUSE_REDIS);
+            return;
+        }
+    }
+    handle_message(s, buf, len, binary);
+}
+
 static void on_frame(struct session *s, const char *buf, size_t len, int binary) {
     s->app->stats.bytes_in += len;
     switch (s->state) {
@@ -828,6 +1026,22 @@ static void on_frame(struct session *s, const char *buf, size_t len, int binary)
 static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t len) {
     const void *msg;
     size_t n;
+    if (s->state == SS_CLOSING) {
+        /* Our close is on its way: read and discard until the client's. After a message too big
+         * the close waits for its end, as long as the client keeps sending it: a client is
+         * reading only once its send is done, and a close that went out earlier would be cut
+         * off (lws waits 5 s at most) while a client on a slow link is still sending. */
+        if (s->discarding) {
+            if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+                s->discarding = 0;
+                lws_callback_on_writable(wsi);
+            }
+            deadline_stop(&s->close_deadline);
+            if (s->discarding)
+                deadline_start(&s->app->sessions->close_linger, &s->close_deadline);
+        }
+        return 0;
+    }
     switch (rxbuf_add(&s->rx, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
                       lws_remaining_packet_payload(wsi), in, len,
                       (size_t)s->app->opt.max_frame_bytes, &msg, &n)) {
@@ -838,11 +1052,15 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
         rxbuf_done(&s->rx);
         return 0;
     case RXBUF_TOO_BIG:
+        /* The rest of the message is read and discarded (SS_CLOSING), then the close goes out:
+         * the client may still be sending it, and a socket closed with unread data resets. */
         app_count_error(s->app, PROTO_E_TOO_BIG);
-        s->state = SS_CLOSING;
-        s->disconnect_reason = "message_too_big";
-        lws_close_reason(wsi, CLOSE_TOO_BIG, (unsigned char *)"message too big", 15);
-        return -1;
+        session_close(s, CLOSE_TOO_BIG, "message too big", "message_too_big");
+        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0) {
+            s->discarding = 1;
+            deadline_start(&s->app->sessions->close_linger, &s->close_deadline);
+        }
+        return 0;
     case RXBUF_NOMEM:
         break;
     }

@@ -1,5 +1,6 @@
 /* One WebSocket connection: the per-connection state machine (new -> identifying -> joining ->
- * ready -> closing), its receive assembly, rate limit, bounded outbound queue and closing.
+ * ready -> closing), its receive assembly, rate limit (backpressure: reading paused), the frame it
+ * holds while Redis is unreachable, bounded outbound queue and closing.
  * The struct is lws's per-session data of the "rrm" protocol; lws allocates and frees it, and
  * only session.c sees inside it. */
 #ifndef RRM_SESSION_H
@@ -30,6 +31,10 @@ void session_restore_all(struct app *app);
  * strings are borrowed for the call). Returns how many sessions hold one in all. */
 size_t session_each_member(struct app *app, size_t max,
                            void (*fn)(const struct room_conn *c, void *arg), void *arg);
+
+/* Redis became ready: the frames held while it was unreachable are handled, oldest first, and
+ * their connections read again. */
+void session_redis_ready(struct app *app);
 
 /* Drains every local session (session_drain). */
 void session_drain_all(struct app *app);

@@ -1,9 +1,9 @@
 /*
  * test_fe_bench.c - the real rrm-bench binary ($RRM_BENCH_BIN) against a real cluster (redis +
  * node-a + node-b): a clean run reports every delivery and exits 0; a run against frontends that
- * rate-limit at 5 messages/s must report the failed stage, its rate_limited error frames and exit
- * 1; the same clean run split over two worker processes gives the same accounting; a bad option
- * exits 2 with a message.
+ * slow each client to 1 message/s must report the failed stage (messages still owed after the
+ * drain: lost) and exit 1; the same clean run split over two worker processes gives the same
+ * accounting; a bad option exits 2 with a message.
  *
  * The bench's --json document (its stdout) is parsed with jansson; its stderr goes to a separate
  * file, and both are printed when a check fails. Latency is only required to be measured, never
@@ -65,9 +65,10 @@ static int setup(void **state) {
     return setup_fixture(state, 2, NULL);
 }
 
-/* Every client may send 5 messages per second; the bench offers 20. */
+/* Every client may send 1 message per second; the bench offers 20. The node slows the senders
+ * (reading paused) rather than refusing: most messages arrive long after the bench's drain. */
 static int setup_rate_limited(void **state) {
-    static const char *const env[] = {"RRM_MAX_MSGS_PER_SEC=5", NULL};
+    static const char *const env[] = {"RRM_MAX_MSGS_PER_SEC=1", NULL};
     return setup_fixture(state, 2, env);
 }
 
@@ -290,10 +291,9 @@ static void test_rate_limited_run_fails(void **state) {
     EXPECT(&r, json_is_false(json_object_get(st, "ok")));
     const char *why = json_string_value(json_object_get(st, "why"));
     EXPECT(&r, why && *why);
-    EXPECT(&r, int_of(st, "errors") > 0);
-    EXPECT(&r, int_of(st, "lost") > 0); /* the dropped messages were owed to the room */
-    json_t *errors = json_object_get(r.doc, "errors");
-    EXPECT(&r, int_of(errors, "rate_limited") > 0);
+    EXPECT(&r, int_of(st, "lost") > 0);    /* the slowed messages were still owed to the room */
+    EXPECT(&r, int_of(st, "errors") == 0); /* slowed, not refused */
+    EXPECT(&r, json_object_size(json_object_get(r.doc, "errors")) == 0);
     run_free(&r);
 }
 

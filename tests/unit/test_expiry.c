@@ -1,6 +1,7 @@
-/* Unit tests for frontend/expiry.c: the heap of wall-clock deadlines on one lws timer. Entries
- * are armed, moved and removed in a random order; the timer must fire each armed entry once, in
- * the order of their times, never one that was removed, and never before its time. */
+/* Unit tests for frontend/expiry.c: the heap of deadlines on one lws timer. Entries are armed,
+ * moved and removed in a random order; the timer must fire each armed entry once, in the order of
+ * their times, never one that was removed, and never before its time. A heap on the monotonic
+ * clock (when paused connections may read again) fires on that clock, not the wall clock. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -88,9 +89,47 @@ static void test_heap_order(void **state) {
     lws_context_destroy(cx);
 }
 
+static int mono_fired;
+static int mono_early;
+
+static void mono_expired(struct expiry_entry *e, void *arg) {
+    (void)arg;
+    if (util_mono_ms() < e->at_ms)
+        mono_early = 1;
+    mono_fired++;
+}
+
+/* Times on the monotonic clock are far in the past of the wall clock's: on the wrong clock the
+ * entries would all fire at once. */
+static void test_monotonic_clock(void **state) {
+    (void)state;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context *cx = lws_create_context(&info);
+    assert_non_null(cx);
+    struct expiry q;
+    expiry_init_clock(&q, cx, util_mono_ms, mono_expired, NULL);
+    struct expiry_entry e[3];
+    memset(e, 0, sizeof(e));
+    int64_t base = util_mono_ms();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(expiry_set(&q, &e[i], base + 100 + 50 * i), 0);
+    int64_t end = util_mono_ms() + 5000;
+    while (mono_fired < 3 && util_mono_ms() < end)
+        lws_service(cx, -1);
+    assert_int_equal(mono_fired, 3);
+    assert_false(mono_early);
+    assert_true(util_mono_ms() >= base + 200);
+    expiry_fini(&q);
+    lws_context_destroy(cx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_order),
+        cmocka_unit_test(test_monotonic_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
