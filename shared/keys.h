@@ -13,7 +13,9 @@
  *   rrm:rooms:empty        zset   room -> when it became empty (ms), for recycling
  *   rrm:events             stream archive events (see event.h)
  *   rrm:events:dead        stream events the archiver could not write, with the reason
- *   rrm:archiver:alive:G:C string  archiver C of consumer group G is alive (PX expiry)
+ *   rrm:archiver:alive:G:C string  archiver C of consumer group G is alive (PX expiry); the
+ *                          archiver's takeover script reads it with rrm:events (one slot on a
+ *                          cluster would need a hash tag on both)
  *
  * Tabs cannot occur in ids or identities (proto.c refuses control characters). The Lua scripts
  * (frontend/scripts.c) build the per-id names from the same pieces as the functions below. */
