@@ -427,8 +427,10 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
         arch_entries_free(&batch);
     }
     /* The mark covers the drain, then goes: whatever stays pending (a drain that timed out) is
-     * taken over by a peer at its next scan instead of after the mark's expiry. */
-    arch_consumer_mark_alive(c, cfg->drain_timeout_ms + cfg->alive_ttl_ms);
+     * taken over by a peer at its next scan instead of after the mark's expiry. With Redis
+     * already failing, the drain does not wait for one more connection timeout. */
+    if (!mark_failing)
+        arch_consumer_mark_alive(c, cfg->drain_timeout_ms + cfg->alive_ttl_ms);
     arch_pipeline_drain(p);
     check_lag(cfg, lg, c, p, &lag, &last_warn);
     log_status(lg, p, w, &lag, util_mono_ms() - status_start, 1);
