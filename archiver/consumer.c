@@ -1,5 +1,5 @@
-/* Consumer-group reads, acknowledgements, reclaiming and dead letters on the archive stream
- * (see consumer.h). */
+/* Consumer-group reads, acknowledgements, alive marks, takeover, reclaiming and dead letters on
+ * the archive stream (see consumer.h). */
 #include "consumer.h"
 
 #include "keys.h"
@@ -17,6 +17,8 @@ struct arch_consumer {
     int backlog;             /* reading our own pending entries before new ones (>) */
     char backlog_cursor[48]; /* the last own pending entry read; the next read starts after it */
     char claim_cursor[48];   /* where the next XAUTOCLAIM continues */
+    char *alive_key;         /* this consumer's alive mark */
+    long mark_ttl;           /* PX of the mark, 0 while unmarked */
     char err[256];
 };
 
@@ -36,7 +38,11 @@ struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cf
     c->cfg.group = dup_or_empty(cfg->group);
     c->cfg.name = dup_or_empty(cfg->name);
     strcpy(c->claim_cursor, "0-0");
-    if (!c->cfg.host || !c->cfg.password || !c->cfg.group || !c->cfg.name) {
+    char key[512];
+    if (c->cfg.group && c->cfg.name &&
+        keys_archiver_alive(key, sizeof(key), c->cfg.group, c->cfg.name) > 0)
+        c->alive_key = strdup(key);
+    if (!c->cfg.host || !c->cfg.password || !c->cfg.group || !c->cfg.name || !c->alive_key) {
         arch_consumer_destroy(c);
         return NULL;
     }
@@ -52,6 +58,7 @@ void arch_consumer_destroy(struct arch_consumer *c) {
     free((char *)c->cfg.password);
     free((char *)c->cfg.group);
     free((char *)c->cfg.name);
+    free(c->alive_key);
     free(c);
 }
 
@@ -131,6 +138,15 @@ static int call(struct arch_consumer *c, const char *what, int argc, const char 
     return 0;
 }
 
+/* SET the alive mark on the current connection. Returns 0 or -1 (c->err says why). */
+static int set_mark(struct arch_consumer *c) {
+    char ttl[24], now[24];
+    snprintf(ttl, sizeof(ttl), "%ld", c->mark_ttl);
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+    const char *argv[] = {"SET", c->alive_key, now, "PX", ttl};
+    return call(c, "SET alive mark", 5, argv, NULL, NULL) ? -1 : 0;
+}
+
 int arch_consumer_connect(struct arch_consumer *c) {
     if (c->ctx)
         return 0;
@@ -174,6 +190,12 @@ int arch_consumer_connect(struct arch_consumer *c) {
         log_json(c->lg, LOG_INFO, "consumer group created",
                  json_pack("{s:s, s:s}", "stream", KEYS_EVENTS, "group", c->cfg.group));
     freeReplyObject(r);
+    /* Whatever happened to Redis meanwhile (a restart without persistence), say at once that we
+     * are alive, before the first read makes us a consumer of the group again. */
+    if (c->mark_ttl > 0 && set_mark(c)) {
+        forget(c);
+        return -1;
+    }
     /* A read whose reply was lost with the old connection left entries pending for us. */
     c->backlog = 1;
     strcpy(c->backlog_cursor, "0");
@@ -558,4 +580,113 @@ int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
     }
     freeReplyObject(r);
     return c->ctx ? removed : -1;
+}
+
+int arch_consumer_mark_alive(struct arch_consumer *c, long ttl_ms) {
+    c->mark_ttl = ttl_ms > 0 ? ttl_ms : 1;
+    if (arch_consumer_connect(c))
+        return -1;
+    return set_mark(c);
+}
+
+int arch_consumer_unmark(struct arch_consumer *c) {
+    c->mark_ttl = 0;
+    const char *argv[] = {"DEL", c->alive_key};
+    return call(c, "DEL alive mark", 2, argv, NULL, NULL) ? -1 : 0;
+}
+
+/* One consumer's takeover, atomically. KEYS: the stream, the consumer's alive mark. ARGV: group,
+ * consumer, the claiming consumer, most entries to claim. Answers {0} when the consumer is alive,
+ * {2} when it had nothing pending and was deleted, {1, entries, asked} when its entries were
+ * claimed: XCLAIM drops entries trimmed from the stream from the pending list and does not return
+ * them, so asked - #entries were lost. Being one script, nothing runs between the check and the
+ * claim: a second archiver finds the entries gone, and a consumer cannot read between the check
+ * that it has nothing pending and its deletion. XCLAIM is given at most 500 ids at a time, below
+ * Lua's limit on unpack. */
+static const char takeover_lua[] =
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return {0} end\n"
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[4], ARGV[2])\n"
+    "if #p == 0 then\n"
+    "  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
+    "  return {2}\n"
+    "end\n"
+    "local ids = {}\n"
+    "for i, e in ipairs(p) do ids[i] = e[1] end\n"
+    "local got = {}\n"
+    "for i = 1, #ids, 500 do\n"
+    "  local part = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0,\n"
+    "                          unpack(ids, i, math.min(i + 499, #ids)))\n"
+    "  for _, e in ipairs(part) do got[#got + 1] = e end\n"
+    "end\n"
+    "return {1, got, #ids}\n";
+
+/* Runs takeover_lua for consumer `name`. Returns 0 alive, 1 claimed (into out, lost counted), 2
+ * removed, -1 on error. */
+static int takeover_one(struct arch_consumer *c, const char *name, struct arch_entries *out,
+                        long long *lost) {
+    char key[512], count[24];
+    if (keys_archiver_alive(key, sizeof(key), c->cfg.group, name) < 0) {
+        snprintf(c->err, sizeof(c->err), "consumer name too long: %.64s...", name);
+        return -1;
+    }
+    snprintf(count, sizeof(count), "%ld", c->cfg.batch);
+    const char *argv[] = {"EVAL",       takeover_lua, "2",         KEYS_EVENTS, key,
+                          c->cfg.group, name,         c->cfg.name, count};
+    redisReply *r;
+    if (call(c, "takeover", 9, argv, NULL, &r))
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        (r->element[0]->integer == 1 &&
+         (r->elements != 3 || r->element[2]->type != REDIS_REPLY_INTEGER))) {
+        snprintf(c->err, sizeof(c->err), "unexpected takeover reply");
+        freeReplyObject(r);
+        return -1;
+    }
+    int state = (int)r->element[0]->integer;
+    if (state != 1) {
+        freeReplyObject(r);
+        return state == 2 ? 2 : 0;
+    }
+    long long asked = r->element[2]->integer;
+    redisReply *list = r->element[1];
+    *lost = asked - (list->type == REDIS_REPLY_ARRAY ? (long long)list->elements : 0);
+    return take_entries(c, r, list, out) ? -1 : 1;
+}
+
+int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
+                           struct arch_takeover *t) {
+    memset(out, 0, sizeof(*out));
+    memset(t, 0, sizeof(*t));
+    const char *argv[] = {"XINFO", "CONSUMERS", KEYS_EVENTS, c->cfg.group};
+    redisReply *r;
+    if (call(c, "XINFO CONSUMERS", 4, argv, NULL, &r))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *name = field(r->element[i], "name");
+        if (!name || name->type != REDIS_REPLY_STRING || strcmp(name->str, c->cfg.name) == 0)
+            continue;
+        t->consumers++;
+        long long lost = 0;
+        int state = takeover_one(c, name->str, out, &lost);
+        if (state < 0) {
+            rc = -1;
+            break;
+        }
+        if (state == 0) {
+            t->alive++;
+        } else if (state == 2) {
+            t->removed++;
+            log_json(c->lg, LOG_INFO, "dead consumer removed",
+                     json_pack("{s:s}", "consumer", name->str));
+        } else {
+            snprintf(t->dead, sizeof(t->dead), "%s", name->str);
+            t->lost = lost;
+            rc = 1;
+            break;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
 }

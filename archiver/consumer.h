@@ -1,6 +1,7 @@
 /* Redis side of the archiver: one blocking hiredis connection that reads the archive stream
- * (rrm:events) as a member of a consumer group, acknowledges what was written, reclaims entries
- * left pending by dead consumers, moves unwritable entries to the dead-letter stream
+ * (rrm:events) as a member of a consumer group, acknowledges what was written, keeps this
+ * consumer's alive mark, takes over the entries of consumers whose mark is gone and reclaims
+ * entries left pending too long by any other, moves unwritable entries to the dead-letter stream
  * (rrm:events:dead) and reports the group's lag. It never trims or deletes stream entries.
  *
  * Every call that talks to Redis first (re)connects if needed; on a connection error it drops the
@@ -82,6 +83,39 @@ int arch_consumer_in_backlog(const struct arch_consumer *c);
  * from the stream while pending are dropped by Redis and counted in *lost. Returns 0 or -1. */
 int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int *wrapped,
                           long long *lost);
+
+/* The alive mark of consumer C in group G is the key rrm:archiver:alive:G:C (keys.h) with a PX
+ * expiry. A consumer of the group without one is dead: its pending entries are taken over at once
+ * (arch_consumer_takeover) instead of after claim_idle_ms.
+ *
+ * Sets or refreshes this consumer's mark to expire in ttl_ms; every new connection sets it again
+ * with the last ttl_ms until arch_consumer_unmark. Returns 0 or -1. */
+int arch_consumer_mark_alive(struct arch_consumer *c, long ttl_ms);
+
+/* Deletes this consumer's alive mark (it stops being refreshed), so that peers take over what it
+ * leaves pending without waiting for the expiry. Returns 0 or -1. */
+int arch_consumer_unmark(struct arch_consumer *c);
+
+/* What one arch_consumer_takeover call saw and did. */
+struct arch_takeover {
+    char dead[256]; /* the consumer whose entries were claimed (return value 1) */
+    long long lost; /* of those, entries trimmed from the stream while pending (dropped) */
+    int removed;    /* consumers without a mark and with nothing pending, deleted from the group */
+    int consumers;  /* other consumers of the group looked at */
+    int alive;      /* of those, with a live mark */
+};
+
+/* Looks at the group's other consumers (XINFO CONSUMERS) in order. A consumer without an alive
+ * mark that has nothing pending is deleted (XGROUP DELCONSUMER); at the first one without a mark
+ * that has pending entries, up to `batch` of them are claimed for this consumer (XPENDING for that
+ * consumer, then XCLAIM with min-idle 0) into out (caller frees with arch_entries_free) and the
+ * scan stops. Each consumer's check, claim and delete run in one script, so two live archivers
+ * never both claim an entry (each entry goes to exactly one) nor delete a consumer that has just
+ * read. Returns 1 when entries were claimed (out->n may still be 0 if all were trimmed: see
+ * t->lost; call again, there may be more), 0 when the scan found nothing to claim, -1 on a Redis
+ * error (t says what was done before it). */
+int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
+                           struct arch_takeover *t);
 
 /* Resets the idle time of entries this consumer holds (XCLAIM ... JUSTID) so that peers do not
  * reclaim a batch that is only waiting for MySQL. Returns 0 or -1. */

@@ -1,7 +1,7 @@
 /* rrm-archiver: reads the archive event stream as a member of a consumer group and writes it into
  * MySQL in batched, idempotent transactions. This file owns the configuration, the signals and the
- * main loop: read a batch, archive it, and on timers reclaim stale entries, check the lag and log
- * the status record. */
+ * main loop: read a batch, archive it, and on timers refresh the alive mark, take over dead
+ * consumers' entries, reclaim stale entries, check the lag and log the status record. */
 #include "backoff.h"
 #include "batch.h"
 #include "config.h"
@@ -45,6 +45,7 @@ struct arch_config {
     char consumer[200];
     char group[200];
     long claim_idle_ms;
+    long alive_ttl_ms;
     long status_interval_ms;
     long retry_max_ms;
     long drain_timeout_ms;
@@ -94,6 +95,9 @@ static const struct cfg_option options[] = {
     STR_OPT("group", group, "rrm-archivers", 1, "consumer group name"),
     OPT("claim-idle-ms", CFG_INT, claim_idle_ms, "60000", 100, 86400000,
         "entries pending this long for another consumer are reclaimed"),
+    OPT("alive-ttl-ms", CFG_INT, alive_ttl_ms, "10000", 1000, 3600000,
+        "lifetime of this archiver's alive mark in Redis, refreshed every third of it; the "
+        "pending entries of an archiver whose mark expired are taken over at once"),
     OPT("status-interval-ms", CFG_INT, status_interval_ms, "60000", 100, 86400000,
         "interval of the status log record"),
     OPT("retry-max-ms", CFG_INT, retry_max_ms, "5000", 100, 600000,
@@ -227,14 +231,16 @@ static void log_status(const struct logger *lg, struct arch_pipeline *p, struct 
     double avg = s.batches ? (double)s.batch_us_sum / (double)s.batches / 1000.0 : 0.0;
     log_json(lg, LOG_INFO, "status",
              json_pack("{s:b, s:I, s:I, s:I, s:o, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
-                       "s:I, s:I, s:i}",
+                       "s:I, s:I, s:I, s:I, s:I, s:i}",
                        "final", final, "interval_ms", (json_int_t)interval_ms, "events",
                        (json_int_t)s.events, "batches", (json_int_t)s.batches, "rows", rows,
                        "rows_total", (json_int_t)total, "batch_ms_avg", avg, "batch_ms_max",
                        (double)s.batch_us_max / 1000.0, "stream_length", (json_int_t)lag->length,
                        "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag, "retries",
                        (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
-                       (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "lag_warnings",
+                       (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "takeovers",
+                       (json_int_t)s.takeovers, "taken_over", (json_int_t)s.taken_over,
+                       "consumers_removed", (json_int_t)s.consumers_removed, "lag_warnings",
                        (json_int_t)s.lag_warnings, "mysql_connections",
                        arch_writer_connections(w)));
 }
@@ -284,6 +290,34 @@ static int reclaim_step(const struct logger *lg, struct arch_consumer *c, struct
     return wrapped ? 0 : 1;
 }
 
+/* Takes over entries of consumers whose alive mark is gone and hands them to a writer (one must
+ * be free). Returns 1 if the scan should go on at once (it stopped at a claim), 0 when it found
+ * nothing more to claim, -1 on a Redis error. */
+static int takeover_step(const struct logger *lg, struct arch_consumer *c,
+                         struct arch_pipeline *p) {
+    struct arch_entries claimed;
+    struct arch_takeover t;
+    int rc = arch_consumer_takeover(c, &claimed, &t);
+    arch_pipeline_count_takeover(p, rc == 1, claimed.n, (uint64_t)t.removed);
+    if (rc == 1) {
+        arch_pipeline_count(p, 0, (uint64_t)t.lost, 0);
+        log_json(lg, LOG_INFO, "took over the entries of a dead consumer",
+                 json_pack("{s:s, s:I, s:I}", "consumer", t.dead, "entries", (json_int_t)claimed.n,
+                           "lost", (json_int_t)t.lost));
+        if (t.lost)
+            log_json(lg, LOG_ERROR, "pending entries were trimmed before they were archived",
+                     json_pack("{s:I}", "count", (json_int_t)t.lost));
+        if (claimed.n)
+            arch_pipeline_submit(p, &claimed);
+    } else if (rc == 0 && lg->min <= LOG_DEBUG) {
+        log_json(lg, LOG_DEBUG, "takeover scan",
+                 json_pack("{s:i, s:i, s:i}", "consumers", t.consumers, "alive", t.alive, "removed",
+                           t.removed));
+    }
+    arch_entries_free(&claimed);
+    return rc;
+}
+
 static int run(const struct arch_config *cfg, const struct logger *lg, struct arch_consumer *c,
                struct arch_writer *w, struct arch_pipeline *p) {
     char err[256];
@@ -303,7 +337,12 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
                        "writers", (int)cfg->writers, "mysql_pool_size", (int)cfg->mysql_pool_size));
 
     long reclaim_every = cfg->claim_idle_ms / 2 > 1000 ? cfg->claim_idle_ms / 2 : 1000;
+    /* The mark is refreshed three times per lifetime, so a live archiver keeps it through a
+     * missed refresh; peers look for dead ones five times per lifetime. */
+    long alive_every = cfg->alive_ttl_ms / 3, takeover_every = cfg->alive_ttl_ms / 5;
     int64_t now = util_mono_ms();
+    int64_t next_alive = now, next_takeover = now;
+    int mark_failing = 0;
     int64_t next_reclaim = now, next_lag = now, next_forget = now + FORGET_EVERY_MS;
     int64_t status_start = now, next_status = now + cfg->status_interval_ms, last_warn = 0;
     long long forget_idle = cfg->claim_idle_ms * 10LL > FORGET_IDLE_MIN_MS
@@ -314,6 +353,23 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
     while (!stop_requested) {
         arch_pipeline_settle(p, 0);
         now = util_mono_ms();
+        if (now >= next_alive) {
+            /* Before any read: a consumer without a mark is fair game for takeover. */
+            if (arch_consumer_mark_alive(c, cfg->alive_ttl_ms) == 0) {
+                if (mark_failing)
+                    log_msg(lg, LOG_INFO, "alive mark refreshed again");
+                mark_failing = 0;
+                next_alive = now + alive_every;
+            } else {
+                /* Redis down (the reads say so too) or full: peers may take over our entries
+                 * meanwhile, which costs work, not correctness (writes are idempotent). */
+                if (!mark_failing)
+                    log_json(lg, LOG_WARN, "alive mark not refreshed",
+                             json_pack("{s:s}", "error", arch_consumer_error(c)));
+                mark_failing = 1;
+                next_alive = now + 500;
+            }
+        }
         if (now >= next_lag) {
             check_lag(cfg, lg, c, p, &lag, &last_warn);
             next_lag = now + LAG_CHECK_MS;
@@ -330,7 +386,17 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
             arch_pipeline_settle(p, 50);
             continue;
         }
-        /* Our own pending entries come first; then those of consumers that stopped answering. */
+        /* Our own pending entries come first; then those of consumers whose mark expired; then
+         * those pending too long for anyone (consumers of older versions, missed takeovers). */
+        if (!arch_consumer_in_backlog(c) && now >= next_takeover) {
+            int more = takeover_step(lg, c, p);
+            if (more < 0) {
+                arch_pipeline_redis_wait(p, "takeover");
+                continue;
+            }
+            next_takeover = more ? now : now + takeover_every;
+            continue;
+        }
         if (!arch_consumer_in_backlog(c) && now >= next_reclaim) {
             int more = reclaim_step(lg, c, p);
             if (more < 0) {
@@ -360,9 +426,16 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
             arch_pipeline_submit(p, &batch);
         arch_entries_free(&batch);
     }
+    /* The mark covers the drain, then goes: whatever stays pending (a drain that timed out) is
+     * taken over by a peer at its next scan instead of after the mark's expiry. With Redis
+     * already failing, the drain does not wait for one more connection timeout. */
+    if (!mark_failing)
+        arch_consumer_mark_alive(c, cfg->drain_timeout_ms + cfg->alive_ttl_ms);
     arch_pipeline_drain(p);
     check_lag(cfg, lg, c, p, &lag, &last_warn);
     log_status(lg, p, w, &lag, util_mono_ms() - status_start, 1);
+    if (arch_consumer_unmark(c) == 0)
+        log_msg(lg, LOG_INFO, "alive mark removed");
     return 0;
 }
 

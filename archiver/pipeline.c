@@ -131,6 +131,15 @@ void arch_pipeline_count(struct arch_pipeline *p, uint64_t reclaimed, uint64_t l
     pthread_mutex_unlock(&p->lock);
 }
 
+void arch_pipeline_count_takeover(struct arch_pipeline *p, uint64_t takeovers, uint64_t entries,
+                                  uint64_t removed) {
+    pthread_mutex_lock(&p->lock);
+    p->stats.takeovers += takeovers;
+    p->stats.taken_over += entries;
+    p->stats.consumers_removed += removed;
+    pthread_mutex_unlock(&p->lock);
+}
+
 void arch_pipeline_take_stats(struct arch_pipeline *p, struct arch_stats *out) {
     pthread_mutex_lock(&p->lock);
     *out = p->stats;

@@ -29,6 +29,7 @@ struct arch_pipeline_config {
 /* Counters since the last status record (arch_pipeline_take_stats resets them). */
 struct arch_stats {
     uint64_t events, batches, retries, dead_letters, lost, reclaimed, lag_warnings;
+    uint64_t takeovers, taken_over, consumers_removed;
     uint64_t rows[ARCH_TABLE_COUNT];
     int64_t batch_us_sum, batch_us_max;
 };
@@ -78,6 +79,11 @@ int arch_pipeline_sleep(struct arch_pipeline *p, int64_t ms);
 /* Adds counters the main loop produces (reclaimed, lost, lag warnings). */
 void arch_pipeline_count(struct arch_pipeline *p, uint64_t reclaimed, uint64_t lost,
                          uint64_t lag_warnings);
+
+/* Adds what a takeover scan did: claims from dead consumers, entries claimed, dead consumers
+ * removed. */
+void arch_pipeline_count_takeover(struct arch_pipeline *p, uint64_t takeovers, uint64_t entries,
+                                  uint64_t removed);
 
 /* Copies the counters into out and resets them. */
 void arch_pipeline_take_stats(struct arch_pipeline *p, struct arch_stats *out);

@@ -13,6 +13,9 @@
  *   rrm:rooms:empty        zset   room -> when it became empty (ms), for recycling
  *   rrm:events             stream archive events (see event.h)
  *   rrm:events:dead        stream events the archiver could not write, with the reason
+ *   rrm:archiver:alive:G:C string  archiver C of consumer group G is alive (PX expiry); the
+ *                          archiver's takeover script reads it with rrm:events (one slot on a
+ *                          cluster would need a hash tag on both)
  *
  * Tabs cannot occur in ids or identities (proto.c refuses control characters). The Lua scripts
  * (frontend/scripts.c) build the per-id names from the same pieces as the functions below. */
@@ -25,6 +28,7 @@
 #define KEYS_EMPTY_ROOMS "rrm:rooms:empty"
 #define KEYS_EVENTS "rrm:events"
 #define KEYS_DEAD_LETTER "rrm:events:dead"
+#define KEYS_ARCHIVER_ALIVE_PREFIX "rrm:archiver:alive:"
 #define KEYS_MAX 256 /* enough for any key built from validated ids */
 
 /* The pieces of the per-id names: prefix, then the id as the hash tag, then a suffix. */
@@ -42,5 +46,6 @@ int keys_room_channel(char *buf, size_t cap, const char *room);
 int keys_device(char *buf, size_t cap, const char *device);
 int keys_node_conns(char *buf, size_t cap, const char *node);
 int keys_node_channel(char *buf, size_t cap, const char *node);
+int keys_archiver_alive(char *buf, size_t cap, const char *group, const char *consumer);
 
 #endif

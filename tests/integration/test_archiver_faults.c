@@ -65,12 +65,17 @@ static void test_reclaims_dead_consumer(void **state) {
     struct arch_harness *h = *state;
     ah_fresh(h, "arch_reclaim");
     int queries = ah_xadd_messages(h, 1, 3000, 10, 1);
-    /* A consumer that reads 1000 entries and dies before writing them. */
+    /* A consumer that reads 1000 entries and sits on them. Its alive mark is still there (a stuck
+     * process, or one of a version without marks and a leftover key), so takeover leaves it
+     * alone: only the claim by idle time gets the entries. */
     ah_redis_ok(h, "XGROUP CREATE %s %s 0 MKSTREAM", KEYS_EVENTS, AH_GROUP);
     redisReply *r =
         ah_redis(h, "XREADGROUP GROUP %s ghost COUNT 1000 STREAMS %s >", AH_GROUP, KEYS_EVENTS);
     assert_non_null(r);
     freeReplyObject(r);
+    char mark[512];
+    assert_true(keys_archiver_alive(mark, sizeof(mark), AH_GROUP, "ghost") > 0);
+    ah_redis_ok(h, "SET %s 1 PX 600000", mark);
 
     const char *fast_claim[] = {"RRM_CLAIM_IDLE_MS=500", NULL};
     struct ah_archiver a;
