@@ -66,6 +66,9 @@ struct fe_stats {
     uint64_t auth_failures[AUTH_RESULT_COUNT]; /* tokens refused, by enum auth_result */
     uint64_t auth_refreshes;                   /* tokens replaced by a refresh */
     uint64_t auth_expired;                     /* connections closed at their token's exp */
+    uint64_t resumes_recovered;                /* resumes answered "recovered": true */
+    uint64_t resumes_unrecovered;              /* resumes answered "recovered": false */
+    uint64_t ack_resends; /* messages with an ack_id seen before: answered, not relayed */
 };
 
 extern const char *const app_error_codes[];

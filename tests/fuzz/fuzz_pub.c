@@ -1,6 +1,7 @@
 /* Fuzzes the pub/sub payload split (proto_pub_parse): an accepted payload is exactly kind byte,
- * connection id without a newline, '\n', frame, with every part inside the input; a refused one
- * really lacks a kind or a newline. */
+ * connection id without a newline or tab, optionally '\t' and the seq's 1-20 digits, '\n',
+ * frame, with every part inside the input; a refused one really lacks a kind or a newline, or
+ * has a bad seq. */
 #include "fuzz.h"
 #include "proto.h"
 
@@ -21,9 +22,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(kind_ok && has_nl);
     FUZZ_CHECK(pub.kind == p[0]);
     FUZZ_CHECK(pub.conn == p + 1);
-    FUZZ_CHECK(1 + pub.conn_len + 1 + pub.frame_len == size);
     FUZZ_CHECK(memchr(pub.conn, '\n', pub.conn_len) == NULL);
-    FUZZ_CHECK(pub.conn[pub.conn_len] == '\n');
-    FUZZ_CHECK(pub.frame == pub.conn + pub.conn_len + 1);
+    FUZZ_CHECK(memchr(pub.conn, '\t', pub.conn_len) == NULL);
+    const char *nl = memchr(p + 1, '\n', size - 1);
+    FUZZ_CHECK(pub.frame == nl + 1);
+    FUZZ_CHECK(pub.frame + pub.frame_len == p + size);
+    if (pub.conn[pub.conn_len] == '\t') {
+        size_t digits = (size_t)(nl - (pub.conn + pub.conn_len + 1));
+        FUZZ_CHECK(digits >= 1 && digits <= 20);
+        uint64_t back = 0; /* the digits read back give the seq */
+        for (const char *d = pub.conn + pub.conn_len + 1; d < nl; d++)
+            back = back * 10 + (uint64_t)(*d - '0');
+        FUZZ_CHECK(back == pub.seq);
+    } else {
+        FUZZ_CHECK(pub.conn + pub.conn_len == nl);
+        FUZZ_CHECK(pub.seq == 0);
+    }
     return 0;
 }
