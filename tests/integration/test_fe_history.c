@@ -286,6 +286,7 @@ static void test_seed_identify_unchanged(void **state) {
     assert_string_equal(fe_str(rf, "action"), "created");
     assert_int_equal(json_integer_value(json_object_get(rf, "total_clients")), 1);
     assert_int_equal(room_seq(rf), 0);
+    assert_non_null(fe_str(rf, "epoch"));
     assert_int_equal(strlen(fe_str(rf, "epoch")), 16);
     assert_null(json_object_get(rf, "recovered"));
     assert_int_equal(json_object_size(rf), 6);
