@@ -379,6 +379,64 @@ static void test_epoch_after_flush(void **state) {
     assert_int_equal(expect_text_seq(bob, "alice", "new2"), 2);
 }
 
+/* The room's epoch in Redis ("" if none or on error). */
+static void redis_epoch(struct fe_cluster *c, const char *room, char *out, size_t cap) {
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    redisReply *e = redisCommand(r, "HGET rrm:room:{%s} epoch", room);
+    snprintf(out, cap, "%s", e && e->type == REDIS_REPLY_STRING ? e->str : "");
+    freeReplyObject(e);
+    redisFree(r);
+}
+
+/* Redis loses everything while members stay connected: the nodes restore them, the room is
+ * recreated under a new epoch and its seq starts again, and a member that had resumed (whose
+ * node skips live frames the history already gave it) receives the new numbering's messages. */
+static void test_epoch_after_restore(void **state) {
+    struct fe_cluster *c = *state;
+    long long seq0;
+    char epoch1[65], epoch2[65];
+    struct wsc *alice = join_seq(c, 0, "alice", "HIST6", &seq0, epoch1);
+    send_numbered_through(alice, "m", 0, 5);
+    json_t *rf = NULL;
+    struct wsc *bob = resume_join(c, 1, "bob", "HIST6", seq0 + 2, epoch1, &rf);
+    assert_true(json_is_true(json_object_get(rf, "recovered")));
+    json_decref(rf);
+    assert_int_equal(expect_text_seq(bob, "alice", "m2"), seq0 + 3);
+    assert_int_equal(expect_text_seq(bob, "alice", "m3"), seq0 + 4);
+    assert_int_equal(expect_text_seq(bob, "alice", "m4"), seq0 + 5);
+
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    freeReplyObject(redisCommand(r, "FLUSHALL"));
+    /* both nodes notice at their next heartbeat and write their members back */
+    int64_t deadline = fe_wall_ms() + 10000;
+    for (;;) {
+        redisReply *n = redisCommand(r, "HLEN rrm:room:{HIST6}:members");
+        long long members = n && n->type == REDIS_REPLY_INTEGER ? n->integer : -1;
+        freeReplyObject(n);
+        if (members == 2 || fe_wall_ms() > deadline)
+            break;
+        fe_poll_pause();
+    }
+    redisFree(r);
+    redis_epoch(c, "HIST6", epoch2, sizeof(epoch2));
+    assert_int_equal(strlen(epoch2), 16);
+    assert_string_not_equal(epoch1, epoch2);
+    fe_send_text(alice, "after-loss");
+    assert_int_equal(expect_text_seq(bob, "alice", "after-loss"), 1);
+    /* a resume with the old epoch is not recovered; with the new one it is */
+    struct wsc *carol = resume_join(c, 0, "carol", "HIST6", seq0 + 5, epoch1, &rf);
+    assert_true(json_is_false(json_object_get(rf, "recovered")));
+    assert_string_equal(fe_str(rf, "epoch"), epoch2);
+    json_decref(rf);
+    struct wsc *dave = resume_join(c, 0, "dave", "HIST6", 0, epoch2, &rf);
+    assert_true(json_is_true(json_object_get(rf, "recovered")));
+    json_decref(rf);
+    assert_int_equal(expect_text_seq(dave, "alice", "after-loss"), 1);
+    (void)carol;
+}
+
 /* The next frame is {"type":"ack","ack_id":ack,...}; returns its seq. */
 static long long expect_ack(struct wsc *ws, const char *ack) {
     json_t *a = fe_expect_type(ws, "ack", FE_TIMEOUT_MS);
@@ -473,6 +531,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_resume_stale_epoch, setup_default, fe_teardown),
         cmocka_unit_test_setup_teardown(test_seed_identify_unchanged, setup_default, fe_teardown),
         cmocka_unit_test_setup_teardown(test_epoch_after_flush, setup_default, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_after_restore, setup_default, fe_teardown),
         cmocka_unit_test_setup_teardown(test_history_size_and_ttl, setup_small, fe_teardown),
         cmocka_unit_test_setup_teardown(test_acks, setup_small, fe_teardown),
         cmocka_unit_test_setup_teardown(test_history_off, setup_off, fe_teardown),
