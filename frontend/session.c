@@ -62,6 +62,21 @@ struct session {
 
     struct deadline identify_deadline; /* armed from accept until the identify frame */
 
+    struct session_join *join; /* from the identify until it is answered */
+    /* after a resume, the seq up to which the history was sent: live frames up to it
+     * (published before the read, arriving after it) are not sent again; 0: none */
+    uint64_t seq_floor;
+
+    /* authentication (app->auth set) */
+    char *token;                 /* from the upgrade request, until the identify; owned */
+    uint8_t token_too_long;      /* the upgrade request's token was over AUTH_MAX_TOKEN */
+    struct auth_claims *claims;  /* the verified token's; owned */
+    struct expiry_entry expires; /* in the node's token expiry heap while claims are held */
+};
+
+/* What a session needs only from its identify to its answer: allocated then, freed once
+ * answered, so that an idle connection does not carry it. */
+struct session_join {
     /* the room's last seq and epoch for the room answer (from the identify, or the resume) */
     long long room_seq;
     char room_epoch[PROTO_MAX_EPOCH + 1];
@@ -70,18 +85,10 @@ struct session {
     long long resume_seq;
     char resume_epoch[PROTO_MAX_EPOCH + 1];
     /* live frames that arrived while the history was read (SS_RESUMING), counted against
-     * send-queue-bytes; then the seq up to which the history was sent: live frames up to it
-     * (published before the read, arriving after it) are not sent again */
+     * send-queue-bytes */
     struct frame **held;
     uint32_t nheld, held_cap;
     size_t held_bytes;
-    uint64_t seq_floor;
-
-    /* authentication (app->auth set) */
-    char *token;                 /* from the upgrade request, until the identify; owned */
-    uint8_t token_too_long;      /* the upgrade request's token was over AUTH_MAX_TOKEN */
-    struct auth_claims *claims;  /* the verified token's; owned */
-    struct expiry_entry expires; /* in the node's token expiry heap while claims are held */
 };
 
 /* What session.c keeps for the node (app->sessions). */
@@ -140,13 +147,21 @@ struct session *session_find(struct app *app, const char *conn, size_t len) {
 
 /* ---- outbound queue ------------------------------------------------------------------------- */
 
-static void held_free(struct session *s) {
-    for (uint32_t i = 0; i < s->nheld; i++)
-        frame_unref(s->held[i]);
-    free(s->held);
-    s->held = NULL;
-    s->nheld = s->held_cap = 0;
-    s->held_bytes = 0;
+static void held_free(struct session_join *j) {
+    for (uint32_t i = 0; i < j->nheld; i++)
+        frame_unref(j->held[i]);
+    free(j->held);
+    j->held = NULL;
+    j->nheld = j->held_cap = 0;
+    j->held_bytes = 0;
+}
+
+static void join_free(struct session *s) {
+    if (!s->join)
+        return;
+    held_free(s->join);
+    free(s->join);
+    s->join = NULL;
 }
 
 static void cut_off(struct session *s, const char *why) {
@@ -378,7 +393,7 @@ static void on_closed(struct session *s) {
     }
     /* An identify still in flight is undone by its reply handler (room.c). */
     outq_client_free(&s->out);
-    held_free(s);
+    join_free(s);
     rxbuf_free(&s->rx);
     free(s->identity);
     s->identity = NULL;
@@ -405,8 +420,8 @@ static void session_on_identified(struct session *s, const char *room, const cha
         return; /* closed meanwhile */
     util_strlcpy(s->room_action, action, sizeof(s->room_action));
     s->room_total = total;
-    s->room_seq = seq;
-    util_strlcpy(s->room_epoch, epoch, sizeof(s->room_epoch));
+    s->join->room_seq = seq;
+    util_strlcpy(s->join->room_epoch, epoch, sizeof(s->join->room_epoch));
     s->state = SS_JOINING;
     s->app->stats.identified_total++;
     if (fanout_join(s->app->fanout, &s->member, s->conn_no, room)) {
@@ -430,8 +445,8 @@ static void session_room_ready(struct session *s, int recovered) {
     session_conn_id(s, conn, sizeof(conn));
     size_t clen, rlen;
     char *ct = proto_connection_frame(s->device_id, s->app->node_id, conn, util_now_ms(), &clen);
-    char *rt = proto_room_frame(s->room_id, s->room_action, s->room_total, s->room_seq,
-                                s->room_epoch, recovered, &rlen);
+    char *rt = proto_room_frame(s->room_id, s->room_action, s->room_total, s->join->room_seq,
+                                s->join->room_epoch, recovered, &rlen);
     if (ct)
         session_send_text(s, ct, clen);
     if (rt)
@@ -494,8 +509,9 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
     struct session *s = session_find_no(arg, no);
     if (!s || s->state != SS_RESUMING)
         return;
-    s->room_seq = h->seq;
-    util_strlcpy(s->room_epoch, h->epoch, sizeof(s->room_epoch));
+    struct session_join *j = s->join;
+    j->room_seq = h->seq;
+    util_strlcpy(j->room_epoch, h->epoch, sizeof(j->room_epoch));
     session_room_ready(s, h->recovered);
     for (size_t i = 0; i < h->n && s->state == SS_READY; i++) {
         struct frame *f = frame_new(h->msgs[i].frame, h->msgs[i].len, h->msgs[i].binary);
@@ -506,10 +522,10 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
         frame_unref(f);
     }
     s->seq_floor = h->seq > 0 ? (uint64_t)h->seq : 0;
-    for (uint32_t i = 0; i < s->nheld && s->state == SS_READY; i++)
-        if (!s->held[i]->seq || s->held[i]->seq > s->seq_floor)
-            session_send_frame(s, s->held[i]);
-    held_free(s);
+    for (uint32_t i = 0; i < j->nheld && s->state == SS_READY; i++)
+        if (!j->held[i]->seq || j->held[i]->seq > s->seq_floor)
+            session_send_frame(s, j->held[i]);
+    join_free(s);
 }
 
 static void room_acked(void *arg, uint64_t no, const char *ack_id, long long seq, int resent) {
@@ -586,39 +602,41 @@ static void fanout_ready(struct fanout_member *m, void *arg) {
     struct session *s = lws_container_of(m, struct session, member);
     if (s->state != SS_JOINING)
         return;
-    if (!s->resume) {
+    if (!s->join->resume) {
         session_room_ready(s, -1);
+        join_free(s);
         return;
     }
     /* Subscribed first: every message after the history read reaches us live. */
     char conn[CONNID_MAX];
     struct room_conn c = room_conn_of(s, conn, sizeof(conn));
     s->state = SS_RESUMING;
-    if (room_resume(s->app, &c, s->resume_seq, s->resume_epoch))
+    if (room_resume(s->app, &c, s->join->resume_seq, s->join->resume_epoch))
         session_on_failed(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
 }
 
 /* Holds a live frame until the history is sent; cuts the client off past send-queue-bytes. */
 static void hold(struct session *s, struct frame *f) {
-    if (s->held_bytes + f->len > (size_t)s->app->opt.send_queue_bytes) {
+    struct session_join *j = s->join;
+    if (j->held_bytes + f->len > (size_t)s->app->opt.send_queue_bytes) {
         s->app->stats.slow_consumers++;
-        held_free(s);
+        held_free(j);
         cut_off(s, "slow_consumer");
         return;
     }
-    if (s->nheld == s->held_cap) {
-        uint32_t cap = s->held_cap ? s->held_cap * 2 : 8;
-        struct frame **h = realloc(s->held, cap * sizeof(*h));
+    if (j->nheld == j->held_cap) {
+        uint32_t cap = j->held_cap ? j->held_cap * 2 : 8;
+        struct frame **h = realloc(j->held, cap * sizeof(*h));
         if (!h) {
-            held_free(s);
+            held_free(j);
             cut_off(s, "out_of_memory");
             return;
         }
-        s->held = h;
-        s->held_cap = cap;
+        j->held = h;
+        j->held_cap = cap;
     }
-    s->held[s->nheld++] = frame_ref(f);
-    s->held_bytes += f->len;
+    j->held[j->nheld++] = frame_ref(f);
+    j->held_bytes += f->len;
 }
 
 static void fanout_deliver(struct fanout_member *m, struct frame *f, void *arg) {
@@ -800,10 +818,15 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
         session_close(s, CLOSE_INTERNAL, "out of memory", "error");
         return;
     }
+    if (!s->join && !(s->join = calloc(1, sizeof(*s->join)))) {
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        session_close(s, CLOSE_INTERNAL, "out of memory", "error");
+        return;
+    }
     memcpy(s->room_id, id.room_id, sizeof(s->room_id));
-    s->resume = (uint8_t)id.resume;
-    s->resume_seq = id.last_seq;
-    memcpy(s->resume_epoch, id.epoch, sizeof(s->resume_epoch));
+    s->join->resume = (uint8_t)id.resume;
+    s->join->resume_seq = id.last_seq;
+    memcpy(s->join->resume_epoch, id.epoch, sizeof(s->join->resume_epoch));
     s->identified_at_ms = util_now_ms();
     s->state = SS_IDENTIFYING;
     /* Frames sent right behind the identify wait in lws until the room is answered. */
