@@ -152,7 +152,7 @@ static long long room_seq(json_t *rf) {
  * both in the history and on their way live (sent once). */
 #define MISSED 200
 #define AFTER_ANSWER 100 /* sent after the room answer arrived */
-#define MAX_DURING 700   /* with MISSED, within the history (1000) */
+#define MAX_DURING 700   /* with MISSED and AFTER_ANSWER, within the history (1000) */
 
 /* Member 0 leaves, MISSED messages are sent, it resumes through the other node while messages
  * keep being sent, one after the other, from before its identify until after its answer: it
