@@ -81,7 +81,10 @@ struct fe_stats {
     uint64_t paused_ms[APP_PAUSES];
     uint64_t pauses_now[APP_PAUSES];
     int64_t pauses_since_sum[APP_PAUSES];
-    uint64_t paused_connections; /* connections paused for any of them */
+    uint64_t paused_connections;  /* connections paused for any of them */
+    uint64_t resumes_recovered;   /* resumes answered "recovered": true */
+    uint64_t resumes_unrecovered; /* resumes answered "recovered": false */
+    uint64_t ack_resends;         /* messages with an ack_id seen before: answered, not relayed */
 };
 
 extern const char *const app_error_codes[];

@@ -84,6 +84,7 @@ static void deliver(struct fanout *f, struct lroom *r, const char *payload, size
         if (m->conn_no != skip) {
             if (!fr && !(fr = frame_new(pub.frame, pub.frame_len, pub.kind == PROTO_PUB_BINARY)))
                 return;
+            fr->seq = pub.seq;
             f->ops->deliver(m, fr, f->arg);
         }
     }

@@ -11,6 +11,7 @@
 
 struct frame {
     int64_t born_us; /* monotonic time it was built: its wait is measured when written */
+    uint64_t seq;    /* a relayed message's seq in its room (0: not one, or not known) */
     uint32_t refs;
     uint8_t binary;
     uint8_t hlen;        /* header bytes just before the payload */

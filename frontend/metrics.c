@@ -101,6 +101,15 @@ void metrics_write(struct app *app, struct textbuf *r) {
            st->reaped);
     metric(r, "rrm_rooms_recycled_total", "counter", "Empty rooms recycled by this node.",
            st->recycled);
+    textbuf_add(r,
+                "# HELP rrm_resumes_total Identifies with last_seq, by whether the missed "
+                "messages were recovered from the room history.\n# TYPE rrm_resumes_total "
+                "counter\nrrm_resumes_total{recovered=\"true\"} %" PRIu64
+                "\nrrm_resumes_total{recovered=\"false\"} %" PRIu64 "\n",
+                st->resumes_recovered, st->resumes_unrecovered);
+    metric(r, "rrm_ack_resends_total", "counter",
+           "Messages resent with an ack_id already accepted: answered, not relayed again.",
+           st->ack_resends);
     metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
            app->redis_cmd ? rl_drops(app->redis_cmd) : 0);
     metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",

@@ -89,6 +89,14 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("query-max-clients", query_max_clients, "100", 1, 10000,
             "most devices a room_info lists (larger rooms: a random sample, total_clients "
             "stays exact)"),
+    OPT_INT("history-size", history_size, "1000", 0, 1000000,
+            "messages each room keeps in Redis for clients that resume (identify with last_seq); "
+            "0: no history"),
+    OPT_INT("history-ttl-ms", history_ttl_ms, "600000", 0, 86400000L * 7,
+            "a room's history is dropped this long after its last message; 0: no history"),
+    OPT_INT("ack-window-ms", ack_window_ms, "120000", 1000, 86400000L,
+            "how long a message's ack_id is remembered: a resend with the same ack_id from the "
+            "same device within it is answered with the first seq and not relayed again"),
     OPT_INT("drain-timeout-ms", drain_timeout_ms, "10000", 0, 600000,
             "on SIGTERM, how long to wait for clients to be closed and flushed"),
     OPT_INT("coalesce-above", coalesce_above, "60000", 0, 1000000000,

@@ -36,6 +36,9 @@ struct fe_options {
     long stream_maxlen;
     long stream_max_bytes;
     long query_max_clients;
+    long history_size;
+    long history_ttl_ms;
+    long ack_window_ms;
     long drain_timeout_ms;
     long coalesce_above;
     long coalesce_ms;

@@ -41,6 +41,20 @@ static const char *unavailable_why(const redisReply *reply) {
     return "the cluster store is unavailable";
 }
 
+/* A fresh room epoch: 16 hex digits (64 random bits). */
+static int random_epoch(char out[17]) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char rnd[8];
+    if (util_random(rnd, sizeof(rnd)) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        out[2 * i] = hex[rnd[i] >> 4];
+        out[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    out[16] = '\0';
+    return 0;
+}
+
 /* What an identify needs to be undone if its session closed before the reply. */
 struct identify_ticket {
     uint64_t conn_no;
@@ -54,13 +68,16 @@ static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct app *app = rl_arg_of(ac);
     const struct room_ops *ops = app->room_ops;
     redisReply *reply = r;
-    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 &&
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 6 &&
              reply->element[0]->type == REDIS_REPLY_STRING &&
              reply->element[1]->type == REDIS_REPLY_STRING &&
-             reply->element[2]->type == REDIS_REPLY_INTEGER;
+             reply->element[2]->type == REDIS_REPLY_INTEGER &&
+             reply->element[4]->type == REDIS_REPLY_STRING &&
+             reply->element[5]->type == REDIS_REPLY_STRING;
     if (ok) {
         if (ops->identified(app->room_arg, t->conn_no, reply->element[0]->str,
-                            reply->element[1]->str, (long)reply->element[2]->integer))
+                            reply->element[1]->str, (long)reply->element[2]->integer,
+                            strtoll(reply->element[4]->str, NULL, 10), reply->element[5]->str))
             /* joined on behalf of a connection that is gone: undo it */
             room_leave_conn(app, t->device, reply->element[0]->str, t->conn, "client_closed",
                             t->at_ms);
@@ -89,26 +106,31 @@ int room_identify(struct app *app, const struct room_conn *c) {
     snprintf(t->conn, sizeof(t->conn), "%s", c->conn_id);
 
     char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], maxlen[24];
-    char cand[CANDIDATES][PROTO_ROOM_ID_LEN + 1];
+    char cand[CANDIDATES][PROTO_ROOM_ID_LEN + 1], epoch[17];
     keys_device(kdev, sizeof(kdev), c->device_id);
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
     snprintf(now, sizeof(now), "%" PRId64, c->connected_at_ms);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     const char *rooms = c->rooms ? c->rooms : "*", *fresh = c->no_auto_room ? "0" : "1";
-    const char *argv[15 + CANDIDATES] = {
+    if (random_epoch(epoch) < 0) {
+        free(t);
+        return -1;
+    }
+    const char *argv[16 + CANDIDATES] = {
         kdev,        kconns,     KEYS_EMPTY_ROOMS, KEYS_EVENTS,  c->device_id,
         c->identity, c->room_id, t->conn,          app->node_id, now,
         c->ip,       ttl,        maxlen,           rooms,        fresh,
+        epoch,
     };
     for (int i = 0; i < CANDIDATES; i++) {
         if (proto_random_room_id(cand[i]) < 0) {
             free(t);
             return -1;
         }
-        argv[15 + i] = cand[i];
+        argv[16 + i] = cand[i];
     }
-    if (scripts_eval(&app->scripts, ac, SCRIPT_IDENTIFY, identify_reply, t, 4, 15 + CANDIDATES,
+    if (scripts_eval(&app->scripts, ac, SCRIPT_IDENTIFY, identify_reply, t, 4, 16 + CANDIDATES,
                      argv, NULL)) {
         free(t);
         return -1;
@@ -145,16 +167,25 @@ void room_leave(struct app *app, const struct room_conn *c, const char *reason) 
     room_leave_conn(app, c->device_id, c->room_id, c->conn_id, reason, c->connected_at_ms);
 }
 
-static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app = rl_arg_of(ac);
-    uint64_t no = tag_of(priv);
-    redisReply *reply = r;
-    if (reply && reply->type == REDIS_REPLY_INTEGER)
-        return;
+/* The send script's answer for connection no: 0 if the message was accepted (its seq in *seq;
+ * *resent 1 when its ack key said it had been accepted before), else -1 after telling the
+ * client why. */
+static int send_outcome(struct app *app, uint64_t no, const redisReply *reply, long long *seq,
+                        int *resent) {
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        *seq = reply->integer;
+        *resent = 0;
+        return 0;
+    }
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        *seq = strtoll(reply->str, NULL, 10);
+        *resent = 1;
+        return 0;
+    }
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOTMEMBER", 9) == 0) {
         tell_error(app, no, PROTO_E_NOT_MEMBER,
                    "this connection no longer holds the device's room membership");
-        return;
+        return -1;
     }
     app->stats.redis_errors++;
     if (reply) /* Redis refused the script (out of memory, ...): it did not run */
@@ -164,28 +195,67 @@ static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
         tell_error(app, no, PROTO_E_OUTCOME_UNKNOWN,
                    "the cluster store stopped answering after this message was sent: "
                    "it may or may not have been delivered");
+    return -1;
+}
+
+static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
+    long long seq;
+    int resent;
+    send_outcome(rl_arg_of(ac), tag_of(priv), r, &seq, &resent);
+}
+
+struct ack_ticket {
+    uint64_t conn_no;
+    char ack_id[PROTO_MAX_ACK_ID + 1];
+};
+
+static void send_ack_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct app *app = rl_arg_of(ac);
+    struct ack_ticket *t = priv;
+    long long seq;
+    int resent;
+    if (send_outcome(app, t->conn_no, r, &seq, &resent) == 0) {
+        if (resent)
+            app->stats.ack_resends++;
+        app->room_ops->acked(app->room_arg, t->conn_no, t->ack_id, seq, resent);
+    }
+    free(t);
 }
 
 int room_send(struct app *app, const struct room_conn *c, const char *frame_prefix,
-              size_t prefix_len, const void *body, size_t body_len, const char *kind) {
+              size_t prefix_len, const void *body, size_t body_len, const char *kind,
+              const char *ack_id) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
-    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], maxlen[24], ts[24];
+    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], khist[KEYS_MAX], kack[KEYS_ACK_MAX];
+    char maxlen[24], ts[24], hsize[24], httl[24], window[24];
     char header[100];
     int nroom = keys_room(kroom, sizeof(kroom), c->room_id);
     int nmembers = keys_room_members(kmembers, sizeof(kmembers), c->room_id);
     int nch = keys_room_channel(kch, sizeof(kch), c->room_id);
+    int nhist = keys_room_history(khist, sizeof(khist), c->room_id);
+    int nack = ack_id ? keys_room_ack(kack, sizeof(kack), c->room_id, c->device_id, ack_id) : 0;
+    if (nack < 0)
+        return -1;
     int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, c->conn_id);
     if (hlen < 0)
         return -1;
     int mlen = snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     int tlen = snprintf(ts, sizeof(ts), "%" PRId64, util_now_ms());
-    /* the message event's fields (event.h) are named by the script */
+    /* history-ttl-ms 0 turns history off as history-size 0 does */
+    long size = app->opt.history_ttl_ms ? app->opt.history_size : 0;
+    int slen = snprintf(hsize, sizeof(hsize), "%ld", size);
+    int ttllen = snprintf(httl, sizeof(httl), "%ld", app->opt.history_ttl_ms);
+    int wlen = snprintf(window, sizeof(window), "%ld", app->opt.ack_window_ms);
+    /* the message event's fields (event.h) are named by the script; the ack key, last of the
+     * keys, is there only with an ack_id */
     const char *argv[] = {kroom,
                           kmembers,
                           kch,
                           KEYS_EVENTS,
+                          khist,
+                          kack,
                           c->device_id,
                           c->conn_id,
                           header,
@@ -195,11 +265,16 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
                           ts,
                           app->node_id,
                           c->room_id,
-                          kind};
+                          kind,
+                          hsize,
+                          httl,
+                          window};
     size_t lens[] = {(size_t)nroom,
                      (size_t)nmembers,
                      (size_t)nch,
                      strlen(KEYS_EVENTS),
+                     (size_t)nhist,
+                     (size_t)nack,
                      strlen(c->device_id),
                      c->conn_id_len,
                      (size_t)hlen,
@@ -209,9 +284,87 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
                      (size_t)tlen,
                      strlen(app->node_id),
                      strlen(c->room_id),
-                     strlen(kind)};
-    return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(c), 4,
-                        (int)(sizeof(argv) / sizeof(argv[0])), argv, lens);
+                     strlen(kind),
+                     (size_t)slen,
+                     (size_t)ttllen,
+                     (size_t)wlen};
+    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    if (!ack_id) { /* without the ack key: the keys end at the history */
+        memmove(&argv[5], &argv[6], (size_t)(argc - 6) * sizeof(argv[0]));
+        memmove(&lens[5], &lens[6], (size_t)(argc - 6) * sizeof(lens[0]));
+        return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(c), 5, argc - 1,
+                            argv, lens);
+    }
+    struct ack_ticket *t = malloc(sizeof(*t));
+    if (!t)
+        return -1;
+    t->conn_no = c->no;
+    util_strlcpy(t->ack_id, ack_id, sizeof(t->ack_id));
+    if (scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_ack_reply, t, 6, argc, argv, lens)) {
+        free(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* The resume script's answer: {recovered, seq, epoch, {seq, kind, frame, ...}}. */
+static void resume_reply(redisAsyncContext *ac, void *r, void *priv) {
+    struct app *app = rl_arg_of(ac);
+    uint64_t no = tag_of(priv);
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_STRING ||
+        reply->element[3]->type != REDIS_REPLY_ARRAY || reply->element[3]->elements % 3) {
+        app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+        return;
+    }
+    const redisReply *list = reply->element[3];
+    size_t n = list->elements / 3;
+    struct room_history_msg *m = n ? calloc(n, sizeof(*m)) : NULL;
+    if (n && !m) {
+        app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *seq = list->element[3 * i], *kind = list->element[3 * i + 1],
+                         *frame = list->element[3 * i + 2];
+        if (seq->type != REDIS_REPLY_STRING || kind->type != REDIS_REPLY_STRING ||
+            frame->type != REDIS_REPLY_STRING) {
+            free(m);
+            app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE,
+                                  "the room history could not be read");
+            return;
+        }
+        m[i] = (struct room_history_msg){strtoull(seq->str, NULL, 10),
+                                         kind->len == 1 && kind->str[0] == PROTO_PUB_BINARY,
+                                         frame->str, frame->len};
+    }
+    struct room_history h = {(int)reply->element[0]->integer, reply->element[1]->integer,
+                             reply->element[2]->str, m, n};
+    if (h.recovered)
+        app->stats.resumes_recovered++;
+    else
+        app->stats.resumes_unrecovered++;
+    app->room_ops->resumed(app->room_arg, no, &h);
+    free(m);
+}
+
+int room_resume(struct app *app, const struct room_conn *c, long long last_seq, const char *epoch) {
+    redisAsyncContext *ac = cmd(app);
+    if (!ac)
+        return -1;
+    char kroom[KEYS_MAX], khist[KEYS_MAX], last[24], size[24], most[24];
+    keys_room(kroom, sizeof(kroom), c->room_id);
+    keys_room_history(khist, sizeof(khist), c->room_id);
+    snprintf(last, sizeof(last), "%lld", last_seq);
+    snprintf(size, sizeof(size), "%ld", app->opt.history_ttl_ms ? app->opt.history_size : 0);
+    /* the replayed frames must fit in the client's outbound queue, with room for live ones */
+    snprintf(most, sizeof(most), "%ld", app->opt.send_queue_bytes / 2);
+    const char *argv[] = {kroom, khist, last, epoch, size, most, c->device_id};
+    return scripts_eval(&app->scripts, ac, SCRIPT_RESUME, resume_reply, conn_tag(c), 2,
+                        (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 }
 
 /* What a room_info answer needs: whom it is for, and whom to leave out of the list. */
@@ -318,13 +471,16 @@ int room_restore(struct app *app, const struct room_conn *c) {
     redisAsyncContext *ac = cmd(app);
     if (!ac)
         return -1;
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24];
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], epoch[17];
     keys_device(kdev, sizeof(kdev), c->device_id);
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
+    if (random_epoch(epoch) < 0)
+        return -1;
     const char *argv[] = {kdev,       kconns,     KEYS_EMPTY_ROOMS, c->device_id, c->identity,
-                          c->room_id, c->conn_id, app->node_id,     now,          ttl};
+                          c->room_id, c->conn_id, app->node_id,     now,          ttl,
+                          epoch};
     if (scripts_eval(&app->scripts, ac, SCRIPT_RESTORE, restore_reply, conn_tag(c), 3,
                      (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
         return -1;

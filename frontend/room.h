@@ -29,11 +29,33 @@ struct room_conn {
     int64_t connected_at_ms;
 };
 
+/* One message of a room's history (borrowed for the call). */
+struct room_history_msg {
+    uint64_t seq;
+    int binary;
+    const char *frame; /* as relayed */
+    size_t len;
+};
+
+/* A resume's answer (room_resume): recovered 1 with every message after the client's last seq
+ * that another device sent, in order; 0 with none (the client missed some it cannot get). seq
+ * and epoch are the room's when the history was read: every later message reaches the
+ * connection through its room subscription. */
+struct room_history {
+    int recovered;
+    long long seq;
+    const char *epoch;
+    const struct room_history_msg *msgs;
+    size_t n;
+};
+
 /* How replies reach connections; arg is app->room_arg. */
 struct room_ops {
     /* The identify is done: the device is in room (action "created", "joined" or "rejoined",
-     * total members). Returns -1 if connection no is gone: room.c then undoes the join. */
-    int (*identified)(void *arg, uint64_t no, const char *room, const char *action, long total);
+     * total members, the room's last seq and epoch). Returns -1 if connection no is gone:
+     * room.c then undoes the join. */
+    int (*identified)(void *arg, uint64_t no, const char *room, const char *action, long total,
+                      long long seq, const char *epoch);
     /* The identify, or a restore, could not be carried out: the connection is to be closed. */
     void (*failed)(void *arg, uint64_t no, const char *code, const char *message);
     /* An error frame for the connection (the action was refused or its outcome is unknown). */
@@ -45,6 +67,11 @@ struct room_ops {
     /* The identify named no room, the last room is not one the token allows, and the token
      * forbids a fresh room (no_auto_room): nothing was changed in Redis. */
     void (*forbidden)(void *arg, uint64_t no);
+    /* The history a resume asked for (room_resume). */
+    void (*resumed)(void *arg, uint64_t no, const struct room_history *h);
+    /* The message with this ack_id was accepted as seq (or was, the first time it was sent:
+     * resent is 1, and it was not relayed again). */
+    void (*acked)(void *arg, uint64_t no, const char *ack_id, long long seq, int resent);
 };
 
 /* c's device_id, identity, room_id (requested, may be ""), ip and connected_at_ms are set.
@@ -60,10 +87,17 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
                      const char *reason, int64_t connected_at);
 
 /* Relays one message: frame_prefix is the text envelope without ,"seq":N} (NULL for binary),
- * body the bytes the client sent, kind "text", "json" or "binary". Errors reach the client
- * through ops->error. Returns 0 if sent. */
+ * body the bytes the client sent, kind "text", "json" or "binary", ack_id the message's (NULL:
+ * none; then ops->acked answers it). It is appended to the room's history (history-size).
+ * Errors reach the client through ops->error. Returns 0 if sent. */
 int room_send(struct app *app, const struct room_conn *c, const char *frame_prefix,
-              size_t prefix_len, const void *body, size_t body_len, const char *kind);
+              size_t prefix_len, const void *body, size_t body_len, const char *kind,
+              const char *ack_id);
+
+/* Reads c's room history after last_seq if epoch is the room's; ops->resumed answers (or
+ * ops->failed). The messages returned are bounded by history-size and send-queue-bytes.
+ * Returns 0 if sent. */
+int room_resume(struct app *app, const struct room_conn *c, long long last_seq, const char *epoch);
 
 /* Room queries a node has in Redis at once. With query-max-clients this bounds the replies Redis
  * builds and buffers for a node, however many clients ask at the same moment. */

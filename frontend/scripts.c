@@ -16,6 +16,7 @@ static const char prelude[] =
     /* key names from the pieces keys.h defines */
     "local function rkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}' end\n"
     "local function mkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}" KEYS_MEMBERS_SUFFIX "' end\n"
+    "local function hkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}" KEYS_HISTORY_SUFFIX "' end\n"
     "local function dkey(d) return '" KEYS_DEVICE_PREFIX "{' .. d .. '}' end\n"
     "local function nconns(n) return '" KEYS_NODE_PREFIX "{' .. n .. '}" KEYS_CONNS_SUFFIX "' end\n"
     "local function nchannel(n) return '" KEYS_NODE_PREFIX "{' .. n .. '}" KEYS_CHANNEL_SUFFIX
@@ -42,15 +43,18 @@ static const char prelude[] =
  * ARGV: device, identity, wanted room ('' none), conn, node, now, ip, device ttl, maxlen,
  *       rooms the token allows (comma-separated ids and prefixes ending in '*'; '*' any room),
  *       '1' if a fresh room may be created ('0': the token says auto_room false),
- *       candidate ids for a new room...
- * Returns {room, action, members, replaced conn or '', last seq}, or a FORBIDDEN error (nothing
- * changed) when no room was named, the last room is not allowed and no fresh room may be made.
- * The wanted room was checked against the token by the caller; the last room is checked here,
+ *       epoch for the room if its hash is created now (or has none), candidate ids for a new
+ *       room...
+ * A room hash created here gets the new epoch and loses any history left from before (a room
+ * whose state Redis lost starts its seq again, under another epoch).
+ * Returns {room, action, members, replaced conn or '', last seq, epoch}, or a FORBIDDEN error
+ * (nothing changed) when no room was named, the last room is not allowed and no fresh room may be
+ * made. The wanted room was checked against the token by the caller; the last room is checked here,
  * where it is read, so that the decision and the join are one atomic step. */
 static const char identify_lua[] =
-    "local device, identity, want, conn, node, now, ip, ttl, maxlen, rooms, auto =\n"
+    "local device, identity, want, conn, node, now, ip, ttl, maxlen, rooms, auto, epoch =\n"
     "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],\n"
-    "  ARGV[10], ARGV[11]\n"
+    "  ARGV[10], ARGV[11], ARGV[12]\n"
     "local function allowed(r)\n"
     "  for p in string.gmatch(rooms, '[^,]+') do\n"
     "    if string.sub(p, -1) == '*' then\n"
@@ -68,7 +72,7 @@ static const char identify_lua[] =
     "  elseif auto ~= '1' then\n"
     "    return redis.error_reply('FORBIDDEN the token allows no new room')\n"
     "  else\n"
-    "    for i = 12, #ARGV do\n"
+    "    for i = 13, #ARGV do\n"
     "      if redis.call('EXISTS', rkey(ARGV[i])) == 0 then room = ARGV[i] break end\n"
     "    end\n"
     "    if room == '' then return redis.error_reply('ROOMID no free room id') end\n"
@@ -86,13 +90,15 @@ static const char identify_lua[] =
     "emit(KEYS[4], maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'ip', ip, 'room', room)\n"
     "if redis.call('HSETNX', rkey(room), 'created_at', now) == 1 then\n"
-    "  redis.call('HSET', rkey(room), 'created_by', device, 'seq', 0)\n"
+    "  redis.call('HSET', rkey(room), 'created_by', device, 'seq', 0, 'epoch', epoch)\n"
+    "  redis.call('DEL', hkey(room))\n"
     "  action = 'created'\n"
     "  emit(KEYS[4], maxlen, 'type', 'room_created', 'ts', now, 'node', node, 'conn', conn,\n"
     "    'device', device, 'room', room)\n"
     "elseif room == prev_room then\n"
     "  action = 'rejoined'\n"
     "end\n"
+    "redis.call('HSETNX', rkey(room), 'epoch', epoch)\n"
     "redis.call('HSET', mkey(room), device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
     "redis.call('ZREM', KEYS[3], room)\n"
     "redis.call('HSET', KEYS[1], 'room', room, 'conn', conn, 'node', node, 'identity', identity)\n"
@@ -100,8 +106,8 @@ static const char identify_lua[] =
     "redis.call('HSET', KEYS[2], conn, room .. '\\t' .. device)\n"
     "emit(KEYS[4], maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'room', room, 'action', action)\n"
-    "return {room, action, redis.call('HLEN', mkey(room)), replaced,\n"
-    "  redis.call('HGET', rkey(room), 'seq') or '0'}\n";
+    "local st = redis.call('HMGET', rkey(room), 'seq', 'epoch')\n"
+    "return {room, action, redis.call('HLEN', mkey(room)), replaced, st[1] or '0', st[2]}\n";
 
 /* KEYS: device, own node conns, empty rooms, events.
  * ARGV: device, room, conn, node, now, reason, connected_at, maxlen. Returns 1 if it left. */
@@ -115,25 +121,74 @@ static const char leave_lua[] =
     "  'device', ARGV[1], 'room', ARGV[2], 'reason', ARGV[6], 'connected_at', ARGV[7])\n"
     "return left\n";
 
-/* KEYS: room, members, room channel, events.
- * ARGV: device, conn, pub header, text frame without its closing ',"seq":N}' ('' for binary),
- *       body as the client sent it, maxlen, ts, node, room, kind.
- * Returns the message's seq, or a NOTMEMBER error if conn no longer holds the membership.
- * Run once per message: no prelude, as few arguments as the message event needs (event.h). */
+/* KEYS: room, members, room channel, events, room history, and the message's ack key when it
+ *       carries an ack_id.
+ * ARGV: device, conn, pub header without its seq (proto_pub_header), text frame without its
+ *       closing ',"seq":N}' ('' for binary), body as the client sent it, maxlen, ts, node, room,
+ *       kind, history size ('0': none), history ttl ms, ack window ms.
+ * Returns the message's seq (an integer), the first seq as a string when the ack key says this
+ * is a resend (nothing else done), or a NOTMEMBER error if conn no longer holds the membership.
+ * The history entry's id is its seq: a stream left over from an earlier epoch (ids too high)
+ * is replaced. Run once per message: no prelude, as few arguments as the message event needs
+ * (event.h). */
 static const char send_lua[] =
     "local m = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "if not m or string.sub(m, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\t' then\n"
     "  return redis.error_reply('NOTMEMBER connection no longer holds the membership') end\n"
-    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-    "if ARGV[4] ~= '' then\n"
-    "  redis.call('PUBLISH', KEYS[3], ARGV[3] .. ARGV[4] .. ',\"seq\":' .. seq .. '}')\n"
-    "else\n"
-    "  redis.call('PUBLISH', KEYS[3], ARGV[3] .. ARGV[5])\n"
+    "if KEYS[6] then\n"
+    "  local first = redis.call('GET', KEYS[6])\n"
+    "  if first then return first end\n"
     "end\n"
+    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+    "local frame = ARGV[5]\n"
+    "if ARGV[4] ~= '' then frame = ARGV[4] .. ',\"seq\":' .. seq .. '}' end\n"
+    "redis.call('PUBLISH', KEYS[3], ARGV[3] .. seq .. '\\n' .. frame)\n"
+    "if ARGV[11] ~= '0' then\n"
+    "  local id, k = seq .. '-0', string.sub(ARGV[3], 1, 1)\n"
+    "  local r = redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], id, 'd', ARGV[1],\n"
+    "    't', ARGV[7], 'k', k, 'f', frame)\n"
+    "  if type(r) == 'table' and r.err then\n"
+    "    redis.call('DEL', KEYS[5])\n"
+    "    redis.call('XADD', KEYS[5], id, 'd', ARGV[1], 't', ARGV[7], 'k', k, 'f', frame)\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', KEYS[5], ARGV[12])\n"
+    "end\n"
+    "if KEYS[6] then redis.call('SET', KEYS[6], seq, 'PX', ARGV[13]) end\n"
     "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'v', '1', 'type', 'message',\n"
     "  'ts', ARGV[7], 'node', ARGV[8], 'conn', ARGV[2], 'device', ARGV[1], 'room', ARGV[9],\n"
     "  'kind', ARGV[10], 'seq', seq, 'body', ARGV[5])\n"
     "return seq\n";
+
+/* KEYS: room, room history. ARGV: last seq the client saw, the epoch it saw, history size, most
+ * bytes of frames to return, the client's device.
+ * Returns {recovered (1/0), the room's last seq, its epoch, {seq, kind, frame, ...}}: with 1 the
+ * list holds every message after the client's last seq up to the room's, in order, except the
+ * client's own (its device's). 0 when the epoch differs (or the room has none), history is off,
+ * the last seq is ahead of the room's, or the messages since are not all in the history (more
+ * than its size, expired, or trimmed) or over the bytes allowed: then the list is empty.
+ * Read-only; reads at most history size entries. */
+static const char resume_lua[] =
+    "local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
+    "local last, epoch = tonumber(st[1] or '0'), st[2] or ''\n"
+    "local n, size, out = tonumber(ARGV[1]), tonumber(ARGV[3]), {}\n"
+    "if size == 0 or epoch == '' or epoch ~= ARGV[2] or n > last or last - n > size then\n"
+    "  return {0, last, epoch, out} end\n"
+    "if n == last then return {1, last, epoch, out} end\n"
+    "local first = (n + 1) .. '-0'\n"
+    "local e = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', last - n)\n"
+    "if #e ~= last - n or e[1][1] ~= first then return {0, last, epoch, out} end\n"
+    "local bytes, most = 0, tonumber(ARGV[4])\n"
+    "for i = 1, #e do\n"
+    "  local f = e[i][2]\n" /* d, device, t, ts, k, kind, f, frame */
+    "  if f[2] ~= ARGV[5] then\n"
+    "    bytes = bytes + #f[8]\n"
+    "    if bytes > most then return {0, last, epoch, {}} end\n"
+    "    out[#out + 1] = string.sub(e[i][1], 1, -3)\n"
+    "    out[#out + 1] = f[6]\n"
+    "    out[#out + 1] = f[8]\n"
+    "  end\n"
+    "end\n"
+    "return {1, last, epoch, out}\n";
 
 /* KEYS: members, events. ARGV: device, conn, room, node, now, maxlen, identity, most members
  * listed. Returns {total members, flat device/value list}. A room larger than the list gets a
@@ -211,7 +266,7 @@ static const char recycle_lua[] =
     "local n = 0\n"
     "for _, room in ipairs(rooms) do\n"
     "  if redis.call('HLEN', mkey(room)) == 0 then\n"
-    "    redis.call('DEL', rkey(room), mkey(room))\n"
+    "    redis.call('DEL', rkey(room), mkey(room), hkey(room))\n"
     "    emit(KEYS[2], ARGV[2], 'type', 'room_recycled', 'ts', ARGV[4], 'node', ARGV[3],\n"
     "      'room', room)\n"
     "    n = n + 1\n"
@@ -220,7 +275,8 @@ static const char recycle_lua[] =
     "end\n"
     "return {n, #rooms}\n";
 
-/* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl.
+/* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl,
+ * epoch for the room if its hash is recreated (Redis lost it: seq starts again, with no history).
  * Returns 1 if restored, 0 if the device now belongs to another connection. A membership that is
  * all still there is only confirmed, without a memory-growing write, so that it succeeds while
  * Redis is full (a node whose link dropped then keeps its clients). */
@@ -233,7 +289,12 @@ static const char restore_lua[] =
     "  redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
     "  return 1\n"
     "end\n"
-    "redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6])\n"
+    "if redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6]) == 1 then\n"
+    "  redis.call('HSET', rkey(ARGV[3]), 'seq', 0, 'epoch', ARGV[8])\n"
+    "  redis.call('DEL', hkey(ARGV[3]))\n"
+    "else\n"
+    "  redis.call('HSETNX', rkey(ARGV[3]), 'epoch', ARGV[8])\n"
+    "end\n"
     "redis.call('HSET', mkey(ARGV[3]), ARGV[1], ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2])\n"
     "redis.call('ZREM', KEYS[3], ARGV[3])\n"
     "redis.call('HSET', KEYS[1], 'room', ARGV[3], 'conn', ARGV[4], 'node', ARGV[5],\n"
@@ -247,7 +308,7 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SEND] = send_lua,           [SCRIPT_QUERY] = query_lua,
     [SCRIPT_HEARTBEAT] = heartbeat_lua, [SCRIPT_REAP] = reap_lua,
     [SCRIPT_RECYCLE] = recycle_lua,     [SCRIPT_RESTORE] = restore_lua,
-    [SCRIPT_STATUS] = status_lua,
+    [SCRIPT_STATUS] = status_lua,       [SCRIPT_RESUME] = resume_lua,
 };
 
 /* Redis runs a script's whole text on every call, so the prelude's helpers are defined again

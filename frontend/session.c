@@ -39,6 +39,7 @@ enum session_state {
     SS_NEW,         /* waiting for the identify frame */
     SS_IDENTIFYING, /* identify script in flight; reading paused */
     SS_JOINING,     /* member in Redis; waiting for this node's room subscription */
+    SS_RESUMING,    /* subscribed; the room history is being read, live frames are held */
     SS_READY,       /* answered; relays both ways */
     SS_CLOSING,     /* close queued or connection cut */
 };
@@ -89,11 +90,33 @@ struct session {
 
     struct deadline identify_deadline; /* armed from accept until the identify frame */
 
+    struct session_join *join; /* from the identify until it is answered */
+    /* after a resume, the seq up to which the history was sent: live frames up to it
+     * (published before the read, arriving after it) are not sent again; 0: none */
+    uint64_t seq_floor;
+
     /* authentication (app->auth set) */
     char *token;                 /* from the upgrade request, until the identify; owned */
     uint8_t token_too_long;      /* the upgrade request's token was over AUTH_MAX_TOKEN */
     struct auth_claims *claims;  /* the verified token's; owned */
     struct expiry_entry expires; /* in the node's token expiry heap while claims are held */
+};
+
+/* What a session needs only from its identify to its answer: allocated then, freed once
+ * answered, so that an idle connection does not carry it. */
+struct session_join {
+    /* the room's last seq and epoch for the room answer (from the identify, or the resume) */
+    long long room_seq;
+    char room_epoch[PROTO_MAX_EPOCH + 1];
+    /* resume: the identify's last_seq and epoch ("" none) */
+    uint8_t resume;
+    long long resume_seq;
+    char resume_epoch[PROTO_MAX_EPOCH + 1];
+    /* live frames that arrived while the history was read (SS_RESUMING), counted against
+     * send-queue-bytes */
+    struct frame **held;
+    uint32_t nheld, held_cap;
+    size_t held_bytes;
 };
 
 /* What session.c keeps for the node (app->sessions). */
@@ -212,6 +235,23 @@ static void drop_waits(struct session *s) {
 }
 
 /* ---- outbound queue ------------------------------------------------------------------------- */
+
+static void held_free(struct session_join *j) {
+    for (uint32_t i = 0; i < j->nheld; i++)
+        frame_unref(j->held[i]);
+    free(j->held);
+    j->held = NULL;
+    j->nheld = j->held_cap = 0;
+    j->held_bytes = 0;
+}
+
+static void join_free(struct session *s) {
+    if (!s->join)
+        return;
+    held_free(s->join);
+    free(s->join);
+    s->join = NULL;
+}
 
 static void cut_off(struct session *s, const char *why) {
     if (s->state == SS_CLOSING && !s->close_code)
@@ -481,6 +521,7 @@ static void on_closed(struct session *s) {
     }
     /* An identify still in flight is undone by its reply handler (room.c). */
     outq_client_free(&s->out);
+    join_free(s);
     rxbuf_free(&s->rx);
     free(s->identity);
     s->identity = NULL;
@@ -500,13 +541,15 @@ static void on_closed(struct session *s) {
 /* ---- the protocol --------------------------------------------------------------------------- */
 
 static void session_on_identified(struct session *s, const char *room, const char *action,
-                                  long total) {
+                                  long total, long long seq, const char *epoch) {
     util_strlcpy(s->room_id, room, sizeof(s->room_id));
     s->joined = 1; /* from now on closing must leave the room in Redis */
     if (s->state != SS_IDENTIFYING)
         return; /* closed meanwhile */
     util_strlcpy(s->room_action, action, sizeof(s->room_action));
     s->room_total = total;
+    s->join->room_seq = seq;
+    util_strlcpy(s->join->room_epoch, epoch, sizeof(s->join->room_epoch));
     s->state = SS_JOINING;
     s->app->stats.identified_total++;
     if (fanout_join(s->app->fanout, &s->member, s->conn_no, room)) {
@@ -523,13 +566,15 @@ static void session_on_failed(struct session *s, const char *code, const char *m
     session_close(s, CLOSE_TRY_AGAIN, "try again later", "unavailable");
 }
 
-/* The node receives the room's messages: answers the identify. */
-static void session_room_ready(struct session *s) {
+/* The node receives the room's messages: answers the identify (recovered: see
+ * proto_room_frame). */
+static void session_room_ready(struct session *s, int recovered) {
     char conn[CONNID_MAX];
     session_conn_id(s, conn, sizeof(conn));
     size_t clen, rlen;
     char *ct = proto_connection_frame(s->device_id, s->app->node_id, conn, util_now_ms(), &clen);
-    char *rt = proto_room_frame(s->room_id, s->room_action, s->room_total, &rlen);
+    char *rt = proto_room_frame(s->room_id, s->room_action, s->room_total, s->join->room_seq,
+                                s->join->room_epoch, recovered, &rlen);
     if (ct)
         session_send_text(s, ct, clen);
     if (rt)
@@ -542,12 +587,12 @@ static void session_room_ready(struct session *s) {
 
 /* ---- replies from room.c, by connection number ---------------------------------------------- */
 
-static int room_identified(void *arg, uint64_t no, const char *room, const char *action,
-                           long total) {
+static int room_identified(void *arg, uint64_t no, const char *room, const char *action, long total,
+                           long long seq, const char *epoch) {
     struct session *s = session_find_no(arg, no);
     if (!s)
         return -1;
-    session_on_identified(s, room, action, total);
+    session_on_identified(s, room, action, total, seq, epoch);
     return 0;
 }
 
@@ -586,8 +631,47 @@ static void room_forbidden(void *arg, uint64_t no) {
         auth_refuse(s, AUTH_AUTO_ROOM);
 }
 
-const struct room_ops session_room_ops = {room_identified, room_failed,   room_error,
-                                          room_answer,     room_replaced, room_forbidden};
+/* The history a resuming session asked for: the answers, the missed messages, then the live
+ * ones held meanwhile that the history did not hold already; then the session relays. */
+static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
+    struct session *s = session_find_no(arg, no);
+    if (!s || s->state != SS_RESUMING)
+        return;
+    struct session_join *j = s->join;
+    j->room_seq = h->seq;
+    util_strlcpy(j->room_epoch, h->epoch, sizeof(j->room_epoch));
+    session_room_ready(s, h->recovered);
+    for (size_t i = 0; i < h->n && s->state == SS_READY; i++) {
+        struct frame *f = frame_new(h->msgs[i].frame, h->msgs[i].len, h->msgs[i].binary);
+        if (!f)
+            break;
+        f->seq = h->msgs[i].seq;
+        session_send_frame(s, f);
+        frame_unref(f);
+    }
+    s->seq_floor = h->seq > 0 ? (uint64_t)h->seq : 0;
+    for (uint32_t i = 0; i < j->nheld && s->state == SS_READY; i++)
+        if (!j->held[i]->seq || j->held[i]->seq > s->seq_floor)
+            session_send_frame(s, j->held[i]);
+    join_free(s);
+}
+
+static void room_acked(void *arg, uint64_t no, const char *ack_id, long long seq, int resent) {
+    (void)resent;
+    struct session *s = session_find_no(arg, no);
+    if (!s)
+        return;
+    size_t len;
+    char *text = proto_ack_frame(ack_id, seq, &len);
+    if (text)
+        session_send_text(s, text, len);
+    free(text);
+}
+
+const struct room_ops session_room_ops = {
+    room_identified, room_failed,    room_error,   room_answer,
+    room_replaced,   room_forbidden, room_resumed, room_acked,
+};
 
 /* The local sessions, in a snapshot the caller frees (sessions may close while it is used). */
 static size_t local_sessions(struct app *app, struct session ***out) {
@@ -602,6 +686,8 @@ void session_restore_all(struct app *app) {
     for (size_t i = 0; i < n; i++) {
         if (!ss[i]->joined)
             continue;
+        /* Redis may have lost the room (a new epoch: seq starts again below the floor) */
+        ss[i]->seq_floor = 0;
         char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(ss[i], conn, sizeof(conn));
         room_restore(app, &c);
@@ -642,17 +728,61 @@ int session_holds_membership(struct app *app, const char *conn, size_t len) {
 static void fanout_ready(struct fanout_member *m, void *arg) {
     (void)arg;
     struct session *s = lws_container_of(m, struct session, member);
-    if (s->state == SS_JOINING)
-        session_room_ready(s);
-    else if (s->held)
-        release_if_ready(&s->hold_deadline, NULL);
+    if (s->state != SS_JOINING) {
+        if (s->held) /* a frame held while Redis was away waits for the room's subscription */
+            release_if_ready(&s->hold_deadline, NULL);
+        return;
+    }
+    if (!s->join->resume) {
+        session_room_ready(s, -1);
+        join_free(s);
+        return;
+    }
+    /* Subscribed first: every message after the history read reaches us live. */
+    char conn[CONNID_MAX];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    s->state = SS_RESUMING;
+    if (room_resume(s->app, &c, s->join->resume_seq, s->join->resume_epoch))
+        session_on_failed(s, PROTO_E_UNAVAILABLE, "the cluster store is unavailable");
+}
+
+/* Holds a live frame until the history is sent; cuts the client off past send-queue-bytes. */
+static void hold(struct session *s, struct frame *f) {
+    struct session_join *j = s->join;
+    if (j->held_bytes + f->len > (size_t)s->app->opt.send_queue_bytes) {
+        s->app->stats.slow_consumers++;
+        held_free(j);
+        cut_off(s, "slow_consumer");
+        return;
+    }
+    if (j->nheld == j->held_cap) {
+        uint32_t cap = j->held_cap ? j->held_cap * 2 : 8;
+        struct frame **h = realloc(j->held, cap * sizeof(*h));
+        if (!h) {
+            held_free(j);
+            cut_off(s, "out_of_memory");
+            return;
+        }
+        j->held = h;
+        j->held_cap = cap;
+    }
+    j->held[j->nheld++] = frame_ref(f);
+    j->held_bytes += f->len;
 }
 
 static void fanout_deliver(struct fanout_member *m, struct frame *f, void *arg) {
     (void)arg;
     struct session *s = lws_container_of(m, struct session, member);
-    if (s->state == SS_READY)
+    if (s->state == SS_READY) {
+        if (s->seq_floor && f->seq) {
+            if (f->seq <= s->seq_floor)
+                return;       /* sent from the history already */
+            s->seq_floor = 0; /* the room's channel is in order: no older one follows */
+        }
         session_send_frame(s, f);
+    } else if (s->state == SS_RESUMING) {
+        hold(s, f);
+    }
 }
 
 static void fanout_kick(const char *conn, size_t len, void *arg) {
@@ -819,7 +949,15 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
         session_close(s, CLOSE_INTERNAL, "out of memory", "error");
         return;
     }
+    if (!s->join && !(s->join = calloc(1, sizeof(*s->join)))) {
+        session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
+        session_close(s, CLOSE_INTERNAL, "out of memory", "error");
+        return;
+    }
     memcpy(s->room_id, id.room_id, sizeof(s->room_id));
+    s->join->resume = (uint8_t)id.resume;
+    s->join->resume_seq = id.last_seq;
+    memcpy(s->join->resume_epoch, id.epoch, sizeof(s->join->resume_epoch));
     s->identified_at_ms = util_now_ms();
     s->state = SS_IDENTIFYING;
     /* Frames sent right behind the identify wait in lws until the room is answered. */
@@ -900,7 +1038,7 @@ static void handle_message(struct session *s, const char *buf, size_t len, int b
         app->stats.messages_in++;
         char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(s, conn, sizeof(conn));
-        if (room_send(app, &c, NULL, 0, buf, len, "binary"))
+        if (room_send(app, &c, NULL, 0, buf, len, "binary", NULL))
             session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
         return;
     }
@@ -934,6 +1072,18 @@ static void handle_message(struct session *s, const char *buf, size_t len, int b
     case PROTO_RELAY:
         break;
     }
+    const char *ack = NULL;
+    char ack_id[PROTO_MAX_ACK_ID + 1];
+    int has_ack = proto_ack_id(value, &ack);
+    if (has_ack < 0) {
+        json_decref(value);
+        session_send_error(s, PROTO_E_INVALID_ACK_ID,
+                           "ack_id must be a string of 1-64 characters from A-Z a-z 0-9 _ . : @ "
+                           "-; the message was not relayed");
+        return;
+    }
+    if (has_ack)
+        util_strlcpy(ack_id, ack, sizeof(ack_id)); /* value is changed below */
     if (redis_down(s)) {
         json_decref(value);
         return;
@@ -949,7 +1099,7 @@ static void handle_message(struct session *s, const char *buf, size_t len, int b
     app->stats.messages_in++;
     char conn[CONNID_MAX];
     struct room_conn c = room_conn_of(s, conn, sizeof(conn));
-    if (room_send(app, &c, prefix, plen, buf, len, kind))
+    if (room_send(app, &c, prefix, plen, buf, len, kind, has_ack ? ack_id : NULL))
         session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
     free(prefix);
 }

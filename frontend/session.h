@@ -1,6 +1,6 @@
 /* One WebSocket connection: the per-connection state machine (new -> identifying -> joining ->
- * ready -> closing), its receive assembly, rate limit (backpressure: reading paused), the frame it
- * holds while Redis is unreachable, bounded outbound queue and closing.
+ * [resuming ->] ready -> closing), its receive assembly, rate limit (backpressure: reading
+ * paused), the frame it holds while Redis is unreachable, bounded outbound queue and closing.
  * The struct is lws's per-session data of the "rrm" protocol; lws allocates and frees it, and
  * only session.c sees inside it. */
 #ifndef RRM_SESSION_H

@@ -20,6 +20,16 @@ int keys_room_channel(char *buf, size_t cap, const char *room) {
     return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_CHANNEL_SUFFIX);
 }
 
+int keys_room_history(char *buf, size_t cap, const char *room) {
+    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_HISTORY_SUFFIX);
+}
+
+int keys_room_ack(char *buf, size_t cap, const char *room, const char *device, const char *ack_id) {
+    int n = snprintf(buf, cap, "%s{%s}%s%s/%s", KEYS_ROOM_PREFIX, room, KEYS_ACK_SUFFIX, device,
+                     ack_id);
+    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
 int keys_device(char *buf, size_t cap, const char *device) {
     return fmt(buf, cap, KEYS_DEVICE_PREFIX, device, "");
 }

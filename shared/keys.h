@@ -3,9 +3,16 @@
  * Per-room keys carry the room id as a hash tag ({ROOM}) so that all of a room's keys land in one
  * Redis Cluster slot; per-node and per-device keys are tagged on the node and device ids.
  *
- *   rrm:room:{R}           hash   created_at, created_by, seq (last message number)
+ *   rrm:room:{R}           hash   created_at, created_by, seq (last message number), epoch
+ *                                 (random id made when the hash is created: seq starts again
+ *                                 only under a new epoch)
  *   rrm:room:{R}:members   hash   device_id -> "conn\tnode\tidentity"
  *   rrm:room:{R}:ch        channel  relayed frames of room R (proto.h: the pub/sub payload)
+ *   rrm:room:{R}:hist      stream   the room's last messages for resume: entry id "<seq>-0",
+ *                                   fields d (sender device), t (ts), k ('T' text, 'B' binary),
+ *                                   f (the frame as relayed); capped and expiring (history-*)
+ *   rrm:room:{R}:ack:D/A   string   seq of device D's message with ack_id A (expires after the
+ *                                   ack window); '/' cannot occur in ids
  *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL)
  *   rrm:node:{N}:conns     hash   conn -> "room\tdevice" (what to clean if N dies)
  *   rrm:node:{N}:ch        channel  control messages to node N (kick a replaced connection)
@@ -29,7 +36,8 @@
 #define KEYS_EVENTS "rrm:events"
 #define KEYS_DEAD_LETTER "rrm:events:dead"
 #define KEYS_ARCHIVER_ALIVE_PREFIX "rrm:archiver:alive:"
-#define KEYS_MAX 256 /* enough for any key built from validated ids */
+#define KEYS_MAX 256     /* enough for any key built from validated ids */
+#define KEYS_ACK_MAX 320 /* an ack key: room, device and ack_id ids together */
 
 /* The pieces of the per-id names: prefix, then the id as the hash tag, then a suffix. */
 #define KEYS_ROOM_PREFIX "rrm:room:"
@@ -38,11 +46,16 @@
 #define KEYS_MEMBERS_SUFFIX ":members"
 #define KEYS_CONNS_SUFFIX ":conns"
 #define KEYS_CHANNEL_SUFFIX ":ch"
+#define KEYS_HISTORY_SUFFIX ":hist"
+#define KEYS_ACK_SUFFIX ":ack:"
 
 /* Each writes the name into buf and returns its length, or -1 if cap is too small. */
 int keys_room(char *buf, size_t cap, const char *room);
 int keys_room_members(char *buf, size_t cap, const char *room);
 int keys_room_channel(char *buf, size_t cap, const char *room);
+int keys_room_history(char *buf, size_t cap, const char *room);
+/* rrm:room:{R}:ack:<device>/<ack_id> */
+int keys_room_ack(char *buf, size_t cap, const char *room, const char *device, const char *ack_id);
 int keys_device(char *buf, size_t cap, const char *device);
 int keys_node_conns(char *buf, size_t cap, const char *node);
 int keys_node_channel(char *buf, size_t cap, const char *node);

@@ -100,6 +100,28 @@ int proto_parse_identify(const char *buf, size_t len, struct proto_identify *out
         }
         memcpy(out->room_id, json_string_value(room), json_string_length(room) + 1);
     }
+
+    json_t *last = json_object_get(root, "last_seq");
+    json_t *epoch = json_object_get(root, "epoch");
+    if (last && !json_is_null(last)) {
+        if (!json_is_integer(last) || json_integer_value(last) < 0) {
+            fail(code, PROTO_E_INVALID_IDENTIFY, msg, msglen,
+                 "last_seq must be an integer >= 0 (the seq of the last message received)");
+            goto out;
+        }
+        out->resume = 1;
+        out->last_seq = (int64_t)json_integer_value(last);
+    }
+    if (epoch && !json_is_null(epoch)) {
+        if (!out->resume || !json_is_string(epoch) ||
+            !proto_valid_id(json_string_value(epoch), json_string_length(epoch), PROTO_MAX_EPOCH)) {
+            fail(code, PROTO_E_INVALID_IDENTIFY, msg, msglen,
+                 "epoch must come with last_seq and be a string of 1-64 characters from A-Z a-z "
+                 "0-9 _ . : @ -");
+            goto out;
+        }
+        memcpy(out->epoch, json_string_value(epoch), json_string_length(epoch) + 1);
+    }
     rc = 0;
 out:
     json_decref(root);
@@ -136,7 +158,19 @@ int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]) {
 /* Types the server sends; a client sending one would impersonate the server. */
 static int reserved_type(const char *t) {
     return strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
-           strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0;
+           strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0 || strcmp(t, "ack") == 0;
+}
+
+int proto_ack_id(const json_t *value, const char **ack) {
+    *ack = NULL;
+    json_t *a = json_is_object(value) ? json_object_get(value, "ack_id") : NULL;
+    if (!a)
+        return 0;
+    if (!json_is_string(a) ||
+        !proto_valid_id(json_string_value(a), json_string_length(a), PROTO_MAX_ACK_ID))
+        return -1;
+    *ack = json_string_value(a);
+    return 1;
 }
 
 enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, const char **msg_type,
@@ -174,7 +208,8 @@ enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, cons
     return PROTO_RELAY;
 }
 
-static const char *const server_fields[] = {"from_device_id", "room_id", "ts", "seq"};
+/* The server's fields, and the sender's ack_id: an object with any of them is dumped again. */
+static const char *const server_fields[] = {"from_device_id", "room_id", "ts", "seq", "ack_id"};
 
 /* The client's object text with the server's fields in place of its closing '}', or NULL when
  * the text cannot be used as it is. Ids are validated to need no escaping. */
@@ -217,6 +252,7 @@ char *proto_envelope_prefix(json_t *value, const char *text, size_t text_len, co
     if (json_is_object(value)) {
         env = json_incref(value);
         json_object_del(env, "seq");
+        json_object_del(env, "ack_id");
     } else {
         env = json_object();
         json_object_set_new(env, "type", json_string("message"));
@@ -262,10 +298,19 @@ char *proto_connection_frame(const char *device_id, const char *node_id, const c
                       len);
 }
 
-char *proto_room_frame(const char *room_id, const char *action, long long total, size_t *len) {
-    return dump_frame(json_pack("{s:s, s:s, s:s, s:I}", "type", "room", "room_id", room_id,
-                                "action", action, "total_clients", (json_int_t)total),
-                      len);
+char *proto_room_frame(const char *room_id, const char *action, long long total, long long seq,
+                       const char *epoch, int recovered, size_t *len) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "type", "room", "room_id", room_id,
+                          "action", action, "total_clients", (json_int_t)total, "seq",
+                          (json_int_t)seq, "epoch", epoch);
+    if (o && recovered >= 0)
+        json_object_set_new(o, "recovered", json_boolean(recovered));
+    return dump_frame(o, len);
+}
+
+char *proto_ack_frame(const char *ack_id, long long seq, size_t *len) {
+    return dump_frame(
+        json_pack("{s:s, s:s, s:I}", "type", "ack", "ack_id", ack_id, "seq", (json_int_t)seq), len);
 }
 
 char *proto_room_info_frame(const char *room_id, long long total, const struct proto_member *m,
@@ -283,7 +328,7 @@ char *proto_room_info_frame(const char *room_id, long long total, const struct p
 }
 
 int proto_pub_header(char *buf, size_t cap, int binary, const char *conn) {
-    int n = snprintf(buf, cap, "%c%s\n", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT, conn);
+    int n = snprintf(buf, cap, "%c%s\t", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT, conn);
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
@@ -296,6 +341,22 @@ int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
     out->kind = payload[0];
     out->conn = payload + 1;
     out->conn_len = (size_t)(nl - payload - 1);
+    out->seq = 0;
+    const char *tab = memchr(out->conn, '\t', out->conn_len);
+    if (tab) {
+        size_t digits = (size_t)(nl - tab - 1);
+        if (digits == 0 || digits > 20)
+            return -1;
+        uint64_t seq = 0;
+        for (const char *d = tab + 1; d < nl; d++) {
+            uint64_t digit = (uint64_t)(*d - '0');
+            if (*d < '0' || *d > '9' || seq > (UINT64_MAX - digit) / 10)
+                return -1;
+            seq = seq * 10 + digit;
+        }
+        out->seq = seq;
+        out->conn_len = (size_t)(tab - out->conn);
+    }
     out->frame = nl + 1;
     out->frame_len = len - (size_t)(nl + 1 - payload);
     return 0;

@@ -12,6 +12,8 @@
 #define PROTO_MAX_ROOM_ID 64
 #define PROTO_MAX_IDENTITY 256
 #define PROTO_ROOM_ID_LEN 6
+#define PROTO_MAX_EPOCH 64  /* a room epoch a client may name (the server makes 16 hex digits) */
+#define PROTO_MAX_ACK_ID 64 /* an ack_id: 1..64 characters of the id set */
 
 /* Error codes sent in {"type":"error","code":...} frames. */
 #define PROTO_E_INVALID_JSON "invalid_json"
@@ -32,11 +34,17 @@
 #define PROTO_E_OUTCOME_UNKNOWN "outcome_unknown"
 #define PROTO_E_UNAUTHORIZED "unauthorized"
 #define PROTO_E_FORBIDDEN "forbidden"
+#define PROTO_E_INVALID_ACK_ID "invalid_ack_id"
 
 struct proto_identify {
     char device_id[PROTO_MAX_DEVICE_ID + 1];
     char identity[PROTO_MAX_IDENTITY + 1];
     char room_id[PROTO_MAX_ROOM_ID + 1]; /* "" when the client named no room */
+    /* Resume: the identify carried "last_seq" (an integer >= 0), and maybe the room's "epoch"
+     * ("" when absent). Without last_seq both are unset. */
+    int resume;
+    int64_t last_seq;
+    char epoch[PROTO_MAX_EPOCH + 1];
 };
 
 /* 1 if s (len bytes) is a valid device or room id: 1..max bytes of [A-Za-z0-9_.:@-]. */
@@ -66,6 +74,11 @@ enum proto_kind {
     PROTO_REJECT,     /* not acceptable: *code and msg say why */
 };
 
+/* The "ack_id" of a message object value: 1 with *ack pointing into value (valid while value
+ * lives), 0 when there is none (absent, or value is not an object), -1 when it is not a string
+ * of 1-64 characters from A-Z a-z 0-9 _ . : @ - (the message is then refused). */
+int proto_ack_id(const json_t *value, const char **ack);
+
 /* Classifies a text frame from an identified client. For PROTO_RELAY and PROTO_REFRESH, *value
  * receives the parsed JSON (caller json_decref's) and *msg_type the message kind for the archive
  * ("text" or "json"). For PROTO_REJECT, *code and msg are set. */
@@ -74,11 +87,12 @@ enum proto_kind proto_classify(const char *buf, size_t len, json_t **value, cons
 
 /* Builds the relayed frame for value, minus its closing: the object (or the
  * {"type":"message", "data":value} wrapper) with from_device_id, room_id and ts set by the server,
- * without the final '}'. Whoever assigns the sequence number appends ,"seq":N}.
- * text/text_len is the frame value was parsed from (NULL if none): an object that carries none of
- * the server's fields is relayed as the client wrote it, with the server's fields spliced in
- * before its '}', which spares dumping it again; otherwise value (modified in place) is dumped
- * compactly. Returns a malloc'd string (caller frees) and its length in *len, or NULL. */
+ * and without its ack_id (which is for the sender only), without the final '}'. Whoever assigns the
+ * sequence number appends ,"seq":N}. text/text_len is the frame value was parsed from (NULL if
+ * none): an object that carries none of the server's fields is relayed as the client wrote it, with
+ * the server's fields spliced in before its '}', which spares dumping it again; otherwise value
+ * (modified in place) is dumped compactly. Returns a malloc'd string (caller frees) and its length
+ * in *len, or NULL. */
 char *proto_envelope_prefix(json_t *value, const char *text, size_t text_len, const char *device_id,
                             const char *room_id, int64_t ts_ms, size_t *len);
 
@@ -92,8 +106,13 @@ char *proto_error_frame(const char *code, const char *message, size_t *len);
 char *proto_connection_frame(const char *device_id, const char *node_id, const char *conn_id,
                              int64_t server_time_ms, size_t *len);
 
-/* {"type":"room","room_id","action","total_clients"} */
-char *proto_room_frame(const char *room_id, const char *action, long long total, size_t *len);
+/* {"type":"room","room_id","action","total_clients","seq","epoch"}, then "recovered" when
+ * recovered is 0 or 1 (an identify that asked to resume); recovered < 0 leaves it out. */
+char *proto_room_frame(const char *room_id, const char *action, long long total, long long seq,
+                       const char *epoch, int recovered, size_t *len);
+
+/* {"type":"ack","ack_id":ack_id,"seq":seq}: the sender's message was accepted as seq. */
+char *proto_ack_frame(const char *ack_id, long long seq, size_t *len);
 
 /* {"type":"refreshed","exp":exp} */
 char *proto_refreshed_frame(int64_t exp, size_t *len);
@@ -110,7 +129,8 @@ char *proto_room_info_frame(const char *room_id, long long total, const struct p
                             size_t n, int truncated, size_t *len);
 
 /* Pub/sub payload of a relayed frame: one byte kind ('T' text, 'B' binary), the sender's
- * connection id, '\n', then the frame bytes exactly as delivered to clients. */
+ * connection id, '\t', the message's seq in decimal, '\n', then the frame bytes exactly as
+ * delivered to clients. (Payloads of earlier versions have no '\t' and seq: their seq is 0.) */
 #define PROTO_PUB_TEXT 'T'
 #define PROTO_PUB_BINARY 'B'
 
@@ -118,15 +138,17 @@ struct proto_pub {
     char kind;
     const char *conn; /* borrowed from the payload */
     size_t conn_len;
+    uint64_t seq;      /* 0 when the payload carries none */
     const char *frame; /* borrowed from the payload */
     size_t frame_len;
 };
 
-/* Writes the payload's header (kind, connection id, '\n') into buf; returns its length, or -1
- * if it does not fit in cap bytes. */
+/* Writes the start of the payload's header (kind, connection id, '\t') into buf; the send script
+ * appends the seq and '\n'. Returns its length, or -1 if it does not fit in cap bytes. */
 int proto_pub_header(char *buf, size_t cap, int binary, const char *conn);
 
-/* Splits a pub/sub payload; returns 0 or -1 if it is malformed. */
+/* Splits a pub/sub payload; returns 0 or -1 if it is malformed (no kind, no '\n', or a seq
+ * that is not 1-20 decimal digits). */
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out);
 
 #endif

@@ -1,7 +1,8 @@
 /* Fuzzes what happens to a text frame from an identified client: proto_classify, then for a relay
  * proto_envelope_prefix and the sequence number appended as the send script does. The relayed
  * frame must be one valid JSON object whose server fields (from_device_id, room_id, ts, seq) are
- * the server's, each exactly once, and which otherwise carries exactly what the client sent. */
+ * the server's, each exactly once, and which otherwise carries exactly what the client sent,
+ * except its ack_id (for the sender only, never relayed). */
 #include "fuzz.h"
 #include "proto.h"
 
@@ -13,7 +14,7 @@
 #define TS 1732550000123LL
 #define SEQ 42
 
-static const char *const server_fields[] = {"from_device_id", "room_id", "ts", "seq"};
+static const char *const server_fields[] = {"from_device_id", "room_id", "ts", "seq", "ack_id"};
 
 static int is_server_field(const char *key) {
     for (size_t i = 0; i < sizeof(server_fields) / sizeof(server_fields[0]); i++)
@@ -31,7 +32,7 @@ static const char *type_of(json_t *v) {
 static int reserved(const char *t) {
     return t &&
            (strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
-            strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0);
+            strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0 || strcmp(t, "ack") == 0);
 }
 
 static void check_relayed(json_t *sent, const char *text, size_t len, json_t *value) {
@@ -71,6 +72,7 @@ static void check_relayed(json_t *sent, const char *text, size_t len, json_t *va
     FUZZ_CHECK(json_integer_value(json_object_get(out, "ts")) == TS);
     FUZZ_CHECK(json_is_integer(json_object_get(out, "seq")));
     FUZZ_CHECK(json_integer_value(json_object_get(out, "seq")) == SEQ);
+    FUZZ_CHECK(json_object_get(out, "ack_id") == NULL);
 
     /* and the client's, unchanged */
     size_t want = 4;

@@ -76,6 +76,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     expect_member(root, "device_id", id.device_id, dl);
     expect_member(root, "identity", id.identity, il);
     expect_member(root, "room_id", id.room_id, rl);
+    /* resume: last_seq an integer >= 0; epoch an id, and only with last_seq */
+    json_t *last = json_object_get(root, "last_seq");
+    int has_last = last && !json_is_null(last);
+    FUZZ_CHECK(id.resume == has_last);
+    if (has_last)
+        FUZZ_CHECK(json_is_integer(last) && json_integer_value(last) >= 0 &&
+                   id.last_seq == (int64_t)json_integer_value(last));
+    size_t el = field_len(id.epoch, sizeof(id.epoch));
+    FUZZ_CHECK(el == 0 || (has_last && id_ok(id.epoch, el, PROTO_MAX_EPOCH)));
+    expect_member(root, "epoch", id.epoch, el);
     json_decref(root);
     return 0;
 }

@@ -21,6 +21,7 @@ static const struct {
     {"room", keys_room, "ROOM42", "rrm:room:{ROOM42}"},
     {"room members", keys_room_members, "ROOM42", "rrm:room:{ROOM42}:members"},
     {"room channel", keys_room_channel, "ROOM42", "rrm:room:{ROOM42}:ch"},
+    {"room history", keys_room_history, "ROOM42", "rrm:room:{ROOM42}:hist"},
     {"device", keys_device, "dev-1@x.y", "rrm:device:{dev-1@x.y}"},
     {"node conns", keys_node_conns, "node-a", "rrm:node:{node-a}:conns"},
     {"node channel", keys_node_channel, "node-a", "rrm:node:{node-a}:ch"},
@@ -83,12 +84,33 @@ static void test_longest_ids_fit_keys_max(void **state) {
     }
 }
 
+static void test_ack_key(void **state) {
+    (void)state;
+    char buf[KEYS_ACK_MAX];
+    int n = keys_room_ack(buf, sizeof(buf), "ROOM42", "dev:1", "m-7");
+    assert_string_equal(buf, "rrm:room:{ROOM42}:ack:dev:1/m-7");
+    assert_int_equal(n, (int)strlen(buf));
+    /* the room's slot: the first {...} holds the room id */
+    assert_memory_equal(strchr(buf, '{'), "{ROOM42}", 8);
+    assert_int_equal(keys_room_ack(buf, (size_t)n, "ROOM42", "dev:1", "m-7"), -1);
+    /* the longest room (64), device (128) and ack_id (64) fit KEYS_ACK_MAX */
+    char room[65], dev[129], ack[65];
+    memset(room, 'r', 64);
+    room[64] = '\0';
+    memset(dev, 'd', 128);
+    dev[128] = '\0';
+    memset(ack, 'a', 64);
+    ack[64] = '\0';
+    assert_true(keys_room_ack(buf, sizeof(buf), room, dev, ack) > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_hash_tag_is_the_id),
         cmocka_unit_test(test_exact_fit_and_too_small),
         cmocka_unit_test(test_longest_ids_fit_keys_max),
+        cmocka_unit_test(test_ack_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

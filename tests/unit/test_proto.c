@@ -404,7 +404,7 @@ static void test_identify_token(void **state) {
 
 static void test_classify_reserved_types(void **state) {
     (void)state;
-    const char *types[] = {"connection", "room", "room_info", "error", "refreshed"};
+    const char *types[] = {"connection", "room", "room_info", "error", "refreshed", "ack"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         char text[64];
         snprintf(text, sizeof(text), "{\"type\":\"%s\",\"x\":1}", types[i]);
@@ -462,6 +462,93 @@ static void test_classify_non_objects_relay(void **state) {
         assert_string_equal(c.msg_type, "json");
         json_decref(c.value);
     }
+}
+
+/* ---- resume fields of the identify, ack_id ---- */
+
+static void test_identify_resume_fields(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code = NULL;
+    char msg[160];
+    const char *seed = "{\"device_id\":\"d\"}";
+    assert_int_equal(proto_parse_identify(seed, strlen(seed), &id, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(id.resume, 0);
+    assert_string_equal(id.epoch, "");
+    const char *full = "{\"device_id\":\"d\",\"last_seq\":50,\"epoch\":\"ab12\"}";
+    assert_int_equal(proto_parse_identify(full, strlen(full), &id, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(id.resume, 1);
+    assert_int_equal(id.last_seq, 50);
+    assert_string_equal(id.epoch, "ab12");
+    const char *no_epoch = "{\"device_id\":\"d\",\"last_seq\":0,\"epoch\":null}";
+    assert_int_equal(proto_parse_identify(no_epoch, strlen(no_epoch), &id, &code, msg, sizeof(msg)),
+                     0);
+    assert_int_equal(id.resume, 1);
+    assert_int_equal(id.last_seq, 0);
+    assert_string_equal(id.epoch, "");
+    const char *bad[] = {
+        "{\"device_id\":\"d\",\"last_seq\":-1}",
+        "{\"device_id\":\"d\",\"last_seq\":1.5}",
+        "{\"device_id\":\"d\",\"last_seq\":\"3\"}",
+        "{\"device_id\":\"d\",\"epoch\":\"ab\"}", /* epoch without last_seq */
+        "{\"device_id\":\"d\",\"last_seq\":1,\"epoch\":7}",
+        "{\"device_id\":\"d\",\"last_seq\":1,\"epoch\":\"\"}",
+        "{\"device_id\":\"d\",\"last_seq\":1,\"epoch\":\"a b\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        code = NULL;
+        assert_int_equal(proto_parse_identify(bad[i], strlen(bad[i]), &id, &code, msg, sizeof(msg)),
+                         -1);
+        assert_string_equal(code, PROTO_E_INVALID_IDENTIFY);
+    }
+}
+
+static void test_ack_id(void **state) {
+    (void)state;
+    const char *ack = (const char *)1;
+    json_t *v = json_loads("{\"type\":\"text\"}", 0, NULL);
+    assert_int_equal(proto_ack_id(v, &ack), 0);
+    assert_null(ack);
+    json_decref(v);
+    v = json_loads("[1]", 0, NULL);
+    assert_int_equal(proto_ack_id(v, &ack), 0);
+    json_decref(v);
+    v = json_loads("{\"ack_id\":\"m:1@x-2_3.4\"}", 0, NULL);
+    assert_int_equal(proto_ack_id(v, &ack), 1);
+    assert_string_equal(ack, "m:1@x-2_3.4");
+    json_decref(v);
+    char long_id[80];
+    memset(long_id, 'a', 64);
+    long_id[64] = '\0';
+    v = json_pack("{s:s}", "ack_id", long_id);
+    assert_int_equal(proto_ack_id(v, &ack), 1);
+    json_decref(v);
+    long_id[64] = 'a';
+    long_id[65] = '\0';
+    v = json_pack("{s:s}", "ack_id", long_id);
+    assert_int_equal(proto_ack_id(v, &ack), -1);
+    json_decref(v);
+    const char *bad[] = {"{\"ack_id\":\"\"}", "{\"ack_id\":3}", "{\"ack_id\":null}",
+                         "{\"ack_id\":\"a/b\"}", "{\"ack_id\":\"a{b}\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = json_loads(bad[i], 0, NULL);
+        assert_non_null(v);
+        assert_int_equal(proto_ack_id(v, &ack), -1);
+        json_decref(v);
+    }
+}
+
+static void test_envelope_strips_ack_id(void **state) {
+    (void)state;
+    const char text[] = "{\"type\":\"text\",\"ack_id\":\"m1\",\"content\":\"hi\"}";
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    size_t len;
+    char *p = proto_envelope_prefix(v, text, strlen(text), "alice", "R", 42, &len);
+    assert_non_null(p);
+    assert_string_equal(p, "{\"type\":\"text\",\"content\":\"hi\",\"from_device_id\":\"alice\","
+                           "\"room_id\":\"R\",\"ts\":42");
+    free(p);
+    json_decref(v);
 }
 
 /* ---- proto_envelope_prefix ---- */
@@ -671,11 +758,25 @@ static void test_server_frames(void **state) {
                            "\"server_time\":1700000000123}");
     free(s);
 
-    s = proto_room_frame("ABC123", "created", 1, &len);
+    s = proto_room_frame("ABC123", "created", 1, 0, "0a1b2c3d4e5f6071", -1, &len);
     assert_non_null(s);
     assert_int_equal(len, strlen(s));
-    assert_string_equal(
-        s, "{\"type\":\"room\",\"room_id\":\"ABC123\",\"action\":\"created\",\"total_clients\":1}");
+    assert_string_equal(s, "{\"type\":\"room\",\"room_id\":\"ABC123\",\"action\":\"created\","
+                           "\"total_clients\":1,\"seq\":0,\"epoch\":\"0a1b2c3d4e5f6071\"}");
+    free(s);
+    s = proto_room_frame("R", "joined", 2, 42, "e", 1, &len);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"type\":\"room\",\"room_id\":\"R\",\"action\":\"joined\","
+                           "\"total_clients\":2,\"seq\":42,\"epoch\":\"e\",\"recovered\":true}");
+    free(s);
+    s = proto_room_frame("R", "joined", 2, 42, "e", 0, NULL);
+    assert_non_null(s);
+    assert_non_null(strstr(s, ",\"recovered\":false}"));
+    free(s);
+    s = proto_ack_frame("m-1", 7, &len);
+    assert_non_null(s);
+    assert_int_equal(len, strlen(s));
+    assert_string_equal(s, "{\"type\":\"ack\",\"ack_id\":\"m-1\",\"seq\":7}");
     free(s);
 
     /* member strings are spans: only their given lengths are used, and identities are escaped */
@@ -700,12 +801,14 @@ static void test_pub_header_round_trip(void **state) {
     char buf[64];
     int n = proto_pub_header(buf, sizeof(buf), 0, "node-a#17");
     assert_int_equal(n, 11);
-    memcpy(buf + n, "{}", 2);
+    assert_memory_equal(buf, "Tnode-a#17\t", 11);
+    memcpy(buf + n, "42\n{}", 5); /* what the send script appends */
     struct proto_pub pub;
-    assert_int_equal(proto_pub_parse(buf, (size_t)n + 2, &pub), 0);
+    assert_int_equal(proto_pub_parse(buf, (size_t)n + 5, &pub), 0);
     assert_int_equal(pub.kind, PROTO_PUB_TEXT);
     assert_int_equal(pub.conn_len, 9);
     assert_memory_equal(pub.conn, "node-a#17", 9);
+    assert_int_equal(pub.seq, 42);
     assert_int_equal(pub.frame_len, 2);
     assert_int_equal(proto_pub_header(buf, sizeof(buf), 1, "n#1"), 5);
     assert_int_equal(buf[0], PROTO_PUB_BINARY);
@@ -725,6 +828,29 @@ static void test_pub_parse_text(void **state) {
     assert_ptr_equal(pub.conn, payload + 1);
     assert_int_equal(pub.frame_len, strlen("{\"type\":\"chat\"}"));
     assert_memory_equal(pub.frame, "{\"type\":\"chat\"}", pub.frame_len);
+    assert_int_equal(pub.seq, 0); /* an earlier version's payload: no seq */
+}
+
+static void test_pub_parse_seq(void **state) {
+    (void)state;
+    const char payload[] = "Bn#1\t18446744073709551615\n\t\n";
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse(payload, sizeof(payload) - 1, &pub), 0);
+    assert_int_equal(pub.kind, PROTO_PUB_BINARY);
+    assert_int_equal(pub.conn_len, 3);
+    assert_memory_equal(pub.conn, "n#1", 3);
+    assert_true(pub.seq == UINT64_MAX);
+    assert_int_equal(pub.frame_len, 2);
+    assert_memory_equal(pub.frame, "\t\n", 2);
+    assert_int_equal(proto_pub_parse("Tc\t7\n", 5, &pub), 0);
+    assert_int_equal(pub.seq, 7);
+    assert_int_equal(pub.frame_len, 0);
+    /* a seq must be 1-20 digits that fit in 64 bits */
+    assert_int_equal(proto_pub_parse("Tc\t\n{}", 6, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t1x\n{}", 8, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t-1\n{}", 8, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t18446744073709551616\n", 24, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t000000000000000000001\n", 25, &pub), -1);
 }
 
 static void test_pub_parse_binary_with_newlines_and_nul(void **state) {
@@ -820,6 +946,10 @@ int main(void) {
         cmocka_unit_test(test_envelope_escaped_server_key_is_rebuilt),
         cmocka_unit_test(test_error_frame),
         cmocka_unit_test(test_pub_parse_text),
+        cmocka_unit_test(test_pub_parse_seq),
+        cmocka_unit_test(test_identify_resume_fields),
+        cmocka_unit_test(test_ack_id),
+        cmocka_unit_test(test_envelope_strips_ack_id),
         cmocka_unit_test(test_pub_parse_binary_with_newlines_and_nul),
         cmocka_unit_test(test_pub_parse_empty_frame),
         cmocka_unit_test(test_pub_parse_malformed),
