@@ -48,7 +48,7 @@ static int setup_drain_while_holding(void **state) {
 }
 
 static int setup_short_hold(void **state) {
-    static const char *const env[] = {"RRM_REDIS_HOLD_MS=1000", NULL};
+    static const char *const env[] = {"RRM_REDIS_HOLD_MS=3000", NULL};
     return start(state, env);
 }
 
@@ -237,8 +237,9 @@ static void test_redis_blip_loses_nothing(void **state) {
     assert_int_equal(fe_metric(admin, "rrm_read_paused_connections"), 0);
 }
 
-/* An outage longer than RRM_REDIS_HOLD_MS (1 s here): the held message is answered unavailable
- * after the hold, the next one at once; once Redis is back messages go again. */
+/* An outage longer than RRM_REDIS_HOLD_MS (3 s here): the held message is answered unavailable
+ * after the hold, the next one at once (well before a hold could end, however busy the machine);
+ * once Redis is back messages go again. */
 static void test_redis_outage_longer_than_hold(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0);
@@ -265,8 +266,8 @@ static void test_redis_outage_longer_than_hold(void **state) {
                   (long long)second);
     assert_int_equal(r1, 0);
     assert_int_equal(r2, 0);
-    assert_true(first >= 900);
-    assert_true(second < 900);
+    assert_true(first >= 2900);
+    assert_true(second < 2900);
     assert_int_equal(fe_wait_ready(port, 200, 20000), 0);
     fe_send_text(a, "after");
     fe_expect_text(b, "out-a", room, "after"); /* and nothing of the refused ones before it */
