@@ -62,7 +62,8 @@ enum {
     JOIN_DEADLINE_MS = 30000, /* every device in its room at the start */
     STOP_DEADLINE_MS = 25000, /* a drained node exits */
     READY_DEADLINE_MS = 15000,
-    QUIET_DEADLINE_MS = 45000,
+    QUIET_DEADLINE_MS = 60000,
+    STALL_MS = 15000, /* no delivery, ack or connect for this long: what is missing is lost */
     ARCHIVE_DEADLINE_MS = 60000,
     MAX_REPORTED = 30,
 };
@@ -77,6 +78,7 @@ struct device {
     int64_t next_connect_at; /* DOWN: when to try again */
     int64_t joining_since;
     int joined_once;
+    char path[48];      /* the nodes it connected to, in order ("cab...") */
     long long last_seq; /* last seq relayed to it (or the room's seq at its first join) */
     char epoch[128];
     int have_epoch;
@@ -85,6 +87,7 @@ struct device {
     int unacked;               /* made and not acked */
     int64_t next_send_at;      /* next new message */
     long long ack[MAX_MSGS];   /* seq acknowledged for message n; 0: not yet */
+    int64_t ack_at[MAX_MSGS];  /* when it was acknowledged (proc_now_ms) */
     int64_t sent_at[MAX_MSGS]; /* last transmission on the current connection; 0: none */
     int tx[MAX_MSGS];          /* transmissions of message n */
     /* what this device received, by sender and message number */
@@ -100,6 +103,10 @@ struct run {
     struct device dev[DEVICES];
     int node_stopping[NODES]; /* a test fault is under way: clients do not pick it */
     int sending;
+    int64_t t0;          /* start of the run, for the times printed */
+    long long progress;  /* deliveries + acks + connects, to see the run stall */
+    int64_t progress_at; /* when progress last changed */
+    int stalled;
     long problems;
     /* counters for the summary */
     long connects, reconnects, resumes, resends, dup_acks, acks_after_resend, join_timeouts;
@@ -121,6 +128,18 @@ static void problem(struct run *r, const char *fmt, ...) {
         va_end(ap);
         fputc('\n', stderr);
     }
+}
+
+static void say(const struct run *r, const char *fmt, ...) CMOCKA_PRINTF_ATTRIBUTE(2, 3);
+
+/* A progress line, with the time since the start of the run. */
+static void say(const struct run *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "chaos: +%.1f s: ", (double)(proc_now_ms() - r->t0) / 1000.0);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
 }
 
 /* j as compact JSON for a message (at most 300 bytes; one use per printf). */
@@ -194,6 +213,11 @@ static void device_connect(struct run *r, int i, int64_t now) {
     d->state = JOINING;
     d->node = node;
     d->joining_since = proc_now_ms();
+    size_t plen = strlen(d->path);
+    if (plen + 1 < sizeof(d->path)) {
+        d->path[plen] = fe_node_id(r->fe, node)[5];
+        d->path[plen + 1] = '\0';
+    }
     r->connects++;
     if (d->joined_once)
         r->reconnects++;
@@ -292,6 +316,7 @@ static void on_ack(struct run *r, int i, json_t *j) {
         return;
     }
     d->ack[n] = seq;
+    d->ack_at[n] = proc_now_ms();
     d->unacked--;
     if (d->tx[n] > 1)
         r->acks_after_resend++;
@@ -476,45 +501,61 @@ static int node_ready(struct run *r, int node) {
     return fe_node_ready(r->fe, node);
 }
 
-/* Every device connected, every message acked, every member has every other's messages. */
+/* Every device connected, every message acked, every member has every other's messages; or
+ * nothing has changed for STALL_MS (r->stalled is set then: what is missing will not come). */
 static int quiet(struct run *r, int arg) {
     (void)arg;
-    long long expected[ROOMS] = {0};
+    long long expected[ROOMS] = {0}, progress = r->connects;
+    int done = 1;
     for (int i = 0; i < DEVICES; i++) {
         if (r->dev[i].state != READY || r->dev[i].unacked)
-            return 0;
+            done = 0;
         expected[r->dev[i].room] += r->dev[i].sent;
+        progress += r->dev[i].delivered + r->dev[i].sent - r->dev[i].unacked;
     }
     for (int i = 0; i < DEVICES; i++)
         if (r->dev[i].delivered < expected[r->dev[i].room] - r->dev[i].sent)
-            return 0;
-    return 1;
+            done = 0;
+    int64_t now = proc_now_ms();
+    if (progress != r->progress || !r->progress_at) {
+        r->progress = progress;
+        r->progress_at = now;
+    }
+    if (!done && now - r->progress_at >= STALL_MS) {
+        r->stalled = 1;
+        return 1;
+    }
+    return done;
 }
 
 static void fault_drain(struct run *r, int node) {
-    fprintf(stderr, "chaos: SIGTERM %s\n", fe_node_id(r->fe, node));
+    say(r, "SIGTERM %s", fe_node_id(r->fe, node));
     r->node_stopping[node] = 1;
     assert_int_equal(fe_node_signal(r->fe, node, SIGTERM), 0);
     pump_until_must(r, node_exited, node, STOP_DEADLINE_MS, "the drained node to exit");
+    say(r, "%s exited; starting it again", fe_node_id(r->fe, node));
     assert_int_equal(fe_node_respawn(r->fe, node), 0);
     pump_until_must(r, node_ready, node, READY_DEADLINE_MS, "the drained node to be ready again");
+    say(r, "%s ready", fe_node_id(r->fe, node));
     r->node_stopping[node] = 0;
 }
 
 static void fault_kill(struct run *r, int node) {
-    fprintf(stderr, "chaos: SIGKILL %s\n", fe_node_id(r->fe, node));
+    say(r, "SIGKILL %s", fe_node_id(r->fe, node));
     assert_int_equal(fe_node_stop(r->fe, node, SIGKILL, 5000), 128 + SIGKILL);
     assert_int_equal(fe_node_respawn(r->fe, node), 0);
     pump_until_must(r, node_ready, node, READY_DEADLINE_MS, "the killed node to be ready again");
+    say(r, "%s ready", fe_node_id(r->fe, node));
 }
 
 static void fault_redis(struct run *r) {
     struct redis_server *rs = ah_redis_server(r->h);
-    fprintf(stderr, "chaos: restart Redis\n");
+    say(r, "Redis stopped");
     ah_redis_close(r->h);
     assert_int_equal(redis_server_stop(rs), 0);
     pump_until(r, proc_now_ms() + REDIS_DOWN_MS);
     assert_int_equal(redis_server_restart(rs), 0);
+    say(r, "Redis started again");
 }
 
 /* ------------------------------------------------------------------ checks */
@@ -532,37 +573,82 @@ static int cmp_acked(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* A message a receiver should have had, for the report of what is missing. */
+struct miss {
+    long long seq;
+    int64_t ack_at;
+};
+
+static int cmp_miss(const void *a, const void *b) {
+    const struct miss *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* One line per receiver that lacks messages: how many, their seqs as ranges, when they were
+ * acknowledged (since the start) and the nodes the receiver went through. */
+static void report_missing(struct run *r, int i, struct miss *m, size_t n) {
+    struct device *d = &r->dev[i];
+    char ranges[200] = "";
+    size_t len = 0;
+    qsort(m, n, sizeof(*m), cmp_miss);
+    for (size_t x = 0; x < n && len < sizeof(ranges) - 40;) {
+        size_t y = x;
+        while (y + 1 < n && m[y + 1].seq == m[y].seq + 1)
+            y++;
+        len +=
+            (size_t)snprintf(ranges + len, sizeof(ranges) - len, "%s%lld", x ? "," : "", m[x].seq);
+        if (y > x)
+            len += (size_t)snprintf(ranges + len, sizeof(ranges) - len, "-%lld", m[y].seq);
+        x = y + 1;
+    }
+    problem(r,
+            "%s (nodes %s, last_seq %lld): %zu messages of its room never received: seqs %s%s, "
+            "acknowledged +%.1f .. +%.1f s",
+            d->id, d->path, d->last_seq, n, ranges, len >= sizeof(ranges) - 40 ? "..." : "",
+            (double)(m[0].ack_at - r->t0) / 1000.0, (double)(m[n - 1].ack_at - r->t0) / 1000.0);
+}
+
 /* Deliveries and acks: every message acked once, received once by every other member. */
 static struct acked *check_clients(struct run *r, size_t *count) {
     size_t total = 0;
     for (int i = 0; i < DEVICES; i++)
         total += (size_t)r->dev[i].sent;
     struct acked *a = calloc(total ? total : 1, sizeof(*a));
-    assert_non_null(a);
+    struct miss *miss = calloc(total ? total : 1, sizeof(*miss));
+    assert_true(a && miss);
     size_t k = 0;
     for (int s = 0; s < DEVICES; s++) {
         struct device *sd = &r->dev[s];
         for (int n = 0; n < sd->sent; n++) {
-            if (!sd->ack[n]) {
+            if (!sd->ack[n])
                 problem(r, "%s: message %d never acknowledged (sent %d times)", sd->id, n,
                         sd->tx[n]);
+            else
+                a[k++] = (struct acked){sd->room, sd->ack[n], s, n};
+        }
+    }
+    for (int i = 0; i < DEVICES; i++) {
+        struct device *d = &r->dev[i];
+        size_t nmiss = 0;
+        for (int s = 0; s < DEVICES; s++) {
+            struct device *sd = &r->dev[s];
+            if (s == i || sd->room != d->room)
                 continue;
-            }
-            a[k++] = (struct acked){sd->room, sd->ack[n], s, n};
-            for (int i = 0; i < DEVICES; i++) {
-                struct device *d = &r->dev[i];
+            for (int n = 0; n < sd->sent; n++) {
                 size_t idx = (size_t)s * MAX_MSGS + (size_t)n;
-                if (i == s || d->room != sd->room)
+                if (!sd->ack[n])
                     continue;
-                if (d->got[idx] != 1)
-                    problem(r, "%s: message %d of %s (seq %lld) received %d times", d->id, n,
-                            sd->id, sd->ack[n], d->got[idx]);
+                if (d->got[idx] == 0)
+                    miss[nmiss++] = (struct miss){sd->ack[n], sd->ack_at[n]};
                 else if (d->got_seq[idx] != sd->ack[n])
                     problem(r, "%s: message %d of %s received with seq %lld, acked with %lld",
                             d->id, n, sd->id, d->got_seq[idx], sd->ack[n]);
             }
         }
+        if (nmiss)
+            report_missing(r, i, miss, nmiss);
     }
+    free(miss);
     qsort(a, k, sizeof(*a), cmp_acked);
     for (size_t x = 1; x < k; x++)
         if (a[x].room == a[x - 1].room && a[x].seq == a[x - 1].seq)
@@ -646,6 +732,7 @@ static void test_chaos(void **state) {
     struct run *r = the_run;
     r->h = *state;
     int64_t t0 = proc_now_ms();
+    r->t0 = t0;
     srand((unsigned)t0);
     ah_fresh(r->h, "chaos");
     struct ah_archiver arch;
@@ -673,7 +760,7 @@ static void test_chaos(void **state) {
     for (int i = 0; i < DEVICES; i++)
         r->dev[i].next_send_at = now + rand() % SEND_INTERVAL_MS;
     r->sending = 1;
-    fprintf(stderr, "chaos: 60 devices joined in %lld ms; sending\n", (long long)(now - t0));
+    say(r, "%d devices joined; sending", DEVICES);
 
     pump_until(r, proc_now_ms() + STEP_GAP_MS);
     fault_drain(r, 0);
@@ -684,13 +771,17 @@ static void test_chaos(void **state) {
     pump_until(r, proc_now_ms() + STEP_GAP_MS);
     r->sending = 0;
     int64_t stop = proc_now_ms();
-    fprintf(stderr, "chaos: sending stopped; waiting for quiet\n");
-    if (pump_until_cond(r, quiet, 0, QUIET_DEADLINE_MS,
-                        "every message to be acknowledged and delivered"))
-        fprintf(stderr, "chaos: quiet %lld ms after the last message was made\n",
-                (long long)(proc_now_ms() - stop));
-    else
+    say(r, "sending stopped; waiting for quiet");
+    if (!pump_until_cond(r, quiet, 0, QUIET_DEADLINE_MS,
+                         "every message to be acknowledged and delivered"))
         problem(r, "not quiet %d ms after the last message was made", QUIET_DEADLINE_MS);
+    else if (r->stalled)
+        problem(r,
+                "stalled: nothing delivered, acknowledged or connected for %d ms, and not "
+                "everything arrived",
+                STALL_MS);
+    else
+        say(r, "quiet %lld ms after the last message was made", (long long)(proc_now_ms() - stop));
 
     size_t count = 0;
     struct acked *a = check_clients(r, &count);
