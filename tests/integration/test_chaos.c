@@ -108,6 +108,7 @@ struct run {
     long long progress;  /* deliveries + acks + connects, to see the run stall */
     int64_t progress_at; /* when progress last changed */
     int stalled;
+    long long server_dedupes; /* rrm_ack_resends_total summed over the nodes' lives; -1: none */
     long problems;
     /* counters for the summary */
     long connects, reconnects, resumes, resends, dup_acks, acks_after_resend, join_timeouts;
@@ -529,9 +530,18 @@ static int quiet(struct run *r, int arg) {
     return done;
 }
 
+/* Adds the node's rrm_ack_resends_total (resends answered without relaying) to the total; called
+ * before the node is stopped and at the end, as a restarted node counts from 0. */
+static void add_dedupes(struct run *r, int node) {
+    long long v = fe_metric(fe_admin_port(r->fe, node), "rrm_ack_resends_total");
+    if (v >= 0)
+        r->server_dedupes = (r->server_dedupes < 0 ? 0 : r->server_dedupes) + v;
+}
+
 static void fault_drain(struct run *r, int node) {
     say(r, "SIGTERM %s", fe_node_id(r->fe, node));
     r->node_stopping[node] = 1;
+    add_dedupes(r, node);
     assert_int_equal(fe_node_signal(r->fe, node, SIGTERM), 0);
     pump_until_must(r, node_exited, node, STOP_DEADLINE_MS, "the drained node to exit");
     say(r, "%s exited; starting it again", fe_node_id(r->fe, node));
@@ -543,6 +553,7 @@ static void fault_drain(struct run *r, int node) {
 
 static void fault_kill(struct run *r, int node) {
     say(r, "SIGKILL %s", fe_node_id(r->fe, node));
+    add_dedupes(r, node);
     assert_int_equal(fe_node_stop(r->fe, node, SIGKILL, 5000), 128 + SIGKILL);
     assert_int_equal(fe_node_respawn(r->fe, node), 0);
     pump_until_must(r, node_ready, node, READY_DEADLINE_MS, "the killed node to be ready again");
@@ -722,11 +733,12 @@ static void summary(const struct run *r, size_t acked, int64_t ms) {
             "%ld reconnects, %ld resumes recovered, %ld resends (%ld acked after a resend, %ld "
             "duplicate acks), %ld join timeouts; closes: %ld 1001, %ld 1006, %ld other; "
             "errors: %ld unavailable, %ld outcome_unknown, %ld rate_limited, %ld not_member, %ld "
-            "other; %ld send failures\n",
+            "other; %ld send failures; %lld resends deduplicated by the nodes "
+            "(rrm_ack_resends_total; -1: not exported)\n",
             acked, delivered, (long long)ms, r->connects, r->reconnects, r->resumes, r->resends,
             r->acks_after_resend, r->dup_acks, r->join_timeouts, r->closes_1001, r->closes_1006,
             r->closes_other, r->err_unavailable, r->err_outcome_unknown, r->err_rate_limited,
-            r->err_not_member, r->err_other, r->send_failures);
+            r->err_not_member, r->err_other, r->send_failures, r->server_dedupes);
 }
 
 static void test_chaos(void **state) {
@@ -792,6 +804,8 @@ static void test_chaos(void **state) {
     else
         say(r, "quiet %lld ms after the last message was made", (long long)(proc_now_ms() - stop));
 
+    for (int k = 0; k < NODES; k++)
+        add_dedupes(r, k);
     size_t count = 0;
     struct acked *a = check_clients(r, &count);
     summary(r, count, proc_now_ms() - t0);
@@ -807,6 +821,7 @@ static int setup(void **state) {
     the_run = calloc(1, sizeof(*the_run));
     if (!the_run)
         return -1;
+    the_run->server_dedupes = -1;
     struct redis_server_options ro = {.aof = 1};
     return ah_setup_full(state, &ro, NULL);
 }
