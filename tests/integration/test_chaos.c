@@ -273,6 +273,9 @@ static void on_room(struct run *r, int i, json_t *j) {
     if (!json_is_integer(seq) || !epoch || !*epoch)
         problem(r, "%s: room answer without \"seq\" and \"epoch\": %s", d->id, compact(j));
     if (d->have_epoch) {
+        if (json_is_integer(seq) && json_integer_value(seq) < d->last_seq)
+            problem(r, "%s: the room's seq went back: %lld after %lld was relayed", d->id,
+                    (long long)json_integer_value(seq), d->last_seq);
         if (!epoch || strcmp(epoch, d->epoch) != 0)
             problem(r, "%s: the room's epoch changed from %s to %s", d->id, d->epoch,
                     epoch ? epoch : "(none)");
