@@ -60,6 +60,7 @@ enum {
     JOIN_TIMEOUT_MS = 8000, /* identify to "room" answer; after that the device reconnects */
     STEP_GAP_MS = 3000,     /* traffic between two faults */
     REDIS_DOWN_MS = 1000,
+    KILL_BURST = 5, /* messages each client of the killed node sends right before SIGKILL */
     JOIN_DEADLINE_MS = 30000, /* every device in its room at the start */
     STOP_DEADLINE_MS = 25000, /* a drained node exits */
     READY_DEADLINE_MS = 15000,
@@ -245,6 +246,16 @@ static int transmit(struct run *r, int i, int n, int64_t now) {
     return 0;
 }
 
+/* A new message from device i, unless too many wait for their ack. */
+static void make_message(struct run *r, int i, int64_t now) {
+    struct device *d = &r->dev[i];
+    if (d->state != READY || d->unacked >= MAX_UNACKED || d->sent >= MAX_MSGS)
+        return;
+    int n = d->sent++;
+    d->unacked++;
+    transmit(r, i, n, now);
+}
+
 /* Resend what is due, then make a new message if it is time. */
 static void device_send(struct run *r, int i, int64_t now) {
     struct device *d = &r->dev[i];
@@ -256,11 +267,7 @@ static void device_send(struct run *r, int i, int64_t now) {
     d->next_send_at += SEND_INTERVAL_MS;
     if (d->next_send_at < now)
         d->next_send_at = now;
-    if (d->unacked >= MAX_UNACKED || d->sent >= MAX_MSGS)
-        return;
-    int n = d->sent++;
-    d->unacked++;
-    transmit(r, i, n, now);
+    make_message(r, i, now);
 }
 
 /* ------------------------------------------------------------------ receiving */
@@ -555,8 +562,14 @@ static void fault_drain(struct run *r, int node) {
 }
 
 static void fault_kill(struct run *r, int node) {
-    say(r, "SIGKILL %s", fe_node_id(r->fe, node));
+    /* Its clients send a few messages at once first, so that the node dies with some accepted
+     * and not yet acknowledged: their resends must be answered with the original seq. */
     add_dedupes(r, node);
+    say(r, "SIGKILL %s", fe_node_id(r->fe, node));
+    int64_t now = proc_now_ms();
+    for (int i = 0; i < DEVICES; i++)
+        for (int k = 0; k < KILL_BURST && r->dev[i].node == node; k++)
+            make_message(r, i, now);
     assert_int_equal(fe_node_stop(r->fe, node, SIGKILL, 5000), 128 + SIGKILL);
     assert_int_equal(fe_node_respawn(r->fe, node), 0);
     pump_until_must(r, node_ready, node, READY_DEADLINE_MS, "the killed node to be ready again");
