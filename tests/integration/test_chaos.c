@@ -72,6 +72,13 @@ enum {
 
 enum dev_state { DOWN, JOINING, READY };
 
+/* One acknowledged message: its room and seq, sender and number. */
+struct acked {
+    int room;
+    long long seq;
+    int dev, n;
+};
+
 struct device {
     char id[16];
     int room;
@@ -110,6 +117,7 @@ struct run {
     int64_t progress_at; /* when progress last changed */
     int stalled;
     long long server_dedupes; /* rrm_ack_resends_total summed over the nodes' lives; -1: none */
+    struct acked *acked;      /* every acknowledged message, by room and seq (check_clients) */
     long problems;
     /* counters for the summary */
     long connects, reconnects, resumes, resends, dup_acks, acks_after_resend, join_timeouts;
@@ -588,12 +596,6 @@ static void fault_redis(struct run *r) {
 
 /* ------------------------------------------------------------------ checks */
 
-struct acked {
-    int room;
-    long long seq;
-    int dev, n;
-};
-
 static int cmp_acked(const void *a, const void *b) {
     const struct acked *x = a, *y = b;
     if (x->room != y->room)
@@ -823,10 +825,9 @@ static void test_chaos(void **state) {
     for (int k = 0; k < NODES; k++)
         add_dedupes(r, k);
     size_t count = 0;
-    struct acked *a = check_clients(r, &count);
+    struct acked *a = r->acked = check_clients(r, &count);
     summary(r, count, proc_now_ms() - t0);
     check_archive(r, a, count);
-    free(a);
     if (r->problems)
         fail_msg("chaos: %ld discrepancies (the first %d are printed above)", r->problems,
                  MAX_REPORTED);
@@ -849,6 +850,7 @@ static int teardown(void **state) {
         wsmux_free(r->mux);
         if (r->fe && fe_cluster_stop(r->fe) != 0)
             rc = -1;
+        free(r->acked);
         for (int i = 0; i < DEVICES; i++) {
             free(r->dev[i].got);
             free(r->dev[i].got_seq);
