@@ -78,30 +78,13 @@ static int spawn(struct redis_server *rs) {
     /* Memory as in production (scripts/up, k8s): a cap and no eviction, so the tests run against
      * the OOM behaviour the frontends must handle. A test wanting a full Redis lowers the cap
      * with CONFIG SET maxmemory. */
-    const char *const argv[] = {rs->exe,
-                                "--port",
-                                port,
-                                "--bind",
-                                "127.0.0.1",
-                                "--dir",
-                                rs->dir,
-                                "--save",
-                                "",
-                                "--appendonly",
-                                rs->aof ? "yes" : "no",
-                                "--appendfsync",
-                                "always",
-                                "--daemonize",
-                                "no",
-                                "--protected-mode",
-                                "no",
-                                "--maxmemory",
-                                RS_MAXMEMORY,
-                                "--maxmemory-policy",
-                                "noeviction",
-                                "--logfile",
-                                rs->log_path,
-                                NULL};
+    const char *aof = rs->aof ? "yes" : "no";
+    const char *const argv[] = {rs->exe,      "--port",       port,         "--bind",
+                                "127.0.0.1",  "--dir",        rs->dir,      "--save",
+                                "",           "--appendonly", aof,          "--appendfsync",
+                                "always",     "--daemonize",  "no",         "--protected-mode",
+                                "no",         "--maxmemory",  RS_MAXMEMORY, "--maxmemory-policy",
+                                "noeviction", "--logfile",    rs->log_path, NULL};
     pid_t pid = proc_spawn(argv, NULL, rs->out_path);
     if (pid < 0)
         return (int)pid;
