@@ -11,7 +11,9 @@
  * unacknowledged after RESEND_AFTER_MS on a working connection is resent too.
  *
  * While they run, in sequence (each step waits for a condition with a deadline): node-a gets
- * SIGTERM (drain) and is started again once it exited; node-b gets SIGKILL and is started again;
+ * SIGTERM (drain) and is started again once it exited; node-b gets SIGKILL, right after each of
+ * its clients sent KILL_BURST messages at once (so that some die accepted but unacknowledged, and
+ * their resends must be answered with the original seq), and is started again;
  * Redis is stopped (SIGTERM), left down for REDIS_DOWN_MS and started again on its port and dir.
  * Then the devices stop making new messages, and once everything is quiet (every message acked,
  * every member has every other member's messages) the test checks:
