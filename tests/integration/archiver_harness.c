@@ -40,6 +40,11 @@ int ah_setup(void **state) {
 }
 
 int ah_setup_opts(void **state, const struct mariadb_server_options *db_opts) {
+    return ah_setup_full(state, NULL, db_opts);
+}
+
+int ah_setup_full(void **state, const struct redis_server_options *redis_opts,
+                  const struct mariadb_server_options *db_opts) {
     struct arch_harness *h = calloc(1, sizeof(*h));
     *state = h;
     if (!h)
@@ -50,7 +55,7 @@ int ah_setup_opts(void **state, const struct mariadb_server_options *db_opts) {
         return -1;
     }
     h->dir = proc_tmpdir("archiver-it");
-    h->redis = redis_server_start();
+    h->redis = redis_server_start_opts(redis_opts);
     h->db = mariadb_server_start_opts(db_opts);
     if (!h->dir || !h->redis || !h->db)
         return -1;

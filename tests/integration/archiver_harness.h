@@ -41,6 +41,12 @@ struct mariadb_server_options;
 /* ah_setup with options for mariadbd (TLS files; NULL: none). */
 int ah_setup_opts(void **state, const struct mariadb_server_options *db_opts);
 
+struct redis_server_options;
+/* ah_setup with options for redis-server (e.g. an append-only file, so that a test can restart
+ * it without losing the stream) and for mariadbd; either may be NULL. */
+int ah_setup_full(void **state, const struct redis_server_options *redis_opts,
+                  const struct mariadb_server_options *db_opts);
+
 /* cmocka group teardown: stops the servers, removes the temp dir (kept, and named on stderr, with
  * RRM_KEEP_TEST_LOGS set) and frees the harness in *state. */
 int ah_teardown(void **state);

@@ -40,13 +40,16 @@
 struct fe_node {
     char id[16];
     int port;
-    int admin_port; /* 0: the node has no admin listener */
-    pid_t pid;      /* 0 once stopped */
+    int admin_port;   /* 0: the node has no admin listener */
+    int admin_chosen; /* the test set RRM_ADMIN_PORT itself */
+    pid_t pid;        /* 0 once stopped */
     char *log_path;
 };
 
 struct fe_cluster {
     struct redis_server *redis;
+    int own_redis; /* 1: started (and destroyed) by the cluster; 0: borrowed */
+    char **env;    /* copy of env_extra (NULL terminated), for restarts */
     char *dir;
     int nodes;
     struct fe_node node[FE_MAX_NODES];
@@ -86,12 +89,9 @@ void fe_dump_log(const struct fe_cluster *c, int node) {
         proc_dump_file_tail(c->node[node].log_path, FE_LOG_TAIL);
 }
 
-static int spawn_node(struct fe_cluster *c, int i, const char *bin, const char *const extra[]) {
+/* Give node i its id, log file and ports (kept across restarts). */
+static int assign_node(struct fe_cluster *c, int i) {
     struct fe_node *n = &c->node[i];
-    char port[32], admin[40], rport[32], node_id[40];
-    const char *env[FE_MAX_ENV];
-    size_t k = 0;
-
     snprintf(n->id, sizeof(n->id), "node-%c", 'a' + i);
     if (asprintf(&n->log_path, "%s/%s.log", c->dir, n->id) < 0) {
         n->log_path = NULL;
@@ -100,20 +100,32 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin, const char *
     n->port = proc_free_port();
     if (n->port < 0)
         return n->port;
-    snprintf(port, sizeof(port), "RRM_PORT=%d", n->port);
     /* Every node gets an admin listener on a free port, unless the test chose the port. */
     const char *admin_env = NULL;
-    for (size_t j = 0; extra && extra[j]; j++)
-        if (strncmp(extra[j], "RRM_ADMIN_PORT=", 15) == 0)
-            admin_env = extra[j];
+    for (size_t j = 0; c->env && c->env[j]; j++)
+        if (strncmp(c->env[j], "RRM_ADMIN_PORT=", 15) == 0)
+            admin_env = c->env[j];
     if (admin_env) {
         n->admin_port = atoi(admin_env + 15);
+        n->admin_chosen = 1;
     } else {
         do
             n->admin_port = proc_free_port();
         while (n->admin_port == n->port);
         if (n->admin_port < 0)
             return n->admin_port;
+    }
+    return 0;
+}
+
+static int spawn_node(struct fe_cluster *c, int i, const char *bin) {
+    struct fe_node *n = &c->node[i];
+    char port[32], admin[40], rport[32], node_id[40];
+    const char *env[FE_MAX_ENV];
+    size_t k = 0;
+
+    snprintf(port, sizeof(port), "RRM_PORT=%d", n->port);
+    if (!n->admin_chosen) {
         snprintf(admin, sizeof(admin), "RRM_ADMIN_PORT=%d", n->admin_port);
         env[k++] = admin;
     }
@@ -127,8 +139,8 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin, const char *
     env[k++] = "RRM_NODE_TIMEOUT_MS=1500";
     env[k++] = "RRM_STATUS_INTERVAL_MS=2000";
     env[k++] = "RRM_LOG_LEVEL=info";
-    for (size_t j = 0; extra && extra[j] && k < FE_MAX_ENV - 1; j++)
-        env[k++] = extra[j];
+    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 1; j++)
+        env[k++] = c->env[j];
     env[k] = NULL;
 
     const char *const argv[] = {bin, NULL};
@@ -175,8 +187,24 @@ struct fe_cluster *fe_cluster_start(int nodes, const char *const env_extra[]) {
     return fe_cluster_start_tls(nodes, env_extra, NULL);
 }
 
-struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[],
-                                        const char *ca_file) {
+/* NULL-terminated copy of env (NULL: an empty list), or NULL without memory. */
+static char **copy_env(const char *const env[]) {
+    size_t n = 0;
+    while (env && env[n])
+        n++;
+    char **copy = calloc(n + 1, sizeof(*copy));
+    for (size_t i = 0; copy && i < n; i++)
+        if (!(copy[i] = strdup(env[i]))) {
+            for (size_t j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            return NULL;
+        }
+    return copy;
+}
+
+static struct fe_cluster *cluster_start(struct redis_server *redis, int nodes,
+                                        const char *const env_extra[], const char *ca_file) {
     const char *bin = getenv("RRM_FRONTEND_BIN");
     if (!bin || !*bin) {
         fprintf(stderr, "fe_harness: RRM_FRONTEND_BIN is not set (run the test through ctest)\n");
@@ -189,12 +217,14 @@ struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[]
         return NULL;
     snprintf(c->tls_ca, sizeof(c->tls_ca), "%s", ca_file ? ca_file : "");
     c->dir = proc_tmpdir("fe");
-    c->redis = redis_server_start();
-    if (!c->dir || !c->redis)
+    c->env = copy_env(env_extra);
+    c->own_redis = redis == NULL;
+    c->redis = redis ? redis : redis_server_start();
+    if (!c->dir || !c->env || !c->redis)
         goto fail;
     for (int i = 0; i < nodes; i++) {
         c->nodes = i + 1;
-        if (spawn_node(c, i, bin, env_extra) < 0)
+        if (assign_node(c, i) < 0 || spawn_node(c, i, bin) < 0)
             goto fail;
     }
     for (int i = 0; i < nodes; i++)
@@ -204,6 +234,54 @@ struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[]
 fail:
     fe_cluster_stop(c);
     return NULL;
+}
+
+struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[],
+                                        const char *ca_file) {
+    return cluster_start(NULL, nodes, env_extra, ca_file);
+}
+
+struct fe_cluster *fe_cluster_start_on(struct redis_server *redis, int nodes,
+                                       const char *const env_extra[]) {
+    if (!redis)
+        return NULL;
+    return cluster_start(redis, nodes, env_extra, NULL);
+}
+
+int fe_node_respawn(struct fe_cluster *c, int node) {
+    const char *bin = getenv("RRM_FRONTEND_BIN");
+    if (node < 0 || node >= c->nodes || !bin)
+        return -EINVAL;
+    if (c->node[node].pid > 0)
+        return -EBUSY;
+    return spawn_node(c, node, bin);
+}
+
+int fe_node_restart(struct fe_cluster *c, int node) {
+    int r = fe_node_respawn(c, node);
+    return r < 0 ? r : wait_node_ready(c, node);
+}
+
+int fe_node_exited(struct fe_cluster *c, int node, int *code) {
+    struct fe_node *n = &c->node[node];
+    int st = 0;
+    if (n->pid <= 0)
+        return -ESRCH;
+    int r = proc_check_exited(n->pid, &st);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    n->pid = 0;
+    if (code)
+        *code = decode_status(st);
+    return 1;
+}
+
+int fe_node_ready(const struct fe_cluster *c, int node) {
+    int code = 0;
+    if (c->node[node].pid <= 0)
+        return 0;
+    return proc_http_get(c->node[node].port, "/readyz", FE_HTTP_TIMEOUT_MS, &code, NULL) == 0 &&
+           code == 200;
 }
 
 int fe_nodes(const struct fe_cluster *c) {
@@ -301,7 +379,11 @@ int fe_cluster_stop(struct fe_cluster *c) {
             fe_dump_log(c, i);
         free(c->node[i].log_path);
     }
-    redis_server_destroy(c->redis);
+    if (c->own_redis)
+        redis_server_destroy(c->redis);
+    for (size_t j = 0; c->env && c->env[j]; j++)
+        free(c->env[j]);
+    free(c->env);
     if (c->dir)
         proc_rmtree(c->dir);
     free(c->dir);

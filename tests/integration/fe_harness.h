@@ -55,6 +55,34 @@ struct fe_cluster *fe_cluster_start_tls(int nodes, const char *const env_extra[]
                                         const char *ca_file);
 
 /*
+ * fe_cluster_start on a redis-server the caller started and keeps (borrowed: fe_cluster_stop does
+ * not stop it), e.g. one with an append-only file that the test restarts, or the archiver
+ * harness's (ah_redis_server), so that frontends and archivers share it.
+ */
+struct fe_cluster *fe_cluster_start_on(struct redis_server *redis, int nodes,
+                                       const char *const env_extra[]);
+
+/*
+ * Restarting a node. A stopped node (fe_node_stop, or fe_node_exited said it ended) is started
+ * again as the same node: same RRM_NODE_ID, port, admin port, log file (appended to) and env.
+ * fe_node_respawn only starts the process (0, -EBUSY if it still runs, or negative) so that a
+ * caller can keep driving clients meanwhile and poll fe_node_ready; fe_node_restart also waits up
+ * to 10 s for /readyz 200 (0, or negative after printing the log).
+ */
+int fe_node_respawn(struct fe_cluster *c, int node);
+int fe_node_restart(struct fe_cluster *c, int node);
+
+/* One GET /readyz on the node's port: 1 if it answered 200, 0 otherwise (or if not running). */
+int fe_node_ready(const struct fe_cluster *c, int node);
+
+/*
+ * Non-blocking: 1 if the node's process has ended (it is reaped, its exit status like
+ * fe_node_stop's goes to *code if not NULL, and fe_node_pid becomes 0), 0 if it still runs,
+ * -ESRCH if it was not running.
+ */
+int fe_node_exited(struct fe_cluster *c, int node, int *code);
+
+/*
  * Close every registered client, SIGTERM every node still running and free the cluster (NULL
  * is allowed). Returns 0 if every node stopped here exited with status 0; otherwise -1, after
  * dumping the tail of the offending node's log (a crash or a sanitizer report shows there).

@@ -35,6 +35,7 @@ struct redis_server {
     char *out_path; /* dir/redis.stdout.log; owned */
     int port;
     pid_t pid; /* 0 when not running */
+    int aof;   /* append-only file, fsync always (redis_server_options.aof) */
 };
 
 static redisContext *connect_with_timeout(int port, int timeout_ms) {
@@ -77,17 +78,13 @@ static int spawn(struct redis_server *rs) {
     /* Memory as in production (scripts/up, k8s): a cap and no eviction, so the tests run against
      * the OOM behaviour the frontends must handle. A test wanting a full Redis lowers the cap
      * with CONFIG SET maxmemory. */
-    const char *const argv[] = {rs->exe,      "--port",
-                                port,         "--bind",
-                                "127.0.0.1",  "--dir",
-                                rs->dir,      "--save",
-                                "",           "--appendonly",
-                                "no",         "--daemonize",
-                                "no",         "--protected-mode",
-                                "no",         "--maxmemory",
-                                RS_MAXMEMORY, "--maxmemory-policy",
-                                "noeviction", "--logfile",
-                                rs->log_path, NULL};
+    const char *aof = rs->aof ? "yes" : "no";
+    const char *const argv[] = {rs->exe,      "--port",       port,         "--bind",
+                                "127.0.0.1",  "--dir",        rs->dir,      "--save",
+                                "",           "--appendonly", aof,          "--appendfsync",
+                                "always",     "--daemonize",  "no",         "--protected-mode",
+                                "no",         "--maxmemory",  RS_MAXMEMORY, "--maxmemory-policy",
+                                "noeviction", "--logfile",    rs->log_path, NULL};
     pid_t pid = proc_spawn(argv, NULL, rs->out_path);
     if (pid < 0)
         return (int)pid;
@@ -146,10 +143,15 @@ static char *path_join(const char *dir, const char *name) {
 }
 
 struct redis_server *redis_server_start(void) {
+    return redis_server_start_opts(NULL);
+}
+
+struct redis_server *redis_server_start_opts(const struct redis_server_options *opts) {
     struct redis_server *rs = calloc(1, sizeof(*rs));
     int r = -ENOMEM;
     if (!rs)
         return NULL;
+    rs->aof = opts && opts->aof;
     rs->exe = proc_which("redis-server");
     if (!rs->exe) {
         fprintf(stderr, "redis_server: redis-server not found in PATH or /usr/bin\n");

@@ -2,9 +2,12 @@
  * redis_server.h - run a private, throw-away redis-server for tests.
  *
  * This module owns one redis-server child process together with its temporary
- * directory (working dir, logs) and its TCP port on 127.0.0.1. The server runs
- * without persistence (--save "" --appendonly no), so a restart starts empty,
- * and with the production memory policy (maxmemory 1280mb, noeviction: writes
+ * directory (working dir, logs, AOF files) and its TCP port on 127.0.0.1. By
+ * default the server runs without persistence (--save "" --appendonly no), so a
+ * restart starts empty; with redis_server_start_opts and .aof set it keeps an
+ * append-only file in its dir, fsynced on every write, and a restart (same
+ * port, same dir) comes back with every acknowledged write. It runs
+ * with the production memory policy (maxmemory 1280mb, noeviction: writes
  * are refused with OOM, nothing is evicted); a test lowers the cap with
  * CONFIG SET maxmemory.
  * The object survives stop/kill so that the same server (same port) can be
@@ -28,6 +31,16 @@ struct redis_server;
  * Returns the new object (caller frees with redis_server_destroy) or NULL.
  */
 struct redis_server *redis_server_start(void);
+
+/* Options of redis_server_start_opts; a zeroed struct (or NULL) gives redis_server_start. */
+struct redis_server_options {
+    /* Persistence: "appendonly yes", "appendfsync always" in the server's temp dir, so that a
+     * stop (even SIGKILL) and redis_server_restart lose nothing Redis has answered. */
+    int aof;
+};
+
+/* redis_server_start with options (NULL: none); restarts keep them. */
+struct redis_server *redis_server_start_opts(const struct redis_server_options *opts);
 
 /* TCP port on 127.0.0.1 the server listens on (stable across restarts). */
 int redis_server_port(const struct redis_server *rs);
