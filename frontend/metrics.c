@@ -110,6 +110,13 @@ void metrics_write(struct app *app, struct textbuf *r) {
     metric(r, "rrm_ack_resends_total", "counter",
            "Messages resent with an ack_id already accepted: answered, not relayed again.",
            st->ack_resends);
+    textbuf_add(r,
+                "# HELP rrm_catchups_total Ready members sent, from the room history, what their "
+                "room published while the node's subscription was lost; failed: the history could "
+                "not fill the gap and the member was closed (1012) to resume.\n"
+                "# TYPE rrm_catchups_total counter\nrrm_catchups_total{result=\"ok\"} %" PRIu64
+                "\nrrm_catchups_total{result=\"failed\"} %" PRIu64 "\n",
+                st->catchups, st->catchups_failed);
     metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
            app->redis_cmd ? rl_drops(app->redis_cmd) : 0);
     metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",

@@ -343,10 +343,6 @@ static void resume_reply(redisAsyncContext *ac, void *r, void *priv) {
     }
     struct room_history h = {(int)reply->element[0]->integer, reply->element[1]->integer,
                              reply->element[2]->str, m, n};
-    if (h.recovered)
-        app->stats.resumes_recovered++;
-    else
-        app->stats.resumes_unrecovered++;
     app->room_ops->resumed(app->room_arg, no, &h);
     free(m);
 }

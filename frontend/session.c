@@ -94,6 +94,11 @@ struct session {
     /* after a resume, the seq up to which the history was sent: live frames up to it
      * (published before the read, arriving after it) are not sent again; 0: none */
     uint64_t seq_floor;
+    /* the last seq of the room this connection was sent (or the room's when it was answered),
+     * and the room's epoch: where a catch-up starts after the room's subscription was lost */
+    uint64_t last_seq;
+    char epoch[PROTO_MAX_EPOCH + 1];
+    uint8_t catching_up; /* READY, reading the history missed while unsubscribed (s->join) */
 
     /* authentication (app->auth set) */
     char *token;                 /* from the upgrade request, until the identify; owned */
@@ -137,6 +142,7 @@ const size_t session_size = sizeof(struct session);
 #define CLOSE_POLICY 1008
 #define CLOSE_TOO_BIG 1009
 #define CLOSE_INTERNAL 1011
+#define CLOSE_SERVICE_RESTART 1012
 #define CLOSE_TRY_AGAIN 1013
 #define CLOSE_UNAUTHORIZED 4401
 #define CLOSE_FORBIDDEN 4403
@@ -581,6 +587,8 @@ static void session_room_ready(struct session *s, int recovered) {
         session_send_text(s, rt, rlen);
     free(ct);
     free(rt);
+    s->last_seq = s->join->room_seq > 0 ? (uint64_t)s->join->room_seq : 0;
+    util_strlcpy(s->epoch, s->join->room_epoch, sizeof(s->epoch));
     s->state = SS_READY;
     resume_reading(s, PAUSE_IDENTIFY);
 }
@@ -635,12 +643,30 @@ static void room_forbidden(void *arg, uint64_t no) {
  * ones held meanwhile that the history did not hold already; then the session relays. */
 static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
     struct session *s = session_find_no(arg, no);
-    if (!s || s->state != SS_RESUMING)
+    if (!s || (s->state != SS_RESUMING && !(s->state == SS_READY && s->catching_up)))
         return;
     struct session_join *j = s->join;
-    j->room_seq = h->seq;
-    util_strlcpy(j->room_epoch, h->epoch, sizeof(j->room_epoch));
-    session_room_ready(s, h->recovered);
+    if (s->catching_up) {
+        s->catching_up = 0;
+        if (!h->recovered) { /* a gap the history cannot fill, or the room started again */
+            join_free(s);
+            s->app->stats.catchups_failed++;
+            session_send_error(s, PROTO_E_UNAVAILABLE,
+                               "messages of this room may have been missed while the node "
+                               "reconnected to the cluster store; connect again with last_seq");
+            session_close(s, CLOSE_SERVICE_RESTART, "resume to catch up", "catch_up");
+            return;
+        }
+        s->app->stats.catchups++;
+    } else {
+        if (h->recovered)
+            s->app->stats.resumes_recovered++;
+        else
+            s->app->stats.resumes_unrecovered++;
+        j->room_seq = h->seq;
+        util_strlcpy(j->room_epoch, h->epoch, sizeof(j->room_epoch));
+        session_room_ready(s, h->recovered);
+    }
     for (size_t i = 0; i < h->n && s->state == SS_READY; i++) {
         struct frame *f = frame_new(h->msgs[i].frame, h->msgs[i].len, h->msgs[i].binary);
         if (!f)
@@ -650,9 +676,14 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
         frame_unref(f);
     }
     s->seq_floor = h->seq > 0 ? (uint64_t)h->seq : 0;
+    if (s->seq_floor > s->last_seq)
+        s->last_seq = s->seq_floor;
     for (uint32_t i = 0; i < j->nheld && s->state == SS_READY; i++)
-        if (!j->held[i]->seq || j->held[i]->seq > s->seq_floor)
+        if (!j->held[i]->seq || j->held[i]->seq > s->seq_floor) {
             session_send_frame(s, j->held[i]);
+            if (j->held[i]->seq > s->last_seq)
+                s->last_seq = j->held[i]->seq;
+        }
     join_free(s);
 }
 
@@ -725,14 +756,19 @@ int session_holds_membership(struct app *app, const char *conn, size_t len) {
     return s && s->joined;
 }
 
+static void catch_up(struct session *s);
+
 static void fanout_ready(struct fanout_member *m, void *arg) {
     (void)arg;
     struct session *s = lws_container_of(m, struct session, member);
-    if (s->state != SS_JOINING) {
+    if (s->state == SS_READY) {
+        catch_up(s);
         if (s->held) /* a frame held while Redis was away waits for the room's subscription */
             release_if_ready(&s->hold_deadline, NULL);
         return;
     }
+    if (s->state != SS_JOINING)
+        return;
     if (!s->join->resume) {
         session_room_ready(s, -1);
         join_free(s);
@@ -747,6 +783,29 @@ static void fanout_ready(struct fanout_member *m, void *arg) {
 }
 
 /* Holds a live frame until the history is sent; cuts the client off past send-queue-bytes. */
+static void hold(struct session *s, struct frame *f);
+
+/* The room's subscription came back after the subscription link was lost: what was published
+ * meanwhile never reached this node. A ready member is sent it from the room history, after
+ * the last seq it was sent, with the live frames arriving meanwhile held and merged by seq as
+ * for a resume; it keeps relaying its own messages all along. Without history, nothing can be
+ * caught up (the gap is what it was before history existed). */
+static void catch_up(struct session *s) {
+    struct app *app = s->app;
+    long size = app->opt.history_ttl_ms ? app->opt.history_size : 0;
+    if (s->catching_up || !s->epoch[0] || size == 0)
+        return;
+    if (!s->join && !(s->join = calloc(1, sizeof(*s->join))))
+        return;
+    char conn[CONNID_MAX];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    s->catching_up = 1;
+    if (room_resume(app, &c, (long long)s->last_seq, s->epoch)) {
+        s->catching_up = 0;
+        join_free(s);
+    }
+}
+
 static void hold(struct session *s, struct frame *f) {
     struct session_join *j = s->join;
     if (j->held_bytes + f->len > (size_t)s->app->opt.send_queue_bytes) {
@@ -773,14 +832,16 @@ static void hold(struct session *s, struct frame *f) {
 static void fanout_deliver(struct fanout_member *m, struct frame *f, void *arg) {
     (void)arg;
     struct session *s = lws_container_of(m, struct session, member);
-    if (s->state == SS_READY) {
+    if (s->state == SS_READY && !s->catching_up) {
         if (s->seq_floor && f->seq) {
             if (f->seq <= s->seq_floor)
                 return;       /* sent from the history already */
             s->seq_floor = 0; /* the room's channel is in order: no older one follows */
         }
+        if (f->seq)
+            s->last_seq = f->seq;
         session_send_frame(s, f);
-    } else if (s->state == SS_RESUMING) {
+    } else if (s->state == SS_RESUMING || s->catching_up) {
         hold(s, f);
     }
 }

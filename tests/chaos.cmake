@@ -1,8 +1,8 @@
 # The chaos test (tests/integration/test_chaos.c): three frontends, an archiver, MySQL and a
 # Redis with an append-only file, under node drains, kills and a Redis restart. It needs both
 # binaries and the frontend and archiver harnesses. Registered with CTest (label integration)
-# when RRM_CHAOS is ON.
-option(RRM_CHAOS "Register the chaos test (no message lost across node and Redis failures)" OFF)
+# unless RRM_CHAOS is OFF.
+option(RRM_CHAOS "Register the chaos test (no message lost across node and Redis failures)" ON)
 
 if(RRM_CHAOS AND TARGET rrm-archiver)
     add_cmocka_test(it_test_chaos integration
