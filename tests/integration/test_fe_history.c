@@ -17,9 +17,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -529,6 +531,101 @@ static void test_history_off(void **state) {
     assert_int_equal(expect_text_seq(bob, "alice", "live"), seq0 + 4);
 }
 
+/* The local ports of the TCP connections process pid holds (from /proc: its socket inodes, then
+ * their lines in its net/tcp). Returns how many were written to out. */
+static int local_tcp_ports(pid_t pid, int *out, int cap) {
+    char path[64], link[64];
+    unsigned long inodes[256];
+    int ni = 0, n = 0;
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) && ni < 256;) {
+        char fd[320];
+        snprintf(fd, sizeof(fd), "%s/%s", path, e->d_name);
+        ssize_t len = readlink(fd, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (sscanf(link, "socket:[%lu]", &inodes[ni]) == 1)
+            ni++;
+    }
+    closedir(d);
+    snprintf(path, sizeof(path), "/proc/%d/net/tcp", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    while (fgets(line, sizeof(line), f) && n < cap) {
+        unsigned lport;
+        unsigned long inode;
+        if (sscanf(line, " %*d: %*x:%x %*x:%*x %*x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport,
+                   &inode) != 2)
+            continue;
+        for (int i = 0; i < ni; i++)
+            if (inodes[i] == inode)
+                out[n++] = (int)lport;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Kills the subscription link of node (its pub/sub client in Redis); returns 0 if one was. */
+static int kill_subscription_link(struct fe_cluster *c, int node) {
+    int ports[256];
+    int np = local_tcp_ports(fe_node_pid(c, node), ports, 256);
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    redisReply *list = redisCommand(r, "CLIENT LIST TYPE pubsub");
+    assert_non_null(list);
+    assert_int_equal(list->type, REDIS_REPLY_STRING);
+    int killed = -1;
+    for (char *l = list->str; l && *l && killed < 0;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        long long id;
+        int port;
+        if (sscanf(l, "id=%lld addr=127.0.0.1:%d", &id, &port) != 2)
+            continue;
+        for (int i = 0; i < np; i++)
+            if (ports[i] == port) {
+                redisReply *k = redisCommand(r, "CLIENT KILL ID %lld", id);
+                assert_non_null(k);
+                killed = k->type == REDIS_REPLY_INTEGER && k->integer == 1 ? 0 : -1;
+                freeReplyObject(k);
+                break;
+            }
+    }
+    freeReplyObject(list);
+    redisFree(r);
+    return killed;
+}
+
+/* A member connected all along through its node's lost subscription: what the room published
+ * before the node subscribed again comes from the history, in order, then the live messages. */
+static void test_catch_up_after_lost_subscription(void **state) {
+    struct fe_cluster *c = *state;
+    long long seq;
+    char epoch[65];
+    struct wsc *alice = join_seq(c, 0, "alice", "CATCHUP", &seq, epoch);
+    struct wsc *bob = join_seq(c, 1, "bob", "CATCHUP", &seq, epoch);
+    fe_send_text(alice, "warm");
+    long long first = expect_text_seq(bob, "alice", "warm");
+    long long before = fe_metric(fe_admin_port(c, 1), "rrm_catchups_total{result=\"ok\"}");
+    assert_true(before >= 0);
+    /* node 1 needs at least its 100 ms reconnect delay to subscribe again; these are published
+     * at once through node 0 meanwhile */
+    assert_int_equal(kill_subscription_link(c, 1), 0);
+    send_numbered_through(alice, "c", 0, 30);
+    for (int i = 0; i < 30; i++) {
+        char content[32];
+        snprintf(content, sizeof(content), "c%d", i);
+        assert_int_equal(expect_text_seq(bob, "alice", content), first + 1 + i);
+    }
+    fe_send_text(alice, "after");
+    assert_int_equal(expect_text_seq(bob, "alice", "after"), first + 31);
+    assert_true(fe_wait_metric(fe_admin_port(c, 1), "rrm_catchups_total{result=\"ok\"}", before + 1,
+                               FE_TIMEOUT_MS) >= before + 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resume_across_nodes, setup_big, fe_teardown),
@@ -540,6 +637,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_history_size_and_ttl, setup_small, fe_teardown),
         cmocka_unit_test_setup_teardown(test_acks, setup_small, fe_teardown),
         cmocka_unit_test_setup_teardown(test_history_off, setup_off, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_after_lost_subscription, setup_default,
+                                        fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
