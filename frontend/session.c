@@ -98,7 +98,8 @@ struct session {
      * and the room's epoch: where a catch-up starts after the room's subscription was lost */
     uint64_t last_seq;
     char epoch[PROTO_MAX_EPOCH + 1];
-    uint8_t catching_up; /* READY, reading the history missed while unsubscribed (s->join) */
+    uint8_t catching_up;     /* READY, reading the history missed while unsubscribed (s->join) */
+    uint8_t catchup_pending; /* ... and its read waits for Redis (session_redis_ready) */
 
     /* authentication (app->auth set) */
     char *token;                 /* from the upgrade request, until the identify; owned */
@@ -790,6 +791,12 @@ static void hold(struct session *s, struct frame *f);
  * the last seq it was sent, with the live frames arriving meanwhile held and merged by seq as
  * for a resume; it keeps relaying its own messages all along. Without history, nothing can be
  * caught up (the gap is what it was before history existed). */
+static void read_missed(struct session *s) {
+    char conn[CONNID_MAX];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    s->catchup_pending = room_resume(s->app, &c, (long long)s->last_seq, s->epoch) != 0;
+}
+
 static void catch_up(struct session *s) {
     struct app *app = s->app;
     long size = app->opt.history_ttl_ms ? app->opt.history_size : 0;
@@ -797,13 +804,11 @@ static void catch_up(struct session *s) {
         return;
     if (!s->join && !(s->join = calloc(1, sizeof(*s->join))))
         return;
-    char conn[CONNID_MAX];
-    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    /* From now on live frames are held: the read may have to wait until the command link is
+     * back too (the two links reconnect on their own), and what arrives meanwhile must follow
+     * the history, not pass it. */
     s->catching_up = 1;
-    if (room_resume(app, &c, (long long)s->last_seq, s->epoch)) {
-        s->catching_up = 0;
-        join_free(s);
-    }
+    read_missed(s);
 }
 
 static void hold(struct session *s, struct frame *f) {
@@ -1198,6 +1203,12 @@ static void release_if_ready(struct deadline *d, void *arg) {
 void session_redis_ready(struct app *app) {
     app->sessions->redis_gen++;
     deadlines_each(&app->sessions->redis_hold, release_if_ready, NULL);
+    struct session **ss;
+    size_t n = local_sessions(app, &ss);
+    for (size_t i = 0; i < n; i++)
+        if (ss[i]->state == SS_READY && ss[i]->catching_up && ss[i]->catchup_pending)
+            read_missed(ss[i]);
+    free(ss);
 }
 
 /* While Redis is unreachable a ready client's frame is kept (and reading paused behind it) until
