@@ -85,9 +85,10 @@ struct fe_stats {
     uint64_t resumes_recovered;   /* resumes answered "recovered": true */
     uint64_t resumes_unrecovered; /* resumes answered "recovered": false */
     uint64_t ack_resends;         /* messages with an ack_id seen before: answered, not relayed */
-    /* ready members sent what their room published while its subscription was lost (a failed
-     * one: the history could not fill the gap, the member was closed to resume) */
+    /* ready members sent what their room published while its subscription was lost (failed:
+     * the history could not fill the gap, the member was closed to resume) */
     uint64_t catchups, catchups_failed;
+    uint64_t catchups_lost; /* ... none possible: Redis had lost the room's state (new epoch) */
 };
 
 extern const char *const app_error_codes[];

@@ -113,10 +113,12 @@ void metrics_write(struct app *app, struct textbuf *r) {
     textbuf_add(r,
                 "# HELP rrm_catchups_total Ready members sent, from the room history, what their "
                 "room published while the node's subscription was lost; failed: the history could "
-                "not fill the gap and the member was closed (1012) to resume.\n"
+                "not fill the gap and the member was closed (1012) to resume; lost: Redis had lost "
+                "the room's state (a new epoch).\n"
                 "# TYPE rrm_catchups_total counter\nrrm_catchups_total{result=\"ok\"} %" PRIu64
-                "\nrrm_catchups_total{result=\"failed\"} %" PRIu64 "\n",
-                st->catchups, st->catchups_failed);
+                "\nrrm_catchups_total{result=\"failed\"} %" PRIu64
+                "\nrrm_catchups_total{result=\"lost\"} %" PRIu64 "\n",
+                st->catchups, st->catchups_failed, st->catchups_lost);
     metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
            app->redis_cmd ? rl_drops(app->redis_cmd) : 0);
     metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",

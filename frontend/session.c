@@ -649,13 +649,30 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
     struct session_join *j = s->join;
     if (s->catching_up) {
         s->catching_up = 0;
-        if (!h->recovered) { /* a gap the history cannot fill, or the room started again */
+        if (!h->recovered && h->epoch[0] && strcmp(h->epoch, s->epoch) == 0) {
+            /* a gap the room's history cannot fill: the client resumes and learns it */
             join_free(s);
             s->app->stats.catchups_failed++;
             session_send_error(s, PROTO_E_UNAVAILABLE,
                                "messages of this room may have been missed while the node "
                                "reconnected to the cluster store; connect again with last_seq");
             session_close(s, CLOSE_SERVICE_RESTART, "resume to catch up", "catch_up");
+            return;
+        }
+        if (!h->recovered) {
+            /* Redis lost the room's state (a new epoch, or none yet while this node restores
+             * it): what it published before is gone with it. The member stays, as before
+             * history existed, and gets what the room publishes from now on. */
+            s->app->stats.catchups_lost++;
+            util_strlcpy(s->epoch, h->epoch, sizeof(s->epoch));
+            s->last_seq = 0;
+            s->seq_floor = 0;
+            for (uint32_t i = 0; i < j->nheld && s->state == SS_READY; i++) {
+                session_send_frame(s, j->held[i]);
+                if (j->held[i]->seq > s->last_seq)
+                    s->last_seq = j->held[i]->seq;
+            }
+            join_free(s);
             return;
         }
         s->app->stats.catchups++;
