@@ -1,6 +1,8 @@
 /* Trusted proxies and the client address behind them (see clientaddr.h). */
 #include "clientaddr.h"
 
+#include "util.h"
+
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -162,6 +164,24 @@ static int parse_block(const char *s, size_t len, struct cidr *c) {
     return 0;
 }
 
+struct trust_parse {
+    struct clientaddr_trust *t;
+    char *err;
+    size_t errlen;
+};
+
+/* One entry of the trusted-proxy list into the next block; -1 (with err) if it is none. */
+static int add_block(const char *s, size_t len, void *arg) {
+    struct trust_parse *tp = arg;
+    if (parse_block(s, len, &tp->t->blocks[tp->t->n]) == 0) {
+        tp->t->n++;
+        return 0;
+    }
+    snprintf(tp->err, tp->errlen, "'%.*s' is not an address or CIDR block",
+             (int)(len > 80 ? 80 : len), s);
+    return -1;
+}
+
 struct clientaddr_trust *clientaddr_trust_parse(const char *list, char *err, size_t errlen) {
     size_t cap = 0;
     for (const char *p = list; p && *p; p++)
@@ -171,21 +191,10 @@ struct clientaddr_trust *clientaddr_trust_parse(const char *list, char *err, siz
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    for (const char *p = list; p && *p;) {
-        size_t n = strcspn(p, ",");
-        size_t len = n;
-        const char *s = trim(p, &len);
-        if (len && parse_block(s, len, &t->blocks[t->n]) == 0) {
-            t->n++;
-        } else if (len) {
-            snprintf(err, errlen, "'%.*s' is not an address or CIDR block",
-                     (int)(len > 80 ? 80 : len), s);
-            free(t);
-            return NULL;
-        }
-        p += n;
-        if (*p == ',')
-            p++;
+    struct trust_parse tp = {t, err, errlen};
+    if (list && util_list_each(list, add_block, &tp)) {
+        free(t);
+        return NULL;
     }
     return t;
 }

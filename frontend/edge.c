@@ -162,19 +162,21 @@ int edge_close_payload_valid(const unsigned char *p, size_t len) {
            (code >= 3000 && code <= 4999);
 }
 
+struct list_token {
+    const char *token;
+    size_t len;
+    int nocase;
+};
+
+static int is_token(const char *entry, size_t len, void *arg) {
+    const struct list_token *t = arg;
+    return len == t->len &&
+           (t->nocase ? strncasecmp(entry, t->token, len) : strncmp(entry, t->token, len)) == 0;
+}
+
 int edge_list_has(const char *list, const char *token, int nocase) {
-    size_t tl = strlen(token);
-    for (const char *p = list; *p;) {
-        p += strspn(p, " \t,");
-        size_t n = strcspn(p, ",");
-        size_t end = n;
-        while (end && (p[end - 1] == ' ' || p[end - 1] == '\t'))
-            end--;
-        if (end == tl && (nocase ? strncasecmp(p, token, tl) : strncmp(p, token, tl)) == 0)
-            return 1;
-        p += n;
-    }
-    return 0;
+    struct list_token t = {token, strlen(token), nocase};
+    return util_list_each(list, is_token, &t);
 }
 
 static uintptr_t count_of(struct edge *e, const char *addr) {

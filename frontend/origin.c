@@ -1,6 +1,8 @@
 /* Origins: parsing and matching an Origin header against RRM_ALLOWED_ORIGINS (see origin.h). */
 #include "origin.h"
 
+#include "util.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,23 +73,6 @@ static int origin_parse(const char *s, size_t n, struct origin *o) {
     return 0;
 }
 
-/* Calls fn(entry, len, arg) for each entry of a comma-separated list, blanks trimmed, empty
- * entries skipped; stops at and returns the first non-zero result. */
-static int each_entry(const char *list, int (*fn)(const char *, size_t, void *), void *arg) {
-    for (const char *p = list; *p;) {
-        p += strspn(p, " \t,");
-        size_t n = strcspn(p, ",");
-        size_t len = n;
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        int r = len ? fn(p, len, arg) : 0;
-        if (r)
-            return r;
-        p += n;
-    }
-    return 0;
-}
-
 static int is_star(const char *entry, size_t len, void *arg) {
     (void)arg;
     return len == 1 && entry[0] == '*';
@@ -102,7 +87,7 @@ static int same_origin(const char *entry, size_t len, void *arg) {
 }
 
 int origin_allowed(const char *allowed, const char *origin) {
-    if (!origin || each_entry(allowed, is_star, NULL))
+    if (!origin || util_list_each(allowed, is_star, NULL))
         return 1;
     /* Blanks around a header value are not part of it (RFC 7230 3.2.4). */
     origin += strspn(origin, " \t");
@@ -112,7 +97,7 @@ int origin_allowed(const char *allowed, const char *origin) {
     struct origin o;
     if (origin_parse(origin, n, &o) < 0)
         return 0;
-    return each_entry(allowed, same_origin, &o);
+    return util_list_each(allowed, same_origin, &o);
 }
 
 struct origins_check {
@@ -136,7 +121,7 @@ static int check_entry(const char *entry, size_t len, void *arg) {
 
 int origins_check(const char *allowed, char *err, size_t errlen) {
     struct origins_check c = {err, errlen, 0};
-    if (each_entry(allowed, check_entry, &c))
+    if (util_list_each(allowed, check_entry, &c))
         return -1;
     if (c.entries == 0) {
         snprintf(err, errlen,

@@ -1,4 +1,4 @@
-/* Clocks, bounded copies, kernel randomness and resident memory. */
+/* Clocks, bounded copies, comma-separated lists, kernel randomness and resident memory. */
 #include "util.h"
 
 #include <errno.h>
@@ -38,6 +38,22 @@ int util_strlcpy(char *dst, const char *src, size_t cap) {
         return -1;
     }
     memcpy(dst, src, n + 1);
+    return 0;
+}
+
+int util_list_each(const char *list, int (*fn)(const char *entry, size_t len, void *arg),
+                   void *arg) {
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        size_t len = n;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        int r = len ? fn(p, len, arg) : 0;
+        if (r)
+            return r;
+        p += n;
+    }
     return 0;
 }
 

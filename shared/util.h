@@ -1,5 +1,5 @@
-/* Small helpers shared by every module: clocks, bounded string copies, randomness, own memory use.
- */
+/* Small helpers shared by every module: clocks, bounded string copies, comma-separated lists,
+ * randomness, own memory use. */
 #ifndef RRM_UTIL_H
 #define RRM_UTIL_H
 
@@ -17,6 +17,12 @@ int64_t util_mono_us(void);
 
 /* Copies at most cap-1 bytes of src into dst and NUL-terminates; returns -1 if it had to cut. */
 int util_strlcpy(char *dst, const char *src, size_t cap);
+
+/* Calls fn(entry, len, arg) for each entry of the comma-separated list (NUL-terminated): blanks
+ * (spaces, tabs) around an entry trimmed, empty entries skipped. Stops at and returns the first
+ * non-zero result of fn; 0 when every entry was visited. */
+int util_list_each(const char *list, int (*fn)(const char *entry, size_t len, void *arg),
+                   void *arg);
 
 /* Fills buf with n random bytes from the kernel; returns 0 or -errno. */
 int util_random(void *buf, size_t n);

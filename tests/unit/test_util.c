@@ -50,10 +50,31 @@ static void test_rss_grows_with_touched_memory(void **state) {
     free(p);
 }
 
+/* Collects the entries it is shown as "[entry]" into arg; stops on "stop". */
+static int collect(const char *entry, size_t len, void *arg) {
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "[%.*s]", (int)len, entry);
+    return len == 4 && memcmp(entry, "stop", 4) == 0 ? 7 : 0;
+}
+
+static void test_list_each(void **state) {
+    (void)state;
+    char out[256] = "";
+    assert_int_equal(util_list_each(" a ,\tb c\t,, ,d,", collect, out), 0);
+    assert_string_equal(out, "[a][b c][d]");
+    out[0] = '\0';
+    assert_int_equal(util_list_each("", collect, out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(util_list_each("x, stop, y", collect, out), 7);
+    assert_string_equal(out, "[x][stop]");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_matches_status),
         cmocka_unit_test(test_rss_grows_with_touched_memory),
+        cmocka_unit_test(test_list_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
