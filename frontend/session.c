@@ -647,6 +647,7 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
     if (!s || (s->state != SS_RESUMING && !(s->state == SS_READY && s->catching_up)))
         return;
     struct session_join *j = s->join;
+    uint64_t sent_upto = h->seq > 0 ? (uint64_t)h->seq : 0; /* held frames up to it came in h */
     if (s->catching_up) {
         s->catching_up = 0;
         if (!h->recovered && h->epoch[0] && strcmp(h->epoch, s->epoch) == 0) {
@@ -662,20 +663,15 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
         if (!h->recovered) {
             /* Redis lost the room's state (a new epoch, or none yet while this node restores
              * it): what it published before is gone with it. The member stays, as before
-             * history existed, and gets what the room publishes from now on. */
+             * history existed, and gets what the room publishes from now on: every held frame
+             * (no history comes with an answer that is not recovered). */
             s->app->stats.catchups_lost++;
             util_strlcpy(s->epoch, h->epoch, sizeof(s->epoch));
             s->last_seq = 0;
-            s->seq_floor = 0;
-            for (uint32_t i = 0; i < j->nheld && s->state == SS_READY; i++) {
-                session_send_frame(s, j->held[i]);
-                if (j->held[i]->seq > s->last_seq)
-                    s->last_seq = j->held[i]->seq;
-            }
-            join_free(s);
-            return;
+            sent_upto = 0;
+        } else {
+            s->app->stats.catchups++;
         }
-        s->app->stats.catchups++;
     } else {
         if (h->recovered)
             s->app->stats.resumes_recovered++;
@@ -693,7 +689,7 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
         session_send_frame(s, f);
         frame_unref(f);
     }
-    s->seq_floor = h->seq > 0 ? (uint64_t)h->seq : 0;
+    s->seq_floor = sent_upto;
     if (s->seq_floor > s->last_seq)
         s->last_seq = s->seq_floor;
     for (uint32_t i = 0; i < j->nheld && s->state == SS_READY; i++)
