@@ -19,6 +19,8 @@ struct lroom {
     char channel[KEYS_MAX];
     enum sub_state sub;
     lws_dll2_owner_t members;
+    int64_t due_at;   /* fanout_room_due: when it last said 1 */
+    unsigned due_gen; /* ... under this generation of the fanout's */
 };
 
 struct fanout {
@@ -28,6 +30,7 @@ struct fanout {
     struct hmap *rooms;     /* room id -> struct lroom */
     redisAsyncContext *sub; /* NULL while the link is down */
     char node_channel[KEYS_MAX];
+    unsigned due_gen; /* fanout_rooms_due_reset moves it on */
 };
 
 static void sub_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -243,6 +246,19 @@ void fanout_link_down(struct fanout *f) {
 
 int fanout_member_ready(const struct fanout_member *m) {
     return m->room && m->room->sub == SUB_ACTIVE;
+}
+
+int fanout_room_due(struct fanout *f, struct fanout_member *m, int64_t now_ms, long every_ms) {
+    struct lroom *r = m->room;
+    if (!r || (r->due_gen == f->due_gen && now_ms - r->due_at < every_ms))
+        return 0;
+    r->due_at = now_ms;
+    r->due_gen = f->due_gen;
+    return 1;
+}
+
+void fanout_rooms_due_reset(struct fanout *f) {
+    f->due_gen++;
 }
 
 size_t fanout_room_count(const struct fanout *f) {

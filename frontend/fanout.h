@@ -52,6 +52,13 @@ int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, con
 /* 1 if m's room is subscribed (the node receives its messages now), else 0. */
 int fanout_member_ready(const struct fanout_member *m);
 
+/* 1 if m's room was not due for every_ms (or since fanout_rooms_due_reset, or ever), and from now
+ * on it is not; else 0. For work a room needs at most that often, done with one of its members'
+ * actions (room_history_refresh_ms). */
+int fanout_room_due(struct fanout *f, struct fanout_member *m, int64_t now_ms, long every_ms);
+/* Makes every room due again (what was done may have been lost with the Redis link). */
+void fanout_rooms_due_reset(struct fanout *f);
+
 /* Removes m from its local room, unsubscribing after the last member. Safe if not joined. */
 void fanout_leave(struct fanout *f, struct fanout_member *m);
 

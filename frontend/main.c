@@ -87,6 +87,7 @@ static void cmd_down(struct rl *rl, void *arg) {
     (void)rl;
     struct app *app = arg;
     app->scripts.loaded = 0;
+    fanout_rooms_due_reset(app->fanout); /* refreshes of history TTLs may be lost */
 }
 
 static void sub_up(struct rl *rl, void *arg) {
@@ -354,6 +355,7 @@ int main(int argc, char **argv) {
     info.vhost_name = "internal";
     app.vh = lws_create_vhost(app.cx, &info);
     app.fanout = fanout_create(&app, &session_fanout_ops, &app);
+    app.scripts.params = room_send_params(&app);
     app.room_ops = &session_room_ops;
     app.room_arg = &app;
     app.node = node_create(&app);

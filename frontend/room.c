@@ -222,6 +222,21 @@ static void send_ack_reply(redisAsyncContext *ac, void *r, void *priv) {
     free(t);
 }
 
+long room_history_refresh_ms(const struct app *app) {
+    long every = app->opt.history_ttl_ms / 10;
+    return every > 1000 ? 1000 : every < 1 ? 1 : every;
+}
+
+struct scripts_params room_send_params(const struct app *app) {
+    /* history-ttl-ms 0 turns history off as history-size 0 does */
+    return (struct scripts_params){
+        .stream_maxlen = app->opt.stream_maxlen,
+        .history_size = app->opt.history_ttl_ms ? app->opt.history_size : 0,
+        .history_ttl_ms = app->opt.history_ttl_ms + room_history_refresh_ms(app),
+        .ack_window_ms = app->opt.ack_window_ms,
+    };
+}
+
 int room_send(struct app *app, const struct room_conn *c, const char *frame_prefix,
               size_t prefix_len, const void *body, size_t body_len, const char *kind,
               const char *ack_id) {
@@ -229,7 +244,7 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     if (!ac)
         return -1;
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], khist[KEYS_MAX], kack[KEYS_ACK_MAX];
-    char maxlen[24], ts[24], hsize[24], httl[24], window[24];
+    char ts[24];
     char header[100];
     int nroom = keys_room(kroom, sizeof(kroom), c->room_id);
     int nmembers = keys_room_members(kmembers, sizeof(kmembers), c->room_id);
@@ -241,13 +256,7 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, c->conn_id);
     if (hlen < 0)
         return -1;
-    int mlen = snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     int tlen = snprintf(ts, sizeof(ts), "%" PRId64, util_now_ms());
-    /* history-ttl-ms 0 turns history off as history-size 0 does */
-    long size = app->opt.history_ttl_ms ? app->opt.history_size : 0;
-    int slen = snprintf(hsize, sizeof(hsize), "%ld", size);
-    int ttllen = snprintf(httl, sizeof(httl), "%ld", app->opt.history_ttl_ms);
-    int wlen = snprintf(window, sizeof(window), "%ld", app->opt.ack_window_ms);
     /* the message event's fields (event.h) are named by the script; the ack key, last of the
      * keys, is there only with an ack_id */
     const char *argv[] = {kroom,
@@ -261,14 +270,11 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
                           header,
                           frame_prefix ? frame_prefix : "",
                           (const char *)body,
-                          maxlen,
                           ts,
                           app->node_id,
                           c->room_id,
                           kind,
-                          hsize,
-                          httl,
-                          window};
+                          c->refresh_history ? "1" : "0"};
     size_t lens[] = {(size_t)nroom,
                      (size_t)nmembers,
                      (size_t)nch,
@@ -280,14 +286,11 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
                      (size_t)hlen,
                      frame_prefix ? prefix_len : 0,
                      body_len,
-                     (size_t)mlen,
                      (size_t)tlen,
                      strlen(app->node_id),
                      strlen(c->room_id),
                      strlen(kind),
-                     (size_t)slen,
-                     (size_t)ttllen,
-                     (size_t)wlen};
+                     1};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
     if (!ack_id) { /* without the ack key: the keys end at the history */
         memmove(&argv[5], &argv[6], (size_t)(argc - 6) * sizeof(argv[0]));
@@ -307,7 +310,8 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     return 0;
 }
 
-/* The resume script's answer: {recovered, seq, epoch, {seq, kind, frame, ...}}. */
+/* The resume script's answer: {recovered, seq, epoch, {payload, ...}}, each payload as
+ * published (proto_pub_parse). */
 static void resume_reply(redisAsyncContext *ac, void *r, void *priv) {
     struct app *app = rl_arg_of(ac);
     uint64_t no = tag_of(priv);
@@ -316,30 +320,28 @@ static void resume_reply(redisAsyncContext *ac, void *r, void *priv) {
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_INTEGER ||
         reply->element[2]->type != REDIS_REPLY_STRING ||
-        reply->element[3]->type != REDIS_REPLY_ARRAY || reply->element[3]->elements % 3) {
+        reply->element[3]->type != REDIS_REPLY_ARRAY) {
         app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
         return;
     }
     const redisReply *list = reply->element[3];
-    size_t n = list->elements / 3;
+    size_t n = list->elements;
     struct room_history_msg *m = n ? calloc(n, sizeof(*m)) : NULL;
     if (n && !m) {
         app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE, "out of memory");
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        const redisReply *seq = list->element[3 * i], *kind = list->element[3 * i + 1],
-                         *frame = list->element[3 * i + 2];
-        if (seq->type != REDIS_REPLY_STRING || kind->type != REDIS_REPLY_STRING ||
-            frame->type != REDIS_REPLY_STRING) {
+        const redisReply *e = list->element[i];
+        struct proto_pub pub;
+        if (e->type != REDIS_REPLY_STRING || proto_pub_parse(e->str, e->len, &pub) || !pub.seq) {
             free(m);
             app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE,
                                   "the room history could not be read");
             return;
         }
-        m[i] = (struct room_history_msg){strtoull(seq->str, NULL, 10),
-                                         kind->len == 1 && kind->str[0] == PROTO_PUB_BINARY,
-                                         frame->str, frame->len};
+        m[i] = (struct room_history_msg){pub.seq, pub.kind == PROTO_PUB_BINARY, pub.frame,
+                                         pub.frame_len};
     }
     struct room_history h = {(int)reply->element[0]->integer, reply->element[1]->integer,
                              reply->element[2]->str, m, n};

@@ -6,6 +6,8 @@
 #ifndef RRM_ROOM_H
 #define RRM_ROOM_H
 
+#include "scripts.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +29,9 @@ struct room_conn {
     const char *rooms;
     int no_auto_room;
     int64_t connected_at_ms;
+    /* send only: 1 to refresh the room history's TTL with this message (room_history_refresh_ms:
+     * at most that often per room is enough) */
+    int refresh_history;
 };
 
 /* One message of a room's history (borrowed for the call). */
@@ -85,6 +90,15 @@ void room_leave(struct app *app, const struct room_conn *c, const char *reason);
 /* The same for a membership known only by its ids (one this node lost track of). */
 void room_leave_conn(struct app *app, const char *device, const char *room, const char *conn,
                      const char *reason, int64_t connected_at);
+
+/* The settings baked into the send script (scripts_params) for this node's options. */
+struct scripts_params room_send_params(const struct app *app);
+
+/* How often a room's history TTL needs refreshing. The history's TTL is set to history-ttl-ms plus
+ * this much whenever it is refreshed, so refreshing it with one message of a room per this many
+ * ms keeps it for at least history-ttl-ms after the room's last message, and at most this much
+ * longer. A history that a message creates gets its TTL at once. */
+long room_history_refresh_ms(const struct app *app);
 
 /* Relays one message: frame_prefix is the text envelope without ,"seq":N} (NULL for binary),
  * body the bytes the client sent, kind "text", "json" or "binary", ack_id the message's (NULL:

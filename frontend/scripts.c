@@ -124,13 +124,16 @@ static const char leave_lua[] =
 /* KEYS: room, members, room channel, events, room history, and the message's ack key when it
  *       carries an ack_id.
  * ARGV: device, conn, pub header without its seq (proto_pub_header), text frame without its
- *       closing ',"seq":N}' ('' for binary), body as the client sent it, maxlen, ts, node, room,
- *       kind, history size ('0': none), history ttl ms, ack window ms.
+ *       closing ',"seq":N}' ('' for binary), body as the client sent it, ts, node, room, kind,
+ *       '1' to refresh the history's TTL now ('0': only if the history is new).
+ * The settings come first in the loaded text (send_params): MAXLEN (events stream), HSIZE
+ * (history size, 0: none), HTRIM (history length that triggers a trim), HTTL (history TTL, ms),
+ * ACKWIN (ack key life, ms).
  * Returns the message's seq (an integer), the first seq as a string when the ack key says this
  * is a resend (nothing else done), or a NOTMEMBER error if conn no longer holds the membership.
- * The history entry's id is its seq: a stream left over from an earlier epoch (ids too high)
- * is replaced. Run once per message: no prelude, as few arguments as the message event needs
- * (event.h). */
+ * The published payload is made once: the history keeps it behind the sender's device and the
+ * ts ("device\tts\tpayload"), in a list appended in seq order and trimmed to the last HSIZE once
+ * it holds HTRIM. Run once per message: no prelude, few arguments, one number formatted. */
 static const char send_lua[] =
     "local m = redis.call('HGET', KEYS[2], ARGV[1])\n"
     "if not m or string.sub(m, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\t' then\n"
@@ -139,34 +142,31 @@ static const char send_lua[] =
     "  local first = redis.call('GET', KEYS[6])\n"
     "  if first then return first end\n"
     "end\n"
-    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-    "local frame = ARGV[5]\n"
-    "if ARGV[4] ~= '' then frame = ARGV[4] .. ',\"seq\":' .. seq .. '}' end\n"
-    "redis.call('PUBLISH', KEYS[3], ARGV[3] .. seq .. '\\n' .. frame)\n"
-    "if ARGV[11] ~= '0' then\n"
-    "  local id, k = seq .. '-0', string.sub(ARGV[3], 1, 1)\n"
-    "  local r = redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], id, 'd', ARGV[1],\n"
-    "    't', ARGV[7], 'k', k, 'f', frame)\n"
-    "  if type(r) == 'table' and r.err then\n"
-    "    redis.call('DEL', KEYS[5])\n"
-    "    redis.call('XADD', KEYS[5], id, 'd', ARGV[1], 't', ARGV[7], 'k', k, 'f', frame)\n"
-    "  end\n"
-    "  redis.call('PEXPIRE', KEYS[5], ARGV[12])\n"
+    "local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+    "local seq = tostring(n)\n"
+    "local p\n"
+    "if ARGV[4] ~= '' then p = ARGV[3] .. seq .. '\\n' .. ARGV[4] .. ',\"seq\":' .. seq .. '}'\n"
+    "else p = ARGV[3] .. seq .. '\\n' .. ARGV[5] end\n"
+    "redis.call('PUBLISH', KEYS[3], p)\n"
+    "if HSIZE > 0 then\n"
+    "  local len = redis.call('RPUSH', KEYS[5], ARGV[1] .. '\\t' .. ARGV[6] .. '\\t' .. p)\n"
+    "  if len >= HTRIM then redis.call('LTRIM', KEYS[5], -HSIZE, -1) end\n"
+    "  if len == 1 or ARGV[10] == '1' then redis.call('PEXPIRE', KEYS[5], HTTL) end\n"
     "end\n"
-    "if KEYS[6] then redis.call('SET', KEYS[6], seq, 'PX', ARGV[13]) end\n"
-    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'v', '1', 'type', 'message',\n"
-    "  'ts', ARGV[7], 'node', ARGV[8], 'conn', ARGV[2], 'device', ARGV[1], 'room', ARGV[9],\n"
-    "  'kind', ARGV[10], 'seq', seq, 'body', ARGV[5])\n"
-    "return seq\n";
+    "if KEYS[6] then redis.call('SET', KEYS[6], seq, 'PX', ACKWIN) end\n"
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', MAXLEN, '*', 'v', '1', 'type', 'message',\n"
+    "  'ts', ARGV[6], 'node', ARGV[7], 'conn', ARGV[2], 'device', ARGV[1], 'room', ARGV[8],\n"
+    "  'kind', ARGV[9], 'seq', seq, 'body', ARGV[5])\n"
+    "return n\n";
 
 /* KEYS: room, room history. ARGV: last seq the client saw, the epoch it saw, history size, most
- * bytes of frames to return, the client's device.
- * Returns {recovered (1/0), the room's last seq, its epoch, {seq, kind, frame, ...}}: with 1 the
- * list holds every message after the client's last seq up to the room's, in order, except the
- * client's own (its device's). 0 when the epoch differs (or the room has none), history is off,
- * the last seq is ahead of the room's, or the messages since are not all in the history (more
- * than its size, expired, or trimmed) or over the bytes allowed: then the list is empty.
- * Read-only; reads at most history size entries. */
+ * bytes of payloads to return, the client's device.
+ * Returns {recovered (1/0), the room's last seq, its epoch, {payload, ...}}: with 1 the list
+ * holds the published payload (proto_pub_parse) of every message after the client's last seq up
+ * to the room's, in order, except the client's own (its device's). 0 when the epoch differs (or
+ * the room has none), history is off, the last seq is ahead of the room's, or the messages since
+ * are not all in the history (more than its size, expired, trimmed, or not the seqs expected) or
+ * over the bytes allowed: then the list is empty. Read-only; reads at most history size entries. */
 static const char resume_lua[] =
     "local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
     "local last, epoch = tonumber(st[1] or '0'), st[2] or ''\n"
@@ -174,18 +174,19 @@ static const char resume_lua[] =
     "if size == 0 or epoch == '' or epoch ~= ARGV[2] or n > last or last - n > size then\n"
     "  return {0, last, epoch, out} end\n"
     "if n == last then return {1, last, epoch, out} end\n"
-    "local first = (n + 1) .. '-0'\n"
-    "local e = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', last - n)\n"
-    "if #e ~= last - n or e[1][1] ~= first then return {0, last, epoch, out} end\n"
+    "local e = redis.call('LRANGE', KEYS[2], n - last, -1)\n"
+    "if #e ~= last - n then return {0, last, epoch, out} end\n"
     "local bytes, most = 0, tonumber(ARGV[4])\n"
     "for i = 1, #e do\n"
-    "  local f = e[i][2]\n" /* d, device, t, ts, k, kind, f, frame */
-    "  if f[2] ~= ARGV[5] then\n"
-    "    bytes = bytes + #f[8]\n"
+    "  local t1 = string.find(e[i], '\\t', 1, true)\n"
+    "  local t2 = t1 and string.find(e[i], '\\t', t1 + 1, true)\n"
+    "  local p = t2 and string.sub(e[i], t2 + 1) or ''\n"
+    "  local s = string.match(p, '^[^\\t\\n]*\\t(%d+)\\n')\n"
+    "  if not s or tonumber(s) ~= n + i then return {0, last, epoch, {}} end\n"
+    "  if string.sub(e[i], 1, t1 - 1) ~= ARGV[5] then\n"
+    "    bytes = bytes + #p\n"
     "    if bytes > most then return {0, last, epoch, {}} end\n"
-    "    out[#out + 1] = string.sub(e[i][1], 1, -3)\n"
-    "    out[#out + 1] = f[6]\n"
-    "    out[#out + 1] = f[8]\n"
+    "    out[#out + 1] = p\n"
     "  end\n"
     "end\n"
     "return {1, last, epoch, out}\n";
@@ -311,10 +312,23 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_STATUS] = status_lua,       [SCRIPT_RESUME] = resume_lua,
 };
 
+/* History kept beyond its size before a trim: one LTRIM per this many messages. */
+#define HISTORY_TRIM_SLACK 64
+
 /* Redis runs a script's whole text on every call, so the prelude's helpers are defined again
- * each time; the script run once per message goes without them (about a fifth of its cost). */
-static const char *script_prelude(enum script_id id) {
-    return id == SCRIPT_SEND ? "" : prelude;
+ * each time; the script run once per message goes without them (about a fifth of its cost) and
+ * gets its settings as constants instead of arguments. The text is allocated (NULL: no memory). */
+static char *script_prelude(const struct scripts *s, enum script_id id) {
+    char *pre = NULL;
+    const struct scripts_params *p = &s->params;
+    int n = id != SCRIPT_SEND
+                ? asprintf(&pre, "%s", prelude)
+                : asprintf(&pre,
+                           "local MAXLEN, HSIZE, HTRIM, HTTL, ACKWIN = '%ld', %ld, %ld, '%ld', "
+                           "'%ld'\n",
+                           p->stream_maxlen, p->history_size, p->history_size + HISTORY_TRIM_SLACK,
+                           p->history_ttl_ms, p->ack_window_ms);
+    return n < 0 ? NULL : pre;
 }
 
 /* Scripts without flags keep Redis's pre-7 rules: refused at their first memory-growing write
@@ -353,9 +367,10 @@ int scripts_load(struct scripts *s, redisAsyncContext *ac, void (*done)(void *ar
     s->arg = arg;
     for (int i = 0; i < SCRIPT_COUNT; i++) {
         const char *flags = script_flags((enum script_id)i);
-        const char *pre = script_prelude((enum script_id)i);
+        char *pre = script_prelude(s, (enum script_id)i);
         char *src = NULL;
-        int n = asprintf(&src, "%s%s%s", flags, pre, bodies[i]);
+        int n = pre ? asprintf(&src, "%s%s%s", flags, pre, bodies[i]) : -1;
+        free(pre);
         struct load_ticket *t = malloc(sizeof(*t));
         if (n < 0 || !t) {
             if (n >= 0)

@@ -20,7 +20,17 @@ enum script_id {
     SCRIPT_COUNT
 };
 
+/* Settings written into the send script's text when it is loaded: the script run once per message
+ * does not carry them as arguments. */
+struct scripts_params {
+    long stream_maxlen;  /* the events stream's approximate cap */
+    long history_size;   /* messages a room's history keeps (0: no history) */
+    long history_ttl_ms; /* a history's life after it is refreshed */
+    long ack_window_ms;  /* how long an ack_id is remembered */
+};
+
 struct scripts {
+    struct scripts_params params; /* set before scripts_load */
     char sha[SCRIPT_COUNT][41];
     int loaded;  /* all SHAs known on the current connection */
     int pending; /* SCRIPT LOAD replies outstanding */

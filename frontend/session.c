@@ -1104,6 +1104,19 @@ static int redis_down(struct session *s) {
     return 1;
 }
 
+/* Relays one message of s to its room (room_send). */
+static void send_to_room(struct session *s, const char *prefix, size_t plen, const char *buf,
+                         size_t len, const char *kind, const char *ack_id) {
+    struct app *app = s->app;
+    app->stats.messages_in++;
+    char conn[CONNID_MAX];
+    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
+    c.refresh_history =
+        fanout_room_due(app->fanout, &s->member, util_mono_ms(), room_history_refresh_ms(app));
+    if (room_send(app, &c, prefix, plen, buf, len, kind, ack_id))
+        session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
+}
+
 /* A frame of a ready client, when it may be handled (Redis up, or no longer waited for). */
 static void handle_message(struct session *s, const char *buf, size_t len, int binary) {
     struct app *app = s->app;
@@ -1114,11 +1127,7 @@ static void handle_message(struct session *s, const char *buf, size_t len, int b
     if (binary) {
         if (redis_down(s))
             return;
-        app->stats.messages_in++;
-        char conn[CONNID_MAX];
-        struct room_conn c = room_conn_of(s, conn, sizeof(conn));
-        if (room_send(app, &c, NULL, 0, buf, len, "binary", NULL))
-            session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
+        send_to_room(s, NULL, 0, buf, len, "binary", NULL);
         return;
     }
     json_t *value;
@@ -1175,11 +1184,7 @@ static void handle_message(struct session *s, const char *buf, size_t len, int b
         session_send_error(s, PROTO_E_UNAVAILABLE, "could not build the message");
         return;
     }
-    app->stats.messages_in++;
-    char conn[CONNID_MAX];
-    struct room_conn c = room_conn_of(s, conn, sizeof(conn));
-    if (room_send(app, &c, prefix, plen, buf, len, kind, has_ack ? ack_id : NULL))
-        session_send_error(s, PROTO_E_UNAVAILABLE, "message not delivered");
+    send_to_room(s, prefix, plen, buf, len, kind, has_ack ? ack_id : NULL);
     free(prefix);
 }
 

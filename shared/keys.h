@@ -8,9 +8,9 @@
  *                                 only under a new epoch)
  *   rrm:room:{R}:members   hash   device_id -> "conn\tnode\tidentity"
  *   rrm:room:{R}:ch        channel  relayed frames of room R (proto.h: the pub/sub payload)
- *   rrm:room:{R}:hist      stream   the room's last messages for resume: entry id "<seq>-0",
- *                                   fields d (sender device), t (ts), k ('T' text, 'B' binary),
- *                                   f (the frame as relayed); capped and expiring (history-*)
+ *   rrm:room:{R}:history   list   the room's last messages for resume, in seq order, each
+ *                                 "device\tts\tpayload" (the sender's device, the message's
+ *                                 ts, the payload as published); capped and expiring (history-*)
  *   rrm:room:{R}:ack:D/A   string   seq of device D's message with ack_id A (expires after the
  *                                   ack window); '/' cannot occur in ids
  *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL)
@@ -46,7 +46,7 @@
 #define KEYS_MEMBERS_SUFFIX ":members"
 #define KEYS_CONNS_SUFFIX ":conns"
 #define KEYS_CHANNEL_SUFFIX ":ch"
-#define KEYS_HISTORY_SUFFIX ":hist"
+#define KEYS_HISTORY_SUFFIX ":history"
 #define KEYS_ACK_SUFFIX ":ack:"
 
 /* Each writes the name into buf and returns its length, or -1 if cap is too small. */

@@ -301,7 +301,7 @@ static void test_seed_identify_unchanged(void **state) {
 }
 
 /* The history holds the last RRM_HISTORY_SIZE messages: a resume from further back is a gap;
- * the stream stays capped; after RRM_HISTORY_TTL_MS without a message it is gone. */
+ * the list stays capped; after RRM_HISTORY_TTL_MS without a message it is gone. */
 static void test_history_size_and_ttl(void **state) {
     struct fe_cluster *c = *state;
     long long seq0;
@@ -317,10 +317,11 @@ static void test_history_size_and_ttl(void **state) {
 
     redisContext *r = fe_redis_client(c);
     assert_non_null(r);
-    redisReply *len = redisCommand(r, "XLEN rrm:room:{HIST3}:hist");
+    redisReply *len = redisCommand(r, "LLEN rrm:room:{HIST3}:history");
     assert_non_null(len);
-    /* approximate trimming keeps at least 10 and removes whole stream nodes (100 entries) */
-    assert_true(len->integer >= 10 && len->integer <= 110);
+    /* trimmed back to 10 each time it reaches 10 + 64 */
+    assert_int_equal(len->type, REDIS_REPLY_INTEGER);
+    assert_true(len->integer >= 10 && len->integer < 74);
     freeReplyObject(len);
 
     json_t *rf = NULL;
@@ -340,21 +341,82 @@ static void test_history_size_and_ttl(void **state) {
     assert_int_equal(expect_text_seq(ok, "alice", "live"), seq0 + 301);
     sent_through(alice);
 
-    /* the history expires 3 s after the last message */
-    redisReply *ttl = redisCommand(r, "PTTL rrm:room:{HIST3}:hist");
+    /* the history expires 3 s after the last message (refreshed at most every 300 ms) */
+    redisReply *ttl = redisCommand(r, "PTTL rrm:room:{HIST3}:history");
     assert_non_null(ttl);
-    assert_true(ttl->integer > 0 && ttl->integer <= 3000);
+    assert_true(ttl->integer > 0 && ttl->integer <= 3300);
     freeReplyObject(ttl);
     int64_t deadline = fe_wall_ms() + 10000;
-    while (fe_redis_exists(c, "rrm:room:{HIST3}:hist") == 1 && fe_wall_ms() < deadline)
+    while (fe_redis_exists(c, "rrm:room:{HIST3}:history") == 1 && fe_wall_ms() < deadline)
         fe_poll_pause();
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{HIST3}:hist"), 0);
+    assert_int_equal(fe_redis_exists(c, "rrm:room:{HIST3}:history"), 0);
     redisFree(r);
     struct wsc *late = resume_join(c, 0, "late", "HIST3", seq0 + 300, epoch, &rf);
     assert_true(json_is_false(json_object_get(rf, "recovered")));
     assert_int_equal(room_seq(rf), seq0 + 301);
     json_decref(rf);
     (void)late;
+}
+
+static long long history_pttl(redisContext *r, const char *room) {
+    redisReply *ttl = redisCommand(r, "PTTL rrm:room:{%s}:history", room);
+    assert_non_null(ttl);
+    assert_int_equal(ttl->type, REDIS_REPLY_INTEGER);
+    long long v = ttl->integer;
+    freeReplyObject(ttl);
+    return v;
+}
+
+/* PEXPIREs Redis has run (INFO commandstats). */
+static long long pexpire_calls(redisContext *r) {
+    redisReply *info = redisCommand(r, "INFO commandstats");
+    assert_non_null(info);
+    assert_int_equal(info->type, REDIS_REPLY_STRING);
+    const char *p = strstr(info->str, "cmdstat_pexpire:calls=");
+    long long n = p ? atoll(p + strlen("cmdstat_pexpire:calls=")) : 0;
+    freeReplyObject(info);
+    return n;
+}
+
+/* A room's history lives at least RRM_HISTORY_TTL_MS (3 s) after each of its messages and at
+ * most 300 ms (a tenth) longer, although its TTL is refreshed with one message per 300 ms at
+ * most; a history a message creates has its TTL at once. */
+static void test_history_ttl_refresh(void **state) {
+    struct fe_cluster *c = *state;
+    long long seq0;
+    char epoch[65];
+    struct wsc *alice = join_seq(c, 0, "alice", "HIST6", &seq0, epoch);
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    enum { SLACK_MS = 50 }; /* the test's clock against Redis's, read at different moments */
+    /* only sends run PEXPIRE from here on (identify and restore do too) */
+    long long pexpires = pexpire_calls(r);
+    int n = 0;
+    int64_t start = fe_wall_ms();
+    while (fe_wall_ms() < start + 1000 || n < 20) {
+        int64_t before = fe_wall_ms();
+        send_numbered_through(alice, "t", n, n + 1);
+        n++;
+        int64_t after = fe_wall_ms();
+        long long pttl = history_pttl(r, "HIST6");
+        assert_true(pttl > 0);
+        long long expiry = after + pttl; /* at most the real expiry + the read's delay */
+        if (expiry + SLACK_MS < before + 3000)
+            fail_msg("message %d: the history expires %lld ms before 3 s after it", n,
+                     before + 3000 - expiry);
+        assert_true(expiry <= after + 3300 + SLACK_MS);
+    }
+    long long refreshes = pexpire_calls(r) - pexpires;
+    long long most = (fe_wall_ms() - start) / 300 + 2;
+    if (refreshes < 1 || refreshes > most)
+        fail_msg("%lld TTL refreshes for %d messages, expected 1..%lld", refreshes, n, most);
+    /* within the interval again: a history the message creates gets its TTL all the same */
+    redisReply *del = redisCommand(r, "DEL rrm:room:{HIST6}:history");
+    assert_non_null(del);
+    freeReplyObject(del);
+    send_numbered_through(alice, "t", n, n + 1);
+    assert_true(history_pttl(r, "HIST6") > 0);
+    redisFree(r);
 }
 
 /* A room whose state Redis lost is a new epoch; its seq starts again; the old epoch does not
@@ -526,7 +588,7 @@ static void test_history_off(void **state) {
     assert_true(json_is_false(json_object_get(rf, "recovered")));
     assert_int_equal(room_seq(rf), seq0 + 3);
     json_decref(rf);
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{HIST5}:hist"), 0);
+    assert_int_equal(fe_redis_exists(c, "rrm:room:{HIST5}:history"), 0);
     fe_send_text(alice, "live");
     assert_int_equal(expect_text_seq(bob, "alice", "live"), seq0 + 4);
 }
@@ -635,6 +697,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_epoch_after_flush, setup_default, fe_teardown),
         cmocka_unit_test_setup_teardown(test_epoch_after_restore, setup_default, fe_teardown),
         cmocka_unit_test_setup_teardown(test_history_size_and_ttl, setup_small, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_history_ttl_refresh, setup_small, fe_teardown),
         cmocka_unit_test_setup_teardown(test_acks, setup_small, fe_teardown),
         cmocka_unit_test_setup_teardown(test_history_off, setup_off, fe_teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_after_lost_subscription, setup_default,

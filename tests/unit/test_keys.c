@@ -21,7 +21,7 @@ static const struct {
     {"room", keys_room, "ROOM42", "rrm:room:{ROOM42}"},
     {"room members", keys_room_members, "ROOM42", "rrm:room:{ROOM42}:members"},
     {"room channel", keys_room_channel, "ROOM42", "rrm:room:{ROOM42}:ch"},
-    {"room history", keys_room_history, "ROOM42", "rrm:room:{ROOM42}:hist"},
+    {"room history", keys_room_history, "ROOM42", "rrm:room:{ROOM42}:history"},
     {"device", keys_device, "dev-1@x.y", "rrm:device:{dev-1@x.y}"},
     {"node conns", keys_node_conns, "node-a", "rrm:node:{node-a}:conns"},
     {"node channel", keys_node_channel, "node-a", "rrm:node:{node-a}:ch"},
