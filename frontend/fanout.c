@@ -7,6 +7,7 @@
 #include "hmap.h"
 #include "keys.h"
 #include "proto.h"
+#include "redis_loop.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -27,13 +28,18 @@ struct fanout {
     struct app *app;
     const struct fanout_ops *ops;
     void *arg;
-    struct hmap *rooms;     /* room id -> struct lroom */
-    redisAsyncContext *sub; /* NULL while the link is down */
+    struct hmap *rooms; /* room id -> struct lroom */
+    struct rl *sub;     /* the subscription link (push mode); NULL while it is down */
     char node_channel[KEYS_MAX];
     unsigned due_gen; /* fanout_rooms_due_reset moves it on */
 };
 
-static void sub_reply(redisAsyncContext *ac, void *r, void *priv);
+/* Sends "<verb> <channel>" on the subscription link; 0 or -1. */
+static int sub_send(struct fanout *f, const char *verb, const char *channel) {
+    const char *argv[] = {verb, channel};
+    size_t lens[] = {strlen(verb), strlen(channel)};
+    return rl_push_send(f->sub, 2, argv, lens);
+}
 
 static void subscribe(struct fanout *f, struct lroom *r) {
     if (!f->sub) {
@@ -41,7 +47,7 @@ static void subscribe(struct fanout *f, struct lroom *r) {
         return;
     }
     r->sub = SUB_PENDING;
-    if (redisAsyncCommand(f->sub, sub_reply, f, "SUBSCRIBE %s", r->channel) != REDIS_OK)
+    if (sub_send(f, "SSUBSCRIBE", r->channel))
         r->sub = SUB_NONE;
 }
 
@@ -52,8 +58,7 @@ static void room_free(struct fanout *f, struct lroom *r) {
 
 /* The last local member left: drop the subscription, or the room if none is active. */
 static void room_release(struct fanout *f, struct lroom *r) {
-    if (r->sub == SUB_ACTIVE && f->sub &&
-        redisAsyncCommand(f->sub, NULL, NULL, "UNSUBSCRIBE %s", r->channel) == REDIS_OK) {
+    if (r->sub == SUB_ACTIVE && f->sub && sub_send(f, "SUNSUBSCRIBE", r->channel) == 0) {
         r->sub = SUB_LEAVING; /* the room is freed when Redis confirms */
         return;
     }
@@ -102,6 +107,8 @@ static void control(struct fanout *f, const char *msg, size_t len) {
 
 /* Channel "rrm:room:{R}:ch" -> the local room R. */
 static struct lroom *room_of_channel(struct fanout *f, const redisReply *ch) {
+    if (ch->len < 2)
+        return NULL;
     const char *open = memchr(ch->str, '{', ch->len);
     const char *close = open ? memchr(open, '}', ch->len - (size_t)(open - ch->str)) : NULL;
     if (!open || !close)
@@ -109,30 +116,30 @@ static struct lroom *room_of_channel(struct fanout *f, const redisReply *ch) {
     return hmap_get(f->rooms, open + 1, (size_t)(close - open - 1));
 }
 
-/* One callback serves every channel: subscribe and unsubscribe confirmations and messages. */
-static void sub_reply(redisAsyncContext *ac, void *r, void *priv) {
-    (void)ac;
-    struct fanout *f = priv;
-    redisReply *reply = r;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+/* Every reply of the subscription link: confirmations and messages of the rooms' shard channels
+ * (ssubscribe, sunsubscribe, smessage) and of the node channel (subscribe, message). */
+void fanout_push(const redisReply *reply, void *arg) {
+    struct fanout *f = arg;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING)
-        return; /* NULL: the link is going away; fanout_link_down follows */
+        return;
     const char *kind = reply->element[0]->str;
-    redisReply *ch = reply->element[1];
+    const redisReply *ch = reply->element[1], *data = reply->element[2];
 
-    if (ch->len == strlen(f->node_channel) && memcmp(ch->str, f->node_channel, ch->len) == 0) {
-        if (strcmp(kind, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING)
-            control(f, reply->element[2]->str, reply->element[2]->len);
+    if (strcmp(kind, "message") == 0) {
+        if (ch->len == strlen(f->node_channel) && memcmp(ch->str, f->node_channel, ch->len) == 0 &&
+            data->type == REDIS_REPLY_STRING)
+            control(f, data->str, data->len);
         return;
     }
     struct lroom *room = room_of_channel(f, ch);
     if (!room)
         return;
-    if (strcmp(kind, "message") == 0) {
-        if (reply->element[2]->type == REDIS_REPLY_STRING)
-            deliver(f, room, reply->element[2]->str, reply->element[2]->len);
-    } else if (strcmp(kind, "subscribe") == 0) {
+    if (strcmp(kind, "smessage") == 0) {
+        if (data->type == REDIS_REPLY_STRING)
+            deliver(f, room, data->str, data->len);
+    } else if (strcmp(kind, "ssubscribe") == 0) {
         if (room->sub != SUB_PENDING)
             return;
         room->sub = SUB_ACTIVE;
@@ -140,7 +147,7 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *priv) {
             room_release(f, room);
         else
             members_ready(f, room);
-    } else if (strcmp(kind, "unsubscribe") == 0) {
+    } else if (strcmp(kind, "sunsubscribe") == 0) {
         if (room->sub != SUB_LEAVING)
             return;
         room->sub = SUB_NONE;
@@ -222,11 +229,11 @@ static void resubscribe(const char *key, void *value, void *arg) {
         subscribe(f, r);
 }
 
-void fanout_link_up(struct fanout *f, redisAsyncContext *sub) {
+void fanout_link_up(struct fanout *f, struct rl *sub) {
     f->sub = sub;
     /* The node channel is subscribed first and never left, so the connection stays in
      * subscribe mode while rooms come and go. */
-    redisAsyncCommand(sub, sub_reply, f, "SUBSCRIBE %s", f->node_channel);
+    sub_send(f, "SUBSCRIBE", f->node_channel);
     hmap_each(f->rooms, resubscribe, f);
 }
 

@@ -22,6 +22,7 @@
 struct app;
 struct fanout;
 struct lroom;
+struct rl;
 
 /* A connection's membership of a local room, embedded by its owner (zeroed: not joined). */
 struct fanout_member {
@@ -62,8 +63,12 @@ void fanout_rooms_due_reset(struct fanout *f);
 /* Removes m from its local room, unsubscribing after the last member. Safe if not joined. */
 void fanout_leave(struct fanout *f, struct fanout_member *m);
 
-/* The subscription link came up: subscribe the node channel and every local room again. */
-void fanout_link_up(struct fanout *f, redisAsyncContext *sub);
+/* The subscription link came up: subscribe the node channel and every local room again. The
+ * link runs in push mode with fanout_push (redis_loop.h): rooms are sharded channels
+ * (SSUBSCRIBE), the node channel a plain one. */
+void fanout_link_up(struct fanout *f, struct rl *sub);
+/* Every reply the subscription link reads (its rl_ops.on_push); arg is the fanout. */
+void fanout_push(const redisReply *reply, void *arg);
 /* The subscription link went down: every subscription is gone. */
 void fanout_link_down(struct fanout *f);
 

@@ -92,7 +92,7 @@ static void cmd_down(struct rl *rl, void *arg) {
 
 static void sub_up(struct rl *rl, void *arg) {
     struct app *app = arg;
-    fanout_link_up(app->fanout, rl_ctx(rl));
+    fanout_link_up(app->fanout, rl);
     app->sub_up = 1;
     became_ready(app);
 }
@@ -113,8 +113,12 @@ static void read_end(void *arg) {
     outq_batch_end(((struct app *)arg)->outq);
 }
 
-static const struct rl_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end};
-static const struct rl_ops sub_ops = {sub_up, sub_down, read_begin, read_end};
+static void sub_push(const redisReply *reply, void *arg) {
+    fanout_push(reply, ((struct app *)arg)->fanout);
+}
+
+static const struct rl_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end, NULL};
+static const struct rl_ops sub_ops = {sub_up, sub_down, read_begin, read_end, sub_push};
 
 /* The Redis links are adopted on a vhost without a listener, so no client can ask for them. */
 static const struct lws_protocols internal_protocols[] = {

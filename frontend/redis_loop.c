@@ -255,6 +255,39 @@ static void write_again_cb(lws_sorted_usec_list_t *sul) {
         lws_callback_on_writable(rl->wsi);
 }
 
+/* Push mode: what the socket holds, every reply to on_push. The handshake's replies (AUTH, PING)
+ * went through hiredis's callbacks before the link was up, and no callback is queued since. */
+static void push_read(struct rl *rl) {
+    redisContext *c = &rl->ac->c;
+    if (redisBufferRead(c) != REDIS_OK) {
+        drop(rl, c->errstr[0] ? c->errstr : "read error");
+        return;
+    }
+    void *reply = NULL;
+    while (rl->ac && redisGetReplyFromReader(c, &reply) == REDIS_OK && reply) {
+        rl->ops->on_push(reply, rl->arg);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    if (rl->ac && c->err)
+        drop(rl, c->errstr[0] ? c->errstr : "protocol error");
+}
+
+int rl_push_send(struct rl *rl, int argc, const char **argv, const size_t *lens) {
+    char *cmd = NULL;
+    if (rl->state != RL_UP || !rl->ac || !rl->wsi)
+        return -1;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (n < 0)
+        return -1;
+    int rc = redisAppendFormattedCommand(&rl->ac->c, cmd, (size_t)n);
+    redisFreeCommand(cmd);
+    if (rc != REDIS_OK)
+        return -1;
+    lws_callback_on_writable(rl->wsi);
+    return 0;
+}
+
 int rl_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len) {
     (void)user;
@@ -268,7 +301,10 @@ int rl_protocol_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             return -1;
         if (rl->ops->on_read_begin)
             rl->ops->on_read_begin(rl->arg);
-        redisAsyncHandleRead(rl->ac);
+        if (rl->ops->on_push && rl->state == RL_UP)
+            push_read(rl);
+        else
+            redisAsyncHandleRead(rl->ac);
         if (rl->ops->on_read_end)
             rl->ops->on_read_end(rl->arg);
         break;

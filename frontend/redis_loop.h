@@ -26,6 +26,11 @@ struct rl_ops {
     /* Around the handling of what one read brought (any number of replies); may be NULL. */
     void (*on_read_begin)(void *arg);
     void (*on_read_end)(void *arg);
+    /* Push mode, for a subscription link (may be NULL): once the link is up, every reply it
+     * reads is handed here (borrowed for the call) instead of to hiredis's callbacks, and
+     * commands go out with rl_push_send. hiredis 0.14 hands only SUBSCRIBE and PSUBSCRIBE
+     * pushes to callbacks; sharded pub/sub (SSUBSCRIBE) needs the replies as they come. */
+    void (*on_push)(const redisReply *reply, void *arg);
 };
 
 struct rl_options {
@@ -53,6 +58,10 @@ void rl_destroy(struct rl *rl);
 
 /* The hiredis context while the link is up, else NULL. Borrowed. */
 redisAsyncContext *rl_ctx(struct rl *rl);
+
+/* Push mode: queues one command (no reply callback: its replies reach ops->on_push). Returns 0,
+ * or -1 if the link is not up or out of memory. */
+int rl_push_send(struct rl *rl, int argc, const char **argv, const size_t *lens);
 
 /* Microseconds of the last PING round trip (0 before the first). */
 int64_t rl_rtt_us(const struct rl *rl);

@@ -147,7 +147,7 @@ static const char send_lua[] =
     "local p\n"
     "if ARGV[4] ~= '' then p = ARGV[3] .. seq .. '\\n' .. ARGV[4] .. ',\"seq\":' .. seq .. '}'\n"
     "else p = ARGV[3] .. seq .. '\\n' .. ARGV[5] end\n"
-    "redis.call('PUBLISH', KEYS[3], p)\n"
+    "redis.call('SPUBLISH', KEYS[3], p)\n"
     "if HSIZE > 0 then\n"
     "  local len = redis.call('RPUSH', KEYS[5], ARGV[1] .. '\\t' .. ARGV[6] .. '\\t' .. p)\n"
     "  if len >= HTRIM then redis.call('LTRIM', KEYS[5], -HSIZE, -1) end\n"

@@ -8,6 +8,7 @@
  * a node or Redis; the teardown asserts that every node still running exits 0 on SIGTERM.
  */
 #include "fe_harness.h"
+#include "keys.h"
 #include "proc.h"
 
 #include <setjmp.h>
@@ -63,6 +64,19 @@ static void wait_room_info(struct wsc *ws, json_int_t total, const char *device,
     }
 }
 
+/* Subscribers of the room's channel as a sharded channel (PUBSUB SHARDNUMSUB). */
+static long long shard_subscribers(redisContext *r, const char *room) {
+    char ch[KEYS_MAX];
+    keys_room_channel(ch, sizeof(ch), room);
+    redisReply *n = redisCommand(r, "PUBSUB SHARDNUMSUB %s", ch);
+    assert_non_null(n);
+    assert_int_equal(n->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(n->elements, 2);
+    long long v = n->element[1]->integer;
+    freeReplyObject(n);
+    return v;
+}
+
 static void test_cross_node_relay(void **state) {
     struct fe_cluster *c = *state;
     char room[FE_ROOM_CAP];
@@ -72,6 +86,16 @@ static void test_cross_node_relay(void **state) {
     struct wsc *b2 = fe_join(c, 1, "cl-relay-b2", "B2", room, NULL);
     assert_non_null(b);
     assert_non_null(b2);
+    /* each node holds one subscription to the room, a sharded channel (a member is answered
+     * once it is confirmed); no plain channel of a room exists */
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    assert_int_equal(shard_subscribers(r, room), 2);
+    redisReply *plain = redisCommand(r, "PUBSUB CHANNELS rrm:room:*");
+    assert_non_null(plain);
+    assert_int_equal(plain->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(plain->elements, 0);
+    freeReplyObject(plain);
 
     fe_send_text(a, "a-to-b");
     fe_expect_text(b, "cl-relay-a", room, "a-to-b");
@@ -86,6 +110,14 @@ static void test_cross_node_relay(void **state) {
     assert_int_equal(wsc_send(a, WSC_OP_BINARY, bin, sizeof(bin)), 0);
     fe_expect_binary(b, bin, sizeof(bin));
     fe_expect_binary(b2, bin, sizeof(bin));
+
+    /* the last local member gone, the node leaves the channel */
+    fe_close(c, a);
+    int64_t deadline = fe_wall_ms() + T;
+    while (shard_subscribers(r, room) != 1 && fe_wall_ms() < deadline)
+        fe_poll_pause();
+    assert_int_equal(shard_subscribers(r, room), 1);
+    redisFree(r);
 }
 
 /* GET /status on port (a node's admin port); caller frees. */
