@@ -25,9 +25,9 @@ enum {
 };
 
 #define CRC_E(b)                                                                                   \
-    (((b)&0x01 ? CRC_B0 : 0) ^ ((b)&0x02 ? CRC_B1 : 0) ^ ((b)&0x04 ? CRC_B2 : 0) ^                 \
-     ((b)&0x08 ? CRC_B3 : 0) ^ ((b)&0x10 ? CRC_B4 : 0) ^ ((b)&0x20 ? CRC_B5 : 0) ^                 \
-     ((b)&0x40 ? CRC_B6 : 0) ^ ((b)&0x80 ? CRC_B7 : 0))
+    ((((b)&0x01) ? CRC_B0 : 0) ^ (((b)&0x02) ? CRC_B1 : 0) ^ (((b)&0x04) ? CRC_B2 : 0) ^           \
+     (((b)&0x08) ? CRC_B3 : 0) ^ (((b)&0x10) ? CRC_B4 : 0) ^ (((b)&0x20) ? CRC_B5 : 0) ^           \
+     (((b)&0x40) ? CRC_B6 : 0) ^ (((b)&0x80) ? CRC_B7 : 0))
 #define CRC_E4(b) CRC_E(b), CRC_E((b) + 1), CRC_E((b) + 2), CRC_E((b) + 3)
 #define CRC_E16(b) CRC_E4(b), CRC_E4((b) + 4), CRC_E4((b) + 8), CRC_E4((b) + 12)
 #define CRC_E64(b) CRC_E16(b), CRC_E16((b) + 16), CRC_E16((b) + 32), CRC_E16((b) + 48)
@@ -134,7 +134,7 @@ static int node_index(struct slots_table *t, const redisReply *r) {
         return -1;
     struct slots_node n = {.port = (unsigned)port->integer};
     if (host->type == REDIS_REPLY_STRING) {
-        if (memchr(host->str, '\0', host->len) || copy_host(host->str, host->len, n.host) < 0)
+        if (copy_host(host->str, host->len, n.host) < 0) /* refuses NUL bytes too */
             return -1;
     } else if (host->type != REDIS_REPLY_NIL) {
         return -1;
