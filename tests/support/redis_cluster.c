@@ -342,23 +342,35 @@ static int wait_ping(struct rc_node *nd, int64_t deadline) {
     }
 }
 
-/* Start node i on a fresh port (a few ports are tried: one may be taken meanwhile). */
-static int start_node(struct redis_cluster *c, int i, int64_t deadline) {
+/* Spawn node i on a fresh port. 0 or negative. */
+static int spawn_fresh(struct redis_cluster *c, int i) {
     struct rc_node *nd = &c->nodes[i];
-    int r = -EADDRINUSE;
-    for (int attempt = 0; attempt < RC_PORT_ATTEMPTS; attempt++) {
-        nd->port = 0;
-        nd->port = pick_port(c, i);
-        if (nd->port < 0)
-            return nd->port;
-        r = spawn_node(c, nd);
+    nd->port = 0;
+    nd->port = pick_port(c, i);
+    if (nd->port < 0)
+        return nd->port;
+    return spawn_node(c, nd);
+}
+
+/* Start every node, all at once, and wait until each answers PING. A node that exits at once
+ * (its port or bus port was taken meanwhile) is tried again on other ports a few times. */
+static int start_nodes(struct redis_cluster *c, int64_t deadline) {
+    for (int i = 0; i < c->n; i++) {
+        int r = spawn_fresh(c, i);
         if (r < 0)
             return r;
-        r = wait_ping(nd, deadline);
-        if (r != -ECHILD)
+    }
+    for (int i = 0; i < c->n; i++) {
+        int r = wait_ping(&c->nodes[i], deadline);
+        for (int attempt = 1; r == -ECHILD && attempt < RC_PORT_ATTEMPTS; attempt++) {
+            r = spawn_fresh(c, i);
+            if (r == 0)
+                r = wait_ping(&c->nodes[i], deadline);
+        }
+        if (r < 0)
             return r;
     }
-    return r;
+    return 0;
 }
 
 /* redis-cli --cluster create over all nodes. 0 or negative. */
@@ -476,11 +488,9 @@ struct redis_cluster *redis_cluster_start(int masters, int replicas_per_master) 
         }
     }
     what = "starting the nodes";
-    for (int i = 0; i < c->n; i++) {
-        r = start_node(c, i, proc_now_ms() + RC_PING_TIMEOUT_MS);
-        if (r < 0)
-            goto fail;
-    }
+    r = start_nodes(c, proc_now_ms() + RC_PING_TIMEOUT_MS);
+    if (r < 0)
+        goto fail;
     what = "redis-cli --cluster create";
     r = create_cluster(c, deadline);
     if (r < 0)
