@@ -101,6 +101,25 @@ int proc_free_port(void) {
     return -EADDRINUSE;
 }
 
+int proc_free_port_pair(int offset) {
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)proc_now_ms() ^ 0x5a5a5a5au;
+    if (offset <= 0 || offset > 65535 - 1024)
+        return -EINVAL;
+    int lo = 10000, hi = ephemeral_low() - offset;
+    if (hi - lo < 1000) {
+        lo = 1024;
+        hi = 65536 - offset;
+    }
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = lo + (int)(rand_r(&seed) % (unsigned)(hi - lo));
+        if (bindable(port) == 0 && bindable(port + offset) == 0)
+            return port;
+    }
+    return -EADDRINUSE;
+}
+
 /* Binds fd to the literal address src (any port) of the given family. 0 or -errno. */
 static int bind_source(int fd, int family, const char *src) {
     struct addrinfo hints, *res = NULL;

@@ -34,6 +34,15 @@ int proc_remaining_ms(int64_t deadline_ms);
 int proc_free_port(void);
 
 /*
+ * Like proc_free_port, for a server that also listens on port + offset (offset > 0; a Redis
+ * Cluster node's bus port is port + 10000): both ports can be bound now and port + offset is at
+ * most 65535. Both are chosen below the ephemeral range when it leaves room for them (else
+ * anywhere from 1024 up). Returns the port (> 0) or a negative errno value; "probably free" as
+ * for proc_free_port.
+ */
+int proc_free_port_pair(int offset);
+
+/*
  * Open a TCP connection to host:port (host may be a name or a literal address)
  * within timeout_ms. Returns a connected, blocking, close-on-exec socket fd
  * (caller closes it) or a negative errno value (-ETIMEDOUT on timeout).
