@@ -44,6 +44,7 @@ struct world {
     long outstanding, errors, nulls, disorder;
     char first_error[256];
     long evals_ok, evals_sent;
+    void (*on_answer)(struct world *w); /* after each INCR reply, may be NULL */
 };
 
 static const struct lws_protocols protocols[] = {
@@ -166,6 +167,8 @@ static void incr_reply(void *arg, redisReply *reply, void *priv) {
         }
     }
     w->last[k] = reply->integer;
+    if (w->on_answer)
+        w->on_answer(w);
 }
 
 static int send_incr(struct world *w, int k) {
@@ -321,15 +324,18 @@ static void *mover_run(void *arg) {
     return NULL;
 }
 
-/* Keys 200..209 share the tag {mv}; requests keep a window of 64 in flight over them. */
+/* Keys 200..209 share the tag {mv}. While pumping, every answer sends a new request at once
+ * (as the frontend does: replies cause commands), so that new requests meet older ones still
+ * being redirected. */
 #define MV_FIRST 200
 #define MV_KEYS 10
-#define MV_WINDOW 64
+#define MV_WINDOW 2000
+#define MV_MOVES 3
 
-static int mv_next;
+static int mv_next, mv_pumping;
 
 static void pump_mv(struct world *w) {
-    while (w->outstanding < MV_WINDOW) {
+    while (mv_pumping && w->outstanding < MV_WINDOW && !w->errors) {
         int k = MV_FIRST + mv_next++ % MV_KEYS;
         if (send_incr(w, k) != 0) {
             w->errors++;
@@ -339,28 +345,66 @@ static void pump_mv(struct world *w) {
     }
 }
 
-static int batch_target;
-static int mv_batch_done(struct world *w) {
+static long mv_answered(struct world *w) {
     long n = 0;
     for (int k = MV_FIRST; k < MV_FIRST + MV_KEYS; k++)
         n += w->answered[k];
-    return w->outstanding == 0 && n >= batch_target;
+    return n;
+}
+
+static long batch_target;
+static int mv_batch_done(struct world *w) {
+    return w->outstanding == 0 && mv_answered(w) >= batch_target;
+}
+
+/* Moves the slot of {mv} to another master while requests flow; returns the new owner. */
+static int move_in_flow(struct redis_cluster *c, struct world *w, int slot) {
+    int from = redis_cluster_port_of_slot(c, slot);
+    int masters[8], to = -1;
+    assert_int_equal(redis_cluster_master_ports(c, masters, 8), 3);
+    for (int m = 0; m < 3 && to < 0; m++)
+        if (masters[m] != from)
+            to = masters[m];
+    uint64_t redirs0 = router_redirections(w->r);
+    struct mover m = {.c = c, .slot = slot, .to = to};
+    pthread_t th;
+    mv_pumping = 1;
+    pump_mv(w);
+    assert_int_equal(pthread_create(&th, NULL, mover_run, &m), 0);
+    int64_t deadline = proc_now_ms() + WAIT_MS;
+    long at_done = -1, total = 0;
+    while (proc_remaining_ms(deadline) > 0 && !w->errors && !w->nulls) {
+        lws_service(w->cx, 0);
+        total = mv_answered(w);
+        if (m.done && at_done < 0)
+            at_done = total;
+        if (at_done >= 0 && total >= at_done + 4000)
+            break;
+        pump_mv(w);
+    }
+    mv_pumping = 0;
+    pthread_join(th, NULL);
+    assert_true(run_until(w, all_answered, WAIT_MS));
+    uint64_t redirs = router_redirections(w->r) - redirs0;
+    fprintf(stderr,
+            "slot %d moved %d -> %d in the flow: %ld INCRs so far (%ld when the move ended), %llu "
+            "redirections\n",
+            slot, from, to, total, at_done, (unsigned long long)redirs);
+    assert_int_equal(m.rc, 0);
+    expect_clean(w, "move");
+    assert_true(at_done >= 0 && total >= at_done + 4000);
+    assert_true(redirs > 0); /* the requests really met the move */
+    return to;
 }
 
 static void test_cluster_move(struct redis_cluster *c, struct world *w) {
     for (int k = MV_FIRST; k < MV_FIRST + MV_KEYS; k++)
         snprintf(w->keys[k], sizeof(w->keys[k]), "{mv}:c%d", k - MV_FIRST);
     int slot = (int)slots_of_key("{mv}", 4);
-    int from = redis_cluster_port_of_slot(c, slot);
-    int masters[8], to = -1;
-    assert_int_equal(redis_cluster_master_ports(c, masters, 8), 3);
-    for (int m = 0; m < 3; m++)
-        if (masters[m] != from)
-            to = masters[m];
-    /* Other keys of the slot, so that the move takes several MIGRATE batches. */
-    redisContext *rc = redis_cluster_client(c, from);
+    /* Other keys of the slot, so that a move takes several MIGRATE batches. */
+    redisContext *rc = redis_cluster_client(c, redis_cluster_port_of_slot(c, slot));
     assert_non_null(rc);
-    for (int i = 0; i < 400; i++) {
+    for (int i = 0; i < 300; i++) {
         redisReply *r = redisCommand(rc, "SET {mv}:filler%d x", i);
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_STATUS);
@@ -368,50 +412,23 @@ static void test_cluster_move(struct redis_cluster *c, struct world *w) {
     }
     redisFree(rc);
 
-    uint64_t redirs0 = router_redirections(w->r);
-    struct mover m = {.c = c, .slot = slot, .to = to};
-    pthread_t th;
-    pump_mv(w);
-    assert_int_equal(pthread_create(&th, NULL, mover_run, &m), 0);
-    int64_t t0 = proc_now_ms(), deadline = t0 + WAIT_MS;
-    long at_done = -1, total = 0;
-    while (proc_remaining_ms(deadline) > 0 && !w->errors && !w->nulls) {
-        lws_service(w->cx, 0);
-        total = 0;
-        for (int k = MV_FIRST; k < MV_FIRST + MV_KEYS; k++)
-            total += w->answered[k];
-        if (m.done && at_done < 0)
-            at_done = total;
-        if (at_done >= 0 && total >= at_done + 500)
-            break;
-        pump_mv(w);
-    }
-    pthread_join(th, NULL);
-    assert_true(run_until(w, all_answered, WAIT_MS));
-    uint64_t redirs = router_redirections(w->r) - redirs0;
-    fprintf(stderr,
-            "slot %d moved %d -> %d in the flow: %ld INCRs (%ld before the move ended), %llu "
-            "redirections\n",
-            slot, from, to, total, at_done, (unsigned long long)redirs);
-    assert_int_equal(m.rc, 0);
-    expect_clean(w, "move");
-    assert_true(at_done >= 0 && total >= at_done + 500);
-    assert_true(redirs > 0); /* the requests really met the move */
+    int to = -1;
+    w->on_answer = pump_mv;
+    for (int i = 0; i < MV_MOVES; i++)
+        to = move_in_flow(c, w, slot);
 
     /* Learned: a batch goes straight to the new owner (a refresh answered by a node that had
      * not seen the move yet may cost one more round). */
     int learned = 0;
     for (int round = 0; round < 10 && !learned; round++) {
         uint64_t before = router_redirections(w->r);
-        long n = 0;
-        for (int k = MV_FIRST; k < MV_FIRST + MV_KEYS; k++)
-            n += w->answered[k];
-        batch_target = (int)n + 100;
+        batch_target = mv_answered(w) + 100;
         for (int i = 0; i < 100; i++)
             assert_int_equal(send_incr(w, MV_FIRST + i % MV_KEYS), 0);
         assert_true(run_until(w, mv_batch_done, WAIT_MS));
         learned = router_redirections(w->r) == before;
     }
+    w->on_answer = NULL;
     assert_true(learned);
     expect_clean(w, "after the move");
 
