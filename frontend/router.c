@@ -39,7 +39,10 @@ struct req {
     struct router *r;
     router_reply_fn *cb;
     void *priv;
-    struct req *next;   /* in a slot's queue, a node's wait list, the failed or free list */
+    struct req *next;  /* in a slot's queue, a node's wait list, the failed or free list */
+    struct req *onext; /* in its slot's list of requests sent and not delivered */
+    redisReply *held;  /* a reply that came before an older request's of the slot */
+    int done;
     struct rnode *node; /* where it is sent, while the reply is pending */
     char *buf;          /* cluster: the request's bytes, kept for resends */
     size_t len, cap;
@@ -50,11 +53,13 @@ struct req {
     lws_sorted_usec_list_t sul; /* TRYAGAIN */
 };
 
-/* A slot's order keeping: requests accepted and not answered (out), and while one of them is
- * redirected (hold), the FIFO of the slot's newer requests. */
+/* A slot's order keeping: its requests sent and not yet delivered to their callbacks, in the
+ * order they were accepted (a reply that comes early is held until the older ones are
+ * delivered), and while one of them is redirected (hold), the FIFO of the slot's newer
+ * requests, sent once every older one is delivered. */
 struct slot_state {
+    struct req *ohead, *otail;
     struct req *qhead, *qtail;
-    uint32_t out;
     uint8_t hold;
 };
 
@@ -142,31 +147,91 @@ static void append(struct req **head, struct req **tail, struct req *q) {
     *tail = q;
 }
 
-/* Sends the slot's queued requests once nothing sent before them is unanswered. */
+/* A deep copy of a reply (hiredis frees its own after the callback), freed with
+ * freeReplyObject. NULL without memory. */
+static redisReply *reply_copy(const redisReply *src) {
+    redisReply *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->type = src->type;
+    c->integer = src->integer;
+    if (src->str) {
+        c->len = src->len;
+        if (!(c->str = malloc(src->len + 1))) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->str, src->str, src->len);
+        c->str[src->len] = '\0';
+    }
+    if (src->type == REDIS_REPLY_ARRAY && src->elements) {
+        if (!(c->element = calloc(src->elements, sizeof(*c->element)))) {
+            freeReplyObject(c);
+            return NULL;
+        }
+        c->elements = src->elements;
+        for (size_t i = 0; i < src->elements; i++)
+            if (src->element[i] && !(c->element[i] = reply_copy(src->element[i]))) {
+                freeReplyObject(c);
+                return NULL;
+            }
+    }
+    return c;
+}
+
+/* Sends the slot's queued requests once every request sent before them is delivered. */
 static void release_slot(struct router *r, unsigned slot) {
     struct slot_state *st = &r->slots[slot];
-    while (st->hold && st->out == 0 && !r->destroying) {
+    while (st->hold && !st->ohead && !r->destroying) {
         struct req *q = st->qhead;
         st->qhead = st->qtail = NULL;
         st->hold = 0;
         while (q) {
             struct req *next = q->next;
-            st->out++;
+            q->onext = NULL;
+            if (st->otail)
+                st->otail->onext = q;
+            else
+                st->ohead = q;
+            st->otail = q;
             dispatch(r, q);
             q = next;
         }
     }
 }
 
-/* The request's outcome: its callback, then the slot's queue may move. */
+/* The request's outcome. Its callback runs now if it is the oldest of its slot, else when the
+ * older ones have run (the reply copied meanwhile); then the slot's queue may move. */
 static void finish(struct router *r, struct req *q, redisReply *reply) {
     unsigned slot = q->slot;
-    if (slot != NO_SLOT)
-        r->slots[slot].out--;
+    if (slot == NO_SLOT) {
+        q->cb(r->arg, reply, q->priv);
+        req_put(r, q);
+        return;
+    }
+    struct slot_state *st = &r->slots[slot];
+    if (st->ohead != q) {
+        /* Without memory for the copy the outcome is reported unknown, as for a lost link. */
+        q->held = reply ? reply_copy(reply) : NULL;
+        q->done = 1;
+        return;
+    }
+    st->ohead = q->onext;
+    if (!st->ohead)
+        st->otail = NULL;
     q->cb(r->arg, reply, q->priv);
     req_put(r, q);
-    if (slot != NO_SLOT)
-        release_slot(r, slot);
+    while (st->ohead && st->ohead->done) {
+        q = st->ohead;
+        st->ohead = q->onext;
+        if (!st->ohead)
+            st->otail = NULL;
+        q->cb(r->arg, q->held, q->priv);
+        if (q->held)
+            freeReplyObject(q->held);
+        req_put(r, q);
+    }
+    release_slot(r, slot);
 }
 
 static void failed_cb(lws_sorted_usec_list_t *sul) {
@@ -500,7 +565,12 @@ static int accept_req(struct router *r, struct req *q) {
         req_put(r, q);
         return -1;
     }
-    st->out++;
+    q->onext = NULL;
+    if (st->otail)
+        st->otail->onext = q;
+    else
+        st->ohead = q;
+    st->otail = q;
     send_to(n, q);
     return 0;
 }
@@ -833,7 +903,7 @@ void router_destroy(struct router *r) {
             struct req *w = r->slots[s].qhead;
             r->slots[s].qhead = r->slots[s].qtail = NULL;
             for (struct req *q = w; q; q = q->next)
-                q->slot = NO_SLOT; /* queued: not counted in the slot's out */
+                q->slot = NO_SLOT; /* queued: not in the slot's sent list */
             fail_list(r, w);
         }
     while (r->nodes) {

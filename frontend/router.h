@@ -24,12 +24,13 @@
  * at most ROUTER_MAX_REDIRECTS of them per request, then the caller gets the error. CLUSTERDOWN,
  * LOADING and every other error go to the caller.
  *
- * Order: the replies for one slot reach the callbacks in the order the requests were accepted,
- * as long as the slot's requests are redirected alike (MOVED, ASK of the same key). While a slot
- * has a redirected request, new requests for it wait in a per-slot FIFO until every request of
- * the slot sent before is answered, then go out in order. A NOSCRIPT or TRYAGAIN delays only the
- * eval (or multi-key command) that got it: a plain command of the same slot already sent is not
- * held back. Across slots no order is promised.
+ * Order: the replies for one slot reach the callbacks in the order the requests were accepted
+ * (a reply that comes before an older request's of the slot is copied and held until then).
+ * While a slot has a redirected request, new requests for it wait in a per-slot FIFO until
+ * every request of the slot sent before has been delivered, then go out in order; so Redis runs
+ * them in that order too, except that a NOSCRIPT or TRYAGAIN delays only the request that got it
+ * (a request of the same slot already sent runs first; its reply is still delivered after).
+ * Across slots no order is promised.
  *
  * Liveness: each link is an rl with keepalive PINGs. A lost link fails the requests sent on it
  * with a NULL reply (the outcome is unknown); requests waiting for a link that does not come up
