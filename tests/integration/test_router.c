@@ -487,19 +487,21 @@ static void test_cluster_move(struct redis_cluster *c, struct world *w) {
     redisFree(rc);
 }
 
-/* The scripts cache of the master of {mv} flushed under the router while evals flow on one
- * new key with one member: they meet NOSCRIPT, the router loads the scripts again and sends them
- * again, and the slot's newer requests wait for them. ZADD says which ran first: the one
- * accepted first must be the one that added the member. */
-#define NS_WINDOW 50
+/* The scripts cache of the master of {mv} flushed under the router while evals on one new key
+ * with one member flow, each followed by an INCR of the slot: the evals meet NOSCRIPT, the router
+ * loads the scripts again and sends them again; the INCRs already sent run first but their
+ * replies wait for the evals', and newer requests wait for them. ZADD says which eval ran
+ * first: the one accepted first must be the one that added the member. */
+#define NS_WINDOW 100
 #define NS_EVALS 400
 static int ns_pumping;
 
 static void pump_beats(struct world *w) {
     while (ns_pumping && w->outstanding < NS_WINDOW && w->evals_sent < NS_EVALS && !w->errors) {
-        if (send_beat(w, "{mv}:beats", "x") != 0) {
+        if (send_beat(w, "{mv}:beats", "x") != 0 ||
+            send_incr(w, MV_FIRST + mv_next++ % MV_KEYS) != 0) {
             w->errors++;
-            note_error(w, "router_eval refused a request");
+            note_error(w, "the router refused a request");
             return;
         }
     }
