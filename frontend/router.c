@@ -717,7 +717,13 @@ static void slots_reply(redisAsyncContext *ac, void *rp, void *priv) {
     for (unsigned s = 0; s < SLOTS_COUNT; s++) {
         int o = r->table->owner[s];
         struct rnode *n = o >= 0 ? by_index[o] : NULL;
-        changed |= n != r->owner[s];
+        if (n == r->owner[s])
+            continue;
+        /* Requests of the slot still out on the old master will come back redirected: newer
+         * ones wait behind them rather than overtake them on the new master. */
+        if (r->slots[s].ohead)
+            r->slots[s].hold = 1;
+        changed = 1;
         r->owner[s] = n;
     }
     if (changed)
