@@ -15,6 +15,7 @@
 #define TICK_MS 250
 #define TRYAGAIN_MS 50
 #define FREE_REQS_MAX 1024
+#define FREE_BUF_MAX 4096 /* a recycled request keeps a buffer up to this size */
 #define EVAL_MAX_ARGS 64
 
 static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
@@ -87,7 +88,7 @@ struct router {
     int have_sha;
 
     int refreshing, refresh_again;
-    int64_t next_refresh_ms;
+    int64_t last_refresh_ms;
     int is_up;
     int destroying;
     uint64_t drops_closed, redirections;
@@ -132,6 +133,11 @@ static void req_put(struct router *r, struct req *q) {
         free(q->buf);
         free(q);
         return;
+    }
+    if (q->cap > FREE_BUF_MAX) {
+        free(q->buf);
+        q->buf = NULL;
+        q->cap = 0;
     }
     q->next = r->free_reqs;
     r->free_reqs = q;
@@ -751,7 +757,7 @@ static void refresh(struct router *r) {
     for (struct rnode *n = r->nodes; n; n = n->next)
         if (rl_ctx(n->rl) && (!best || (n->in_table && !best->in_table)))
             best = n;
-    r->next_refresh_ms = util_mono_ms() + (r->is_up ? REFRESH_MS : REFRESH_DEGRADED_MS);
+    r->last_refresh_ms = util_mono_ms();
     if (!best) {
         /* Nothing is linked: the seeds again (their links retry with backoff meanwhile). */
         for (int i = 0; i < r->nseeds; i++)
@@ -762,14 +768,17 @@ static void refresh(struct router *r) {
         r->refreshing = 1;
 }
 
-/* Periodic: the table, and requests that waited too long for a link. */
+/* Periodic: the table, scripts that failed to load, and requests that waited too long for a
+ * link. */
 static void tick_cb(lws_sorted_usec_list_t *sul) {
     struct router *r = lws_container_of(sul, struct router, sul_tick);
     int64_t now = util_mono_ms();
-    if (r->cluster && now >= r->next_refresh_ms)
+    if (r->cluster && now - r->last_refresh_ms >= (r->is_up ? REFRESH_MS : REFRESH_DEGRADED_MS))
         refresh(r);
     int64_t limit = r->connect_timeout_ms + r->ping_timeout_ms;
     for (struct rnode *n = r->nodes; n; n = n->next) {
+        if (!n->ready && !n->loading && rl_ctx(n->rl))
+            load_scripts(n); /* a load that failed on a live link: try again */
         while (n->wait_head && now - n->wait_head->wait_since_ms >= limit) {
             struct req *q = n->wait_head;
             n->wait_head = q->next;
@@ -861,7 +870,6 @@ struct router *router_create(struct lws_context *cx, struct lws_vhost *vh,
     for (int i = 0; i < r->nseeds; i++)
         if (!node_get(r, r->seeds[i].host, r->seeds[i].port))
             goto fail;
-    r->next_refresh_ms = util_mono_ms() + REFRESH_DEGRADED_MS;
     lws_sul_schedule(cx, 0, &r->sul_tick, tick_cb, TICK_MS * LWS_US_PER_MS);
     return r;
 fail:
