@@ -110,11 +110,13 @@ static void world_close(struct world *w) {
     free(w->slot_last);
 }
 
-static struct router *open_router(struct world *w, const char *host, int port, int cluster) {
+static struct router *open_router(struct world *w, const char *host, int port, int cluster,
+                                  const char *nodes) {
     struct router_options o = {
         .host = host,
         .port = port,
         .cluster = cluster,
+        .nodes = nodes,
         .connect_timeout_ms = 2000,
         .ping_interval_ms = 1000,
         .ping_timeout_ms = 3000,
@@ -251,7 +253,7 @@ static void test_single(void **state) {
     assert_non_null(rs);
     struct world w;
     world_open(&w, 50);
-    open_router(&w, "127.0.0.1", redis_server_port(rs), 0);
+    open_router(&w, "127.0.0.1", redis_server_port(rs), 0, NULL);
     assert_true(run_until(&w, is_up, WAIT_MS));
     assert_int_equal(w.ups, 1);
     for (int k = 0; k < 50; k++)
@@ -286,6 +288,17 @@ static void test_single(void **state) {
     assert_int_equal(r->integer, 5);
     freeReplyObject(r);
     redisFree(rc);
+
+    /* Destroyed with requests pending: each callback once, with NULL. */
+    w.on_answer = NULL;
+    for (int k = 0; k < 50; k++)
+        assert_int_equal(send_incr(&w, k), 0);
+    assert_int_equal(send_beat(&w, "single:beats", "n0"), 0);
+    long nulls0 = w.nulls;
+    router_destroy(w.r);
+    w.r = NULL;
+    assert_int_equal(w.outstanding, 0);
+    assert_int_equal(w.nulls - nulls0, 51);
     world_close(&w);
     redis_server_destroy(rs);
 }
@@ -775,8 +788,10 @@ static void test_cluster(void **state) {
     struct redis_cluster *c = cs->c;
     struct world *w = &cs->w;
     world_open(w, 256);
-    /* One seed: the rest is learned from CLUSTER SLOTS. */
-    open_router(w, "127.0.0.1", redis_cluster_port(c, 0), 1);
+    /* Seeds: a port nobody listens on, then one node; the rest is learned from CLUSTER SLOTS. */
+    char nodes[64];
+    snprintf(nodes, sizeof(nodes), "127.0.0.1:%d", redis_cluster_port(c, 0));
+    open_router(w, "127.0.0.1", proc_free_port(), 1, nodes);
     int64_t t0 = proc_now_ms();
     assert_true(run_until(w, is_up, WAIT_MS));
     fprintf(stderr, "router up on the cluster in %lld ms\n", (long long)(proc_now_ms() - t0));
@@ -785,6 +800,16 @@ static void test_cluster(void **state) {
     test_cluster_noscript(c, w);
     test_cluster_tryagain(c, w);
     test_cluster_failover(c, w);
+
+    /* Destroyed with requests pending: each callback once, with NULL. */
+    w->on_answer = NULL;
+    for (int k = 0; k < 200; k++)
+        assert_int_equal(send_incr(w, k), 0);
+    long nulls0 = w->nulls;
+    router_destroy(w->r);
+    w->r = NULL;
+    assert_int_equal(w->outstanding, 0);
+    assert_int_equal(w->nulls - nulls0, 200);
     world_close(w);
 }
 
