@@ -501,6 +501,7 @@ static int redirect(struct router *r, struct rnode *n, struct req *q, redisReply
                 return -1; /* not the slot we computed: do not guess */
             to->in_table = 1;
             r->owner[rd.slot] = to;
+            q->asking = 0;
             refresh(r);
         } else {
             q->asking = 1;
