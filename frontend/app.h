@@ -88,7 +88,8 @@ struct fe_stats {
     /* ready members sent what their room published while its subscription was lost (failed:
      * the history could not fill the gap, the member was closed to resume) */
     uint64_t catchups, catchups_failed;
-    uint64_t catchups_lost; /* ... none possible: Redis had lost the room's state (new epoch) */
+    uint64_t catchups_lost;  /* ... none possible: Redis had lost the room's state (new epoch) */
+    uint64_t epochs_renewed; /* ready members told their room restarted under a new epoch */
 };
 
 extern const char *const app_error_codes[];

@@ -119,6 +119,10 @@ void metrics_write(struct app *app, struct textbuf *r) {
                 "\nrrm_catchups_total{result=\"failed\"} %" PRIu64
                 "\nrrm_catchups_total{result=\"lost\"} %" PRIu64 "\n",
                 st->catchups, st->catchups_failed, st->catchups_lost);
+    metric(r, "rrm_epochs_renewed_total", "counter",
+           "Ready members told that their room's numbering started again under a new epoch "
+           "(Redis had lost the room's state).",
+           st->epochs_renewed);
     metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
            app->redis_cmd ? rl_drops(app->redis_cmd) : 0);
     metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",

@@ -458,6 +458,12 @@ static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         /* another connection claimed the device while this node was cut off */
         app->room_ops->replaced(app->room_arg, no);
+    } else if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+               reply->element[0]->type == REDIS_REPLY_STRING &&
+               reply->element[1]->type == REDIS_REPLY_STRING &&
+               reply->element[2]->type == REDIS_REPLY_INTEGER) {
+        app->room_ops->restored(app->room_arg, no, strtoll(reply->element[0]->str, NULL, 10),
+                                reply->element[1]->str, (long)reply->element[2]->integer);
     } else if (reply && reply->type == REDIS_REPLY_ERROR) {
         /* Redis refused it (full): a client left in a room the cluster does not list would wait
          * for nothing, so it is told to connect again. (A lost link retries on reconnect.) */

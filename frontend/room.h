@@ -69,6 +69,9 @@ struct room_ops {
     void (*answer)(void *arg, uint64_t no, const char *text, size_t len);
     /* Another connection holds the device now (found on restore). */
     void (*replaced)(void *arg, uint64_t no);
+    /* The membership was restored: the room's last seq, epoch (a new one if Redis had lost the
+     * room) and members when it was. */
+    void (*restored)(void *arg, uint64_t no, long long seq, const char *epoch, long total);
     /* The identify named no room, the last room is not one the token allows, and the token
      * forbids a fresh room (no_auto_room): nothing was changed in Redis. */
     void (*forbidden)(void *arg, uint64_t no);

@@ -278,17 +278,22 @@ static const char recycle_lua[] =
 
 /* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl,
  * epoch for the room if its hash is recreated (Redis lost it: seq starts again, with no history).
- * Returns 1 if restored, 0 if the device now belongs to another connection. A membership that is
- * all still there is only confirmed, without a memory-growing write, so that it succeeds while
- * Redis is full (a node whose link dropped then keeps its clients). */
+ * Returns {the room's last seq, its epoch, its members} if restored, 0 if the device now belongs
+ * to another connection. A membership that is all still there is only confirmed, without a
+ * memory-growing write, so that it succeeds while Redis is full (a node whose link dropped then
+ * keeps its clients). */
 static const char restore_lua[] =
+    "local function room_state()\n"
+    "  local st = redis.call('HMGET', rkey(ARGV[3]), 'seq', 'epoch')\n"
+    "  return {st[1] or '0', st[2] or '', redis.call('HLEN', mkey(ARGV[3]))}\n"
+    "end\n"
     "local cur = redis.call('HGET', KEYS[1], 'conn')\n"
     "if cur and cur ~= ARGV[4] then return 0 end\n"
     "if cur and redis.call('HGET', mkey(ARGV[3]), ARGV[1]) ==\n"
     "    ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2]\n"
     "  and redis.call('HGET', KEYS[2], ARGV[4]) == ARGV[3] .. '\\t' .. ARGV[1] then\n"
     "  redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
-    "  return 1\n"
+    "  return room_state()\n"
     "end\n"
     "if redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6]) == 1 then\n"
     "  redis.call('HSET', rkey(ARGV[3]), 'seq', 0, 'epoch', ARGV[8])\n"
@@ -302,7 +307,7 @@ static const char restore_lua[] =
     "  'identity', ARGV[2])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
     "redis.call('HSET', KEYS[2], ARGV[4], ARGV[3] .. '\\t' .. ARGV[1])\n"
-    "return 1\n";
+    "return room_state()\n";
 
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_IDENTIFY] = identify_lua,   [SCRIPT_LEAVE] = leave_lua,

@@ -100,6 +100,10 @@ struct session {
     char epoch[PROTO_MAX_EPOCH + 1];
     uint8_t catching_up;     /* READY, reading the history missed while unsubscribed (s->join) */
     uint8_t catchup_pending; /* ... and its read waits for Redis (session_redis_ready) */
+    uint8_t epoch_moved;     /* ... and a new epoch was announced meanwhile (epoch_renewed) */
+    /* the highest seq sent since session_restore_all asked Redis to restore the membership: a
+     * new epoch's announcement does not name a seq below what the client already has */
+    uint64_t epoch_seq;
 
     /* authentication (app->auth set) */
     char *token;                 /* from the upgrade request, until the identify; owned */
@@ -272,6 +276,8 @@ static void cut_off(struct session *s, const char *why) {
 void session_send_frame(struct session *s, struct frame *f) {
     if ((s->state == SS_CLOSING && !s->close_code) || !s->app->outq)
         return; /* being cut off, or the node's lws context is being destroyed */
+    if (f->seq > s->epoch_seq)
+        s->epoch_seq = f->seq;
     outq_push(s->app->outq, &s->out, f);
 }
 
@@ -632,6 +638,34 @@ static void room_replaced(void *arg, uint64_t no) {
     }
 }
 
+/* Tells a ready member that its room's numbering started again (Redis lost the room's state
+ * and it was recreated under a new epoch): a room frame with action "restored", the new epoch,
+ * "recovered": false, and as seq the highest the member may already have been sent under it. */
+static void epoch_renewed(struct session *s, long long seq, const char *epoch, long total) {
+    if (s->state != SS_READY || !epoch[0] || strcmp(epoch, s->epoch) == 0)
+        return;
+    util_strlcpy(s->epoch, epoch, sizeof(s->epoch));
+    s->app->stats.epochs_renewed++;
+    if (s->epoch_seq > (uint64_t)(seq > 0 ? seq : 0))
+        seq = (long long)s->epoch_seq;
+    /* the client's last seq from now on; a catch-up read in flight asked with the old ones */
+    s->last_seq = seq > 0 ? (uint64_t)seq : 0;
+    s->seq_floor = 0;
+    if (s->catching_up)
+        s->epoch_moved = 1;
+    size_t len;
+    char *text = proto_room_frame(s->room_id, "restored", total, seq, epoch, 0, &len);
+    if (text)
+        session_send_text(s, text, len);
+    free(text);
+}
+
+static void room_restored(void *arg, uint64_t no, long long seq, const char *epoch, long total) {
+    struct session *s = session_find_no(arg, no);
+    if (s)
+        epoch_renewed(s, seq, epoch, total);
+}
+
 static void auth_refuse(struct session *s, enum auth_result r);
 
 static void room_forbidden(void *arg, uint64_t no) {
@@ -649,8 +683,10 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
     struct session_join *j = s->join;
     uint64_t sent_upto = h->seq > 0 ? (uint64_t)h->seq : 0; /* held frames up to it came in h */
     if (s->catching_up) {
+        int moved = s->epoch_moved;
         s->catching_up = 0;
-        if (!h->recovered && h->epoch[0] && strcmp(h->epoch, s->epoch) == 0) {
+        s->epoch_moved = 0;
+        if (!h->recovered && !moved && h->epoch[0] && strcmp(h->epoch, s->epoch) == 0) {
             /* a gap the room's history cannot fill: the client resumes and learns it */
             join_free(s);
             s->app->stats.catchups_failed++;
@@ -664,10 +700,11 @@ static void room_resumed(void *arg, uint64_t no, const struct room_history *h) {
             /* Redis lost the room's state (a new epoch, or none yet while this node restores
              * it): what it published before is gone with it. The member stays, as before
              * history existed, and gets what the room publishes from now on: every held frame
-             * (no history comes with an answer that is not recovered). */
+             * (no history comes with an answer that is not recovered). The restore of its
+             * membership announces the new epoch (epoch_renewed). */
             s->app->stats.catchups_lost++;
-            util_strlcpy(s->epoch, h->epoch, sizeof(s->epoch));
-            s->last_seq = 0;
+            if (!moved)
+                s->last_seq = 0;
             sent_upto = 0;
         } else {
             s->app->stats.catchups++;
@@ -714,8 +751,8 @@ static void room_acked(void *arg, uint64_t no, const char *ack_id, long long seq
 }
 
 const struct room_ops session_room_ops = {
-    room_identified, room_failed,    room_error,   room_answer,
-    room_replaced,   room_forbidden, room_resumed, room_acked,
+    room_identified, room_failed,    room_error,   room_answer, room_replaced,
+    room_restored,   room_forbidden, room_resumed, room_acked,
 };
 
 /* The local sessions, in a snapshot the caller frees (sessions may close while it is used). */
@@ -733,6 +770,7 @@ void session_restore_all(struct app *app) {
             continue;
         /* Redis may have lost the room (a new epoch: seq starts again below the floor) */
         ss[i]->seq_floor = 0;
+        ss[i]->epoch_seq = 0;
         char conn[CONNID_MAX];
         struct room_conn c = room_conn_of(ss[i], conn, sizeof(conn));
         room_restore(app, &c);

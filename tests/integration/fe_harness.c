@@ -545,6 +545,18 @@ json_t *fe_expect_type(struct wsc *ws, const char *type, int timeout_ms) {
     return j;
 }
 
+void fe_expect_restored(struct wsc *ws, const char *room) {
+    json_t *r = fe_expect_type(ws, "room", FE_TIMEOUT_MS);
+    assert_non_null(r);
+    assert_string_equal(fe_str(r, "action"), "restored");
+    assert_string_equal(fe_str(r, "room_id"), room);
+    assert_true(json_is_false(json_object_get(r, "recovered")));
+    assert_non_null(fe_str(r, "epoch"));
+    assert_int_equal(strlen(fe_str(r, "epoch")), 16);
+    assert_true(json_is_integer(json_object_get(r, "seq")));
+    json_decref(r);
+}
+
 int fe_expect_error(struct wsc *ws, const char *code, int timeout_ms) {
     json_t *e = fe_expect_type(ws, "error", timeout_ms);
     if (!e)

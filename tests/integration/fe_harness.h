@@ -207,6 +207,10 @@ int fe_send_json(struct wsc *ws, json_t *obj);
  */
 json_t *fe_expect_type(struct wsc *ws, const char *type, int timeout_ms);
 
+/* The next frame must be the room frame that tells a connected member its room restarted under
+ * a new epoch (Redis lost it): action "restored" for room, "recovered": false, a 16-hex epoch. */
+void fe_expect_restored(struct wsc *ws, const char *room);
+
 /*
  * Receive the next message, which must be an error frame with the given code. Returns 0, or -1
  * after printing what arrived instead.

@@ -703,6 +703,8 @@ static void test_redis_down_unavailable(void **state) {
     }
     redisFree(r);
     assert_int_equal(members, 2);
+    fe_expect_restored(a, room);
+    fe_expect_restored(b, room);
     marker(a, "down-a", b, "back");
     marker(b, "down-b", a, "back too");
     json_t *info = fe_query_room(a, T);

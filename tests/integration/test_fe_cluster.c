@@ -372,6 +372,10 @@ static void test_redis_restart_recovers(void **state) {
     /* no persistence: the restarted Redis is empty */
     assert_int_equal(redis_server_restart(fe_redis(c)), 0);
     wait_redis_recovered(c, drops);
+    /* each member is told once its membership is back: its room starts again (new epoch) */
+    fe_expect_restored(a, room);
+    fe_expect_restored(b, room);
+    fe_expect_restored(d, "cl-rr-other");
 
     /* the connections were kept and relay again, both ways and across nodes */
     fe_send_text(a, "after");

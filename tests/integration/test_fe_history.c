@@ -492,6 +492,21 @@ static void test_epoch_after_restore(void **state) {
     redis_epoch(c, "HIST6", epoch2, sizeof(epoch2));
     assert_int_equal(strlen(epoch2), 16);
     assert_string_not_equal(epoch1, epoch2);
+    /* both connected members are told that the numbering started again, once */
+    struct wsc *members[] = {alice, bob};
+    for (int i = 0; i < 2; i++) {
+        json_t *rr = fe_expect_type(members[i], "room", FE_TIMEOUT_MS);
+        assert_non_null(rr);
+        assert_string_equal(fe_str(rr, "action"), "restored");
+        assert_string_equal(fe_str(rr, "room_id"), "HIST6");
+        assert_string_equal(fe_str(rr, "epoch"), epoch2);
+        assert_int_equal(room_seq(rr), 0);
+        assert_true(json_is_false(json_object_get(rr, "recovered")));
+        assert_int_equal(json_integer_value(json_object_get(rr, "total_clients")) >= 1, 1);
+        json_decref(rr);
+        assert_int_equal(
+            fe_wait_metric(fe_admin_port(c, i), "rrm_epochs_renewed_total", 1, FE_TIMEOUT_MS), 1);
+    }
     fe_send_text(alice, "after-loss");
     assert_int_equal(expect_text_seq(bob, "alice", "after-loss"), 1);
     /* a resume with the old epoch is not recovered; with the new one it is */
