@@ -6,7 +6,7 @@
 #include "edge.h"
 #include "fanout.h"
 #include "keys.h"
-#include "redis_loop.h"
+#include "router.h"
 #include "session.h"
 
 #include <hiredis/hiredis.h>
@@ -186,8 +186,8 @@ void status_destroy(struct status *st) {
     free(st);
 }
 
-static void status_reply(redisAsyncContext *ac, void *reply, void *priv) {
-    struct app *app = rl_arg_of(ac);
+static void status_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
     uint64_t no = (uint64_t)(uintptr_t)priv;
     struct status_wait *w = NULL;
     lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&app->status->waiting)) {
@@ -206,13 +206,13 @@ static void status_reply(redisAsyncContext *ac, void *reply, void *priv) {
 int status_request(struct status *st, struct status_wait *w, struct textbuf *out,
                    void (*done)(struct status_wait *w)) {
     struct app *app = st->app;
-    redisAsyncContext *ac = app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
+    int up = app_redis_ready(app);
     const char *argv[] = {KEYS_NODES, STATUS_MAX_CONNS};
     w->no = ++st->next_no;
     w->page = out;
     w->done = done;
-    if (!ac || scripts_eval(&app->scripts, ac, SCRIPT_STATUS, status_reply,
-                            (void *)(uintptr_t)w->no, 1, 2, argv, NULL)) {
+    if (!up || router_eval(app->router, SCRIPT_STATUS, status_reply, (void *)(uintptr_t)w->no, 1, 2,
+                           argv, NULL)) {
         page(app, out, NULL);
         return 0;
     }
