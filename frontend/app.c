@@ -2,7 +2,7 @@
 #include "app.h"
 
 #include "proto.h"
-#include "redis_loop.h"
+#include "router.h"
 
 #include <string.h>
 
@@ -42,5 +42,5 @@ void app_count_error(struct app *app, const char *code) {
 }
 
 int app_redis_ready(const struct app *app) {
-    return app->redis_cmd && rl_ctx(app->redis_cmd) && app->scripts.loaded && app->sub_up;
+    return app->router && router_ready(app->router) && app->sub_up;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct rl;
+struct router;
 struct fanout;
 struct sessions;
 struct node;
@@ -106,9 +107,8 @@ struct app {
     struct auth *auth; /* the token keys; NULL when authentication is off */
     struct tls *tls;   /* the client port's certificate (tls.c); NULL without TLS */
 
-    struct rl *redis_cmd; /* commands and scripts */
-    struct rl *redis_sub; /* subscriptions (a connection in subscribe mode takes nothing else) */
-    struct scripts scripts;
+    struct router *router;  /* commands and scripts (router.h) */
+    struct rl *redis_sub;   /* subscriptions (a connection in subscribe mode takes nothing else) */
     int sub_up;             /* the subscription link is up and the node channel requested */
     long pending_writes;    /* leave/restore scripts not yet answered (drain waits for them) */
     long queries_in_flight; /* room queries not yet answered (room.c bounds them) */
@@ -140,7 +140,8 @@ void app_count_delay(struct fe_stats *st, int64_t us);
 /* Counts a client error by its PROTO_E_* code. */
 void app_count_error(struct app *app, const char *code);
 
-/* True when both Redis links are up and the scripts are loaded. */
+/* True when the command router is up (its links connected, the scripts loaded) and so is the
+ * subscription link. */
 int app_redis_ready(const struct app *app);
 
 #endif

@@ -8,6 +8,7 @@
 #include "outq.h"
 #include "proto.h"
 #include "redis_loop.h"
+#include "router.h"
 #include "session.h"
 #include "status.h"
 #include "tls.h"
@@ -69,24 +70,12 @@ static void became_ready(struct app *app) {
     }
 }
 
-static void scripts_done(void *arg, int ok) {
-    struct app *app = arg;
-    if (!ok) {
-        log_msg(&app->log, LOG_ERROR, "could not load the Redis scripts");
-        return;
-    }
-    became_ready(app);
+static void cmd_up(void *arg) {
+    became_ready(arg);
 }
 
-static void cmd_up(struct rl *rl, void *arg) {
+static void cmd_down(void *arg) {
     struct app *app = arg;
-    scripts_load(&app->scripts, rl_ctx(rl), scripts_done, app);
-}
-
-static void cmd_down(struct rl *rl, void *arg) {
-    (void)rl;
-    struct app *app = arg;
-    app->scripts.loaded = 0;
     fanout_rooms_due_reset(app->fanout); /* refreshes of history TTLs may be lost */
 }
 
@@ -117,7 +106,7 @@ static void sub_push(const redisReply *reply, void *arg) {
     fanout_push(reply, ((struct app *)arg)->fanout);
 }
 
-static const struct rl_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end, NULL};
+static const struct router_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end};
 static const struct rl_ops sub_ops = {sub_up, sub_down, read_begin, read_end, sub_push};
 
 /* The Redis links are adopted on a vhost without a listener, so no client can ask for them. */
@@ -359,25 +348,31 @@ int main(int argc, char **argv) {
     info.vhost_name = "internal";
     app.vh = lws_create_vhost(app.cx, &info);
     app.fanout = fanout_create(&app, &session_fanout_ops, &app);
-    app.scripts.params = room_send_params(&app);
     app.room_ops = &session_room_ops;
     app.room_arg = &app;
     app.node = node_create(&app);
     app.status = status_create(&app);
-    struct rl_options ro = {
-        .name = "cmd",
+    struct router_options cro = {
         .host = app.opt.redis_host,
         .port = (int)app.opt.redis_port,
         .password = app.opt.redis_password,
         .connect_timeout_ms = 2000,
         .ping_interval_ms = 1000,
         .ping_timeout_ms = 3000,
+        .params = room_send_params(&app),
     };
-    app.redis_cmd = rl_create(app.cx, app.vh, &ro, &cmd_ops, &app, &app.log);
-    ro.name = "sub";
-    ro.ping_interval_ms = 0;
+    app.router = router_create(app.cx, app.vh, &cro, &cmd_ops, &app, &app.log);
+    struct rl_options ro = {
+        .name = "sub",
+        .host = app.opt.redis_host,
+        .port = (int)app.opt.redis_port,
+        .password = app.opt.redis_password,
+        .connect_timeout_ms = 2000,
+        .ping_interval_ms = 0,
+        .ping_timeout_ms = 3000,
+    };
     app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
-    if (!app.vh || !app.fanout || !app.node || !app.status || !app.redis_cmd || !app.redis_sub) {
+    if (!app.vh || !app.fanout || !app.node || !app.status || !app.router || !app.redis_sub) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
         return 1;
     }
@@ -397,8 +392,8 @@ int main(int argc, char **argv) {
     edge_stop(app.edge);
     fanout_link_down(app.fanout);
     app.sub_up = 0;
-    rl_destroy(app.redis_cmd);
-    app.redis_cmd = NULL;
+    router_destroy(app.router);
+    app.router = NULL;
     rl_destroy(app.redis_sub);
     app.redis_sub = NULL;
     node_destroy(app.node);

@@ -3,7 +3,7 @@
 
 #include "app.h"
 #include "fanout.h"
-#include "redis_loop.h"
+#include "router.h"
 #include "tls.h"
 #include "util.h"
 
@@ -124,9 +124,9 @@ void metrics_write(struct app *app, struct textbuf *r) {
            "(Redis had lost the room's state).",
            st->epochs_renewed);
     metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
-           app->redis_cmd ? rl_drops(app->redis_cmd) : 0);
+           app->router ? router_drops(app->router) : 0);
     metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",
-           app->redis_cmd ? (uint64_t)rl_rtt_us(app->redis_cmd) : 0);
+           app->router ? (uint64_t)router_rtt_us(app->router) : 0);
     metric(r, "rrm_ready", "gauge", "1 when Redis is reachable and the node is not draining.",
            (uint64_t)(app_redis_ready(app) && !app->draining));
     metric(r, "rrm_resident_memory_kib", "gauge", "Resident memory.", (uint64_t)util_rss_kib());

@@ -4,7 +4,7 @@
 #include "app.h"
 #include "fanout.h"
 #include "keys.h"
-#include "redis_loop.h"
+#include "router.h"
 #include "room.h"
 #include "session.h"
 #include "util.h"
@@ -24,14 +24,14 @@ struct node {
     int64_t last_status_ms;
 };
 
-static redisAsyncContext *cmd(struct app *app) {
-    return app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
+static int cmd(struct app *app) {
+    return app_redis_ready(app);
 }
 
-static void beat_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void beat_reply(void *arg, redisReply *r, void *priv) {
     struct node *n = priv;
     redisReply *reply = r;
-    (void)ac;
+    (void)arg;
     if (!reply || reply->type != REDIS_REPLY_INTEGER)
         return;
     if (reply->integer == 1 && n->registered) {
@@ -43,10 +43,10 @@ static void beat_reply(redisAsyncContext *ac, void *r, void *priv) {
     n->registered = 1;
 }
 
-static void reap_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void reap_reply(void *arg, redisReply *r, void *priv) {
     struct node *n = priv;
     redisReply *reply = r;
-    (void)ac;
+    (void)arg;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
         n->app->stats.reaped += (uint64_t)reply->integer;
         log_json(&n->app->log, LOG_WARN, "removed members of dead nodes",
@@ -63,10 +63,10 @@ static void recycle(struct node *n);
 /* Recycling keeps pace with whatever is due, however many rooms emptied at once: a full batch
  * is followed straight away by another, each its own script so that Redis serves others in
  * between. */
-static void recycle_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void recycle_reply(void *arg, redisReply *r, void *priv) {
     struct node *n = priv;
     redisReply *reply = r;
-    (void)ac;
+    (void)arg;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_INTEGER)
@@ -83,8 +83,7 @@ static void recycle_reply(redisAsyncContext *ac, void *r, void *priv) {
 
 static void recycle(struct node *n) {
     struct app *app = n->app;
-    redisAsyncContext *ac = cmd(app);
-    if (!ac || app->draining)
+    if (!cmd(app) || app->draining)
         return;
     char grace[24], maxlen[24], now[24], batch[24];
     snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
@@ -92,26 +91,25 @@ static void recycle(struct node *n) {
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(batch, sizeof(batch), "%d", RECYCLE_BATCH);
     const char *argv[] = {KEYS_EMPTY_ROOMS, KEYS_EVENTS, grace, maxlen, app->node_id, now, batch};
-    scripts_eval(&app->scripts, ac, SCRIPT_RECYCLE, recycle_reply, n, 2, 7, argv, NULL);
+    router_eval(app->router, SCRIPT_RECYCLE, recycle_reply, n, 2, 7, argv, NULL);
 }
 
-static int reap(struct node *n, const char *force, const char *reason, redisCallbackFn *cb) {
+static int reap(struct node *n, const char *force, const char *reason, router_reply_fn *cb) {
     struct app *app = n->app;
     char timeout[24], maxlen[24];
     snprintf(timeout, sizeof(timeout), "%ld", app->opt.node_timeout_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     const char *argv[] = {KEYS_NODES, KEYS_EMPTY_ROOMS, KEYS_EVENTS, timeout, maxlen,
                           force,      app->node_id,     reason};
-    return scripts_eval(&app->scripts, cmd(app), SCRIPT_REAP, cb, n, 3, 8, argv, NULL);
+    return cmd(app) ? router_eval(app->router, SCRIPT_REAP, cb, n, 3, 8, argv, NULL) : -1;
 }
 
 static void beat_cb(lws_sorted_usec_list_t *sul) {
     struct node *n = lws_container_of(sul, struct node, sul_beat);
     struct app *app = n->app;
-    redisAsyncContext *ac = cmd(app);
-    if (ac && !app->draining) {
+    if (cmd(app) && !app->draining) {
         const char *hb[] = {KEYS_NODES, app->node_id};
-        scripts_eval(&app->scripts, ac, SCRIPT_HEARTBEAT, beat_reply, n, 1, 2, hb, NULL);
+        router_eval(app->router, SCRIPT_HEARTBEAT, beat_reply, n, 1, 2, hb, NULL);
         reap(n, "", "node_lost", reap_reply);
         recycle(n);
     }
@@ -137,7 +135,7 @@ void node_status(struct node *n) {
                        "in_per_sec", secs > 0 ? (double)(st->messages_in - n->last_in) / secs : 0.0,
                        "out_per_sec",
                        secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0,
-                       "redis_rtt_us", (json_int_t)(app->redis_cmd ? rl_rtt_us(app->redis_cmd) : 0),
+                       "redis_rtt_us", (json_int_t)(app->router ? router_rtt_us(app->router) : 0),
                        "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
                        (json_int_t)util_rss_kib(), "room_devices", dist));
     n->last_in = st->messages_in;
@@ -173,11 +171,11 @@ void node_destroy(struct node *n) {
 }
 
 /* Memberships Redis holds for this node: keep those of live local sessions, drop the rest. */
-static void conns_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void conns_reply(void *arg, redisReply *r, void *priv) {
     struct node *n = priv;
     struct app *app = n->app;
     redisReply *reply = r;
-    (void)ac;
+    (void)arg;
     if (!reply || reply->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i + 1 < reply->elements; i += 2) {
@@ -198,18 +196,18 @@ static void conns_reply(redisAsyncContext *ac, void *r, void *priv) {
 
 void node_redis_up(struct node *n) {
     struct app *app = n->app;
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!cmd(app))
         return;
     char kconns[KEYS_MAX];
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
-    redisAsyncCommand(ac, conns_reply, n, "HGETALL %s", kconns);
+    const char *argv[] = {"HGETALL", kconns};
+    router_command(app->router, kconns, conns_reply, n, 2, argv, NULL);
     n->registered = 0; /* conns_reply restores everything; the beat need not do it again */
     beat_cb(&n->sul_beat);
 }
 
-static void deregister_reply(redisAsyncContext *ac, void *r, void *priv) {
-    (void)ac;
+static void deregister_reply(void *arg, redisReply *r, void *priv) {
+    (void)arg;
     (void)r;
     struct node *n = priv;
     if (n->deregistered)

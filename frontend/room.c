@@ -5,7 +5,7 @@
 #include "connid.h"
 #include "keys.h"
 #include "proto.h"
-#include "redis_loop.h"
+#include "router.h"
 #include "util.h"
 
 #include <hiredis/hiredis.h>
@@ -15,10 +15,6 @@
 #include <string.h>
 
 #define CANDIDATES 4
-
-static redisAsyncContext *cmd(struct app *app) {
-    return app_redis_ready(app) ? rl_ctx(app->redis_cmd) : NULL;
-}
 
 /* Replies find their connection by its number, carried as the callback's private data. */
 static void *conn_tag(const struct room_conn *c) {
@@ -63,9 +59,9 @@ struct identify_ticket {
     char conn[CONNID_MAX];
 };
 
-static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void identify_reply(void *arg, redisReply *r, void *priv) {
     struct identify_ticket *t = priv;
-    struct app *app = rl_arg_of(ac);
+    struct app *app = arg;
     const struct room_ops *ops = app->room_ops;
     redisReply *reply = r;
     int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 6 &&
@@ -94,8 +90,7 @@ static void identify_reply(redisAsyncContext *ac, void *r, void *priv) {
 }
 
 int room_identify(struct app *app, const struct room_conn *c) {
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!app_redis_ready(app))
         return -1;
     struct identify_ticket *t = calloc(1, sizeof(*t));
     if (!t)
@@ -130,25 +125,24 @@ int room_identify(struct app *app, const struct room_conn *c) {
         }
         argv[16 + i] = cand[i];
     }
-    if (scripts_eval(&app->scripts, ac, SCRIPT_IDENTIFY, identify_reply, t, 4, 16 + CANDIDATES,
-                     argv, NULL)) {
+    if (router_eval(app->router, SCRIPT_IDENTIFY, identify_reply, t, 4, 16 + CANDIDATES, argv,
+                    NULL)) {
         free(t);
         return -1;
     }
     return 0;
 }
 
-static void pending_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void pending_reply(void *arg, redisReply *r, void *priv) {
     (void)r;
     (void)priv;
-    struct app *app = rl_arg_of(ac);
+    struct app *app = arg;
     app->pending_writes--;
 }
 
 void room_leave_conn(struct app *app, const char *device, const char *room, const char *conn,
                      const char *reason, int64_t connected_at) {
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!app_redis_ready(app))
         return; /* resynchronised from the node's conns when Redis is back (node.c) */
     char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], at[24], maxlen[24];
     keys_device(kdev, sizeof(kdev), device);
@@ -158,8 +152,8 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
     snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
     const char *argv[] = {kdev,         kconns, KEYS_EMPTY_ROOMS, KEYS_EVENTS, device, room, conn,
                           app->node_id, now,    reason,           at,          maxlen};
-    if (scripts_eval(&app->scripts, ac, SCRIPT_LEAVE, pending_reply, NULL, 4,
-                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) == 0)
+    if (router_eval(app->router, SCRIPT_LEAVE, pending_reply, NULL, 4,
+                    (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) == 0)
         app->pending_writes++;
 }
 
@@ -198,10 +192,10 @@ static int send_outcome(struct app *app, uint64_t no, const redisReply *reply, l
     return -1;
 }
 
-static void send_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void send_reply(void *arg, redisReply *r, void *priv) {
     long long seq;
     int resent;
-    send_outcome(rl_arg_of(ac), tag_of(priv), r, &seq, &resent);
+    send_outcome((struct app *)arg, tag_of(priv), r, &seq, &resent);
 }
 
 struct ack_ticket {
@@ -209,8 +203,8 @@ struct ack_ticket {
     char ack_id[PROTO_MAX_ACK_ID + 1];
 };
 
-static void send_ack_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app = rl_arg_of(ac);
+static void send_ack_reply(void *arg, redisReply *r, void *priv) {
+    struct app *app = arg;
     struct ack_ticket *t = priv;
     long long seq;
     int resent;
@@ -240,8 +234,7 @@ struct scripts_params room_send_params(const struct app *app) {
 int room_send(struct app *app, const struct room_conn *c, const char *frame_prefix,
               size_t prefix_len, const void *body, size_t body_len, const char *kind,
               const char *ack_id) {
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!app_redis_ready(app))
         return -1;
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], khist[KEYS_MAX], kack[KEYS_ACK_MAX];
     char ts[24];
@@ -295,15 +288,15 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     if (!ack_id) { /* without the ack key: the keys end at the history */
         memmove(&argv[5], &argv[6], (size_t)(argc - 6) * sizeof(argv[0]));
         memmove(&lens[5], &lens[6], (size_t)(argc - 6) * sizeof(lens[0]));
-        return scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_reply, conn_tag(c), 5, argc - 1,
-                            argv, lens);
+        return router_eval(app->router, SCRIPT_SEND, send_reply, conn_tag(c), 5, argc - 1, argv,
+                           lens);
     }
     struct ack_ticket *t = malloc(sizeof(*t));
     if (!t)
         return -1;
     t->conn_no = c->no;
     util_strlcpy(t->ack_id, ack_id, sizeof(t->ack_id));
-    if (scripts_eval(&app->scripts, ac, SCRIPT_SEND, send_ack_reply, t, 6, argc, argv, lens)) {
+    if (router_eval(app->router, SCRIPT_SEND, send_ack_reply, t, 6, argc, argv, lens)) {
         free(t);
         return -1;
     }
@@ -312,8 +305,8 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
 
 /* The resume script's answer: {recovered, seq, epoch, {payload, ...}}, each payload as
  * published (proto_pub_parse). */
-static void resume_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app = rl_arg_of(ac);
+static void resume_reply(void *arg, redisReply *r, void *priv) {
+    struct app *app = arg;
     uint64_t no = tag_of(priv);
     redisReply *reply = r;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
@@ -350,8 +343,7 @@ static void resume_reply(redisAsyncContext *ac, void *r, void *priv) {
 }
 
 int room_resume(struct app *app, const struct room_conn *c, long long last_seq, const char *epoch) {
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!app_redis_ready(app))
         return -1;
     char kroom[KEYS_MAX], khist[KEYS_MAX], last[24], size[24], most[24];
     keys_room(kroom, sizeof(kroom), c->room_id);
@@ -361,8 +353,8 @@ int room_resume(struct app *app, const struct room_conn *c, long long last_seq, 
     /* the replayed frames must fit in the client's outbound queue, with room for live ones */
     snprintf(most, sizeof(most), "%ld", app->opt.send_queue_bytes / 2);
     const char *argv[] = {kroom, khist, last, epoch, size, most, c->device_id};
-    return scripts_eval(&app->scripts, ac, SCRIPT_RESUME, resume_reply, conn_tag(c), 2,
-                        (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    return router_eval(app->router, SCRIPT_RESUME, resume_reply, conn_tag(c), 2,
+                       (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
 }
 
 /* What a room_info answer needs: whom it is for, and whom to leave out of the list. */
@@ -372,9 +364,9 @@ struct query_ticket {
     char device[PROTO_MAX_DEVICE_ID + 1];
 };
 
-static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
+static void query_reply(void *arg, redisReply *r, void *priv) {
     struct query_ticket *t = priv;
-    struct app *app = rl_arg_of(ac);
+    struct app *app = arg;
     redisReply *reply = r;
     app->queries_in_flight--;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -422,8 +414,7 @@ static void query_reply(redisAsyncContext *ac, void *r, void *priv) {
 }
 
 int room_query(struct app *app, const struct room_conn *c) {
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!app_redis_ready(app))
         return -1;
     if (app->queries_in_flight >= ROOM_QUERIES_IN_FLIGHT)
         return 1;
@@ -440,8 +431,8 @@ int room_query(struct app *app, const struct room_conn *c) {
     snprintf(most, sizeof(most), "%ld", app->opt.query_max_clients);
     const char *argv[] = {kmembers,     KEYS_EVENTS, c->device_id, c->conn_id,  c->room_id,
                           app->node_id, now,         maxlen,       c->identity, most};
-    if (scripts_eval(&app->scripts, ac, SCRIPT_QUERY, query_reply, t, 2,
-                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL)) {
+    if (router_eval(app->router, SCRIPT_QUERY, query_reply, t, 2,
+                    (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL)) {
         free(t);
         return -1;
     }
@@ -450,8 +441,8 @@ int room_query(struct app *app, const struct room_conn *c) {
     return 0;
 }
 
-static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
-    struct app *app = rl_arg_of(ac);
+static void restore_reply(void *arg, redisReply *r, void *priv) {
+    struct app *app = arg;
     uint64_t no = tag_of(priv);
     redisReply *reply = r;
     app->pending_writes--;
@@ -472,8 +463,7 @@ static void restore_reply(redisAsyncContext *ac, void *r, void *priv) {
 }
 
 int room_restore(struct app *app, const struct room_conn *c) {
-    redisAsyncContext *ac = cmd(app);
-    if (!ac)
+    if (!app_redis_ready(app))
         return -1;
     char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], epoch[17];
     keys_device(kdev, sizeof(kdev), c->device_id);
@@ -485,8 +475,8 @@ int room_restore(struct app *app, const struct room_conn *c) {
     const char *argv[] = {kdev,       kconns,     KEYS_EMPTY_ROOMS, c->device_id, c->identity,
                           c->room_id, c->conn_id, app->node_id,     now,          ttl,
                           epoch};
-    if (scripts_eval(&app->scripts, ac, SCRIPT_RESTORE, restore_reply, conn_tag(c), 3,
-                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
+    if (router_eval(app->router, SCRIPT_RESTORE, restore_reply, conn_tag(c), 3,
+                    (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
         return -1;
     app->pending_writes++;
     return 0;

@@ -205,23 +205,6 @@ static const char query_lua[] =
     "  'device', ARGV[1], 'identity', ARGV[7], 'room', ARGV[3], 'total', total)\n"
     "return {total, list}\n";
 
-/* KEYS: nodes. ARGV: most connections listed per node.
- * Returns {node, last heartbeat ms, connections, {conn, "room\tdevice", ...}, now ms} per node
- * (a node with more connections than the limit lists a sample of them). Read-only. */
-static const char status_lua[] =
-    "local out = {}\n"
-    "local nodes = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
-    "local now = now_ms()\n"
-    "for i = 1, #nodes, 2 do\n"
-    "  local k = nconns(nodes[i])\n"
-    "  local n = redis.call('HLEN', k)\n"
-    "  local conns\n"
-    "  if n <= tonumber(ARGV[1]) then conns = redis.call('HGETALL', k)\n"
-    "  else conns = redis.call('HSCAN', k, 0, 'COUNT', ARGV[1])[2] end\n"
-    "  out[#out + 1] = {nodes[i], nodes[i + 1], n, conns, now}\n"
-    "end\n"
-    "return out\n";
-
 /* KEYS: nodes. ARGV: node. Returns 1 if the node was not registered (first beat, or the
  * cluster declared it dead meanwhile). Runs also when Redis is at maxmemory (it only updates a
  * score): otherwise a full Redis would make every node look dead and the others would remove
@@ -314,7 +297,7 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SEND] = send_lua,           [SCRIPT_QUERY] = query_lua,
     [SCRIPT_HEARTBEAT] = heartbeat_lua, [SCRIPT_REAP] = reap_lua,
     [SCRIPT_RECYCLE] = recycle_lua,     [SCRIPT_RESTORE] = restore_lua,
-    [SCRIPT_STATUS] = status_lua,       [SCRIPT_RESUME] = resume_lua,
+    [SCRIPT_RESUME] = resume_lua,
 };
 
 /* History kept beyond its size before a trim: one LTRIM per this many messages. */

@@ -15,7 +15,6 @@ enum script_id {
     SCRIPT_REAP,    /* remove the members of dead nodes */
     SCRIPT_RECYCLE, /* delete rooms empty for longer than the grace period */
     SCRIPT_RESTORE, /* re-assert a local member after Redis came back */
-    SCRIPT_STATUS,  /* every node with its connections, for /status */
     SCRIPT_RESUME,  /* a room's history after a client's last seq */
     SCRIPT_COUNT
 };
