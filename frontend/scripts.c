@@ -437,14 +437,16 @@ int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id 
         al[i + 3] = lens ? lens[i] : strlen(argv[i]);
     }
     /* The request is formatted here rather than by hiredis's printf-style formatter, which was
-     * the largest single cost of a relayed message in the frontend (callgrind). */
+     * the largest single cost of a relayed message in the frontend (callgrind). hiredis 0.14
+     * looks for the command's name with strchr, so the request ends with a NUL. */
     char stack[4096], *buf = stack;
-    size_t n = scripts_resp_argv(stack, sizeof(stack), argc + 3, av, al);
-    if (n > sizeof(stack)) {
-        if (!(buf = malloc(n)))
+    size_t n = scripts_resp_argv(stack, sizeof(stack) - 1, argc + 3, av, al);
+    if (n > sizeof(stack) - 1) {
+        if (!(buf = malloc(n + 1)))
             return -1;
         n = scripts_resp_argv(buf, n, argc + 3, av, al);
     }
+    buf[n] = '\0';
     int rc = redisAsyncFormattedCommand(ac, cb, priv, buf, n) == REDIS_OK ? 0 : -1;
     if (buf != stack)
         free(buf);
