@@ -68,7 +68,7 @@ static unsigned shards = 16;
 
 static int pipeline_xadd(redisContext *rc, const struct rrm_event *ev, long *queued) {
     struct event_numbers nums;
-    /* the room's shard; a connect (no room yet) goes by its device */
+    /* the room's shard, as the frontends choose it (events without a room by device) */
     const struct event_str *by = ev->room.p ? &ev->room : &ev->device;
     char key[KEYS_MAX];
     keys_events(key, sizeof(key), keys_event_shard(by->p, by->len, shards));
@@ -126,6 +126,7 @@ static int fill_stream(redisContext *rc, long total, struct produced *out) {
                 ev.type = EV_CONNECT;
                 ev.identity = EVS(identity);
                 ev.ip = EVS("10.20.30.40");
+                ev.room = EVS(room); /* as the frontend's identify records it */
                 out->connections++;
             } else if (step == 1) {
                 int created = session < rooms; /* the first session in each room creates it */
