@@ -83,9 +83,10 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("status-interval-ms", status_interval_ms, "60000", 100, 86400000,
             "interval of the status record in the log"),
     OPT_INT("stream-maxlen", stream_maxlen, "9000", 1000, 1000000000,
-            "approximate cap of the event stream in entries: the archive's outage buffer"),
+            "approximate cap of the event streams in entries, all shards together (each shard: "
+            "its share, rounded up): the archive's outage buffer"),
     OPT_INT("stream-max-bytes", stream_max_bytes, "805306368", 1024L * 1024, 1L << 40,
-            "memory the event stream may take in Redis; stream-maxlen must fit in it with "
+            "memory the event streams may take in Redis; stream-maxlen must fit in it with "
             "max-frame-bytes messages"),
     OPT_INT("event-shards", event_shards, "16", 1, KEYS_EVENT_SHARDS_MAX,
             "archive streams rrm:events:{0..N-1}; a room's events go to one of them, chosen by "
