@@ -658,13 +658,25 @@ static void test_archive_events(void **state) {
 }
 
 /* Named rooms on both nodes: each room's events are in the stream of its shard
- * (keys_event_shard of the room id), in the order they happened, and the rooms are spread over
- * several shards. */
-static void test_events_sharded_by_room(void **state) {
-    struct fe_cluster *c = *state;
-    enum { ROOMS = 6, MSGS = 5 };
+ * (keys_event_shard of the room id, of `shards`), in the order they happened, and the rooms are
+ * spread over several shards. Rooms the identify script picks (none named) have their events in
+ * their shard too: the script's Lua copy of keys_event_shard agrees with it. */
+static void check_events_sharded_by_room(struct fe_cluster *c, unsigned shards) {
+    enum { ROOMS = 6, MSGS = 5, AUTO = 12 };
     struct wsc *ws[ROOMS];
     char conn[ROOMS][96], room[ROOMS][32];
+    char auto_room[AUTO][FE_ROOM_CAP];
+    for (int r = 0; r < AUTO; r++) {
+        char dev[32];
+        snprintf(dev, sizeof(dev), "auto-dev-%d", r);
+        json_t *rf = NULL;
+        json_t *id = json_pack("{s:s}", "device_id", dev);
+        struct wsc *a = fe_track(c, client_join_ex(fe_port(c, r % 2), id, NULL, &rf));
+        json_decref(id);
+        assert_non_null(a);
+        snprintf(auto_room[r], sizeof(auto_room[r]), "%s", fe_str(rf, "room_id"));
+        json_decref(rf);
+    }
     for (int r = 0; r < ROOMS; r++) {
         snprintf(room[r], sizeof(room[r]), "room-%d", r + 1);
         char dev[32];
@@ -703,9 +715,23 @@ static void test_events_sharded_by_room(void **state) {
     }
     assert_int_equal(ev.decode_errors, 0);
 
-    unsigned used[16] = {0};
+    for (int r = 0; r < AUTO; r++) {
+        unsigned shard = keys_event_shard(auto_room[r], strlen(auto_room[r]), shards);
+        size_t k = 0;
+        for (size_t i = 0; i < ev.n; i++) {
+            if (!ev.ok[i] || !fe_str_eq(ev.ev[i].room, auto_room[r]))
+                continue;
+            if (ev.shard[i] != shard)
+                fail_msg("event %zu of room %s (picked by the script) in shard %u, not %u", i,
+                         auto_room[r], ev.shard[i], shard);
+            k++;
+        }
+        assert_int_equal(k, 3); /* connect, room_created, room */
+    }
+
+    unsigned used[KEYS_EVENT_SHARDS_MAX] = {0};
     for (int r = 0; r < ROOMS; r++) {
-        unsigned shard = keys_event_shard(room[r], strlen(room[r]), 16);
+        unsigned shard = keys_event_shard(room[r], strlen(room[r]), shards);
         used[shard] = 1;
         char key[KEYS_MAX];
         keys_events(key, sizeof(key), shard);
@@ -761,12 +787,28 @@ static void test_events_sharded_by_room(void **state) {
         freeReplyObject(x);
     }
     unsigned shards_used = 0;
-    for (int s = 0; s < 16; s++)
+    for (unsigned s = 0; s < shards; s++)
         shards_used += used[s];
-    assert_true(shards_used >= 3); /* room-1, room-2, room-3 alone are in shards 12, 5, 2 */
-    /* nothing went to the single stream of older versions */
+    assert_true(shards_used >= 3); /* room-1..6: shards 12 5 2 3 0 9 of 16, 4 5 0 3 5 6 of 7 */
+    /* every stream is one of the shards; nothing went to the single stream of older versions */
+    for (size_t i = 0; i < ev.n; i++)
+        assert_true(ev.shard[i] < shards);
     assert_int_equal(fe_redis_exists(c, KEYS_EVENTS), 0);
     fe_events_free(&ev);
+}
+
+static void test_events_sharded_by_room(void **state) {
+    check_events_sharded_by_room(*state, 16);
+}
+
+/* The same with RRM_EVENT_SHARDS=7. */
+static int setup_seven_shards(void **state) {
+    static const char *const env[] = {"RRM_EVENT_SHARDS=7", NULL};
+    return setup_cluster(state, env);
+}
+
+static void test_events_sharded_seven(void **state) {
+    check_events_sharded_by_room(*state, 7);
 }
 
 int main(void) {
@@ -783,6 +825,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_empty_room_recycled, setup_fast_recycle, fe_teardown),
         cmocka_unit_test_setup_teardown(test_archive_events, setup_fast_recycle, fe_teardown),
         cmocka_unit_test_setup_teardown(test_events_sharded_by_room, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_events_sharded_seven, setup_seven_shards, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
