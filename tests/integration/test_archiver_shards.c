@@ -273,12 +273,35 @@ static void test_shards_read_in_turn(void **state) {
     assert_exited_0(h, ah_stop(&a, SIGTERM));
 }
 
+/* The frontends cap each shard at its share of RRM_STREAM_MAXLEN: 400 entries waiting in one room's
+ * shard are far below half of the whole cap (1000) but past half of the shard's 63, and that is
+ * warned about, naming the shard. */
+static void test_backlog_warning_per_shard(void **state) {
+    struct arch_harness *h = *state;
+    ah_fresh(h, "arch_shards_backlog");
+    char body[96];
+    const char *room = "room-1"; /* shard 12 of 16 */
+    for (int i = 1; i <= 400; i++) {
+        struct rrm_event ev = message(room, i, body, sizeof(body));
+        ah_xadd(h, &ev, NULL, 0);
+    }
+    const char *small_cap[] = {"RRM_STREAM_MAXLEN=1000", NULL};
+    struct ah_archiver a;
+    ah_start(h, &a, "backlog-shard", small_cap);
+    ah_wait_log(h, &a, "archive backlog approaching the stream cap", 1, AH_WAIT_MS);
+    ah_wait_log(h, &a, "\"shard\":12,\"shard_cap\":63", 1, 1000);
+    ah_wait_int(h, 400, AH_WAIT_MS, MESSAGES);
+    ah_wait_drained(h, AH_WAIT_MS);
+    assert_exited_0(h, ah_stop(&a, SIGTERM));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equal_ids_in_shards_and_legacy),
         cmocka_unit_test(test_legacy_stream_drained),
         cmocka_unit_test(test_upgrade_of_an_older_database),
         cmocka_unit_test(test_shards_read_in_turn),
+        cmocka_unit_test(test_backlog_warning_per_shard),
     };
     return cmocka_run_group_tests(tests, ah_setup, ah_teardown);
 }
