@@ -102,11 +102,26 @@ static int check_time(const char *field, int64_t ms, char *err, size_t errlen) {
     return 0;
 }
 
+/* "<ms>-<seq>", or "<shard>/<ms>-<seq>" with a shard of at most 4 digits. */
 static int check_event_id(const char *id, size_t len) {
-    size_t dash = 0, i;
+    size_t dash = 0, i = 0;
     if (len < 3 || len > ARCH_EVENT_ID_MAX)
         return -1;
-    for (i = 0; i < len; i++) {
+    const char *slash = memchr(id, '/', len);
+    if (slash) {
+        size_t digits = (size_t)(slash - id);
+        if (digits < 1 || digits > 4)
+            return -1;
+        for (; i < digits; i++)
+            if (id[i] < '0' || id[i] > '9')
+                return -1;
+        id += digits + 1;
+        len -= digits + 1;
+        if (len < 3)
+            return -1;
+        i = 0;
+    }
+    for (; i < len; i++) {
         if (id[i] == '-') {
             if (dash || i == 0)
                 return -1;

@@ -16,7 +16,7 @@
 
 /* Column limits; sql/migrations must agree (an integration test compares them). Strings are counted
  * in characters, like VARCHAR; the body in bytes (MEDIUMBLOB). */
-#define ARCH_EVENT_ID_MAX 41
+#define ARCH_EVENT_ID_MAX 48 /* "<shard>/<ms>-<seq>" (consumer.h) */
 #define ARCH_ROOM_ID_MAX 64
 #define ARCH_DEVICE_ID_MAX 128
 #define ARCH_CONN_ID_MAX 191

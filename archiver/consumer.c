@@ -1,5 +1,5 @@
 /* Consumer-group reads, acknowledgements, alive marks, takeover, reclaiming and dead letters on
- * the archive stream (see consumer.h). */
+ * the archive streams (see consumer.h). */
 #include "consumer.h"
 
 #include "keys.h"
@@ -9,18 +9,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* While rrm:events does not exist, it is looked for this often. */
+#define LEGACY_CHECK_MS 5000
+
+/* One stream the consumer reads: a shard, or the single stream of older versions. */
+struct stream {
+    char key[32];
+    int shard;               /* -1: the legacy stream rrm:events */
+    int ready;               /* the group exists on it (legacy: the stream exists) */
+    int backlog;             /* reading our own pending entries before new ones (>) */
+    char backlog_cursor[48]; /* the last own pending entry read; the next read starts after it */
+    char claim_cursor[48];   /* where the next XAUTOCLAIM continues */
+};
 
 struct arch_consumer {
     struct arch_consumer_config cfg;
     const struct logger *lg;
     redisContext *ctx;
-    int backlog;             /* reading our own pending entries before new ones (>) */
-    char backlog_cursor[48]; /* the last own pending entry read; the next read starts after it */
-    char claim_cursor[48];   /* where the next XAUTOCLAIM continues */
-    char *alive_key;         /* this consumer's alive mark */
-    long mark_ttl;           /* PX of the mark, 0 while unmarked */
+    struct stream *streams; /* the shards 0..shards-1, then the legacy stream */
+    int nstreams;
+    int backlog;          /* some stream is still in its backlog */
+    int next_read;        /* the stream the next read tries first */
+    int claim_at;         /* the stream the XAUTOCLAIM scan is at */
+    int takeover_at;      /* the stream the takeover scan is at */
+    int64_t legacy_check; /* when to look for rrm:events again (monotonic ms) */
+    char *alive_key;      /* this consumer's alive mark */
+    long mark_ttl;        /* PX of the mark, 0 while unmarked */
     char err[256];
 };
+
+static struct stream *legacy(struct arch_consumer *c) {
+    return &c->streams[c->nstreams - 1];
+}
 
 static char *dup_or_empty(const char *s) {
     return strdup(s ? s : "");
@@ -37,12 +59,27 @@ struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cf
     c->cfg.password = dup_or_empty(cfg->password);
     c->cfg.group = dup_or_empty(cfg->group);
     c->cfg.name = dup_or_empty(cfg->name);
-    strcpy(c->claim_cursor, "0-0");
+    if (c->cfg.shards < 1)
+        c->cfg.shards = 1;
+    if (c->cfg.shards > KEYS_EVENT_SHARDS_MAX)
+        c->cfg.shards = KEYS_EVENT_SHARDS_MAX;
+    c->nstreams = (int)c->cfg.shards + 1;
+    c->streams = calloc((size_t)c->nstreams, sizeof(*c->streams));
+    for (int i = 0; c->streams && i < c->nstreams; i++) {
+        struct stream *s = &c->streams[i];
+        s->shard = i < (int)c->cfg.shards ? i : -1;
+        if (s->shard >= 0)
+            keys_events(s->key, sizeof(s->key), (unsigned)i);
+        else
+            snprintf(s->key, sizeof(s->key), "%s", KEYS_EVENTS);
+        strcpy(s->claim_cursor, "0-0");
+    }
     char key[512];
     if (c->cfg.group && c->cfg.name &&
         keys_archiver_alive(key, sizeof(key), c->cfg.group, c->cfg.name) > 0)
         c->alive_key = strdup(key);
-    if (!c->cfg.host || !c->cfg.password || !c->cfg.group || !c->cfg.name || !c->alive_key) {
+    if (!c->cfg.host || !c->cfg.password || !c->cfg.group || !c->cfg.name || !c->alive_key ||
+        !c->streams) {
         arch_consumer_destroy(c);
         return NULL;
     }
@@ -59,6 +96,7 @@ void arch_consumer_destroy(struct arch_consumer *c) {
     free((char *)c->cfg.group);
     free((char *)c->cfg.name);
     free(c->alive_key);
+    free(c->streams);
     free(c);
 }
 
@@ -147,6 +185,54 @@ static int set_mark(struct arch_consumer *c) {
     return call(c, "SET alive mark", 5, argv, NULL, NULL) ? -1 : 0;
 }
 
+/* Creates the group on stream s from its start (from 0, not $: whatever the frontends appended
+ * before the first archiver started counts); a shard's stream is made if missing (MKSTREAM), the
+ * legacy one never. BUSYGROUP (the group exists) is the usual answer, so this one error reply is
+ * checked here. Returns 1 (s is ready), 0 (legacy stream absent) or -1 (connection dropped). */
+static int create_group(struct arch_consumer *c, struct stream *s) {
+    const char *argv[] = {"XGROUP", "CREATE", s->key, c->cfg.group, "0", "MKSTREAM"};
+    redisReply *r = command(c, "XGROUP CREATE", s->shard >= 0 ? 6 : 5, argv, NULL);
+    if (!r)
+        return -1;
+    int busy = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0;
+    if (r->type == REDIS_REPLY_ERROR && !busy) {
+        if (s->shard < 0) { /* "requires the key to exist": no older frontend wrote to it */
+            freeReplyObject(r);
+            return 0;
+        }
+        snprintf(c->err, sizeof(c->err), "XGROUP CREATE %s: %s", s->key, r->str);
+        freeReplyObject(r);
+        forget(c);
+        return -1;
+    }
+    if (!busy)
+        log_json(c->lg, LOG_INFO, "consumer group created",
+                 json_pack("{s:s, s:s}", "stream", s->key, "group", c->cfg.group));
+    if (s->shard < 0)
+        log_json(c->lg, LOG_INFO, "reading the single stream of older versions too",
+                 json_pack("{s:s, s:s}", "stream", s->key, "group", c->cfg.group));
+    freeReplyObject(r);
+    s->ready = 1;
+    return 1;
+}
+
+/* Looks for rrm:events (written by frontends of older versions) when it is time to. Returns 0 or
+ * -1 (connection dropped). */
+static int check_legacy(struct arch_consumer *c) {
+    struct stream *s = legacy(c);
+    int64_t now = util_mono_ms();
+    if (s->ready || now < c->legacy_check)
+        return 0;
+    c->legacy_check = now + LEGACY_CHECK_MS;
+    int rc = create_group(c, s);
+    if (rc == 1) { /* its pending entries (of a consumer that had it before) come first */
+        s->backlog = 1;
+        c->backlog = 1;
+        strcpy(s->backlog_cursor, "0");
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 int arch_consumer_connect(struct arch_consumer *c) {
     if (c->ctx)
         return 0;
@@ -173,23 +259,14 @@ int arch_consumer_connect(struct arch_consumer *c) {
         }
     }
 
-    /* From 0, not $: whatever the frontends appended before the first archiver started counts.
-     * BUSYGROUP (the group exists) is the usual answer, so this one error reply is checked here. */
-    const char *argv[] = {"XGROUP", "CREATE", KEYS_EVENTS, c->cfg.group, "0", "MKSTREAM"};
-    redisReply *r = command(c, "XGROUP CREATE", 6, argv, NULL);
-    if (!r)
-        return -1;
-    int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
-    if (!ok) {
-        snprintf(c->err, sizeof(c->err), "XGROUP CREATE: %s", r->str);
-        freeReplyObject(r);
-        forget(c);
-        return -1;
+    for (int i = 0; i < c->nstreams; i++) {
+        c->streams[i].ready = 0;
+        if (c->streams[i].shard >= 0 && create_group(c, &c->streams[i]) < 0)
+            return -1;
     }
-    if (r->type != REDIS_REPLY_ERROR)
-        log_json(c->lg, LOG_INFO, "consumer group created",
-                 json_pack("{s:s, s:s}", "stream", KEYS_EVENTS, "group", c->cfg.group));
-    freeReplyObject(r);
+    c->legacy_check = 0;
+    if (check_legacy(c) < 0)
+        return -1;
     /* Whatever happened to Redis meanwhile (a restart without persistence), say at once that we
      * are alive, before the first read makes us a consumer of the group again. */
     if (c->mark_ttl > 0 && set_mark(c)) {
@@ -198,7 +275,10 @@ int arch_consumer_connect(struct arch_consumer *c) {
     }
     /* A read whose reply was lost with the old connection left entries pending for us. */
     c->backlog = 1;
-    strcpy(c->backlog_cursor, "0");
+    for (int i = 0; i < c->nstreams; i++) {
+        c->streams[i].backlog = 1;
+        strcpy(c->streams[i].backlog_cursor, "0");
+    }
     return 0;
 }
 
@@ -206,8 +286,9 @@ int arch_consumer_in_backlog(const struct arch_consumer *c) {
     return c->backlog;
 }
 
-/* Fills out from an array of [id, [field, value, ...] | nil] entries; takes ownership of reply. */
-static int take_entries(struct arch_consumer *c, redisReply *reply, redisReply *list,
+/* Fills out from an array of [id, [field, value, ...] | nil] entries of stream number `stream`;
+ * takes ownership of reply. */
+static int take_entries(struct arch_consumer *c, int stream, redisReply *reply, redisReply *list,
                         struct arch_entries *out) {
     memset(out, 0, sizeof(*out));
     out->reply = reply;
@@ -243,6 +324,16 @@ static int take_entries(struct arch_consumer *c, redisReply *reply, redisReply *
         struct arch_entry *it = &out->items[i];
         it->id = e->element[0]->str;
         it->id_len = e->element[0]->len;
+        it->stream = stream;
+        int shard = c->streams[stream].shard;
+        int n = shard >= 0
+                    ? snprintf(it->event_id, sizeof(it->event_id), "%d/%.*s", shard,
+                               (int)it->id_len, it->id)
+                    : snprintf(it->event_id, sizeof(it->event_id), "%.*s", (int)it->id_len, it->id);
+        /* a longer id than Redis makes is cut short: the archive's check refuses it */
+        it->event_id_len = n < 0                              ? 0
+                           : (size_t)n < sizeof(it->event_id) ? (size_t)n
+                                                              : sizeof(it->event_id) - 1;
         if (f->type == REDIS_REPLY_NIL) {
             it->deleted = 1;
             continue;
@@ -271,7 +362,7 @@ malformed:
     return -1;
 }
 
-static int read_group(struct arch_consumer *c, const char *from, long block,
+static int read_group(struct arch_consumer *c, int stream, const char *from, long block,
                       struct arch_entries *out) {
     char count[24], block_ms[24];
     snprintf(count, sizeof(count), "%ld", c->cfg.batch);
@@ -283,7 +374,7 @@ static int read_group(struct arch_consumer *c, const char *from, long block,
         argv[argc++] = block_ms;
     }
     argv[argc++] = "STREAMS";
-    argv[argc++] = KEYS_EVENTS;
+    argv[argc++] = c->streams[stream].key;
     argv[argc++] = from;
     redisReply *r;
     if (call(c, "XREADGROUP", argc, argv, NULL, &r))
@@ -292,28 +383,71 @@ static int read_group(struct arch_consumer *c, const char *from, long block,
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
         list = r->element[0]->element[1];
-    return take_entries(c, r, list, out);
+    return take_entries(c, stream, r, list, out);
+}
+
+/* Sleeps ms; a signal ends it early (the main loop then sees its stop flag). */
+static void nap(long ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 int arch_consumer_read(struct arch_consumer *c, struct arch_entries *out, long block_ms) {
     memset(out, 0, sizeof(*out));
-    if (arch_consumer_connect(c))
+    if (arch_consumer_connect(c) || check_legacy(c))
         return -1;
     if (c->backlog) {
-        /* Reading from a cursor, not from 0 again: earlier backlog batches may still be in
-         * flight, and reading them again would write them twice. */
-        if (read_group(c, c->backlog_cursor, 0, out))
+        for (int i = 0; i < c->nstreams; i++) {
+            struct stream *s = &c->streams[i];
+            if (!s->backlog)
+                continue;
+            if (!s->ready) {
+                s->backlog = 0;
+                continue;
+            }
+            /* Reading from a cursor, not from 0 again: earlier backlog batches may still be in
+             * flight, and reading them again would write them twice. */
+            if (read_group(c, i, s->backlog_cursor, 0, out))
+                return -1;
+            if (out->n > 0) {
+                const struct arch_entry *last = &out->items[out->n - 1];
+                snprintf(s->backlog_cursor, sizeof(s->backlog_cursor), "%.*s", (int)last->id_len,
+                         last->id);
+                return 0;
+            }
+            arch_entries_free(out);
+            s->backlog = 0;
+        }
+        c->backlog = 0;
+    }
+    /* One stream per command (a cluster refuses keys of several slots in one): the streams in
+     * turn from the one after the last that had entries, each read without blocking. With one
+     * stream only, the read itself waits. */
+    int ready = 0, only = 0;
+    for (int i = 0; i < c->nstreams; i++)
+        if (c->streams[i].ready) {
+            ready++;
+            only = i;
+        }
+    long block = block_ms > 0 ? block_ms : 1;
+    if (block > c->cfg.block_ms)
+        block = c->cfg.block_ms;
+    if (ready == 1)
+        return read_group(c, only, ">", block, out);
+    for (int k = 0; k < c->nstreams; k++) {
+        int i = (c->next_read + k) % c->nstreams;
+        if (!c->streams[i].ready)
+            continue;
+        if (read_group(c, i, ">", 0, out))
             return -1;
         if (out->n > 0) {
-            const struct arch_entry *last = &out->items[out->n - 1];
-            snprintf(c->backlog_cursor, sizeof(c->backlog_cursor), "%.*s", (int)last->id_len,
-                     last->id);
+            c->next_read = (i + 1) % c->nstreams;
             return 0;
         }
         arch_entries_free(out);
-        c->backlog = 0;
     }
-    return read_group(c, ">", block_ms > 0 ? block_ms : 1, out);
+    nap(block);
+    return 0;
 }
 
 int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int *wrapped,
@@ -324,23 +458,43 @@ int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int
     char idle[24], count[24];
     snprintf(idle, sizeof(idle), "%ld", c->cfg.claim_idle_ms);
     snprintf(count, sizeof(count), "%ld", c->cfg.batch);
-    const char *argv[] = {"XAUTOCLAIM", KEYS_EVENTS,     c->cfg.group, c->cfg.name,
-                          idle,         c->claim_cursor, "COUNT",      count};
-    redisReply *r;
-    if (call(c, "XAUTOCLAIM", 8, argv, NULL, &r))
-        return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING) {
-        snprintf(c->err, sizeof(c->err), "unexpected XAUTOCLAIM reply");
-        freeReplyObject(r);
-        return -1;
+    /* The streams in turn; a stream whose scan reached its end passes to the next, and the last
+     * one's end is the end of the whole scan. */
+    for (; c->claim_at < c->nstreams; c->claim_at++) {
+        struct stream *s = &c->streams[c->claim_at];
+        if (!s->ready)
+            continue;
+        const char *argv[] = {"XAUTOCLAIM", s->key,          c->cfg.group, c->cfg.name,
+                              idle,         s->claim_cursor, "COUNT",      count};
+        redisReply *r;
+        if (call(c, "XAUTOCLAIM", 8, argv, NULL, &r))
+            return -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            snprintf(c->err, sizeof(c->err), "unexpected XAUTOCLAIM reply");
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(s->claim_cursor, sizeof(s->claim_cursor), "%.*s", (int)r->element[0]->len,
+                 r->element[0]->str);
+        int done = strcmp(s->claim_cursor, "0-0") == 0;
+        if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY)
+            *lost = (long long)r->element[2]->elements;
+        int n = r->element[1]->type == REDIS_REPLY_ARRAY ? (int)r->element[1]->elements : 0;
+        if (n == 0 && *lost == 0 && done) {
+            freeReplyObject(r);
+            continue;
+        }
+        int stream = c->claim_at;
+        if (done && ++c->claim_at == c->nstreams) {
+            c->claim_at = 0;
+            *wrapped = 1;
+        }
+        return take_entries(c, stream, r, r->element[1], out);
     }
-    snprintf(c->claim_cursor, sizeof(c->claim_cursor), "%.*s", (int)r->element[0]->len,
-             r->element[0]->str);
-    *wrapped = strcmp(c->claim_cursor, "0-0") == 0;
-    if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_ARRAY)
-        *lost = (long long)r->element[2]->elements;
-    return take_entries(c, r, r->element[1], out);
+    c->claim_at = 0;
+    *wrapped = 1;
+    return 0;
 }
 
 /* The arguments "<head...> <id>... [tail]" for a list of entries: fills *argv and *lens (caller
@@ -390,19 +544,36 @@ static int call_with_ids(struct arch_consumer *c, const char *what, const char *
     return rc ? -1 : 0;
 }
 
+/* The stream key of entries of stream number `stream` (an unknown number: a key no stream has,
+ * so that the command fails instead of touching another stream). */
+static const char *stream_key(const struct arch_consumer *c, int stream) {
+    return stream >= 0 && stream < c->nstreams ? c->streams[stream].key : "rrm:events:{?}";
+}
+
+/* call_with_ids once per run of entries of one stream; head[1] is set to that stream's key. */
+static int call_per_stream(struct arch_consumer *c, const char *what, const char **head, int nhead,
+                           const char *tail, const struct arch_entry *const *entries, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && entries[j]->stream == entries[i]->stream)
+            j++;
+        head[1] = stream_key(c, entries[i]->stream);
+        if (call_with_ids(c, what, head, nhead, tail, entries + i, j - i))
+            return -1;
+        i = j;
+    }
+    return 0;
+}
+
 int arch_consumer_touch(struct arch_consumer *c, const struct arch_entry *const *entries,
                         size_t n) {
-    if (n == 0)
-        return 0;
-    const char *head[] = {"XCLAIM", KEYS_EVENTS, c->cfg.group, c->cfg.name, "0"};
-    return call_with_ids(c, "XCLAIM", head, 5, "JUSTID", entries, n);
+    const char *head[] = {"XCLAIM", NULL, c->cfg.group, c->cfg.name, "0"};
+    return call_per_stream(c, "XCLAIM", head, 5, "JUSTID", entries, n);
 }
 
 int arch_consumer_ack(struct arch_consumer *c, const struct arch_entry *const *entries, size_t n) {
-    if (n == 0)
-        return 0;
-    const char *head[] = {"XACK", KEYS_EVENTS, c->cfg.group};
-    return call_with_ids(c, "XACK", head, 3, NULL, entries, n);
+    const char *head[] = {"XACK", NULL, c->cfg.group};
+    return call_per_stream(c, "XACK", head, 3, NULL, entries, n);
 }
 
 /* Appends one XADD of a dead letter to the pipeline. */
@@ -427,7 +598,7 @@ static int append_dead_letter(struct arch_consumer *c, const struct arch_entry *
     }
     ARG("*", 1);
     ARG("original_id", 11);
-    ARG(e->id, e->id_len);
+    ARG(e->event_id, e->event_id_len);
     ARG("dead_reason", 11);
     ARG(reason, strlen(reason));
     ARG("dead_consumer", 13);
@@ -455,23 +626,12 @@ int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
 
-    /* Queue MULTI, the XADDs and one XACK, then EXEC: a dead letter is never written without its
-     * entry being acknowledged, nor acknowledged without being written. */
+    /* Queue MULTI, the XADDs, then EXEC: the dead letters of a batch are written together, or
+     * none of them. */
     const char *multi[] = {"MULTI"};
     int queued = redisAppendCommandArgv(c->ctx, 1, multi, NULL) == REDIS_OK;
     for (size_t i = 0; queued && i < n; i++)
         queued = append_dead_letter(c, entries[i], reasons[i], now) == 0;
-    if (queued) {
-        const char *head[] = {"XACK", KEYS_EVENTS, c->cfg.group};
-        const char **argv;
-        size_t *lens;
-        int argc = id_args(head, 3, NULL, entries, n, &argv, &lens);
-        queued = argc > 0 && redisAppendCommandArgv(c->ctx, argc, argv, lens) == REDIS_OK;
-        if (argc > 0) {
-            free(argv);
-            free(lens);
-        }
-    }
     const char *exec[] = {"EXEC"};
     if (!queued || redisAppendCommandArgv(c->ctx, 1, exec, NULL) != REDIS_OK) {
         /* Half a transaction may sit in the output buffer: only a new connection is clean. */
@@ -480,7 +640,7 @@ int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *
     }
 
     int rc = 0;
-    size_t replies = n + 3; /* MULTI, n x XADD, XACK, EXEC */
+    size_t replies = n + 2; /* MULTI, n x XADD, EXEC */
     for (size_t i = 0; i < replies; i++) {
         redisReply *r = NULL;
         if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
@@ -529,17 +689,18 @@ static long long int_value(redisReply *r, long long absent) {
     return absent;
 }
 
-int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
+/* Length, pending count and lag of the group on one stream. Returns 0 or -1. */
+static int stream_lag(struct arch_consumer *c, const struct stream *s, struct arch_lag *out) {
     out->length = out->pending = 0;
     out->lag = -1;
-    const char *xlen[] = {"XLEN", KEYS_EVENTS};
+    const char *xlen[] = {"XLEN", s->key};
     redisReply *r;
     if (call(c, "XLEN", 2, xlen, NULL, &r))
         return -1;
     out->length = r->integer;
     freeReplyObject(r);
 
-    const char *info[] = {"XINFO", "GROUPS", KEYS_EVENTS};
+    const char *info[] = {"XINFO", "GROUPS", s->key};
     if (call(c, "XINFO GROUPS", 3, info, NULL, &r))
         return -1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -553,8 +714,36 @@ int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
     return 0;
 }
 
-int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
-    const char *argv[] = {"XINFO", "CONSUMERS", KEYS_EVENTS, c->cfg.group};
+int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
+    memset(out, 0, sizeof(*out));
+    out->shard_max = -1;
+    if (arch_consumer_connect(c) || check_legacy(c))
+        return -1;
+    for (int i = 0; i < c->nstreams; i++) {
+        const struct stream *s = &c->streams[i];
+        if (!s->ready)
+            continue;
+        struct arch_lag one;
+        if (stream_lag(c, s, &one))
+            return -1;
+        out->length += one.length;
+        out->pending += one.pending;
+        if (out->lag >= 0)
+            out->lag = one.lag >= 0 ? out->lag + one.lag : -1;
+        long long backlog = one.pending + (one.lag > 0 ? one.lag : 0);
+        if (s->shard < 0)
+            out->legacy_backlog = backlog;
+        else if (out->shard_max < 0 || backlog > out->shard_backlog_max) {
+            out->shard_backlog_max = backlog;
+            out->shard_max = s->shard;
+        }
+    }
+    return 0;
+}
+
+/* arch_consumer_forget_idle on one stream: returns the number removed or -1. */
+static int forget_idle(struct arch_consumer *c, const struct stream *s, long long idle_ms) {
+    const char *argv[] = {"XINFO", "CONSUMERS", s->key, c->cfg.group};
     redisReply *r;
     if (call(c, "XINFO CONSUMERS", 4, argv, NULL, &r))
         return -1;
@@ -566,7 +755,7 @@ int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
         if (int_value(field(r->element[i], "pending"), 1) != 0 ||
             int_value(field(r->element[i], "idle"), 0) < idle_ms)
             continue;
-        const char *del[] = {"XGROUP", "DELCONSUMER", KEYS_EVENTS, c->cfg.group, name->str};
+        const char *del[] = {"XGROUP", "DELCONSUMER", s->key, c->cfg.group, name->str};
         /* DELCONSUMER returns the pending count it dropped; 0 was checked just above. An error
          * reply skips this consumer; a lost connection ends the scan. */
         int rc = call(c, "XGROUP DELCONSUMER", 5, del, NULL, NULL);
@@ -575,11 +764,24 @@ int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
         if (rc == 0) {
             removed++;
             log_json(c->lg, LOG_INFO, "idle consumer removed",
-                     json_pack("{s:s}", "consumer", name->str));
+                     json_pack("{s:s, s:s}", "consumer", name->str, "stream", s->key));
         }
     }
     freeReplyObject(r);
     return c->ctx ? removed : -1;
+}
+
+int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
+    int removed = 0;
+    for (int i = 0; i < c->nstreams; i++) {
+        if (!c->streams[i].ready)
+            continue;
+        int n = forget_idle(c, &c->streams[i], idle_ms);
+        if (n < 0)
+            return -1;
+        removed += n;
+    }
+    return removed;
 }
 
 int arch_consumer_mark_alive(struct arch_consumer *c, long ttl_ms) {
@@ -595,16 +797,15 @@ int arch_consumer_unmark(struct arch_consumer *c) {
     return call(c, "DEL alive mark", 2, argv, NULL, NULL) ? -1 : 0;
 }
 
-/* One consumer's takeover, atomically. KEYS: the stream, the consumer's alive mark. ARGV: group,
- * consumer, the claiming consumer, most entries to claim. Answers {0} when the consumer is alive,
- * {2} when it had nothing pending and was deleted, {1, entries, asked} when its entries were
- * claimed: XCLAIM drops entries trimmed from the stream from the pending list and does not return
- * them, so asked - #entries were lost. Being one script, nothing runs between the check and the
- * claim: a second archiver finds the entries gone, and a consumer cannot read between the check
- * that it has nothing pending and its deletion. XCLAIM is given at most 500 ids at a time, below
- * Lua's limit on unpack. */
+/* One dead consumer's takeover in one stream, atomically. KEYS: the stream (the alive mark was
+ * read before, on its own: it is of another slot). ARGV: group, consumer, the claiming consumer,
+ * most entries to claim. Answers {2} when the consumer had nothing pending and was deleted,
+ * {1, entries, asked} when its entries were claimed: XCLAIM drops entries trimmed from the stream
+ * from the pending list and does not return them, so asked - #entries were lost. Being one
+ * script, nothing runs between the look at the pending list and the claim: a second archiver finds
+ * the entries gone, and a consumer cannot read between the check that it has nothing pending and
+ * its deletion. XCLAIM is given at most 500 ids at a time, below Lua's limit on unpack. */
 static const char takeover_lua[] =
-    "if redis.call('EXISTS', KEYS[2]) == 1 then return {0} end\n"
     "local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[4], ARGV[2])\n"
     "if #p == 0 then\n"
     "  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
@@ -620,20 +821,27 @@ static const char takeover_lua[] =
     "end\n"
     "return {1, got, #ids}\n";
 
-/* Runs takeover_lua for consumer `name`. Returns 0 alive, 1 claimed (into out, lost counted), 2
- * removed, -1 on error. */
-static int takeover_one(struct arch_consumer *c, const char *name, struct arch_entries *out,
-                        long long *lost) {
+/* Runs takeover_lua for consumer `name` on stream number `stream` unless its alive mark exists.
+ * Returns 0 alive, 1 claimed (into out, lost counted), 2 removed, -1 on error. */
+static int takeover_one(struct arch_consumer *c, int stream, const char *name,
+                        struct arch_entries *out, long long *lost) {
     char key[512], count[24];
     if (keys_archiver_alive(key, sizeof(key), c->cfg.group, name) < 0) {
         snprintf(c->err, sizeof(c->err), "consumer name too long: %.64s...", name);
         return -1;
     }
-    snprintf(count, sizeof(count), "%ld", c->cfg.batch);
-    const char *argv[] = {"EVAL",       takeover_lua, "2",         KEYS_EVENTS, key,
-                          c->cfg.group, name,         c->cfg.name, count};
+    const char *exists[] = {"EXISTS", key};
     redisReply *r;
-    if (call(c, "takeover", 9, argv, NULL, &r))
+    if (call(c, "EXISTS alive mark", 2, exists, NULL, &r))
+        return -1;
+    int alive = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    if (alive)
+        return 0;
+    snprintf(count, sizeof(count), "%ld", c->cfg.batch);
+    const char *argv[] = {"EVAL",       takeover_lua, "1",         c->streams[stream].key,
+                          c->cfg.group, name,         c->cfg.name, count};
+    if (call(c, "takeover", 8, argv, NULL, &r))
         return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -651,14 +859,13 @@ static int takeover_one(struct arch_consumer *c, const char *name, struct arch_e
     long long asked = r->element[2]->integer;
     redisReply *list = r->element[1];
     *lost = asked - (list->type == REDIS_REPLY_ARRAY ? (long long)list->elements : 0);
-    return take_entries(c, r, list, out) ? -1 : 1;
+    return take_entries(c, stream, r, list, out) ? -1 : 1;
 }
 
-int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
+/* The takeover scan of one stream (see arch_consumer_takeover). */
+static int takeover_stream(struct arch_consumer *c, int stream, struct arch_entries *out,
                            struct arch_takeover *t) {
-    memset(out, 0, sizeof(*out));
-    memset(t, 0, sizeof(*t));
-    const char *argv[] = {"XINFO", "CONSUMERS", KEYS_EVENTS, c->cfg.group};
+    const char *argv[] = {"XINFO", "CONSUMERS", c->streams[stream].key, c->cfg.group};
     redisReply *r;
     if (call(c, "XINFO CONSUMERS", 4, argv, NULL, &r))
         return -1;
@@ -669,7 +876,7 @@ int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
             continue;
         t->consumers++;
         long long lost = 0;
-        int state = takeover_one(c, name->str, out, &lost);
+        int state = takeover_one(c, stream, name->str, out, &lost);
         if (state < 0) {
             rc = -1;
             break;
@@ -678,8 +885,9 @@ int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
             t->alive++;
         } else if (state == 2) {
             t->removed++;
-            log_json(c->lg, LOG_INFO, "dead consumer removed",
-                     json_pack("{s:s}", "consumer", name->str));
+            log_json(
+                c->lg, LOG_INFO, "dead consumer removed",
+                json_pack("{s:s, s:s}", "consumer", name->str, "stream", c->streams[stream].key));
         } else {
             snprintf(t->dead, sizeof(t->dead), "%s", name->str);
             t->lost = lost;
@@ -689,4 +897,22 @@ int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
     }
     freeReplyObject(r);
     return rc;
+}
+
+int arch_consumer_takeover(struct arch_consumer *c, struct arch_entries *out,
+                           struct arch_takeover *t) {
+    memset(out, 0, sizeof(*out));
+    memset(t, 0, sizeof(*t));
+    if (arch_consumer_connect(c))
+        return -1;
+    /* The streams in turn from where the last call stopped at a claim (there may be more). */
+    for (; c->takeover_at < c->nstreams; c->takeover_at++) {
+        if (!c->streams[c->takeover_at].ready)
+            continue;
+        int rc = takeover_stream(c, c->takeover_at, out, t);
+        if (rc != 0)
+            return rc;
+    }
+    c->takeover_at = 0;
+    return 0;
 }

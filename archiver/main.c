@@ -1,11 +1,13 @@
-/* rrm-archiver: reads the archive event stream as a member of a consumer group and writes it into
- * MySQL in batched, idempotent transactions. This file owns the configuration, the signals and the
+/* rrm-archiver: reads the archive event streams (rrm:events:{N}, and rrm:events of older versions
+ * while it exists) as a member of a consumer group and writes them into MySQL in batched,
+ * idempotent transactions. This file owns the configuration, the signals and the
  * main loop: read a batch, archive it, and on timers refresh the alive mark, take over dead
  * consumers' entries, reclaim stale entries, check the lag and log the status record. */
 #include "backoff.h"
 #include "batch.h"
 #include "config.h"
 #include "consumer.h"
+#include "keys.h"
 #include "log.h"
 #include "pipeline.h"
 #include "util.h"
@@ -50,6 +52,7 @@ struct arch_config {
     long retry_max_ms;
     long drain_timeout_ms;
     long stream_maxlen;
+    long event_shards;
     long dead_letter_maxlen;
     char log_level[16];
 };
@@ -105,8 +108,11 @@ static const struct cfg_option options[] = {
     OPT("drain-timeout-ms", CFG_INT, drain_timeout_ms, "10000", 0, 600000,
         "on SIGTERM, how long the batch in flight may still retry before the process exits"),
     OPT("stream-maxlen", CFG_INT, stream_maxlen, "9000", 0, 2000000000,
-        "the frontends' approximate MAXLEN of rrm:events; a backlog past half of it is "
-        "warned about (0: no warning)"),
+        "the frontends' RRM_STREAM_MAXLEN: each shard is capped at its share (rounded up); a "
+        "shard's backlog past half of its share is warned about (0: no warning)"),
+    OPT("event-shards", CFG_INT, event_shards, "16", 1, KEYS_EVENT_SHARDS_MAX,
+        "the frontends' RRM_EVENT_SHARDS: the streams rrm:events:{0..N-1} read, each with its "
+        "own consumer group"),
     OPT("dead-letter-maxlen", CFG_INT, dead_letter_maxlen, "100000", 0, 2000000000,
         "approximate cap of rrm:events:dead (0: unbounded)"),
     STR_OPT("log-level", log_level, "info", 1, "debug, info, warn or error"),
@@ -218,7 +224,7 @@ static int validate(struct arch_config *cfg, enum log_level *level) {
 }
 
 static void log_status(const struct logger *lg, struct arch_pipeline *p, struct arch_writer *w,
-                       const struct arch_lag *lag, int64_t interval_ms, int final) {
+                       const struct arch_lag *lag, long shards, int64_t interval_ms, int final) {
     struct arch_stats s;
     arch_pipeline_take_stats(p, &s);
     json_t *rows = json_object();
@@ -229,31 +235,41 @@ static void log_status(const struct logger *lg, struct arch_pipeline *p, struct 
         total += s.rows[t];
     }
     double avg = s.batches ? (double)s.batch_us_sum / (double)s.batches / 1000.0 : 0.0;
-    log_json(lg, LOG_INFO, "status",
-             json_pack("{s:b, s:I, s:I, s:I, s:o, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
-                       "s:I, s:I, s:I, s:I, s:I, s:i}",
-                       "final", final, "interval_ms", (json_int_t)interval_ms, "events",
-                       (json_int_t)s.events, "batches", (json_int_t)s.batches, "rows", rows,
-                       "rows_total", (json_int_t)total, "batch_ms_avg", avg, "batch_ms_max",
-                       (double)s.batch_us_max / 1000.0, "stream_length", (json_int_t)lag->length,
-                       "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag, "retries",
-                       (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
-                       (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "takeovers",
-                       (json_int_t)s.takeovers, "taken_over", (json_int_t)s.taken_over,
-                       "consumers_removed", (json_int_t)s.consumers_removed, "lag_warnings",
-                       (json_int_t)s.lag_warnings, "mysql_connections",
-                       arch_writer_connections(w)));
+    json_t *rec = json_pack(
+        "{s:b, s:I, s:I, s:I, s:o, s:I, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:I, s:I, s:I, s:i}",
+        "final", final, "interval_ms", (json_int_t)interval_ms, "events", (json_int_t)s.events,
+        "batches", (json_int_t)s.batches, "rows", rows, "rows_total", (json_int_t)total,
+        "batch_ms_avg", avg, "batch_ms_max", (double)s.batch_us_max / 1000.0, "stream_length",
+        (json_int_t)lag->length, "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag,
+        "retries", (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
+        (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "takeovers",
+        (json_int_t)s.takeovers, "taken_over", (json_int_t)s.taken_over, "consumers_removed",
+        (json_int_t)s.consumers_removed, "lag_warnings", (json_int_t)s.lag_warnings,
+        "mysql_connections", arch_writer_connections(w));
+    /* stream_length, pending and lag are sums over the streams; the shard with the largest
+     * backlog, and the backlog left in the single stream of older versions, are named */
+    if (rec) {
+        json_object_set_new(rec, "shards", json_integer(shards));
+        json_object_set_new(rec, "shard_backlog_max", json_integer(lag->shard_backlog_max));
+        json_object_set_new(rec, "shard_backlog_max_shard", json_integer(lag->shard_max));
+        json_object_set_new(rec, "legacy_backlog", json_integer(lag->legacy_backlog));
+    }
+    log_json(lg, LOG_INFO, "status", rec);
 }
 
-/* The frontends trim the stream to about stream_maxlen entries; what the group has not archived
- * by then is lost, so a backlog past half the cap is worth an operator's attention. */
+/* The frontends trim each shard's stream to about its share of stream_maxlen entries (rounded up),
+ * and an older frontend rrm:events to stream_maxlen; what the group has not archived by then is
+ * lost, so a backlog past half of a stream's cap is worth an operator's attention. */
 static void check_lag(const struct arch_config *cfg, const struct logger *lg,
                       struct arch_consumer *c, struct arch_pipeline *p, struct arch_lag *lag,
                       int64_t *last_warn_ms) {
     if (arch_consumer_lag(c, lag))
         return;
     long long backlog = lag->pending + (lag->lag > 0 ? lag->lag : 0);
-    if (cfg->stream_maxlen <= 0 || backlog * 2 < cfg->stream_maxlen)
+    long long shard_cap = (cfg->stream_maxlen + cfg->event_shards - 1) / cfg->event_shards;
+    if (cfg->stream_maxlen <= 0 ||
+        (lag->shard_backlog_max * 2 < shard_cap && lag->legacy_backlog * 2 < cfg->stream_maxlen))
         return;
     arch_pipeline_count(p, 0, 0, 1);
     int64_t now = util_mono_ms();
@@ -263,9 +279,11 @@ static void check_lag(const struct arch_config *cfg, const struct logger *lg,
     log_json(lg, LOG_WARN,
              "archive backlog approaching the stream cap; unarchived entries "
              "will be trimmed if it is reached",
-             json_pack("{s:I, s:I, s:I, s:I}", "backlog", (json_int_t)backlog, "pending",
-                       (json_int_t)lag->pending, "lag", (json_int_t)lag->lag, "stream_maxlen",
-                       (json_int_t)cfg->stream_maxlen));
+             json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:I}", "backlog", (json_int_t)backlog,
+                       "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag,
+                       "stream_maxlen", (json_int_t)cfg->stream_maxlen, "shard_backlog_max",
+                       (json_int_t)lag->shard_backlog_max, "shard", lag->shard_max, "shard_cap",
+                       shard_cap, "legacy_backlog", (json_int_t)lag->legacy_backlog));
 }
 
 /* Claims entries of dead consumers and hands them to a writer (one must be free). Returns 1 if
@@ -332,9 +350,10 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
     if (stop_requested)
         return 0;
     log_json(lg, LOG_INFO, "archiving",
-             json_pack("{s:s, s:s, s:s, s:i, s:i, s:i}", "stream", "rrm:events", "group",
-                       cfg->group, "consumer", cfg->consumer, "batch_size", (int)cfg->batch_size,
-                       "writers", (int)cfg->writers, "mysql_pool_size", (int)cfg->mysql_pool_size));
+             json_pack("{s:s, s:i, s:s, s:s, s:i, s:i, s:i}", "streams", KEYS_EVENTS_PREFIX "{N}",
+                       "shards", (int)cfg->event_shards, "group", cfg->group, "consumer",
+                       cfg->consumer, "batch_size", (int)cfg->batch_size, "writers",
+                       (int)cfg->writers, "mysql_pool_size", (int)cfg->mysql_pool_size));
 
     long reclaim_every = cfg->claim_idle_ms / 2 > 1000 ? cfg->claim_idle_ms / 2 : 1000;
     /* The mark is refreshed three times per lifetime, so a live archiver keeps it through a
@@ -348,7 +367,7 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
     long long forget_idle = cfg->claim_idle_ms * 10LL > FORGET_IDLE_MIN_MS
                                 ? cfg->claim_idle_ms * 10LL
                                 : FORGET_IDLE_MIN_MS;
-    struct arch_lag lag = {0, 0, -1};
+    struct arch_lag lag = {0, 0, -1, 0, -1, 0};
 
     while (!stop_requested) {
         arch_pipeline_settle(p, 0);
@@ -377,7 +396,7 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
         if (now >= next_status) {
             check_lag(cfg, lg, c, p, &lag, &last_warn);
             next_lag = now + LAG_CHECK_MS;
-            log_status(lg, p, w, &lag, now - status_start, 0);
+            log_status(lg, p, w, &lag, cfg->event_shards, now - status_start, 0);
             status_start = now;
             next_status = now + cfg->status_interval_ms;
         }
@@ -433,7 +452,7 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
         arch_consumer_mark_alive(c, cfg->drain_timeout_ms + cfg->alive_ttl_ms);
     arch_pipeline_drain(p);
     check_lag(cfg, lg, c, p, &lag, &last_warn);
-    log_status(lg, p, w, &lag, util_mono_ms() - status_start, 1);
+    log_status(lg, p, w, &lag, cfg->event_shards, util_mono_ms() - status_start, 1);
     if (arch_consumer_unmark(c) == 0)
         log_msg(lg, LOG_INFO, "alive mark removed");
     return 0;
@@ -446,8 +465,8 @@ int main(int argc, char **argv) {
     int rc = cfg_load(options, N_OPTIONS, &cfg, argc, argv, err, sizeof(err));
     if (rc == CFG_HELP) {
         cfg_usage(stdout, "rrm-archiver",
-                  "Archives RealTime Room Manager events from the Redis stream rrm:events into "
-                  "MySQL.",
+                  "Archives RealTime Room Manager events from the Redis streams rrm:events:{N} "
+                  "(and rrm:events of older versions) into MySQL.",
                   options, N_OPTIONS);
         return 0;
     }
@@ -473,6 +492,7 @@ int main(int argc, char **argv) {
         .group = cfg.group,
         .name = cfg.consumer,
         .port = (int)cfg.redis_port,
+        .shards = (unsigned)cfg.event_shards,
         .batch = cfg.batch_size,
         .block_ms = cfg.flush_ms,
         .claim_idle_ms = cfg.claim_idle_ms,

@@ -171,7 +171,7 @@ static void mark_dead(struct arch_pipeline *p, struct job *j, size_t entry, cons
         j->dead_reason[entry] = strdup("unwritable");
     j->ndead++;
     log_json(p->lg, LOG_WARN, "entry cannot be archived, dead-lettering",
-             json_pack("{s:s%, s:s}", "id", e->id, e->id_len, "reason", reason));
+             json_pack("{s:s%, s:s}", "id", e->event_id, e->event_id_len, "reason", reason));
 }
 
 /* Writes rows [lo, hi). A range MySQL rejects for its data is halved until the rejected row is
@@ -235,11 +235,11 @@ static int write_job(struct arch_pipeline *p, struct job *j, struct backoff *bo)
             /* Trimmed from the stream while pending: nothing is left to write. */
             j->lost++;
             log_json(p->lg, LOG_ERROR, "pending entry was trimmed before it was archived",
-                     json_pack("{s:s%}", "id", e->id, e->id_len));
+                     json_pack("{s:s%}", "id", e->event_id, e->event_id_len));
             continue;
         }
-        if (arch_row_decode(&j->rows[j->nrows], e->id, e->id_len, e->names, e->name_lens, e->values,
-                            e->value_lens, e->nfields, err, sizeof(err))) {
+        if (arch_row_decode(&j->rows[j->nrows], e->event_id, e->event_id_len, e->names,
+                            e->name_lens, e->values, e->value_lens, e->nfields, err, sizeof(err))) {
             mark_dead(p, j, i, err);
             continue;
         }
@@ -379,7 +379,8 @@ int arch_pipeline_submit(struct arch_pipeline *p, struct arch_entries *batch) {
     return 0;
 }
 
-/* Dead letters first (each atomically with its XACK), then one XACK for everything else. */
+/* Dead letters first, then the XACK of every entry (per stream): an entry is never acknowledged
+ * before its row is committed or its dead letter written. */
 static int settle_job(struct arch_pipeline *p, struct job *j) {
     const struct arch_entries *b = &j->batch;
     size_t n = b->n ? b->n : 1;
@@ -394,9 +395,8 @@ static int settle_job(struct arch_pipeline *p, struct job *j) {
         if (j->dead_reason[i]) {
             dead[nd] = &b->items[i];
             reasons[nd++] = j->dead_reason[i];
-        } else {
-            ack[na++] = &b->items[i];
         }
+        ack[na++] = &b->items[i];
     }
     while (arch_consumer_dead_letter(p->consumer, dead, reasons, nd))
         if (arch_pipeline_redis_wait(p, "dead letter"))

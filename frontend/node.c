@@ -85,21 +85,25 @@ static void recycle(struct node *n) {
     struct app *app = n->app;
     if (!cmd(app) || app->draining)
         return;
-    char grace[24], maxlen[24], now[24], batch[24];
+    char grace[24], maxlen[24], now[24], batch[24], kev[KEYS_MAX];
     snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
-    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
+    /* rooms of any shard are recycled in one script: their events go by this node's id */
+    keys_events_for(kev, sizeof(kev), app->node_id, (unsigned)app->opt.event_shards);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(batch, sizeof(batch), "%d", RECYCLE_BATCH);
-    const char *argv[] = {KEYS_EMPTY_ROOMS, KEYS_EVENTS, grace, maxlen, app->node_id, now, batch};
+    const char *argv[] = {KEYS_EMPTY_ROOMS, kev, grace, maxlen, app->node_id, now, batch};
     router_eval(app->router, SCRIPT_RECYCLE, recycle_reply, n, 2, 7, argv, NULL);
 }
 
 static int reap(struct node *n, const char *force, const char *reason, router_reply_fn *cb) {
     struct app *app = n->app;
-    char timeout[24], maxlen[24];
+    char timeout[24], maxlen[24], kev[KEYS_MAX];
     snprintf(timeout, sizeof(timeout), "%ld", app->opt.node_timeout_ms);
-    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
-    const char *argv[] = {KEYS_NODES, KEYS_EMPTY_ROOMS, KEYS_EVENTS, timeout, maxlen,
+    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
+    /* the members of dead nodes, in any room: their disconnects go by this node's id */
+    keys_events_for(kev, sizeof(kev), app->node_id, (unsigned)app->opt.event_shards);
+    const char *argv[] = {KEYS_NODES, KEYS_EMPTY_ROOMS, kev,   timeout, maxlen,
                           force,      app->node_id,     reason};
     return cmd(app) ? router_eval(app->router, SCRIPT_REAP, cb, n, 3, 8, argv, NULL) : -1;
 }

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "clientaddr.h"
+#include "keys.h"
 #include "origin.h"
 #include "log.h"
 #include "proto.h"
@@ -82,10 +83,14 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("status-interval-ms", status_interval_ms, "60000", 100, 86400000,
             "interval of the status record in the log"),
     OPT_INT("stream-maxlen", stream_maxlen, "9000", 1000, 1000000000,
-            "approximate cap of the event stream in entries: the archive's outage buffer"),
+            "approximate cap of the event streams in entries, all shards together (each shard: "
+            "its share, rounded up): the archive's outage buffer"),
     OPT_INT("stream-max-bytes", stream_max_bytes, "805306368", 1024L * 1024, 1L << 40,
-            "memory the event stream may take in Redis; stream-maxlen must fit in it with "
+            "memory the event streams may take in Redis; stream-maxlen must fit in it with "
             "max-frame-bytes messages"),
+    OPT_INT("event-shards", event_shards, "16", 1, KEYS_EVENT_SHARDS_MAX,
+            "archive streams rrm:events:{0..N-1}; a room's events go to one of them, chosen by "
+            "its id; the archivers' RRM_EVENT_SHARDS must be the same"),
     OPT_INT("query-max-clients", query_max_clients, "100", 1, 10000,
             "most devices a room_info lists (larger rooms: a random sample, total_clients "
             "stays exact)"),
@@ -127,9 +132,18 @@ const struct cfg_option fe_option_table[] = {
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);
 
+long fe_stream_shard_maxlen(const struct fe_options *o) {
+    long shards = o->event_shards > 0 ? o->event_shards : 1;
+    return (o->stream_maxlen + shards - 1) / shards;
+}
+
 long long fe_stream_bound_bytes(const struct fe_options *o) {
     long long entry = o->max_frame_bytes + o->max_frame_bytes / 4 + FE_STREAM_ENTRY_OVERHEAD;
-    return ((long long)o->stream_maxlen + FE_STREAM_NODE_ENTRIES) * entry;
+    long long node = FE_STREAM_NODE_ENTRIES * entry;
+    if (node > FE_STREAM_NODE_BYTES + entry)
+        node = FE_STREAM_NODE_BYTES + entry;
+    long long shards = o->event_shards > 0 ? o->event_shards : 1;
+    return shards * (fe_stream_shard_maxlen(o) * entry + node);
 }
 
 int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
@@ -186,11 +200,12 @@ int fe_options_check(const struct fe_options *o, char *err, size_t errlen) {
     }
     if (fe_stream_bound_bytes(o) > o->stream_max_bytes) {
         snprintf(err, errlen,
-                 "invalid RRM_STREAM_MAXLEN (--stream-maxlen): %ld (+%d) entries with messages of "
+                 "invalid RRM_STREAM_MAXLEN (--stream-maxlen): %ld entries in %ld shards "
+                 "(RRM_EVENT_SHARDS, each with one stream node of slack) with messages of "
                  "RRM_MAX_FRAME_BYTES (%ld) may take %lld bytes, more than RRM_STREAM_MAX_BYTES "
-                 "(%ld); lower one of the first two or raise the last",
-                 o->stream_maxlen, FE_STREAM_NODE_ENTRIES, o->max_frame_bytes,
-                 fe_stream_bound_bytes(o), o->stream_max_bytes);
+                 "(%ld); lower one of the first three or raise the last",
+                 o->stream_maxlen, o->event_shards, o->max_frame_bytes, fe_stream_bound_bytes(o),
+                 o->stream_max_bytes);
         return -1;
     }
     return 0;

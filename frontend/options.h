@@ -35,6 +35,7 @@ struct fe_options {
     long status_interval_ms;
     long stream_maxlen;
     long stream_max_bytes;
+    long event_shards;
     long query_max_clients;
     long history_size;
     long history_ttl_ms;
@@ -52,16 +53,23 @@ struct fe_options {
     long jwt_leeway_s;
 };
 
-/* Bounds of rrm:events in bytes. An event takes at most one client message plus a quarter (Redis's
- * allocator rounds a large block up to its size class, by less than a quarter) plus
- * FE_STREAM_ENTRY_OVERHEAD (field names, ids, identity, the stream's index). Approximate trimming
- * (XADD MAXLEN ~) removes whole stream nodes, so up to FE_STREAM_NODE_ENTRIES
- * (stream-node-max-entries) more entries than the cap may remain. */
+/* Bounds of the archive streams rrm:events:{N} in bytes. An event takes at most one client message
+ * plus a quarter (Redis's allocator rounds a large block up to its size class, by less than a
+ * quarter) plus FE_STREAM_ENTRY_OVERHEAD (field names, ids, identity, the stream's index). Each of
+ * the event-shards streams is capped at fe_stream_shard_maxlen entries. Approximate trimming
+ * (XADD MAXLEN ~) removes whole stream nodes, so one node more than the cap may remain per
+ * stream: at most FE_STREAM_NODE_ENTRIES entries (stream-node-max-entries) and, as Redis starts a
+ * new node before one would pass FE_STREAM_NODE_BYTES (stream-node-max-bytes), at most that many
+ * bytes plus one entry: whichever is less. */
 #define FE_STREAM_ENTRY_OVERHEAD 1024
 #define FE_STREAM_NODE_ENTRIES 100
+#define FE_STREAM_NODE_BYTES 4096
 
-/* The most bytes rrm:events can hold with these options: the bound fe_options_check keeps
- * below stream-max-bytes. */
+/* The cap of each shard's stream: stream-maxlen / event-shards, rounded up. */
+long fe_stream_shard_maxlen(const struct fe_options *o);
+
+/* The most bytes the archive streams can hold with these options: the bound fe_options_check
+ * keeps below stream-max-bytes. */
 long long fe_stream_bound_bytes(const struct fe_options *o);
 
 extern const struct cfg_option fe_option_table[];

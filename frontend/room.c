@@ -100,32 +100,36 @@ int room_identify(struct app *app, const struct room_conn *c) {
     snprintf(t->device, sizeof(t->device), "%s", c->device_id);
     snprintf(t->conn, sizeof(t->conn), "%s", c->conn_id);
 
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], maxlen[24];
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], kev[KEYS_MAX], now[24], ttl[24], maxlen[24], shards[8];
     char cand[CANDIDATES][PROTO_ROOM_ID_LEN + 1], epoch[17];
     keys_device(kdev, sizeof(kdev), c->device_id);
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    /* the wanted room's stream; with no room named the script picks the room and its stream */
+    keys_events_for(kev, sizeof(kev), c->room_id[0] ? c->room_id : c->device_id,
+                    (unsigned)app->opt.event_shards);
     snprintf(now, sizeof(now), "%" PRId64, c->connected_at_ms);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
-    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
+    snprintf(shards, sizeof(shards), "%ld", app->opt.event_shards);
     const char *rooms = c->rooms ? c->rooms : "*", *fresh = c->no_auto_room ? "0" : "1";
     if (random_epoch(epoch) < 0) {
         free(t);
         return -1;
     }
-    const char *argv[16 + CANDIDATES] = {
-        kdev,        kconns,     KEYS_EMPTY_ROOMS, KEYS_EVENTS,  c->device_id,
+    const char *argv[17 + CANDIDATES] = {
+        kdev,        kconns,     KEYS_EMPTY_ROOMS, kev,          c->device_id,
         c->identity, c->room_id, t->conn,          app->node_id, now,
         c->ip,       ttl,        maxlen,           rooms,        fresh,
-        epoch,
+        epoch,       shards,
     };
     for (int i = 0; i < CANDIDATES; i++) {
         if (proto_random_room_id(cand[i]) < 0) {
             free(t);
             return -1;
         }
-        argv[16 + i] = cand[i];
+        argv[17 + i] = cand[i];
     }
-    if (router_eval(app->router, SCRIPT_IDENTIFY, identify_reply, t, 4, 16 + CANDIDATES, argv,
+    if (router_eval(app->router, SCRIPT_IDENTIFY, identify_reply, t, 4, 17 + CANDIDATES, argv,
                     NULL)) {
         free(t);
         return -1;
@@ -144,14 +148,15 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
                      const char *reason, int64_t connected_at) {
     if (!app_redis_ready(app))
         return; /* resynchronised from the node's conns when Redis is back (node.c) */
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], at[24], maxlen[24];
+    char kdev[KEYS_MAX], kconns[KEYS_MAX], kev[KEYS_MAX], now[24], at[24], maxlen[24];
     keys_device(kdev, sizeof(kdev), device);
     keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    keys_events_for(kev, sizeof(kev), room, (unsigned)app->opt.event_shards);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(at, sizeof(at), "%" PRId64, connected_at);
-    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
-    const char *argv[] = {kdev,         kconns, KEYS_EMPTY_ROOMS, KEYS_EVENTS, device, room, conn,
-                          app->node_id, now,    reason,           at,          maxlen};
+    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
+    const char *argv[] = {kdev,         kconns, KEYS_EMPTY_ROOMS, kev, device, room, conn,
+                          app->node_id, now,    reason,           at,  maxlen};
     if (router_eval(app->router, SCRIPT_LEAVE, pending_reply, NULL, 4,
                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) == 0)
         app->pending_writes++;
@@ -224,7 +229,7 @@ long room_history_refresh_ms(const struct app *app) {
 struct scripts_params room_send_params(const struct app *app) {
     /* history-ttl-ms 0 turns history off as history-size 0 does */
     return (struct scripts_params){
-        .stream_maxlen = app->opt.stream_maxlen,
+        .stream_maxlen = fe_stream_shard_maxlen(&app->opt),
         .history_size = app->opt.history_ttl_ms ? app->opt.history_size : 0,
         .history_ttl_ms = app->opt.history_ttl_ms + room_history_refresh_ms(app),
         .ack_window_ms = app->opt.ack_window_ms,
@@ -237,12 +242,14 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     if (!app_redis_ready(app))
         return -1;
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kch[KEYS_MAX], khist[KEYS_MAX], kack[KEYS_ACK_MAX];
+    char kev[KEYS_MAX];
     char ts[24];
     char header[100];
     int nroom = keys_room(kroom, sizeof(kroom), c->room_id);
     int nmembers = keys_room_members(kmembers, sizeof(kmembers), c->room_id);
     int nch = keys_room_channel(kch, sizeof(kch), c->room_id);
     int nhist = keys_room_history(khist, sizeof(khist), c->room_id);
+    int nev = keys_events_for(kev, sizeof(kev), c->room_id, (unsigned)app->opt.event_shards);
     int nack = ack_id ? keys_room_ack(kack, sizeof(kack), c->room_id, c->device_id, ack_id) : 0;
     if (nack < 0)
         return -1;
@@ -255,7 +262,7 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     const char *argv[] = {kroom,
                           kmembers,
                           kch,
-                          KEYS_EVENTS,
+                          kev,
                           khist,
                           kack,
                           c->device_id,
@@ -271,7 +278,7 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     size_t lens[] = {(size_t)nroom,
                      (size_t)nmembers,
                      (size_t)nch,
-                     strlen(KEYS_EVENTS),
+                     (size_t)nev,
                      (size_t)nhist,
                      (size_t)nack,
                      strlen(c->device_id),
@@ -424,13 +431,14 @@ int room_query(struct app *app, const struct room_conn *c) {
     t->conn_no = c->no;
     snprintf(t->room, sizeof(t->room), "%s", c->room_id);
     snprintf(t->device, sizeof(t->device), "%s", c->device_id);
-    char kmembers[KEYS_MAX], now[24], maxlen[24], most[24];
+    char kmembers[KEYS_MAX], kev[KEYS_MAX], now[24], maxlen[24], most[24];
     keys_room_members(kmembers, sizeof(kmembers), c->room_id);
+    keys_events_for(kev, sizeof(kev), c->room_id, (unsigned)app->opt.event_shards);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
-    snprintf(maxlen, sizeof(maxlen), "%ld", app->opt.stream_maxlen);
+    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
     snprintf(most, sizeof(most), "%ld", app->opt.query_max_clients);
-    const char *argv[] = {kmembers,     KEYS_EVENTS, c->device_id, c->conn_id,  c->room_id,
-                          app->node_id, now,         maxlen,       c->identity, most};
+    const char *argv[] = {kmembers,     kev, c->device_id, c->conn_id,  c->room_id,
+                          app->node_id, now, maxlen,       c->identity, most};
     if (router_eval(app->router, SCRIPT_QUERY, query_reply, t, 2,
                     (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL)) {
         free(t);

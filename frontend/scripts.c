@@ -39,12 +39,14 @@ static const char prelude[] =
     "  if redis.call('HGET', dk, 'conn') == conn then redis.call('HDEL', dk, 'conn', 'node') end\n"
     "end\n";
 
-/* KEYS: device, own node conns, empty rooms, events.
- * ARGV: device, identity, wanted room ('' none), conn, node, now, ip, device ttl, maxlen,
- *       rooms the token allows (comma-separated ids and prefixes ending in '*'; '*' any room),
- *       '1' if a fresh room may be created ('0': the token says auto_room false),
- *       epoch for the room if its hash is created now (or has none), candidate ids for a new
- *       room...
+/* KEYS: device, own node conns, empty rooms, the wanted room's events stream (rrm:events:{N}).
+ * ARGV: device, identity, wanted room ('' none), conn, node, now, ip, device ttl, maxlen (of one
+ *       shard), rooms the token allows (comma-separated ids and prefixes ending in '*'; '*' any
+ *       room), '1' if a fresh room may be created ('0': the token says auto_room false),
+ *       epoch for the room if its hash is created now (or has none), event shards, candidate ids
+ *       for a new room...
+ * With no room wanted, the events go to the stream of the room picked here: ev_shard is
+ * keys_event_shard (shared/keys.c) in Lua, and must stay equal to it.
  * A room hash created here gets the new epoch and loses any history left from before (a room
  * whose state Redis lost starts its seq again, under another epoch).
  * Returns {room, action, members, replaced conn or '', last seq, epoch}, or a FORBIDDEN error
@@ -55,6 +57,15 @@ static const char identify_lua[] =
     "local device, identity, want, conn, node, now, ip, ttl, maxlen, rooms, auto, epoch =\n"
     "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],\n"
     "  ARGV[10], ARGV[11], ARGV[12]\n"
+    /* FNV-1a 32-bit: h * 16777619 mod 2^32 as h * 403 + (h mod 256) * 2^24, exact in doubles */
+    "local function ev_shard(id, n)\n"
+    "  local h = 2166136261\n"
+    "  for i = 1, #id do\n"
+    "    h = bit.bxor(h, string.byte(id, i)) % 4294967296\n"
+    "    h = (h * 403 + (h % 256) * 16777216) % 4294967296\n"
+    "  end\n"
+    "  return h % n\n"
+    "end\n"
     "local function allowed(r)\n"
     "  for p in string.gmatch(rooms, '[^,]+') do\n"
     "    if string.sub(p, -1) == '*' then\n"
@@ -72,7 +83,7 @@ static const char identify_lua[] =
     "  elseif auto ~= '1' then\n"
     "    return redis.error_reply('FORBIDDEN the token allows no new room')\n"
     "  else\n"
-    "    for i = 13, #ARGV do\n"
+    "    for i = 14, #ARGV do\n"
     "      if redis.call('EXISTS', rkey(ARGV[i])) == 0 then room = ARGV[i] break end\n"
     "    end\n"
     "    if room == '' then return redis.error_reply('ROOMID no free room id') end\n"
@@ -87,13 +98,18 @@ static const char identify_lua[] =
     "  end\n"
     "  replaced = prev_conn\n"
     "end\n"
-    "emit(KEYS[4], maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
+    "local ev = KEYS[4]\n"
+    "if want == '' then\n"
+    "  ev = '" KEYS_EVENTS_PREFIX
+    "{' .. string.format('%d', ev_shard(room, tonumber(ARGV[13]))) .. '}'\n"
+    "end\n"
+    "emit(ev, maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'ip', ip, 'room', room)\n"
     "if redis.call('HSETNX', rkey(room), 'created_at', now) == 1 then\n"
     "  redis.call('HSET', rkey(room), 'created_by', device, 'seq', 0, 'epoch', epoch)\n"
     "  redis.call('DEL', hkey(room))\n"
     "  action = 'created'\n"
-    "  emit(KEYS[4], maxlen, 'type', 'room_created', 'ts', now, 'node', node, 'conn', conn,\n"
+    "  emit(ev, maxlen, 'type', 'room_created', 'ts', now, 'node', node, 'conn', conn,\n"
     "    'device', device, 'room', room)\n"
     "elseif room == prev_room then\n"
     "  action = 'rejoined'\n"
@@ -104,13 +120,14 @@ static const char identify_lua[] =
     "redis.call('HSET', KEYS[1], 'room', room, 'conn', conn, 'node', node, 'identity', identity)\n"
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
     "redis.call('HSET', KEYS[2], conn, room .. '\\t' .. device)\n"
-    "emit(KEYS[4], maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
+    "emit(ev, maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'room', room, 'action', action)\n"
     "local st = redis.call('HMGET', rkey(room), 'seq', 'epoch')\n"
     "return {room, action, redis.call('HLEN', mkey(room)), replaced, st[1] or '0', st[2]}\n";
 
-/* KEYS: device, own node conns, empty rooms, events.
- * ARGV: device, room, conn, node, now, reason, connected_at, maxlen. Returns 1 if it left. */
+/* KEYS: device, own node conns, empty rooms, the room's events stream.
+ * ARGV: device, room, conn, node, now, reason, connected_at, maxlen (of one shard). Returns 1 if it
+ * left. */
 static const char leave_lua[] =
     "local left = member_leave(ARGV[2], ARGV[1], ARGV[3], ARGV[5], KEYS[3])\n"
     "if redis.call('HGET', KEYS[1], 'conn') == ARGV[3] then\n"
@@ -121,15 +138,13 @@ static const char leave_lua[] =
     "  'device', ARGV[1], 'room', ARGV[2], 'reason', ARGV[6], 'connected_at', ARGV[7])\n"
     "return left\n";
 
-/* KEYS: room, members, room channel, events, room history, and the message's ack key when it
- *       carries an ack_id.
- * ARGV: device, conn, pub header without its seq (proto_pub_header), text frame without its
- *       closing ',"seq":N}' ('' for binary), body as the client sent it, ts, node, room, kind,
- *       '1' to refresh the history's TTL now ('0': only if the history is new).
- * The settings come first in the loaded text (send_params): MAXLEN (events stream), HSIZE
- * (history size, 0: none), HTRIM (history length that triggers a trim), HTTL (history TTL, ms),
- * ACKWIN (ack key life, ms).
- * Returns the message's seq (an integer), the first seq as a string when the ack key says this
+/* KEYS: room, members, room channel, the room's events stream, room history, and the message's ack
+ * key when it carries an ack_id. ARGV: device, conn, pub header without its seq (proto_pub_header),
+ * text frame without its closing ',"seq":N}' ('' for binary), body as the client sent it, ts, node,
+ * room, kind, '1' to refresh the history's TTL now ('0': only if the history is new). The settings
+ * come first in the loaded text (send_params): MAXLEN (events stream), HSIZE (history size, 0:
+ * none), HTRIM (history length that triggers a trim), HTTL (history TTL, ms), ACKWIN (ack key life,
+ * ms). Returns the message's seq (an integer), the first seq as a string when the ack key says this
  * is a resend (nothing else done), or a NOTMEMBER error if conn no longer holds the membership.
  * The published payload is made once: the history keeps it behind the sender's device and the
  * ts ("device\tts\tpayload"), in a list appended in seq order and trimmed to the last HSIZE once
@@ -191,10 +206,11 @@ static const char resume_lua[] =
     "end\n"
     "return {1, last, epoch, out}\n";
 
-/* KEYS: members, events. ARGV: device, conn, room, node, now, maxlen, identity, most members
- * listed. Returns {total members, flat device/value list}. A room larger than the list gets a
- * random sample (HRANDFIELD takes distinct fields), so the reply Redis builds and buffers stays
- * bounded however large the room grows; one more than asked, as the asker may be among them. */
+/* KEYS: members, the room's events stream. ARGV: device, conn, room, node, now, maxlen, identity,
+ * most members listed. Returns {total members, flat device/value list}. A room larger than the list
+ * gets a random sample (HRANDFIELD takes distinct fields), so the reply Redis builds and buffers
+ * stays bounded however large the room grows; one more than asked, as the asker may be among them.
+ */
 static const char query_lua[] =
     "local total = redis.call('HLEN', KEYS[1])\n"
     "local n = tonumber(ARGV[8]) + 1\n"
@@ -211,7 +227,8 @@ static const char query_lua[] =
  * all its members. */
 static const char heartbeat_lua[] = "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
 
-/* KEYS: nodes, empty rooms, events. ARGV: timeout ms, maxlen, node to reset ('' = every node
+/* KEYS: nodes, empty rooms, the events stream of the node running it (its disconnects are of
+ * many rooms). ARGV: timeout ms, maxlen, node to reset ('' = every node
  * silent for longer than the timeout), own node (never reaped as dead), reason.
  * Returns the number of memberships removed. */
 static const char reap_lua[] =
@@ -242,7 +259,8 @@ static const char reap_lua[] =
     "end\n"
     "return removed\n";
 
-/* KEYS: empty rooms, events. ARGV: grace ms, maxlen, node, now, most rooms looked at.
+/* KEYS: empty rooms, the events stream of the node running it (the rooms are of any shard).
+ * ARGV: grace ms, maxlen, node, now, most rooms looked at.
  * Returns {rooms recycled, rooms looked at}: as many looked at as allowed means more may be due. */
 static const char recycle_lua[] =
     "local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"

@@ -22,7 +22,7 @@ enum script_id {
 /* Settings written into the send script's text when it is loaded: the script run once per message
  * does not carry them as arguments. */
 struct scripts_params {
-    long stream_maxlen;  /* the events stream's approximate cap */
+    long stream_maxlen;  /* the approximate cap of one shard's events stream */
     long history_size;   /* messages a room's history keeps (0: no history) */
     long history_ttl_ms; /* a history's life after it is refreshed */
     long ack_window_ms;  /* how long an ack_id is remembered */

@@ -1,7 +1,9 @@
 /* Redis key names; the layout is described in keys.h. */
 #include "keys.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 static int fmt(char *buf, size_t cap, const char *pre, const char *id, const char *post) {
     int n = snprintf(buf, cap, "%s{%s}%s", pre, id, post);
@@ -45,4 +47,22 @@ int keys_node_channel(char *buf, size_t cap, const char *node) {
 int keys_archiver_alive(char *buf, size_t cap, const char *group, const char *consumer) {
     int n = snprintf(buf, cap, "%s%s:%s", KEYS_ARCHIVER_ALIVE_PREFIX, group, consumer);
     return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+int keys_events(char *buf, size_t cap, unsigned shard) {
+    int n = snprintf(buf, cap, "%s{%u}", KEYS_EVENTS_PREFIX, shard);
+    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+unsigned keys_event_shard(const char *id, size_t len, unsigned shards) {
+    uint32_t h = 2166136261u; /* FNV-1a 32-bit offset basis */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)id[i];
+        h *= 16777619u; /* FNV prime */
+    }
+    return shards ? h % shards : 0;
+}
+
+int keys_events_for(char *buf, size_t cap, const char *id, unsigned shards) {
+    return keys_events(buf, cap, keys_event_shard(id, strlen(id), shards));
 }

@@ -18,11 +18,15 @@
  *   rrm:node:{N}:ch        channel  control messages to node N (kick a replaced connection)
  *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
  *   rrm:rooms:empty        zset   room -> when it became empty (ms), for recycling
- *   rrm:events             stream archive events (see event.h)
+ *   rrm:events:{N}         stream archive events of shard N, 0 <= N < RRM_EVENT_SHARDS (see
+ *                          event.h); a room's events all go to the shard keys_event_shard gives
+ *                          its id, so they keep their order
+ *   rrm:events             stream the single archive stream of older versions: no longer
+ *                          written, drained by the archiver while it holds entries
  *   rrm:events:dead        stream events the archiver could not write, with the reason
  *   rrm:archiver:alive:G:C string  archiver C of consumer group G is alive (PX expiry); the
- *                          archiver's takeover script reads it with rrm:events (one slot on a
- *                          cluster would need a hash tag on both)
+ *                          archiver reads the marks on their own, then claims shard by shard
+ *                          (no command names keys of two slots)
  *
  * Tabs cannot occur in ids or identities (proto.c refuses control characters). The Lua scripts
  * (frontend/scripts.c) build the per-id names from the same pieces as the functions below. */
@@ -33,7 +37,9 @@
 
 #define KEYS_NODES "rrm:nodes"
 #define KEYS_EMPTY_ROOMS "rrm:rooms:empty"
-#define KEYS_EVENTS "rrm:events"
+#define KEYS_EVENTS "rrm:events" /* the legacy single stream */
+#define KEYS_EVENTS_PREFIX "rrm:events:"
+#define KEYS_EVENT_SHARDS_MAX 1024
 #define KEYS_DEAD_LETTER "rrm:events:dead"
 #define KEYS_ARCHIVER_ALIVE_PREFIX "rrm:archiver:alive:"
 #define KEYS_MAX 256     /* enough for any key built from validated ids */
@@ -59,6 +65,18 @@ int keys_room_ack(char *buf, size_t cap, const char *room, const char *device, c
 int keys_device(char *buf, size_t cap, const char *device);
 int keys_node_conns(char *buf, size_t cap, const char *node);
 int keys_node_channel(char *buf, size_t cap, const char *node);
+/* rrm:events:{N}: the archive stream of shard N (its hash tag is exactly {N}). */
+int keys_events(char *buf, size_t cap, unsigned shard);
+
+/* The shard of the archive events about id (a room; a device or node id for events without a
+ * room): FNV-1a 32-bit of the len bytes of id, modulo shards (shards 0 is taken as 1). It places
+ * data: events already in Redis stay in the shard it gave when they were written, so it must never
+ * change (the frontend's scripts carry a Lua copy of it; tests pin its values). */
+unsigned keys_event_shard(const char *id, size_t len, unsigned shards);
+
+/* keys_events of keys_event_shard(id): the stream that takes the events about id. */
+int keys_events_for(char *buf, size_t cap, const char *id, unsigned shards);
+
 int keys_archiver_alive(char *buf, size_t cap, const char *group, const char *consumer);
 
 #endif

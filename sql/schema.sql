@@ -16,9 +16,9 @@ CREATE TABLE IF NOT EXISTS rooms (
     created_at        DATETIME(3)  NULL COMMENT 'newest creation of this room id',
     created_by_device VARCHAR(128) NULL,
     created_node      VARCHAR(128) NULL,
-    created_event_id  VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+    created_event_id  VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NULL,
     recycled_at       DATETIME(3)  NULL COMMENT 'newest recycling; the room is gone if >= created_at',
-    recycled_event_id VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+    recycled_event_id VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NULL,
     PRIMARY KEY (room_id),
     KEY idx_rooms_created_at (created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS connections (
     id                  BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
     conn_id             VARCHAR(191) NOT NULL,
-    event_id            VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NULL COMMENT 'connect event',
+    event_id            VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NULL COMMENT 'connect event',
     device_id           VARCHAR(128) NULL,
     identity            VARCHAR(255) NULL,
     client_ip           VARCHAR(64)  NULL,
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS connections (
     connected_at        DATETIME(3)  NULL,
     disconnected_at     DATETIME(3)  NULL,
     disconnect_reason   VARCHAR(255) NULL,
-    disconnect_event_id VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NULL,
+    disconnect_event_id VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NULL,
     PRIMARY KEY (id),
     UNIQUE KEY uq_connections_conn_id (conn_id),
     UNIQUE KEY uq_connections_event_id (event_id),
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS connections (
 -- bytes for binary. Read text with CONVERT(message_content USING utf8mb4).
 CREATE TABLE IF NOT EXISTS messages (
     id              BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-    event_id        VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    event_id        VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     room_id         VARCHAR(64)  NOT NULL,
     from_device_id  VARCHAR(128) NOT NULL,
     seq             BIGINT UNSIGNED NOT NULL COMMENT 'per-room message number',
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS messages (
 
 CREATE TABLE IF NOT EXISTS room_queries (
     id            BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-    event_id      VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    event_id      VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     room_id       VARCHAR(64)  NOT NULL,
     device_id     VARCHAR(128) NOT NULL,
     total_clients INT UNSIGNED NOT NULL,
@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS room_queries (
 -- Every room assignment: action is created, joined or rejoined.
 CREATE TABLE IF NOT EXISTS room_events (
     id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-    event_id    VARCHAR(41)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    event_id    VARCHAR(48)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     room_id     VARCHAR(64)  NOT NULL,
     device_id   VARCHAR(128) NOT NULL,
     conn_id     VARCHAR(191) NULL,
@@ -109,5 +109,6 @@ CREATE TABLE IF NOT EXISTS room_events (
     KEY idx_room_events_device (device_id, assigned_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, 'init', UTC_TIMESTAMP(3))
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, 'init', UTC_TIMESTAMP(3)),
+    (2, 'sharded_event_ids', UTC_TIMESTAMP(3))
     ON DUPLICATE KEY UPDATE version = version;

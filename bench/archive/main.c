@@ -1,11 +1,12 @@
-/* rrm-archive-bench: measures how fast rrm-archiver drains the event stream into MariaDB.
+/* rrm-archive-bench: measures how fast rrm-archiver drains the event streams into MariaDB.
  *
  * It starts a private redis-server and mariadbd (the test support helpers; MariaDB is switched to
- * its default durability, innodb_flush_log_at_trx_commit=1, unless --relaxed), fills rrm:events
- * with a realistic mix of events (sessions that connect, join a room, send text, JSON and binary
- * messages, query the room and disconnect), starts the real rrm-archiver binary and waits until the
- * group has acknowledged everything. Throughput and batch latency come from the archiver's own
- * per-batch debug records, so what is measured is exactly the code that runs in production. */
+ * its default durability, innodb_flush_log_at_trx_commit=1, unless --relaxed), fills the shard
+ * streams rrm:events:{N} (each event in its room's shard, as the frontends do) with a realistic mix
+ * of events (sessions that connect, join a room, send text, JSON and binary messages, query the
+ * room and disconnect), starts the real rrm-archiver binary and waits until the group has
+ * acknowledged everything. Throughput and batch latency come from the archiver's own per-batch
+ * debug records, so what is measured is exactly the code that runs in production. */
 #include "config.h"
 #include "event.h"
 #include "keys.h"
@@ -36,6 +37,7 @@ struct bench_config {
     long pool_size;
     long writers;
     long relaxed;
+    long shards;
     char archiver[1024];
 };
 
@@ -48,6 +50,8 @@ static const struct cfg_option options[] = {
     OPT("flush-ms", CFG_INT, flush_ms, "200", 1, 60000, "RRM_FLUSH_MS of the archiver"),
     OPT("pool-size", CFG_INT, pool_size, "5", 1, 100, "RRM_MYSQL_POOL_SIZE of the archiver"),
     OPT("writers", CFG_INT, writers, "2", 1, 32, "RRM_WRITERS of the archiver"),
+    OPT("shards", CFG_INT, shards, "16", 1, KEYS_EVENT_SHARDS_MAX,
+        "RRM_EVENT_SHARDS: the streams the events are spread over, by room"),
     OPT("relaxed", CFG_INT, relaxed, "0", 0, 1,
         "1: keep innodb_flush_log_at_trx_commit=2 of the test server (no fsync per commit)"),
     OPT("archiver", CFG_STR, archiver, RRM_ARCHIVER_DEFAULT_BIN, 1, 1024,
@@ -60,10 +64,16 @@ struct produced {
     long events, messages, queries, connections, room_events, rooms;
 };
 
+static unsigned shards = 16;
+
 static int pipeline_xadd(redisContext *rc, const struct rrm_event *ev, long *queued) {
     struct event_numbers nums;
-    const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
-    size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
+    /* the room's shard, as the frontends choose it (events without a room by device) */
+    const struct event_str *by = ev->room.p ? &ev->room : &ev->device;
+    char key[KEYS_MAX];
+    keys_events(key, sizeof(key), keys_event_shard(by->p, by->len, shards));
+    const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", key, "*"};
+    size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(key), 1};
     size_t n = 3 + event_encode_argv(ev, &nums, argv + 3, lens + 3);
     if (redisAppendCommandArgv(rc, (int)n, argv, lens) != REDIS_OK)
         return -1;
@@ -116,6 +126,7 @@ static int fill_stream(redisContext *rc, long total, struct produced *out) {
                 ev.type = EV_CONNECT;
                 ev.identity = EVS(identity);
                 ev.ip = EVS("10.20.30.40");
+                ev.room = EVS(room); /* as the frontend's identify records it */
                 out->connections++;
             } else if (step == 1) {
                 int created = session < rooms; /* the first session in each room creates it */
@@ -181,9 +192,24 @@ static int fill_stream(redisContext *rc, long total, struct produced *out) {
     return 0;
 }
 
-/* Pending + lag of the group; -1 when unknown. */
+/* Pending + lag of the group on every shard; -1 when unknown. */
+static long long shard_backlog(redisContext *rc, const char *key);
+
 static long long backlog(redisContext *rc) {
-    redisReply *r = redisCommand(rc, "XINFO GROUPS %s", KEYS_EVENTS);
+    long long sum = 0;
+    for (unsigned s = 0; s < shards; s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        long long n = shard_backlog(rc, key);
+        if (n < 0)
+            return -1;
+        sum += n;
+    }
+    return sum;
+}
+
+static long long shard_backlog(redisContext *rc, const char *key) {
+    redisReply *r = redisCommand(rc, "XINFO GROUPS %s", key);
     long long pending = -1, lag = -1;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = r->element[i];
@@ -296,13 +322,15 @@ static int run(const struct bench_config *cfg) {
 
     struct produced p;
     int64_t t0 = proc_now_ms();
+    shards = (unsigned)cfg->shards;
     if (fill_stream(rcx, cfg->events, &p)) {
         fprintf(stderr, "bench: filling the stream failed\n");
         goto out;
     }
     int64_t fill_ms = proc_now_ms() - t0;
 
-    char redis_port[40], mysql_port[40], batch[40], flush[40], pool[40], writers[40];
+    char redis_port[40], mysql_port[40], batch[40], flush[40], pool[40], writers[40], nshards[40];
+    snprintf(nshards, sizeof(nshards), "RRM_EVENT_SHARDS=%ld", cfg->shards);
     snprintf(redis_port, sizeof(redis_port), "RRM_REDIS_PORT=%d", redis_server_port(redis));
     snprintf(mysql_port, sizeof(mysql_port), "RRM_MYSQL_PORT=%d", mariadb_server_port(db));
     snprintf(batch, sizeof(batch), "RRM_BATCH_SIZE=%ld", cfg->batch_size);
@@ -323,6 +351,7 @@ static int run(const struct bench_config *cfg) {
                          flush,
                          pool,
                          writers,
+                         nshards,
                          NULL};
     const char *argv[] = {cfg->archiver, NULL};
     int64_t t1 = proc_now_ms();

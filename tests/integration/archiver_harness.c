@@ -28,7 +28,8 @@ struct arch_harness {
     char *dir;
     const char *bin;
     char dbname[64];
-    int logs; /* log files named by ah_log_path so far */
+    int logs;        /* log files named by ah_log_path so far */
+    unsigned shards; /* RRM_EVENT_SHARDS of the archivers started, and of the events added */
 };
 
 void ah_sleep_ms(int ms) {
@@ -54,6 +55,7 @@ int ah_setup_full(void **state, const struct redis_server_options *redis_opts,
         fprintf(stderr, "RRM_ARCHIVER_BIN is not set (run through ctest)\n");
         return -1;
     }
+    h->shards = AH_SHARDS;
     h->dir = proc_tmpdir("archiver-it");
     h->redis = redis_server_start_opts(redis_opts);
     h->db = mariadb_server_start_opts(db_opts);
@@ -165,6 +167,7 @@ void ah_db_reset(struct arch_harness *h) {
 
 void ah_fresh(struct arch_harness *h, const char *dbname) {
     ah_redis_ok(h, "FLUSHALL");
+    h->shards = AH_SHARDS;
     ah_db_reset(h);
     snprintf(h->dbname, sizeof(h->dbname), "%s", dbname);
     char sql[128];
@@ -303,12 +306,30 @@ long long ah_wait_at_least(struct arch_harness *h, long long want, int timeout_m
     return got;
 }
 
-void ah_group_state(struct arch_harness *h, long long *pending, long long *lag,
-                    long long *entries_read) {
-    *pending = *lag = *entries_read = -1;
-    redisReply *r = ah_redis(h, "XINFO GROUPS %s", KEYS_EVENTS);
+void ah_set_shards(struct arch_harness *h, unsigned shards) {
+    h->shards = shards;
+}
+
+unsigned ah_shards(const struct arch_harness *h) {
+    return h->shards;
+}
+
+void ah_events_key(const struct arch_harness *h, const char *id, char *buf, size_t cap) {
+    assert_true(keys_events_for(buf, cap, id, h->shards) > 0);
+}
+
+/* Adds the group's numbers on one stream to the sums; 1 if the group exists there. An empty
+ * stream adds nothing (a group made on it has no entries-read until it reads something). */
+static int group_state_of(struct arch_harness *h, const char *stream, long long *pending,
+                          long long *lag, long long *entries_read) {
+    redisReply *r = ah_redis(h, "XLEN %s", stream);
+    int empty = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+    if (r)
+        freeReplyObject(r);
+    r = ah_redis(h, "XINFO GROUPS %s", stream);
     if (!r)
-        return;
+        return 0;
+    int found = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *g = r->element[i];
         int ours = 0;
@@ -318,18 +339,61 @@ void ah_group_state(struct arch_harness *h, long long *pending, long long *lag,
                 ours = 1;
         if (!ours)
             continue;
+        found = 1;
+        /* a group that has read nothing has no entries-read either: that is 0 */
+        int unread = 0;
+        for (size_t k = 0; k + 1 < g->elements; k += 2)
+            if (strcmp(g->element[k]->str, "last-delivered-id") == 0)
+                unread = strcmp(g->element[k + 1]->str, "0-0") == 0;
         for (size_t k = 0; k + 1 < g->elements; k += 2) {
             redisReply *v = g->element[k + 1];
             long long n = v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
-            if (strcmp(g->element[k]->str, "pending") == 0)
-                *pending = n;
-            else if (strcmp(g->element[k]->str, "lag") == 0)
-                *lag = n;
-            else if (strcmp(g->element[k]->str, "entries-read") == 0)
-                *entries_read = n;
+            if (n < 0 && unread && strcmp(g->element[k]->str, "entries-read") == 0)
+                n = 0;
+            long long *sum = strcmp(g->element[k]->str, "pending") == 0        ? pending
+                             : strcmp(g->element[k]->str, "lag") == 0          ? lag
+                             : strcmp(g->element[k]->str, "entries-read") == 0 ? entries_read
+                                                                               : NULL;
+            if (sum && !empty)
+                *sum = (*sum < 0 || n < 0) ? -1 : *sum + n;
         }
     }
     freeReplyObject(r);
+    return found;
+}
+
+void ah_group_state(struct arch_harness *h, long long *pending, long long *lag,
+                    long long *entries_read) {
+    *pending = *lag = *entries_read = 0;
+    int groups = 0;
+    for (unsigned s = 0; s < h->shards; s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        groups += group_state_of(h, key, pending, lag, entries_read);
+    }
+    groups += group_state_of(h, KEYS_EVENTS, pending, lag, entries_read);
+    if (!groups)
+        *pending = *lag = *entries_read = -1;
+}
+
+long long ah_events_len(struct arch_harness *h) {
+    long long len = 0;
+    for (unsigned s = 0; s <= h->shards; s++) {
+        char key[KEYS_MAX];
+        if (s < h->shards)
+            keys_events(key, sizeof(key), s);
+        else
+            snprintf(key, sizeof(key), "%s", KEYS_EVENTS);
+        redisReply *r = ah_redis(h, "XLEN %s", key);
+        if (!r || r->type != REDIS_REPLY_INTEGER) {
+            if (r)
+                freeReplyObject(r);
+            return -1;
+        }
+        len += r->integer;
+        freeReplyObject(r);
+    }
+    return len;
 }
 
 void ah_wait_drained(struct arch_harness *h, int timeout_ms) {
@@ -338,10 +402,7 @@ void ah_wait_drained(struct arch_harness *h, int timeout_ms) {
     long long len = -1;
     while (proc_remaining_ms(deadline) > 0) {
         ah_group_state(h, &pending, &lag, &read);
-        redisReply *r = ah_redis(h, "XLEN %s", KEYS_EVENTS);
-        len = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-        if (r)
-            freeReplyObject(r);
+        len = ah_events_len(h);
         if (pending == 0 && lag == 0)
             return;
         ah_sleep_ms(20);
@@ -351,10 +412,20 @@ void ah_wait_drained(struct arch_harness *h, int timeout_ms) {
              read, len);
 }
 
-void ah_xadd(struct arch_harness *h, const struct rrm_event *ev, char *id, size_t idcap) {
+/* The id of the stream the event goes to: its room, else its device, else its node (as the
+ * frontends choose). */
+static const char *shard_id(const struct rrm_event *ev, char *buf, size_t cap) {
+    const struct event_str *s = ev->room.p ? &ev->room : ev->device.p ? &ev->device : &ev->node;
+    snprintf(buf, cap, "%.*s", (int)s->len, s->p ? s->p : "");
+    return buf;
+}
+
+/* XADD of an encoded event to stream; the entry id goes to id as written (if not NULL). */
+static void xadd_to(struct arch_harness *h, const char *stream, const struct rrm_event *ev,
+                    char *id, size_t idcap) {
     struct event_numbers nums;
-    const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
-    size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
+    const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", stream, "*"};
+    size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(stream), 1};
     size_t n = 3 + event_encode_argv(ev, &nums, argv + 3, lens + 3);
     redisReply *r = redisCommandArgv(h->rc, (int)n, argv, lens);
     assert_non_null(r);
@@ -364,13 +435,36 @@ void ah_xadd(struct arch_harness *h, const struct rrm_event *ev, char *id, size_
     freeReplyObject(r);
 }
 
+void ah_xadd(struct arch_harness *h, const struct rrm_event *ev, char *id, size_t idcap) {
+    char sid[256], raw[64];
+    shard_id(ev, sid, sizeof(sid));
+    unsigned shard = keys_event_shard(sid, strlen(sid), h->shards);
+    char key[KEYS_MAX];
+    keys_events(key, sizeof(key), shard);
+    xadd_to(h, key, ev, raw, sizeof(raw));
+    if (id)
+        snprintf(id, idcap, "%u/%s", shard, raw);
+}
+
+void ah_xadd_legacy(struct arch_harness *h, const struct rrm_event *ev, char *id, size_t idcap) {
+    xadd_to(h, KEYS_EVENTS, ev, id, idcap);
+}
+
 void ah_xadd_raw(struct arch_harness *h, size_t n, const char *const *names,
                  const char *const *values, const size_t *value_lens, char *id, size_t idcap) {
     const char *argv[64];
     size_t lens[64];
     assert_true(3 + 2 * n <= 64);
+    /* the shard of the room field if there is one, else shard 0 */
+    unsigned shard = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], "room") == 0)
+            shard = keys_event_shard(values[i], value_lens ? value_lens[i] : strlen(values[i]),
+                                     h->shards);
+    char key[KEYS_MAX];
+    keys_events(key, sizeof(key), shard);
     argv[0] = "XADD";
-    argv[1] = KEYS_EVENTS;
+    argv[1] = key;
     argv[2] = "*";
     for (int i = 0; i < 3; i++)
         lens[i] = strlen(argv[i]);
@@ -385,7 +479,7 @@ void ah_xadd_raw(struct arch_harness *h, size_t n, const char *const *names,
     if (r->type != REDIS_REPLY_STRING)
         fail_msg("XADD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     if (id)
-        snprintf(id, idcap, "%s", r->str);
+        snprintf(id, idcap, "%u/%s", shard, r->str);
     freeReplyObject(r);
 }
 
@@ -414,8 +508,10 @@ int ah_xadd_messages(struct arch_harness *h, int first, int count, int rooms, in
             ev.seq = i;
         }
         struct event_numbers nums;
-        const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
-        size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), keys_event_shard(room, strlen(room), h->shards));
+        const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", key, "*"};
+        size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(key), 1};
         size_t n = 3 + event_encode_argv(&ev, &nums, argv + 3, lens + 3);
         assert_int_equal(redisAppendCommandArgv(h->rc, (int)n, argv, lens), REDIS_OK);
         /* Drain replies now and then so neither side buffers the whole run. */
@@ -439,6 +535,8 @@ void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
     snprintf(mysql_port, sizeof(mysql_port), "RRM_MYSQL_PORT=%d", mariadb_server_port(h->db));
     snprintf(db, sizeof(db), "RRM_MYSQL_DATABASE=%s", h->dbname);
     snprintf(consumer, sizeof(consumer), "RRM_CONSUMER=%s", name);
+    char shards[40];
+    snprintf(shards, sizeof(shards), "RRM_EVENT_SHARDS=%u", h->shards);
     const char *defaults[] = {
         "RRM_REDIS_HOST=127.0.0.1",
         redis_port,
@@ -454,6 +552,7 @@ void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
         "RRM_RETRY_MAX_MS=400",
         "RRM_STATUS_INTERVAL_MS=1000",
         "RRM_DRAIN_TIMEOUT_MS=5000",
+        shards,
     };
     const char *env[64];
     size_t n = 0;

@@ -7,7 +7,8 @@
  * starts with ah_fresh: an empty Redis and its own database.
  *
  * The helpers start rrm-archiver processes against those servers, append events like the
- * frontends do (event.h encoding, XADD to rrm:events), and wait for a condition in deadline loops
+ * frontends do (event.h encoding, XADD to the stream rrm:events:{N} of the event's room, or of its
+ * device or node without one), and wait for a condition in deadline loops
  * that poll it; a wait that times out prints the archivers' logs and fails the test (cmocka). */
 #ifndef RRM_ARCHIVER_HARNESS_H
 #define RRM_ARCHIVER_HARNESS_H
@@ -23,6 +24,8 @@
 #define AH_WAIT_MS 30000
 /* The consumer group the archivers use by default. */
 #define AH_GROUP "rrm-archivers"
+/* RRM_EVENT_SHARDS of each test (ah_fresh), unless it sets another with ah_set_shards. */
+#define AH_SHARDS 16
 
 struct arch_harness;
 
@@ -112,23 +115,40 @@ void ah_wait_int(struct arch_harness *h, long long want, int timeout_ms, const c
 /* Like ah_wait_int but waits for a value >= want; returns the value seen. */
 long long ah_wait_at_least(struct arch_harness *h, long long want, int timeout_ms, const char *sql);
 
-/* Pending entries, lag and entries-read of the archivers' group (-1 if the group does not
- * exist). */
+/* The shard count of the events appended and of the archivers started (RRM_EVENT_SHARDS) until
+ * the next ah_fresh. */
+void ah_set_shards(struct arch_harness *h, unsigned shards);
+unsigned ah_shards(const struct arch_harness *h);
+
+/* The stream rrm:events:{N} that takes the events of room (or device) id. */
+void ah_events_key(const struct arch_harness *h, const char *id, char *buf, size_t cap);
+
+/* Entries in every archive stream (the shards and rrm:events), or -1. */
+long long ah_events_len(struct arch_harness *h);
+
+/* Pending entries, lag and entries-read of the archivers' group summed over the shard streams
+ * and rrm:events (-1 if the group exists on none). */
 void ah_group_state(struct arch_harness *h, long long *pending, long long *lag,
                     long long *entries_read);
 
 /* Waits until the group has read every entry and acknowledged it: everything is committed. */
 void ah_wait_drained(struct arch_harness *h, int timeout_ms);
 
-/* Appends ev to rrm:events like a frontend; the entry id goes to id (if not NULL). */
+/* Appends ev to its shard's stream like a frontend; the event id the archive records for it
+ * ("<shard>/<entry id>") goes to id (if not NULL). */
 void ah_xadd(struct arch_harness *h, const struct rrm_event *ev, char *id, size_t idcap);
 
-/* Appends a raw entry (names[i] = values[i]; value_lens NULL: NUL-terminated values) to
- * rrm:events; the entry id goes to id (if not NULL). */
+/* Appends ev to rrm:events like a frontend of an older version; the entry id (which the archive
+ * records as it is) goes to id (if not NULL). */
+void ah_xadd_legacy(struct arch_harness *h, const struct rrm_event *ev, char *id, size_t idcap);
+
+/* Appends a raw entry (names[i] = values[i]; value_lens NULL: NUL-terminated values) to the
+ * shard of its "room" field (shard 0 without one); its event id goes to id (if not NULL). */
 void ah_xadd_raw(struct arch_harness *h, size_t n, const char *const *names,
                  const char *const *values, const size_t *value_lens, char *id, size_t idcap);
 
-/* Appends `count` message events numbered first.. (room "R<k % rooms>", seq = number), pipelined;
+/* Appends `count` message events numbered first.. (room "R<k % rooms>", seq = number) to their
+ * rooms' shards, pipelined;
  * every tenth is a query event instead when with_queries is set. Returns how many were queries. */
 int ah_xadd_messages(struct arch_harness *h, int first, int count, int rooms, int with_queries);
 

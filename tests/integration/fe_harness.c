@@ -733,42 +733,107 @@ static int decode_entry(const redisReply *entry, struct rrm_event *ev) {
     return 0;
 }
 
+/* One entry of a shard stream, for sorting. */
+struct shard_entry {
+    const redisReply *entry;
+    unsigned long long ms, seq;
+    unsigned shard;
+};
+
+static int by_id_then_shard(const void *a, const void *b) {
+    const struct shard_entry *x = a, *y = b;
+    if (x->ms != y->ms)
+        return x->ms < y->ms ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return x->shard < y->shard ? -1 : x->shard > y->shard;
+}
+
 int fe_events_load(struct fe_cluster *c, struct fe_events *out) {
     memset(out, 0, sizeof(*out));
     redisContext *rc = fe_redis_client(c);
     if (!rc)
         return -1;
-    out->reply = redisCommand(rc, "XRANGE rrm:events - +");
-    redisFree(rc);
-    if (!out->reply || out->reply->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "fe_events: XRANGE rrm:events failed\n");
-        fe_events_free(out);
-        return -1;
+    struct shard_entry *all = NULL;
+    int rc_ = -1;
+    redisReply *keys = redisCommand(rc, "KEYS rrm:events:{*}");
+    if (!keys || keys->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "fe_events: KEYS rrm:events:{*} failed\n");
+        goto out;
     }
-    out->n = out->reply->elements;
+    out->replies = calloc(keys->elements ? keys->elements : 1, sizeof(*out->replies));
+    unsigned *shards = calloc(keys->elements ? keys->elements : 1, sizeof(*shards));
+    if (!out->replies || !shards) {
+        free(shards);
+        goto out;
+    }
+    size_t total = 0;
+    for (size_t k = 0; k < keys->elements; k++) {
+        redisReply *r = redisCommand(rc, "XRANGE %s - +", keys->element[k]->str);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "fe_events: XRANGE %s failed\n", keys->element[k]->str);
+            if (r)
+                freeReplyObject(r);
+            free(shards);
+            goto out;
+        }
+        out->replies[out->nreplies] = r;
+        shards[out->nreplies++] = (unsigned)strtoul(keys->element[k]->str + 12, NULL, 10);
+        total += r->elements;
+    }
+    all = calloc(total ? total : 1, sizeof(*all));
+    if (!all) {
+        free(shards);
+        goto out;
+    }
+    for (size_t k = 0, at = 0; k < out->nreplies; k++) {
+        for (size_t i = 0; i < out->replies[k]->elements; i++, at++) {
+            const redisReply *e = out->replies[k]->element[i];
+            all[at].entry = e;
+            all[at].shard = shards[k];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements == 2)
+                sscanf(e->element[0]->str, "%llu-%llu", &all[at].ms, &all[at].seq);
+        }
+    }
+    free(shards);
+    qsort(all, total, sizeof(*all), by_id_then_shard);
+    out->n = total;
     out->ev = calloc(out->n ? out->n : 1, sizeof(*out->ev));
     out->ok = calloc(out->n ? out->n : 1, sizeof(*out->ok));
-    if (!out->ev || !out->ok) {
-        fe_events_free(out);
-        return -1;
-    }
+    out->shard = calloc(out->n ? out->n : 1, sizeof(*out->shard));
+    out->id = calloc(out->n ? out->n : 1, sizeof(*out->id));
+    if (!out->ev || !out->ok || !out->shard || !out->id)
+        goto out;
     for (size_t i = 0; i < out->n; i++) {
-        out->ok[i] = decode_entry(out->reply->element[i], &out->ev[i]) == 0;
+        out->shard[i] = all[i].shard;
+        out->ok[i] = decode_entry(all[i].entry, &out->ev[i]) == 0;
+        out->id[i] = out->ok[i] ? all[i].entry->element[0]->str : "";
         if (!out->ok[i]) {
             memset(&out->ev[i], 0, sizeof(out->ev[i]));
             out->decode_errors++;
         }
     }
-    return 0;
+    rc_ = 0;
+out:
+    free(all);
+    if (keys)
+        freeReplyObject(keys);
+    redisFree(rc);
+    if (rc_)
+        fe_events_free(out);
+    return rc_;
 }
 
 void fe_events_free(struct fe_events *e) {
     if (!e)
         return;
-    if (e->reply)
-        freeReplyObject(e->reply);
+    for (size_t i = 0; i < e->nreplies; i++)
+        freeReplyObject(e->replies[i]);
+    free(e->replies);
     free(e->ev);
     free(e->ok);
+    free(e->shard);
+    free(e->id);
     memset(e, 0, sizeof(*e));
 }
 

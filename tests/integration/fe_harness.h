@@ -236,16 +236,20 @@ json_t *fe_query_room(struct wsc *ws, int timeout_ms);
 /* 1 if the JSON array `clients` of a room_info holds an entry with this device_id. */
 int fe_has_client(json_t *room_info, const char *device);
 
-/* Every entry of the archive stream rrm:events, decoded with event_decode. */
+/* Every entry of the archive streams rrm:events:{N}, decoded with event_decode, ordered by entry
+ * id (the Redis clock), entries of equal ids by shard; within a shard, stream order. */
 struct fe_events {
-    redisReply *reply;    /* XRANGE reply; the events borrow its strings */
+    redisReply **replies; /* one XRANGE reply per shard stream; the events borrow its strings */
+    size_t nreplies;
     size_t n;             /* number of entries */
     struct rrm_event *ev; /* n decoded events (zeroed where decoding failed) */
     int *ok;              /* n flags: 1 if event_decode succeeded */
+    unsigned *shard;      /* n shards: the N of the stream each entry is in */
+    const char **id;      /* n entry ids */
     size_t decode_errors; /* entries event_decode rejected (their reasons were printed) */
 };
 
-/* Load and decode the stream. Returns 0 or -1. Free with fe_events_free. */
+/* Load and decode the streams. Returns 0 or -1. Free with fe_events_free. */
 int fe_events_load(struct fe_cluster *c, struct fe_events *out);
 void fe_events_free(struct fe_events *e);
 

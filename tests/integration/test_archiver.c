@@ -209,7 +209,12 @@ static void test_every_type_lands(void **state) {
                   "(SELECT COUNT(*) FROM room_queries), (SELECT connect_count FROM devices "
                   "WHERE device_id = 'dev-1'), (SELECT CONCAT(created_at, recycled_at) "
                   "FROM rooms))");
-    ah_redis_ok(h, "XGROUP SETID %s %s 0", KEYS_EVENTS, AH_GROUP);
+    for (unsigned s = 0; s < ah_shards(h); s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        if (ah_redis_int(h, "XLEN %s", key) > 0)
+            ah_redis_ok(h, "XGROUP SETID %s %s 0", key, AH_GROUP);
+    }
     ah_start(h, &a, "types-2", NULL);
     ah_wait_drained(h, AH_WAIT_MS);
     long long pending, lag, read;
@@ -332,9 +337,12 @@ static void test_poison_entries_are_dead_lettered(void **state) {
 
     char good1[48], good2[48], good3[48], v2[48], nobody[48], seq0[48], longdev[48], badutf[48],
         rejected[48];
-    ah_xadd_messages(h, 1, 1, 1, 0);
-    redisReply *r = ah_redis(h, "XREVRANGE %s + - COUNT 1", KEYS_EVENTS);
-    snprintf(good1, sizeof(good1), "%s", r->element[0]->element[0]->str);
+    ah_xadd_messages(h, 1, 1, 1, 0); /* room R0 */
+    char r0[KEYS_MAX];
+    ah_events_key(h, "R0", r0, sizeof(r0));
+    redisReply *r = ah_redis(h, "XREVRANGE %s + - COUNT 1", r0);
+    snprintf(good1, sizeof(good1), "%u/%s", keys_event_shard("R0", 2, ah_shards(h)),
+             r->element[0]->element[0]->str);
     freeReplyObject(r);
 
     const char *n_v2[] = {"v", "type", "ts"};
@@ -397,7 +405,10 @@ static void test_schema_and_migrations(void **state) {
                 "SELECT COUNT(*) FROM schema_migrations WHERE version = 1 AND "
                 "name = 'init'");
     ah_wait_log(h, &a, "\"archiving\"", 1, AH_WAIT_MS);
-    assert_int_equal(ah_log_count(&a, "schema migration applied"), 1);
+    assert_int_equal(ah_log_count(&a, "schema migration applied"), 2);
+    ah_expect(h, "1:init 2:sharded_event_ids",
+              "SELECT GROUP_CONCAT(CONCAT(version, ':', name) ORDER BY version SEPARATOR ' ') "
+              "FROM schema_migrations");
     assert_exit_status(h, ah_stop(&a, SIGTERM), 0);
 
     /* A second start finds nothing to apply. */
@@ -456,6 +467,12 @@ static void test_schema_and_migrations(void **state) {
         {"messages", "message_type", ARCH_KIND_MAX},
         {"room_events", "action", ARCH_ACTION_MAX},
         {"messages", "event_id", ARCH_EVENT_ID_MAX},
+        {"rooms", "created_event_id", ARCH_EVENT_ID_MAX},
+        {"rooms", "recycled_event_id", ARCH_EVENT_ID_MAX},
+        {"connections", "event_id", ARCH_EVENT_ID_MAX},
+        {"connections", "disconnect_event_id", ARCH_EVENT_ID_MAX},
+        {"room_queries", "event_id", ARCH_EVENT_ID_MAX},
+        {"room_events", "event_id", ARCH_EVENT_ID_MAX},
         {"messages", "message_content", ARCH_BODY_MAX},
     };
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
@@ -471,7 +488,8 @@ static void test_schema_and_migrations(void **state) {
 static void test_backlog_warning(void **state) {
     struct arch_harness *h = *state;
     ah_fresh(h, "arch_backlog");
-    /* 1500 entries waiting against a cap of 1000: more than half the outage buffer is used. */
+    /* 1500 entries of 3 rooms waiting against a cap of 1000, 63 per shard: more than half of a
+     * shard's outage buffer is used. */
     ah_xadd_messages(h, 1, 1500, 3, 0);
     const char *small_cap[] = {"RRM_STREAM_MAXLEN=1000", NULL};
     struct ah_archiver a;
@@ -480,7 +498,7 @@ static void test_backlog_warning(void **state) {
     ah_wait_drained(h, AH_WAIT_MS);
     assert_exit_status(h, ah_stop(&a, SIGTERM), 0);
     /* The archiver itself never trims the stream. */
-    assert_int_equal(ah_redis_int(h, "XLEN %s", KEYS_EVENTS), 1500);
+    assert_int_equal(ah_events_len(h), 1500);
 }
 
 /* Runs the archiver with one bad setting; it must exit 2 with one line naming the variable. */

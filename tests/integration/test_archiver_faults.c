@@ -65,14 +65,24 @@ static void test_reclaims_dead_consumer(void **state) {
     struct arch_harness *h = *state;
     ah_fresh(h, "arch_reclaim");
     int queries = ah_xadd_messages(h, 1, 3000, 10, 1);
-    /* A consumer that reads 1000 entries and sits on them. Its alive mark is still there (a stuck
-     * process, or one of a version without marks and a leftover key), so takeover leaves it
-     * alone: only the claim by idle time gets the entries. */
-    ah_redis_ok(h, "XGROUP CREATE %s %s 0 MKSTREAM", KEYS_EVENTS, AH_GROUP);
-    redisReply *r =
-        ah_redis(h, "XREADGROUP GROUP %s ghost COUNT 1000 STREAMS %s >", AH_GROUP, KEYS_EVENTS);
-    assert_non_null(r);
-    freeReplyObject(r);
+    /* A consumer that reads up to 200 entries of every shard and sits on them. Its alive mark is
+     * still there (a stuck process, or one of a version without marks and a leftover key), so
+     * takeover leaves it alone: only the claim by idle time gets the entries. */
+    int ghost_streams = 0;
+    for (unsigned s = 0; s < ah_shards(h); s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        if (ah_redis_int(h, "EXISTS %s", key) == 0)
+            continue;
+        ah_redis_ok(h, "XGROUP CREATE %s %s 0", key, AH_GROUP);
+        redisReply *r =
+            ah_redis(h, "XREADGROUP GROUP %s ghost COUNT 200 STREAMS %s >", AH_GROUP, key);
+        assert_non_null(r);
+        freeReplyObject(r);
+        ghost_streams++;
+    }
+    assert_true(ghost_streams >= 5); /* R0..R9 are spread over several shards */
+    redisReply *r;
     char mark[512];
     assert_true(keys_archiver_alive(mark, sizeof(mark), AH_GROUP, "ghost") > 0);
     ah_redis_ok(h, "SET %s 1 PX 600000", mark);
@@ -82,10 +92,16 @@ static void test_reclaims_dead_consumer(void **state) {
     ah_start(h, &a, "reclaimer", fast_claim);
     expect_exactly_once(h, 3000 - queries, queries);
     ah_wait_log(h, &a, "reclaimed entries of a stale consumer", 1, 1000);
-    r = ah_redis(h, "XPENDING %s %s - + 10 ghost", KEYS_EVENTS, AH_GROUP);
-    assert_non_null(r);
-    assert_int_equal(r->elements, 0);
-    freeReplyObject(r);
+    for (unsigned s = 0; s < ah_shards(h); s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        if (ah_redis_int(h, "EXISTS %s", key) == 0)
+            continue;
+        r = ah_redis(h, "XPENDING %s %s - + 10 ghost", key, AH_GROUP);
+        assert_non_null(r);
+        assert_int_equal(r->elements, 0);
+        freeReplyObject(r);
+    }
     assert_exit_status(h, ah_stop(&a, SIGTERM), 0);
 }
 

@@ -44,9 +44,10 @@ static int kill_leftovers(void **state) {
     return 0;
 }
 
-/* Pending entries of consumer `name` in the archivers' group, -1 when it is not in the group. */
-static long long consumer_pending(struct arch_harness *h, const char *name) {
-    redisReply *r = ah_redis(h, "XINFO CONSUMERS %s %s", KEYS_EVENTS, AH_GROUP);
+/* Pending entries of consumer `name` in the archivers' group on one stream, -1 when it is not a
+ * consumer there. */
+static long long consumer_pending_in(struct arch_harness *h, const char *stream, const char *name) {
+    redisReply *r = ah_redis(h, "XINFO CONSUMERS %s %s", stream, AH_GROUP);
     assert_non_null(r);
     long long pending = -1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -64,6 +65,43 @@ static long long consumer_pending(struct arch_harness *h, const char *name) {
     }
     freeReplyObject(r);
     return pending;
+}
+
+/* Pending entries of consumer `name` summed over the shard streams, -1 when it is a consumer in
+ * none; *streams (if not NULL) gets the number of streams it is a consumer in. */
+static long long consumer_pending_n(struct arch_harness *h, const char *name, int *streams) {
+    long long sum = -1;
+    int in = 0;
+    for (unsigned s = 0; s < ah_shards(h); s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        if (ah_redis_int(h, "EXISTS %s", key) == 0)
+            continue;
+        long long n = consumer_pending_in(h, key, name);
+        if (n >= 0) {
+            sum = (sum < 0 ? 0 : sum) + n;
+            in++;
+        }
+    }
+    if (streams)
+        *streams = in;
+    return sum;
+}
+
+static long long consumer_pending(struct arch_harness *h, const char *name) {
+    return consumer_pending_n(h, name, NULL);
+}
+
+/* Number of shard streams in which consumer `name` holds pending entries. */
+static int streams_pending(struct arch_harness *h, const char *name) {
+    int in = 0;
+    for (unsigned s = 0; s < ah_shards(h); s++) {
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), s);
+        if (ah_redis_int(h, "EXISTS %s", key) && consumer_pending_in(h, key, name) > 0)
+            in++;
+    }
+    return in;
 }
 
 static void wait_pending(struct arch_harness *h, const char *name, long long want, int timeout_ms) {
@@ -119,6 +157,8 @@ static void mark_key(char *buf, size_t cap, const char *consumer) {
 /* Appends `count` messages numbered first.. and reads them as consumer `name` in one MULTI/EXEC,
  * so that no archiver reads them first: they are pending for `name`, which never saw them. */
 static void inject(struct arch_harness *h, const char *name, int first, int count) {
+    char stream[KEYS_MAX]; /* room RI's shard */
+    ah_events_key(h, "RI", stream, sizeof(stream));
     redisContext *rc = ah_redis_client(h);
     assert_non_null(rc);
     assert_int_equal(redisAppendCommand(rc, "MULTI"), REDIS_OK);
@@ -138,13 +178,13 @@ static void inject(struct arch_harness *h, const char *name, int first, int coun
         ev.body = (struct event_str){body, (size_t)len};
         ev.seq = i;
         struct event_numbers nums;
-        const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", KEYS_EVENTS, "*"};
-        size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(KEYS_EVENTS), 1};
+        const char *argv[3 + 2 * EVENT_MAX_FIELDS] = {"XADD", stream, "*"};
+        size_t lens[3 + 2 * EVENT_MAX_FIELDS] = {4, strlen(stream), 1};
         size_t n = 3 + event_encode_argv(&ev, &nums, argv + 3, lens + 3);
         assert_int_equal(redisAppendCommandArgv(rc, (int)n, argv, lens), REDIS_OK);
     }
     assert_int_equal(redisAppendCommand(rc, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s >",
-                                        AH_GROUP, name, count, KEYS_EVENTS),
+                                        AH_GROUP, name, count, stream),
                      REDIS_OK);
     assert_int_equal(redisAppendCommand(rc, "EXEC"), REDIS_OK);
     for (int i = 0; i < count + 3; i++) {
@@ -180,17 +220,39 @@ static void test_sigkill_replacement_takes_over(void **state) {
     ah_wait_log(h, &a, "\"msg\":\"archiving\"", 1, AH_WAIT_MS);
     assert_exited_0(h, ah_stop(&a, SIGTERM));
 
-    /* With the messages table locked, the archiver reads two full batches and its writers wait:
-     * 1000 entries read and not committed, for as long as the lock is held. */
+    /* With the messages table locked, the archiver reads two batches, each of one shard, and its
+     * writers wait: entries of two shards read and not committed, for as long as the lock is held.
+     * The 10 rooms are spread over several shards. */
     MYSQL *lock = mariadb_server_client(ah_db(h), db);
     assert_non_null(lock);
     assert_int_equal(mysql_query(lock, "LOCK TABLES messages WRITE"), 0);
     const int n = 1000;
     ah_xadd_messages(h, 1, n, 10, 0);
+    unsigned used[AH_SHARDS] = {0}, nused = 0;
+    for (int r = 0; r < 10; r++) {
+        char room[8];
+        snprintf(room, sizeof(room), "R%d", r);
+        unsigned s = keys_event_shard(room, strlen(room), AH_SHARDS);
+        nused += !used[s];
+        used[s] = 1;
+    }
+    assert_true(nused >= 5);
     spawn(h, &a, "pod-a", NULL); /* RRM_BATCH_SIZE=500, 2 writers */
-    wait_pending(h, "pod-a", n, AH_WAIT_MS);
+    int64_t deadline = proc_now_ms() + AH_WAIT_MS;
+    while (streams_pending(h, "pod-a") < 2) {
+        if (proc_remaining_ms(deadline) == 0) {
+            ah_dump_logs(h);
+            fail_msg("pod-a did not read two batches");
+        }
+        ah_sleep_ms(20);
+    }
 
     ah_stop(&a, SIGKILL);
+    /* pod-a is a consumer of each shard's group it read from (empty reads included) */
+    int pod_a_streams = 0;
+    long long held = consumer_pending_n(h, "pod-a", &pod_a_streams);
+    assert_true(held > 0 && held < n);
+    assert_true(pod_a_streams >= 2);
     assert_int_equal(mysql_query(lock, "UNLOCK TABLES"), 0);
     mysql_close(lock);
     assert_int_equal(ah_int_q(h, MESSAGES), 0);
@@ -210,8 +272,8 @@ static void test_sigkill_replacement_takes_over(void **state) {
     wait_pending(h, "pod-a", -1, AH_WAIT_MS);
     assert_int_equal(consumer_pending(h, "schema"), -1);
     /* The status records count it. */
-    wait_status_sum(h, &b, "taken_over", n);
-    wait_status_sum(h, &b, "consumers_removed", 1);
+    wait_status_sum(h, &b, "taken_over", held);
+    wait_status_sum(h, &b, "consumers_removed", pod_a_streams); /* counted per stream */
     assert_exited_0(h, ah_stop(&b, SIGTERM));
 }
 
@@ -273,17 +335,18 @@ static void test_two_live_archivers_keep_their_entries(void **state) {
 static void test_dead_consumers_removed(void **state) {
     struct arch_harness *h = *state;
     ah_fresh(h, "arch_takeover_ghosts");
-    ah_redis_ok(h, "XGROUP CREATE %s %s 0 MKSTREAM", KEYS_EVENTS, AH_GROUP);
-    char key[512];
+    char ri[KEYS_MAX], key[512];
+    ah_events_key(h, "RI", ri, sizeof(ri));
+    ah_redis_ok(h, "XGROUP CREATE %s %s 0 MKSTREAM", ri, AH_GROUP);
     /* Consumers in name order, which is the order the archiver looks at them. */
     inject(h, "a-live", 1, 5);
     mark_key(key, sizeof(key), "a-live");
     ah_redis_ok(h, "SET %s 1 PX 120000", key);
-    ah_redis_ok(h, "XGROUP CREATECONSUMER %s %s b-live-idle", KEYS_EVENTS, AH_GROUP);
+    ah_redis_ok(h, "XGROUP CREATECONSUMER %s %s b-live-idle", ri, AH_GROUP);
     mark_key(key, sizeof(key), "b-live-idle");
     ah_redis_ok(h, "SET %s 1 PX 120000", key);
     inject(h, "c-dead", 101, 5);
-    ah_redis_ok(h, "XGROUP CREATECONSUMER %s %s d-dead-empty", KEYS_EVENTS, AH_GROUP);
+    ah_redis_ok(h, "XGROUP CREATECONSUMER %s %s d-dead-empty", ri, AH_GROUP);
 
     struct ah_archiver a;
     spawn(h, &a, "sweeper", NULL);

@@ -2,7 +2,8 @@
  * test_fe_cluster.c - rrm-frontend as a cluster (BRIEF §3): relay across nodes, reconnecting to
  * the same room through another node, the same device on two nodes, a SIGKILLed node's members
  * being removed, recovery after a Redis restart, the SIGTERM drain, recycling of empty rooms,
- * and the archive events a scripted session leaves in the stream rrm:events.
+ * and the archive events a scripted session leaves in the streams rrm:events:{N} (a room's events
+ * in its shard, in order; rooms spread over the shards).
  *
  * Every test gets a fresh cluster (redis + node-a + node-b) because several of them kill or stop
  * a node or Redis; the teardown asserts that every node still running exits 0 on SIGTERM.
@@ -670,7 +671,179 @@ static void test_archive_events(void **state) {
     assert_int_equal(count_events(&ev, EV_ROOM_RECYCLED, room), 1);
     long rr = find_event(&ev, 0, EV_ROOM_RECYCLED, NULL, room);
     assert_true(rr > da && rr > db);
+
+    /* The room was picked by the identify script (a named none): all of its events are in the
+     * room's shard of the default 16, so the order checked above is that stream's order; only the
+     * recycling, done for rooms of any shard at once, goes by the id of the node that did it. */
+    unsigned shard = keys_event_shard(room, strlen(room), 16);
+    size_t in_room = 0;
+    for (size_t i = 0; i < ev.n; i++) {
+        if (!ev.ok[i] || !fe_str_eq(ev.ev[i].room, room) || ev.ev[i].type == EV_ROOM_RECYCLED)
+            continue;
+        assert_int_equal(ev.shard[i], shard);
+        in_room++;
+    }
+    assert_int_equal(in_room, 2 + 1 + 2 + 4 + 1 + 2); /* connects, created, rooms, messages,
+                                                         query, disconnects */
+    assert_true(ev.shard[rr] == keys_event_shard("node-a", 6, 16) ||
+                ev.shard[rr] == keys_event_shard("node-b", 6, 16));
+    assert_int_equal(count_events(&ev, EV_ROOM_RECYCLED, NULL),
+                     count_events(&ev, EV_ROOM_RECYCLED, room));
     fe_events_free(&ev);
+}
+
+/* Named rooms on both nodes: each room's events are in the stream of its shard
+ * (keys_event_shard of the room id, of `shards`), in the order they happened, and the rooms are
+ * spread over several shards. Rooms the identify script picks (none named) have their events in
+ * their shard too: the script's Lua copy of keys_event_shard agrees with it. */
+static void check_events_sharded_by_room(struct fe_cluster *c, unsigned shards) {
+    enum { ROOMS = 6, MSGS = 5, AUTO = 12 };
+    struct wsc *ws[ROOMS];
+    char conn[ROOMS][96], room[ROOMS][32];
+    char auto_room[AUTO][FE_ROOM_CAP];
+    for (int r = 0; r < AUTO; r++) {
+        char dev[32];
+        snprintf(dev, sizeof(dev), "auto-dev-%d", r);
+        json_t *rf = NULL;
+        json_t *id = json_pack("{s:s}", "device_id", dev);
+        struct wsc *a = fe_track(c, client_join_ex(fe_port(c, r % 2), id, NULL, &rf));
+        json_decref(id);
+        assert_non_null(a);
+        snprintf(auto_room[r], sizeof(auto_room[r]), "%s", fe_str(rf, "room_id"));
+        json_decref(rf);
+    }
+    for (int r = 0; r < ROOMS; r++) {
+        snprintf(room[r], sizeof(room[r]), "room-%d", r + 1);
+        char dev[32];
+        snprintf(dev, sizeof(dev), "shard-dev-%d", r);
+        json_t *cf = NULL;
+        json_t *id = json_pack("{s:s, s:s}", "device_id", dev, "room_id", room[r]);
+        ws[r] = fe_track(c, client_join_ex(fe_port(c, r % 2), id, &cf, NULL));
+        json_decref(id);
+        assert_non_null(ws[r]);
+        snprintf(conn[r], sizeof(conn[r]), "%s", fe_str(cf, "conn_id"));
+        json_decref(cf);
+    }
+    for (int i = 0; i < MSGS; i++)
+        for (int r = 0; r < ROOMS; r++) {
+            char text[64];
+            snprintf(text, sizeof(text), "{\"type\":\"text\",\"content\":\"%d\"}", i);
+            assert_int_equal(wsc_send_text(ws[r], text), 0);
+        }
+    for (int r = 0; r < ROOMS; r++)
+        fe_close(c, ws[r]);
+
+    /* wait for every disconnect */
+    int64_t deadline = proc_now_ms() + 15000;
+    struct fe_events ev;
+    for (;;) {
+        assert_int_equal(fe_events_load(c, &ev), 0);
+        int done = 1;
+        for (int r = 0; r < ROOMS && done; r++)
+            done = find_event(&ev, 0, EV_DISCONNECT, conn[r], room[r]) >= 0;
+        if (done)
+            break;
+        fe_events_free(&ev);
+        if (proc_remaining_ms(deadline) == 0)
+            fail_msg("the disconnects were not all archived within 15 s");
+        fe_poll_pause();
+    }
+    assert_int_equal(ev.decode_errors, 0);
+
+    for (int r = 0; r < AUTO; r++) {
+        unsigned shard = keys_event_shard(auto_room[r], strlen(auto_room[r]), shards);
+        size_t k = 0;
+        for (size_t i = 0; i < ev.n; i++) {
+            if (!ev.ok[i] || !fe_str_eq(ev.ev[i].room, auto_room[r]))
+                continue;
+            if (ev.shard[i] != shard)
+                fail_msg("event %zu of room %s (picked by the script) in shard %u, not %u", i,
+                         auto_room[r], ev.shard[i], shard);
+            k++;
+        }
+        assert_int_equal(k, 3); /* connect, room_created, room */
+    }
+
+    unsigned used[KEYS_EVENT_SHARDS_MAX] = {0};
+    for (int r = 0; r < ROOMS; r++) {
+        unsigned shard = keys_event_shard(room[r], strlen(room[r]), shards);
+        used[shard] = 1;
+        char key[KEYS_MAX];
+        keys_events(key, sizeof(key), shard);
+        /* the room's events, read back from its stream alone: connect, room, the messages by seq,
+         * disconnect */
+        redisContext *rc = fe_redis_client(c);
+        assert_non_null(rc);
+        redisReply *x = redisCommand(rc, "XRANGE %s - +", key);
+        redisFree(rc);
+        assert_non_null(x);
+        assert_int_equal(x->type, REDIS_REPLY_ARRAY);
+        enum event_type want[] = {EV_CONNECT, EV_ROOM_CREATED, EV_ROOM,    EV_MESSAGE,   EV_MESSAGE,
+                                  EV_MESSAGE, EV_MESSAGE,      EV_MESSAGE, EV_DISCONNECT};
+        size_t k = 0;
+        long long last_seq = 0;
+        for (size_t i = 0; i < ev.n; i++) {
+            if (!ev.ok[i] || !fe_str_eq(ev.ev[i].room, room[r]))
+                continue;
+            assert_int_equal(ev.shard[i], shard);
+            assert_true(k < sizeof(want) / sizeof(want[0]));
+            assert_int_equal(ev.ev[i].type, want[k]);
+            if (want[k] == EV_MESSAGE) {
+                assert_true(ev.ev[i].seq == last_seq + 1);
+                last_seq = ev.ev[i].seq;
+            }
+            k++;
+        }
+        assert_int_equal(k, sizeof(want) / sizeof(want[0]));
+        /* and in the stream itself they come in this order (other rooms of the shard between) */
+        size_t got = 0;
+        for (size_t i = 0; i < x->elements; i++) {
+            struct rrm_event e;
+            redisReply *f = x->element[i]->element[1];
+            const char *names[32], *values[32];
+            size_t nl[32], vl[32];
+            size_t n = f->elements / 2;
+            assert_true(n <= 32);
+            for (size_t j = 0; j < n; j++) {
+                names[j] = f->element[2 * j]->str;
+                nl[j] = f->element[2 * j]->len;
+                values[j] = f->element[2 * j + 1]->str;
+                vl[j] = f->element[2 * j + 1]->len;
+            }
+            char err[128];
+            assert_int_equal(event_decode(&e, names, nl, values, vl, n, err, sizeof(err)), 0);
+            if (!fe_str_eq(e.room, room[r]))
+                continue;
+            assert_true(got < sizeof(want) / sizeof(want[0]));
+            assert_int_equal(e.type, want[got]);
+            got++;
+        }
+        assert_int_equal(got, sizeof(want) / sizeof(want[0]));
+        freeReplyObject(x);
+    }
+    unsigned shards_used = 0;
+    for (unsigned s = 0; s < shards; s++)
+        shards_used += used[s];
+    assert_true(shards_used >= 3); /* room-1..6: shards 12 5 2 3 0 9 of 16, 4 5 0 3 5 6 of 7 */
+    /* every stream is one of the shards; nothing went to the single stream of older versions */
+    for (size_t i = 0; i < ev.n; i++)
+        assert_true(ev.shard[i] < shards);
+    assert_int_equal(fe_redis_exists(c, KEYS_EVENTS), 0);
+    fe_events_free(&ev);
+}
+
+static void test_events_sharded_by_room(void **state) {
+    check_events_sharded_by_room(*state, 16);
+}
+
+/* The same with RRM_EVENT_SHARDS=7. */
+static int setup_seven_shards(void **state) {
+    static const char *const env[] = {"RRM_EVENT_SHARDS=7", NULL};
+    return setup_cluster(state, env);
+}
+
+static void test_events_sharded_seven(void **state) {
+    check_events_sharded_by_room(*state, 7);
 }
 
 int main(void) {
@@ -686,6 +859,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_drain_refuses_new_connections, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_empty_room_recycled, setup_fast_recycle, fe_teardown),
         cmocka_unit_test_setup_teardown(test_archive_events, setup_fast_recycle, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_events_sharded_by_room, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_events_sharded_seven, setup_seven_shards, fe_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

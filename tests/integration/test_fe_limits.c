@@ -48,16 +48,22 @@ static int setup_byte_rate(void **state) {
     return start(state, 1, env);
 }
 
-/* 1000 (+100) entries of at most 4096 + 1024 + 1024 bytes: the smallest budget the check
- * accepts (fe_stream_bound_bytes). */
-#define STREAM_BUDGET (1100L * (4096 + 1024 + 1024))
+/* 4 shards of 250 entries of at most 4096 + 1024 + 1024 bytes, each with one stream node of slack
+ * (4096 bytes and one entry): the smallest budget the check accepts (fe_stream_bound_bytes). */
+#define STREAM_SHARDS 4
+#define STREAM_ENTRY (4096 + 1024 + 1024)
+#define STREAM_BUDGET (STREAM_SHARDS * (250L * STREAM_ENTRY + 4096 + STREAM_ENTRY))
 
 static int setup_stream(void **state) {
     static char budget[64];
     snprintf(budget, sizeof(budget), "RRM_STREAM_MAX_BYTES=%ld", STREAM_BUDGET);
-    static const char *env[] = {
-        "RRM_MAX_FRAME_BYTES=4096",    "RRM_STREAM_MAXLEN=1000",           NULL,
-        "RRM_MAX_MSGS_PER_SEC=100000", "RRM_MAX_BYTES_PER_SEC=1000000000", NULL};
+    static const char *env[] = {"RRM_MAX_FRAME_BYTES=4096",
+                                "RRM_STREAM_MAXLEN=1000",
+                                NULL,
+                                "RRM_MAX_MSGS_PER_SEC=100000",
+                                "RRM_MAX_BYTES_PER_SEC=1000000000",
+                                "RRM_EVENT_SHARDS=4",
+                                NULL};
     env[2] = budget;
     return start(state, 1, env);
 }
@@ -285,8 +291,8 @@ static void test_stream_budget_checked_at_start(void **state) {
     free(dir);
 }
 
-/* 3000 messages of the largest size: the stream keeps at most its cap plus one node of entries,
- * and its memory stays within RRM_STREAM_MAX_BYTES. */
+/* 3000 messages of the largest size: the room's shard keeps at most its cap (1000 / 4) plus one
+ * node of entries, and the memory of all the shards stays within RRM_STREAM_MAX_BYTES. */
 static void test_stream_stays_within_budget(void **state) {
     struct fe_cluster *c = *state;
     enum { N = 3000 };
@@ -311,12 +317,21 @@ static void test_stream_stays_within_budget(void **state) {
                      redis_int(c, "HGET %s seq", kroom), N);
         fe_poll_pause();
     }
-    long long len = redis_int(c, "XLEN %s", KEYS_EVENTS);
-    long long bytes = redis_int(c, "MEMORY USAGE %s SAMPLES 0", KEYS_EVENTS);
-    print_message("stream: %lld entries, %lld bytes (budget %ld)\n", len, bytes, STREAM_BUDGET);
-    assert_true(len >= 1000);
-    assert_true(len <= 1000 + 100);
-    assert_true(bytes > 1000LL * 4096);
+    char kev[KEYS_MAX];
+    keys_events_for(kev, sizeof(kev), room, STREAM_SHARDS);
+    long long len = redis_int(c, "XLEN %s", kev);
+    long long bytes = 0;
+    for (unsigned s = 0; s < STREAM_SHARDS; s++) {
+        char k[KEYS_MAX];
+        keys_events(k, sizeof(k), s);
+        if (redis_int(c, "EXISTS %s", k))
+            bytes += redis_int(c, "MEMORY USAGE %s SAMPLES 0", k);
+    }
+    print_message("stream %s: %lld entries; all shards %lld bytes (budget %ld)\n", kev, len, bytes,
+                  STREAM_BUDGET);
+    assert_true(len >= 250);
+    assert_true(len <= 250 + 100);
+    assert_true(bytes > 250LL * 4096);
     assert_true(bytes <= STREAM_BUDGET);
 }
 

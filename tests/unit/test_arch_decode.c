@@ -278,6 +278,39 @@ static void test_values_that_do_not_fit(void **state) {
     expect_refused(&ev, "device", "\xff", NULL, "invalid UTF-8 in device");
 }
 
+/* Event ids: the bare stream id (the single stream of older versions) or "<shard>/<id>". */
+static void test_event_ids(void **state) {
+    (void)state;
+    struct rrm_event ev = base(EV_ROOM_RECYCLED);
+    ev.room = S("ROOM1");
+    struct fields f;
+    encode(&ev, &f);
+    static const char *const good[] = {"1-0", "1732550000000-3", "0/1-0", "15/1732550000000-3",
+                                       "1023/18446744073709551615-18446744073709551615"};
+    static const char *const bad[] = {
+        "",      "1",    "1-",        "-1",
+        "1-0/2", "/1-0", "12345/1-0", "a/1-0",
+        "1/",    "1/1",  "1//1-0",    "1/1-0-0",
+        "1/-0",  "x1-0", "1-0 ",      "1023/1844674407370955161500-18446744073709551615000"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct arch_row row;
+        char err[200] = "";
+        if (arch_row_decode(&row, good[i], strlen(good[i]), f.names, f.name_lens, f.values,
+                            f.value_lens, f.n, err, sizeof(err)))
+            fail_msg("event id '%s' refused: %s", good[i], err);
+        assert_int_equal(row.id_len, strlen(good[i]));
+    }
+    assert_true(strlen(good[4]) <= ARCH_EVENT_ID_MAX);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct arch_row row;
+        char err[200] = "";
+        if (arch_row_decode(&row, bad[i], strlen(bad[i]), f.names, f.name_lens, f.values,
+                            f.value_lens, f.n, err, sizeof(err)) == 0)
+            fail_msg("event id '%s' accepted", bad[i]);
+        assert_non_null(strstr(err, "entry id"));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_type_round_trips),
@@ -285,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_envelope),
         cmocka_unit_test(test_missing_required_fields),
         cmocka_unit_test(test_values_that_do_not_fit),
+        cmocka_unit_test(test_event_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

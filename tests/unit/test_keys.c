@@ -8,6 +8,7 @@
 
 #include "keys.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef int (*key_fn)(char *buf, size_t cap, const char *id);
@@ -104,6 +105,58 @@ static void test_ack_key(void **state) {
     assert_true(keys_room_ack(buf, sizeof(buf), room, dev, ack) > 0);
 }
 
+static void test_event_shard_is_fnv1a(void **state) {
+    (void)state;
+    /* The published FNV-1a 32-bit vectors: "" 0x811c9dc5, "a" 0xe40c292c, "foobar" 0xbf9cf968.
+     * With 0xffffffff shards the shard is the hash itself (none of these hashes is that value). */
+    assert_int_equal(keys_event_shard("", 0, 0xffffffffu), 0x811c9dc5u);
+    assert_int_equal(keys_event_shard("a", 1, 0xffffffffu), 0xe40c292cu);
+    assert_int_equal(keys_event_shard("foobar", 6, 0xffffffffu), 0xbf9cf968u);
+    /* Values this function must keep forever (computed with an independent implementation):
+     * FNV-1a("ROOM42") = 0xcbbc00a8, "lobby" = 0x1c5a0ed3, "room-1" = 0xbe84ce8c. */
+    assert_int_equal(keys_event_shard("ROOM42", 6, 16), 8);
+    assert_int_equal(keys_event_shard("ROOM42", 6, 1024), 168);
+    assert_int_equal(keys_event_shard("lobby", 5, 16), 3);
+    assert_int_equal(keys_event_shard("lobby", 5, 1024), 723);
+    assert_int_equal(keys_event_shard("room-1", 6, 16), 12);
+    assert_int_equal(keys_event_shard("room-2", 6, 16), 5);
+    assert_int_equal(keys_event_shard("room-3", 6, 16), 2);
+    assert_int_equal(keys_event_shard("room-3", 6, 7), 0);
+    /* One shard: everything in shard 0; only len bytes count. */
+    assert_int_equal(keys_event_shard("ROOM42", 6, 1), 0);
+    assert_int_equal(keys_event_shard("ROOM42xyz", 6, 1024), 168);
+    /* Bytes above 0x7f are taken unsigned. */
+    assert_int_equal(keys_event_shard("\xff", 1, 0xffffffffu), (0x811c9dc5u ^ 0xffu) * 16777619u);
+}
+
+static void test_events_key(void **state) {
+    (void)state;
+    char buf[KEYS_MAX];
+    assert_int_equal(keys_events(buf, sizeof(buf), 0), 14);
+    assert_string_equal(buf, "rrm:events:{0}");
+    assert_int_equal(keys_events(buf, sizeof(buf), 1023), 17);
+    assert_string_equal(buf, "rrm:events:{1023}");
+    /* the hash tag is exactly {N}: the shard's slot is the slot of "N" */
+    for (unsigned n = 0; n < KEYS_EVENT_SHARDS_MAX; n++) {
+        char want[16];
+        snprintf(want, sizeof(want), "%u", n);
+        assert_true(keys_events(buf, sizeof(buf), n) > 0);
+        const char *open = strchr(buf, '{');
+        assert_non_null(open);
+        const char *close = strchr(open, '}');
+        assert_non_null(close);
+        assert_int_equal((size_t)(close - open - 1), strlen(want));
+        assert_memory_equal(open + 1, want, strlen(want));
+        assert_string_equal(close + 1, "");
+        /* and it is not the legacy stream nor the dead letters */
+        assert_string_not_equal(buf, KEYS_EVENTS);
+        assert_string_not_equal(buf, KEYS_DEAD_LETTER);
+    }
+    /* exact fit and too small */
+    assert_int_equal(keys_events(buf, 15, 0), 14);
+    assert_int_equal(keys_events(buf, 14, 0), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
@@ -111,6 +164,8 @@ int main(void) {
         cmocka_unit_test(test_exact_fit_and_too_small),
         cmocka_unit_test(test_longest_ids_fit_keys_max),
         cmocka_unit_test(test_ack_key),
+        cmocka_unit_test(test_event_shard_is_fnv1a),
+        cmocka_unit_test(test_events_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

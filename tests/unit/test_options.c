@@ -57,6 +57,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o.status_interval_ms, 60000);
     assert_int_equal(o.stream_maxlen, 9000);
     assert_int_equal(o.stream_max_bytes, 768L * 1024 * 1024);
+    assert_int_equal(o.event_shards, 16);
     assert_int_equal(o.max_bytes_per_sec, 1048576);
     assert_int_equal(o.query_max_clients, 100);
     assert_int_equal(o.drain_timeout_ms, 10000);
@@ -224,14 +225,26 @@ static void test_check_stream_bytes(void **state) {
     struct fe_options o;
     load_defaults(&o);
     char err[512];
-    /* The defaults hold: 9,100 entries of 64 KiB + 16 KiB + 1 KiB fit 768 MiB. */
+    /* The defaults hold: 16 shards of ceil(9000 / 16) = 563 entries of 64 KiB + 16 KiB + 1 KiB,
+     * each with one stream node of slack (4 KiB and one entry), fit 768 MiB. */
+    assert_int_equal(fe_stream_shard_maxlen(&o), 563);
     assert_true(fe_stream_bound_bytes(&o) <= o.stream_max_bytes);
-    assert_int_equal(fe_stream_bound_bytes(&o), 9100LL * (65536 + 16384 + 1024));
+    assert_int_equal(fe_stream_bound_bytes(&o),
+                     16LL * (563 * (65536 + 16384 + 1024) + 4096 + (65536 + 16384 + 1024)));
+    /* One shard: the whole cap in one stream, one node of slack. */
+    o.event_shards = 1;
+    assert_int_equal(fe_stream_shard_maxlen(&o), 9000);
+    assert_int_equal(fe_stream_bound_bytes(&o),
+                     9000LL * (65536 + 16384 + 1024) + 4096 + (65536 + 16384 + 1024));
+    /* Shards that do not divide the cap round each shard's cap up. */
+    o.event_shards = 7;
+    assert_int_equal(fe_stream_shard_maxlen(&o), 1286);
+    o.event_shards = 16;
 
     /* Exactly at the budget is fine, one byte less is not. */
     o.stream_maxlen = 1000;
     o.max_frame_bytes = 4096;
-    o.stream_max_bytes = (1000 + 100) * (4096 + 1024 + 1024);
+    o.stream_max_bytes = 16 * (63 * (4096 + 1024 + 1024) + 4096 + (4096 + 1024 + 1024));
     assert_int_equal(fe_options_check(&o, err, sizeof(err)), 0);
     o.stream_max_bytes--;
     err[0] = '\0';
@@ -240,6 +253,7 @@ static void test_check_stream_bytes(void **state) {
     assert_non_null(strstr(err, "--stream-maxlen"));
     assert_non_null(strstr(err, "RRM_STREAM_MAX_BYTES"));
     assert_non_null(strstr(err, "RRM_MAX_FRAME_BYTES"));
+    assert_non_null(strstr(err, "RRM_EVENT_SHARDS"));
 
     /* The old default of a million entries only fits with small messages or more memory; the
      * check sees the combination, as an operator would set it through the environment. */
