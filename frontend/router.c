@@ -636,16 +636,7 @@ int router_eval(struct router *r, enum script_id id, router_reply_fn *cb, void *
     const char *av[EVAL_MAX_ARGS + 3];
     size_t al[EVAL_MAX_ARGS + 3];
     char nk[16];
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = r->sha[id];
-    al[1] = 40;
-    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[2] = nk;
-    for (int i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        al[i + 3] = lens ? lens[i] : strlen(argv[i]);
-    }
+    scripts_evalsha_args(r->sha[id], nkeys, argc, argv, lens, av, al, nk);
     if (req_format(q, argc + 3, av, al) != 0) {
         req_put(r, q);
         return -1;

@@ -435,6 +435,20 @@ size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *arg
     return (size_t)(p - buf);
 }
 
+void scripts_evalsha_args(const char *sha, int nkeys, int argc, const char **argv,
+                          const size_t *lens, const char **av, size_t *al, char nk[16]) {
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = sha;
+    al[1] = 40;
+    al[2] = (size_t)snprintf(nk, 16, "%d", nkeys);
+    av[2] = nk;
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = lens ? lens[i] : strlen(argv[i]);
+    }
+}
+
 int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id id,
                  redisCallbackFn *cb, void *priv, int nkeys, int argc, const char **argv,
                  const size_t *lens) {
@@ -444,16 +458,7 @@ int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id 
     char nk[16];
     if (!ac || !s->loaded || argc > MAX_ARGS)
         return -1;
-    av[0] = "EVALSHA";
-    al[0] = 7;
-    av[1] = s->sha[id];
-    al[1] = 40;
-    al[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[2] = nk;
-    for (int i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        al[i + 3] = lens ? lens[i] : strlen(argv[i]);
-    }
+    scripts_evalsha_args(s->sha[id], nkeys, argc, argv, lens, av, al, nk);
     /* The request is formatted here rather than by hiredis's printf-style formatter, which was
      * the largest single cost of a relayed message in the frontend (callgrind). hiredis 0.14
      * looks for the command's name with strchr, so the request ends with a NUL. */
