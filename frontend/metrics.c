@@ -3,11 +3,14 @@
 
 #include "app.h"
 #include "fanout.h"
+#include "procstat.h"
 #include "router.h"
 #include "tls.h"
 #include "util.h"
 
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <libwebsockets.h>
 
 static void metric(struct textbuf *r, const char *name, const char *type, const char *help,
                    uint64_t v) {
@@ -16,7 +19,7 @@ static void metric(struct textbuf *r, const char *name, const char *type, const 
 
 void metrics_write(struct app *app, struct textbuf *r) {
     const struct fe_stats *st = &app->stats;
-    metric(r, "rrm_connections", "gauge", "Open WebSocket connections.",
+    metric(r, "rrm_open_connections", "gauge", "Open WebSocket connections.",
            (uint64_t)app->connections);
     metric(r, "rrm_connections_total", "counter", "WebSocket connections accepted.",
            st->connections_total);
@@ -125,11 +128,21 @@ void metrics_write(struct app *app, struct textbuf *r) {
            st->epochs_renewed);
     metric(r, "rrm_redis_drops_total", "counter", "Times the Redis command link dropped.",
            app->router ? router_drops(app->router) : 0);
-    metric(r, "rrm_redis_rtt_microseconds", "gauge", "Last Redis PING round trip.",
-           app->router ? (uint64_t)router_rtt_us(app->router) : 0);
+    textbuf_add(r,
+                "# HELP rrm_redis_rtt_seconds Last Redis PING round trip (the slowest link).\n"
+                "# TYPE rrm_redis_rtt_seconds gauge\nrrm_redis_rtt_seconds %.6f\n",
+                app->router ? (double)router_rtt_us(app->router) / 1e6 : 0.0);
     metric(r, "rrm_ready", "gauge", "1 when Redis is reachable and the node is not draining.",
            (uint64_t)(app_redis_ready(app) && !app->draining));
-    metric(r, "rrm_resident_memory_kib", "gauge", "Resident memory.", (uint64_t)util_rss_kib());
+    char proc[2048];
+    size_t plen = procstat_self_metrics(proc, sizeof(proc));
+    textbuf_add(r, "%.*s", (int)plen, proc);
+    textbuf_add(r,
+                "# HELP rrm_build_info The build: version (git describe of its source), and the "
+                "libwebsockets and hiredis it runs with.\n# TYPE rrm_build_info gauge\n"
+                "rrm_build_info{version=\"%s\",libwebsockets=\"%s\",hiredis=\"%d.%d.%d\"} 1\n",
+                RRM_VERSION, lws_get_library_version(), HIREDIS_MAJOR, HIREDIS_MINOR,
+                HIREDIS_PATCH);
     textbuf_add(r, "# HELP rrm_auth_failures_total Tokens refused (identify and refresh), by "
                    "reason.\n# TYPE rrm_auth_failures_total counter\n");
     for (int i = AUTH_OK + 1; i < AUTH_RESULT_COUNT; i++)

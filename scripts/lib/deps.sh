@@ -9,6 +9,7 @@ rrm_packages=(
     redis-server mariadb-server jq
     nginx # in front of two frontends: tests/integration/test_fe_proxy.c
     python3-yaml # scripts/check-k8s
+    prometheus # promtool: the tests check /metrics with `promtool check metrics`
     clang libclang-rt-dev # libFuzzer targets: scripts/fuzz, scripts/test
 )
 

@@ -131,7 +131,7 @@ int fe_wait_ready(int port, int want_status, int timeout_ms);
 
 /*
  * Value of one Prometheus series from GET /metrics on port (a node's fe_admin_port), e.g.
- * "rrm_connections" or "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with labels).
+ * "rrm_open_connections" or "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with labels).
  * Returns the value
  * (>= 0) or -1 if the request failed or the series is missing.
  */

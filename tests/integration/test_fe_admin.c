@@ -208,7 +208,45 @@ static void test_endpoints_by_port(void **state) {
     assert_non_null(strstr(page, "<tr><td>admin-1</td>"));
     assert_non_null(strstr(strstr(page, "<tr><td>admin-1</td>"), "<td>127.0.0.1</td>"));
     free(page);
-    assert_true(fe_metric(admin, "rrm_connections") >= 1);
+    assert_true(fe_metric(admin, "rrm_open_connections") >= 1);
+}
+
+/* What /metrics writes passes Prometheus's own linter (promtool, from Debian's prometheus
+ * package), and carries the standard process metrics and the build's info. */
+static void test_metrics_lint(void **state) {
+    struct fe_cluster *c = *state;
+    int admin = fe_admin_port(c, 0);
+    struct wsc *ws = fe_join(c, 0, "lint-1", NULL, "lint-room", NULL);
+    assert_non_null(ws);
+    char *body = NULL;
+    assert_int_equal(http_get("127.0.0.1", admin, "/metrics", &body), 200);
+    assert_non_null(body);
+    char path[] = "/tmp/rrm-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len = strlen(body);
+    assert_int_equal(write(fd, body, len), (ssize_t)len);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char out[4096] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    int status = pclose(f);
+    unlink(path);
+    if (status != 0)
+        fail_msg("promtool check metrics (status %d): %s", status, out);
+    assert_true(fe_metric(admin, "process_resident_memory_bytes") > 1000000);
+    assert_true(fe_metric(admin, "process_open_fds") >= 3);
+    assert_true(fe_metric(admin, "process_max_fds") >= 1024);
+    assert_true(fe_metric(admin, "process_start_time_seconds") > 1700000000);
+    assert_true(fe_metric(admin, "rrm_redis_rtt_seconds") >= 0);
+    assert_non_null(strstr(body, "\nrrm_build_info{version=\""));
+    assert_non_null(strstr(body, "\nprocess_cpu_seconds_total "));
+    assert_null(strstr(body, "rrm_connections "));
+    free(body);
 }
 
 /* The admin port carries no WebSocket: an upgrade there gets 404 and is counted; the public port
@@ -315,6 +353,7 @@ static void test_any_origin_by_default(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_endpoints_by_port, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_lint, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_refused_on_admin_port, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_no_admin_listener, setup_no_admin, fe_teardown),
         cmocka_unit_test_setup_teardown(test_admin_bind, setup_admin_bind, fe_teardown),

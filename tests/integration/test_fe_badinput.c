@@ -443,13 +443,13 @@ static void test_invalid_json_after_identify(void **state) {
     expect_alive(a);
 }
 
-/* Poll until the gauge rrm_connections equals want. */
+/* Poll until the gauge rrm_open_connections equals want. */
 static void wait_connections(int admin_port, long long want) {
     int64_t deadline = proc_now_ms() + 10000;
     long long v;
-    while ((v = fe_metric(admin_port, "rrm_connections")) != want) {
+    while ((v = fe_metric(admin_port, "rrm_open_connections")) != want) {
         if (proc_remaining_ms(deadline) == 0)
-            fail_msg("rrm_connections stayed %lld, want %lld", v, want);
+            fail_msg("rrm_open_connections stayed %lld, want %lld", v, want);
         fe_poll_pause();
     }
 }

@@ -114,7 +114,7 @@ static void test_internal_protocol_unreachable(void **state) {
     static const char *const hdr[] = {"Sec-WebSocket-Protocol: rrm-redis", NULL};
     struct wsc *ws = fe_track(c, wsc_connect_ex("127.0.0.1", port, "/", hdr, T));
     assert_non_null(ws);
-    assert_true(fe_wait_metric(admin, "rrm_connections", 1, T) >= 1);
+    assert_true(fe_wait_metric(admin, "rrm_open_connections", 1, T) >= 1);
     assert_int_equal(fe_wait_close(ws, T), 1008);
     assert_true(fe_wait_metric(admin, "rrm_identify_timeouts_total", 1, T) >= 1);
     fe_close(c, ws);

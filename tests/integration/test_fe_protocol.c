@@ -551,10 +551,10 @@ static void test_http_endpoints(void **state) {
     expect_http(port, "/no-such-page", 404, NULL);
     char *body = NULL;
     expect_http(admin, "/metrics", 200, &body);
-    assert_non_null(strstr(body, "# TYPE rrm_connections gauge"));
+    assert_non_null(strstr(body, "# TYPE rrm_open_connections gauge"));
     assert_non_null(strstr(body, "rrm_client_errors_total{code=\"invalid_json\"}"));
     free(body);
-    assert_true(fe_metric(admin, "rrm_connections") >= 1);
+    assert_true(fe_metric(admin, "rrm_open_connections") >= 1);
     assert_true(fe_metric(admin, "rrm_messages_in_total") >= 0);
     assert_true(fe_metric(admin, "rrm_slow_consumers_total") >= 0);
     /* the status page shows this node's rooms */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,70 @@ static const char status_text[] = "Name:\trrm-frontend\n"
                                   "voluntary_ctxt_switches:\t1520\n"
                                   "nonvoluntary_ctxt_switches:\t12\n";
 
+/* The fields behind the process_* metrics: starttime 1000, vsize 123456789, rss 2048 pages. */
+static void test_parse_stat_fields(void **state) {
+    (void)state;
+    char comm[32];
+    struct procstat_stat st;
+    assert_int_equal(
+        procstat_parse_stat_fields("4242 (my (weird) proc)" STAT_TAIL, comm, sizeof(comm), &st), 0);
+    assert_int_equal(st.utime, 250);
+    assert_int_equal(st.stime, 75);
+    assert_int_equal(st.starttime, 1000);
+    assert_int_equal(st.vsize, 123456789);
+    assert_int_equal(st.rss_pages, 2048);
+    /* a line that ends after stime still gives the CPU time; the later fields are 0 */
+    assert_int_equal(
+        procstat_parse_stat_fields("1 (a) R 0 1 1 0 -1 0 0 0 0 0 7 8\n", comm, sizeof(comm), &st),
+        0);
+    assert_int_equal(st.utime + st.stime, 15);
+    assert_int_equal(st.vsize, 0);
+    assert_int_equal(
+        procstat_parse_stat_fields("1 (a) R 0 1 1 0 -1 0 0 0 0 0 7\n", comm, sizeof(comm), &st),
+        -1);
+}
+
+static void test_parse_btime(void **state) {
+    (void)state;
+    uint64_t sec = 0;
+    assert_int_equal(procstat_parse_btime("cpu  1 2 3\nintr 5 6\nctxt 9\nbtime 1764490000\n"
+                                          "processes 42\n",
+                                          &sec),
+                     0);
+    assert_int_equal(sec, 1764490000);
+    assert_int_equal(procstat_parse_btime("btime 17\n", &sec), 0);
+    assert_int_equal(sec, 17);
+    assert_int_equal(procstat_parse_btime("cpu 1\nbtime x\n", &sec), -1);
+    assert_int_equal(procstat_parse_btime("cpu 1\nxbtime 5\n", &sec), -1);
+}
+
+/* The process_* block of this very process: every metric there, with a plausible value. */
+static void test_self_metrics(void **state) {
+    (void)state;
+    char buf[2048];
+    size_t n = procstat_self_metrics(buf, sizeof(buf));
+    assert_true(n > 0 && n == strlen(buf));
+    const char *names[] = {"process_cpu_seconds_total ",
+                           "process_resident_memory_bytes ",
+                           "process_virtual_memory_bytes ",
+                           "process_open_fds ",
+                           "process_max_fds ",
+                           "process_start_time_seconds "};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "\n%s", names[i]);
+        const char *p = strstr(buf, line);
+        if (!p)
+            fail_msg("%s missing from:\n%s", names[i], buf);
+        double v = strtod(p + strlen(line), NULL);
+        assert_true(v >= 0);
+    }
+    double start = strtod(strstr(buf, "\nprocess_start_time_seconds ") + 28, NULL);
+    assert_true(start > (double)time(NULL) - 3600 && start <= (double)time(NULL) + 1);
+    assert_true(strtod(strstr(buf, "\nprocess_resident_memory_bytes ") + 31, NULL) > 100000);
+    assert_int_equal(procstat_self_metrics(buf, 10), 0); /* too small: nothing */
+}
+
 static void test_parse_rss(void **state) {
     (void)state;
     uint64_t kib = 0;
@@ -206,6 +271,9 @@ int main(void) {
         cmocka_unit_test(test_parse_stat_truncates_comm),
         cmocka_unit_test(test_parse_stat_large_times),
         cmocka_unit_test(test_parse_stat_malformed),
+        cmocka_unit_test(test_parse_stat_fields),
+        cmocka_unit_test(test_parse_btime),
+        cmocka_unit_test(test_self_metrics),
         cmocka_unit_test(test_parse_rss),
         cmocka_unit_test(test_parse_rss_absent),
         cmocka_unit_test(test_read_self),
