@@ -327,9 +327,26 @@ char *proto_room_info_frame(const char *room_id, long long total, const struct p
     return dump_frame(info, len);
 }
 
-int proto_pub_header(char *buf, size_t cap, int binary, const char *conn) {
-    int n = snprintf(buf, cap, "%c%s\t", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT, conn);
+int proto_pub_header(char *buf, size_t cap, int binary, const char *conn, uint64_t sent_us) {
+    int n = snprintf(buf, cap, "%c%s\t%" PRIu64 "\t", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT,
+                     conn, sent_us);
     return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* The decimal number in [p, end): 1-20 digits that fit in 64 bits. 0 or -1. */
+static int pub_number(const char *p, const char *end, uint64_t *out) {
+    size_t digits = (size_t)(end - p);
+    if (digits == 0 || digits > 20)
+        return -1;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - digit) / 10)
+            return -1;
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
 }
 
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
@@ -342,20 +359,14 @@ int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
     out->conn = payload + 1;
     out->conn_len = (size_t)(nl - payload - 1);
     out->seq = 0;
+    out->sent_us = 0;
     const char *tab = memchr(out->conn, '\t', out->conn_len);
     if (tab) {
-        size_t digits = (size_t)(nl - tab - 1);
-        if (digits == 0 || digits > 20)
-            return -1;
-        uint64_t seq = 0;
-        for (const char *d = tab + 1; d < nl; d++) {
-            uint64_t digit = (uint64_t)(*d - '0');
-            if (*d < '0' || *d > '9' || seq > (UINT64_MAX - digit) / 10)
-                return -1;
-            seq = seq * 10 + digit;
-        }
-        out->seq = seq;
         out->conn_len = (size_t)(tab - out->conn);
+        const char *tab2 = memchr(tab + 1, '\t', (size_t)(nl - tab - 1));
+        if (tab2 ? pub_number(tab + 1, tab2, &out->sent_us) || pub_number(tab2 + 1, nl, &out->seq)
+                 : pub_number(tab + 1, nl, &out->seq))
+            return -1;
     }
     out->frame = nl + 1;
     out->frame_len = len - (size_t)(nl + 1 - payload);

@@ -22,10 +22,18 @@ int64_t util_mono_ms(void) {
     return clock_ms(CLOCK_MONOTONIC);
 }
 
-int64_t util_mono_us(void) {
+static int64_t clock_us(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t util_now_us(void) {
+    return clock_us(CLOCK_REALTIME);
+}
+
+int64_t util_mono_us(void) {
+    return clock_us(CLOCK_MONOTONIC);
 }
 
 int util_strlcpy(char *dst, const char *src, size_t cap) {

@@ -9,6 +9,9 @@
 /* Wall-clock milliseconds since the Unix epoch (what events and frames carry). */
 int64_t util_now_ms(void);
 
+/* Wall-clock microseconds since the Unix epoch (a relayed message's time across nodes). */
+int64_t util_now_us(void);
+
 /* Monotonic milliseconds, for timeouts and durations. */
 int64_t util_mono_ms(void);
 
