@@ -4,6 +4,7 @@
 #include "scripts.h"
 
 #include "keys.h"
+#include "util.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -436,12 +437,12 @@ size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *arg
 }
 
 void scripts_evalsha_args(const char *sha, int nkeys, int argc, const char **argv,
-                          const size_t *lens, const char **av, size_t *al, char nk[16]) {
+                          const size_t *lens, const char **av, size_t *al, char nk[24]) {
     av[0] = "EVALSHA";
     al[0] = 7;
     av[1] = sha;
     al[1] = 40;
-    al[2] = (size_t)snprintf(nk, 16, "%d", nkeys);
+    al[2] = util_u64_dec(nk, (uint64_t)(nkeys > 0 ? nkeys : 0));
     av[2] = nk;
     for (int i = 0; i < argc; i++) {
         av[i + 3] = argv[i];
@@ -455,7 +456,7 @@ int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id 
     enum { MAX_ARGS = 64 };
     const char *av[MAX_ARGS + 3];
     size_t al[MAX_ARGS + 3];
-    char nk[16];
+    char nk[24];
     if (!ac || !s->loaded || argc > MAX_ARGS)
         return -1;
     scripts_evalsha_args(s->sha[id], nkeys, argc, argv, lens, av, al, nk);

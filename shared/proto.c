@@ -230,10 +230,17 @@ static char *splice(const json_t *value, const char *text, size_t text_len, cons
     if (!s)
         return NULL;
     memcpy(s, text, end);
-    int n = snprintf(s + end, cap - end,
-                     "%s\"from_device_id\":\"%s\",\"room_id\":\"%s\",\"ts\":%" PRId64,
-                     json_object_size(value) ? "," : "", device_id, room_id, ts_ms);
-    if (n < 0 || (size_t)n >= cap - end) {
+    char ts[21];
+    util_u64_dec(ts, (uint64_t)(ts_ms > 0 ? ts_ms : 0));
+    const char *parts[] = {json_object_size(value) ? "," : "",
+                           "\"from_device_id\":\"",
+                           device_id,
+                           "\",\"room_id\":\"",
+                           room_id,
+                           "\",\"ts\":",
+                           ts};
+    int n = util_concat(s + end, cap - end, parts, 7);
+    if (n < 0) {
         free(s);
         return NULL;
     }
@@ -328,9 +335,10 @@ char *proto_room_info_frame(const char *room_id, long long total, const struct p
 }
 
 int proto_pub_header(char *buf, size_t cap, int binary, const char *conn, uint64_t sent_us) {
-    int n = snprintf(buf, cap, "%c%s\t%" PRIu64 "\t", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT,
-                     conn, sent_us);
-    return n < 0 || (size_t)n >= cap ? -1 : n;
+    char num[21];
+    util_u64_dec(num, sent_us);
+    const char *parts[] = {binary ? "B" : "T", conn, "\t", num, "\t"};
+    return util_concat(buf, cap, parts, 5);
 }
 
 /* The decimal number in [p, end): 1-20 digits that fit in 64 bits. 0 or -1. */
