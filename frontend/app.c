@@ -1,7 +1,9 @@
 /* Application-wide helpers: error and delay counting, Redis readiness. */
 #include "app.h"
 
+#include "frame.h"
 #include "proto.h"
+#include "util.h"
 #include "router.h"
 
 #include <string.h>
@@ -27,12 +29,33 @@ const char *const app_refusal_reasons[APP_REFUSALS] = {
 
 const int64_t app_delay_bounds_us[APP_DELAY_BOUNDS] = {500, 1000, 2000, 5000, 10000, 50000, 250000};
 
-void app_count_delay(struct fe_stats *st, int64_t us) {
+const int64_t app_relay_bounds_us[APP_RELAY_BOUNDS] = {1000,  2500,   5000,   10000,  25000,
+                                                       50000, 100000, 250000, 500000, 1000000};
+
+/* One observation into a histogram of n bounds (n + 1 buckets); below 0 counts as 0. */
+static void observe(uint64_t *buckets, uint64_t *sum, const int64_t *bounds, int n, int64_t us) {
     int i = 0;
-    while (i < APP_DELAY_BOUNDS && us > app_delay_bounds_us[i])
+    while (i < n && us > bounds[i])
         i++;
-    st->delay_buckets[i]++;
-    st->delay_sum_us += (uint64_t)(us > 0 ? us : 0);
+    buckets[i]++;
+    *sum += (uint64_t)(us > 0 ? us : 0);
+}
+
+void app_count_delay(struct fe_stats *st, int64_t us) {
+    observe(st->delay_buckets, &st->delay_sum_us, app_delay_bounds_us, APP_DELAY_BOUNDS, us);
+}
+
+void app_count_relay(struct fe_stats *st, int64_t us) {
+    observe(st->relay_buckets, &st->relay_sum_us, app_relay_bounds_us, APP_RELAY_BOUNDS, us);
+}
+
+void app_count_written(struct fe_stats *st, const struct frame *f, int64_t now, int64_t *wall) {
+    app_count_delay(st, now - f->born_us);
+    if (!f->sent_us)
+        return;
+    if (!*wall)
+        *wall = util_now_us();
+    app_count_relay(st, *wall - (int64_t)f->sent_us);
 }
 
 void app_count_error(struct app *app, const char *code) {

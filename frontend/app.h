@@ -54,6 +54,10 @@ struct fe_stats {
     /* how long frames waited between being built and written: a histogram (app.c's bounds) */
     uint64_t delay_buckets[8];
     uint64_t delay_sum_us;
+    /* relayed messages, from their sender's node taking them to their write here (app.c's
+     * bounds; clocks of different nodes compared) */
+    uint64_t relay_buckets[11];
+    uint64_t relay_sum_us;
     uint64_t bytes_in, bytes_out;
     uint64_t queries;
     uint64_t pubsub_in; /* relayed frames received from Redis */
@@ -134,8 +138,20 @@ struct app {
 extern const int64_t app_delay_bounds_us[];
 #define APP_DELAY_BOUNDS 7
 
-/* Records that a frame waited us microseconds before it was written. */
+/* Upper bounds (microseconds) of fe_stats.relay_buckets; the last bucket is everything above. */
+extern const int64_t app_relay_bounds_us[];
+#define APP_RELAY_BOUNDS 10
+
+/* Records that a frame waited us microseconds in this node before it was written. */
 void app_count_delay(struct fe_stats *st, int64_t us);
+/* Records that a relayed message was written us microseconds after its sender's node took it. */
+void app_count_relay(struct fe_stats *st, int64_t us);
+
+struct frame;
+/* Records a frame being written now (monotonic us): how long it waited in this node, and for a
+ * relayed message how long since its sender's node took it (*wall: the wall clock, read on the
+ * first such frame of a write, 0 before). */
+void app_count_written(struct fe_stats *st, const struct frame *f, int64_t now, int64_t *wall);
 
 /* Counts a client error by its PROTO_E_* code. */
 void app_count_error(struct app *app, const char *code);

@@ -1,12 +1,17 @@
 /* The "<node>#<n>" connection id (see connid.h). */
 #include "connid.h"
 
+#include "util.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 int connid_format(const char *node, uint64_t no, char *buf, size_t cap) {
-    return snprintf(buf, cap, "%s#%" PRIu64, node, no);
+    char num[21];
+    util_u64_dec(num, no);
+    const char *parts[] = {node, "#", num};
+    return util_concat(buf, cap, parts, 3);
 }
 
 int connid_parse(const char *node, const char *conn, size_t len, uint64_t *no) {

@@ -11,7 +11,8 @@
 /* Room for any id with a valid node id (at most 63 characters), '#', 20 digits and the NUL. */
 #define CONNID_MAX 96
 
-/* Writes "<node>#<no>" into buf like snprintf: returns the length it needed. */
+/* Writes "<node>#<no>" and a NUL into buf: returns its length, or -1 if that does not fit in cap
+ * bytes (CONNID_MAX always does for a valid node id). */
 int connid_format(const char *node, uint64_t no, char *buf, size_t cap);
 
 /* If conn (len bytes, need not be NUL-terminated) is the id of connection *no of `node`, as

@@ -93,6 +93,7 @@ static void deliver(struct fanout *f, struct lroom *r, const char *payload, size
             if (!fr && !(fr = frame_new(pub.frame, pub.frame_len, pub.kind == PROTO_PUB_BINARY)))
                 return;
             fr->seq = pub.seq;
+            fr->sent_us = pub.sent_us;
             f->ops->deliver(m, fr, f->arg);
         }
     }

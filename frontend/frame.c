@@ -13,6 +13,7 @@ struct frame *frame_new(const void *data, size_t len, int binary) {
     f->born_us = util_mono_us();
     f->refs = 1;
     f->seq = 0;
+    f->sent_us = 0;
     f->binary = (uint8_t)(binary != 0);
     f->len = len;
     unsigned char h[FRAME_MAX_HEADER];

@@ -12,6 +12,9 @@
 struct frame {
     int64_t born_us; /* monotonic time it was built: its wait is measured when written */
     uint64_t seq;    /* a relayed message's seq in its room (0: not one, or not known) */
+    /* a relayed message: when the sender's node took it (wall-clock us; 0: not one, or not
+     * known): its relay latency is measured when written */
+    uint64_t sent_us;
     uint32_t refs;
     uint8_t binary;
     uint8_t hlen;        /* header bytes just before the payload */

@@ -52,6 +52,22 @@ void metrics_write(struct app *app, struct textbuf *r) {
                 "\nrrm_delivery_delay_seconds_sum %.6f\nrrm_delivery_delay_seconds_count %" PRIu64
                 "\n",
                 cum, (double)st->delay_sum_us / 1e6, cum);
+    textbuf_add(r, "# HELP rrm_relay_latency_seconds Time from a relayed message being taken by "
+                   "its sender's node to its write to each recipient here (nodes' clocks "
+                   "compared; history sent to resuming clients not counted).\n"
+                   "# TYPE rrm_relay_latency_seconds histogram\n");
+    cum = 0;
+    for (int i = 0; i < APP_RELAY_BOUNDS; i++) {
+        cum += st->relay_buckets[i];
+        textbuf_add(r, "rrm_relay_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                    (double)app_relay_bounds_us[i] / 1e6, cum);
+    }
+    cum += st->relay_buckets[APP_RELAY_BOUNDS];
+    textbuf_add(r,
+                "rrm_relay_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64
+                "\nrrm_relay_latency_seconds_sum %.6f\nrrm_relay_latency_seconds_count %" PRIu64
+                "\n",
+                cum, (double)st->relay_sum_us / 1e6, cum);
     metric(r, "rrm_bytes_in_total", "counter", "Payload bytes received.", st->bytes_in);
     metric(r, "rrm_bytes_out_total", "counter", "Payload bytes written.", st->bytes_out);
     metric(r, "rrm_queries_total", "counter", "query_room requests.", st->queries);

@@ -15,6 +15,8 @@ struct outq {
 
     unsigned char *wbuf; /* where a client's queued frames are gathered into one write */
     int batching;        /* inside a Redis read: clients given frames join the batch */
+    int flushing;        /* writing the batch: its writes share one reading of the wall clock */
+    int64_t flush_wall;  /* ... that reading (0: not read yet) */
     lws_dll2_owner_t batch;
     /* under load the batch is written coalesce-ms later */
     int busy;
@@ -107,12 +109,13 @@ int outq_write(struct outq *q, struct outq_client *c) {
     const unsigned char *out;
     size_t n = 0, frames = 0, payload = 0;
     struct frame *single = NULL;
-    int64_t now = util_mono_us();
+    int64_t now = util_mono_us(), own_wall = 0;
+    int64_t *wall = q->flushing ? &q->flush_wall : &own_wall;
     if (c->len == 0)
         return 0;
     if (c->len == 1 || frame_wire_len(c->ring[c->head]) >= OUTQ_WRITE_BATCH) {
         single = pop(c);
-        app_count_delay(q->stats, now - single->born_us);
+        app_count_written(q->stats, single, now, wall);
         out = frame_wire(single);
         n = frame_wire_len(single);
         frames = 1;
@@ -129,7 +132,7 @@ int outq_write(struct outq *q, struct outq_client *c) {
             n += w;
             frames++;
             payload += f->len;
-            app_count_delay(q->stats, now - f->born_us);
+            app_count_written(q->stats, f, now, wall);
             frame_unref(pop(c));
         }
         out = q->wbuf;
@@ -166,6 +169,8 @@ static void flush_now(struct outq *q, struct outq_client *c) {
 }
 
 static void flush_batch(struct outq *q) {
+    q->flushing = 1;
+    q->flush_wall = 0;
     /* (no "continue" inside lws's foreach macros: it would skip the step to the next item) */
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&q->batch)) {
         struct outq_client *c = lws_container_of(d, struct outq_client, batch_link);
@@ -173,6 +178,7 @@ static void flush_batch(struct outq *q) {
         flush_now(q, c);
     }
     lws_end_foreach_dll_safe(d, d1);
+    q->flushing = 0;
 }
 
 static void flush_cb(lws_sorted_usec_list_t *sul) {

@@ -253,10 +253,11 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     int nack = ack_id ? keys_room_ack(kack, sizeof(kack), c->room_id, c->device_id, ack_id) : 0;
     if (nack < 0)
         return -1;
-    int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, c->conn_id);
+    int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, c->conn_id,
+                                (uint64_t)util_now_us());
     if (hlen < 0)
         return -1;
-    int tlen = snprintf(ts, sizeof(ts), "%" PRId64, util_now_ms());
+    int tlen = (int)util_u64_dec(ts, (uint64_t)util_now_ms());
     /* the message event's fields (event.h) are named by the script; the ack key, last of the
      * keys, is there only with an ack_id */
     const char *argv[] = {kroom,

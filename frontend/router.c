@@ -635,7 +635,7 @@ int router_eval(struct router *r, enum script_id id, router_reply_fn *cb, void *
     }
     const char *av[EVAL_MAX_ARGS + 3];
     size_t al[EVAL_MAX_ARGS + 3];
-    char nk[16];
+    char nk[24];
     scripts_evalsha_args(r->sha[id], nkeys, argc, argv, lens, av, al, nk);
     if (req_format(q, argc + 3, av, al) != 0) {
         req_put(r, q);

@@ -4,6 +4,7 @@
 #include "scripts.h"
 
 #include "keys.h"
+#include "util.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -196,7 +197,7 @@ static const char resume_lua[] =
     "  local t1 = string.find(e[i], '\\t', 1, true)\n"
     "  local t2 = t1 and string.find(e[i], '\\t', t1 + 1, true)\n"
     "  local p = t2 and string.sub(e[i], t2 + 1) or ''\n"
-    "  local s = string.match(p, '^[^\\t\\n]*\\t(%d+)\\n')\n"
+    "  local s = string.match(p, '^[^\\n]*\\t(%d+)\\n')\n"
     "  if not s or tonumber(s) ~= n + i then return {0, last, epoch, {}} end\n"
     "  if string.sub(e[i], 1, t1 - 1) ~= ARGV[5] then\n"
     "    bytes = bytes + #p\n"
@@ -436,12 +437,12 @@ size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *arg
 }
 
 void scripts_evalsha_args(const char *sha, int nkeys, int argc, const char **argv,
-                          const size_t *lens, const char **av, size_t *al, char nk[16]) {
+                          const size_t *lens, const char **av, size_t *al, char nk[24]) {
     av[0] = "EVALSHA";
     al[0] = 7;
     av[1] = sha;
     al[1] = 40;
-    al[2] = (size_t)snprintf(nk, 16, "%d", nkeys);
+    al[2] = util_u64_dec(nk, (uint64_t)(nkeys > 0 ? nkeys : 0));
     av[2] = nk;
     for (int i = 0; i < argc; i++) {
         av[i + 3] = argv[i];
@@ -455,7 +456,7 @@ int scripts_eval(const struct scripts *s, redisAsyncContext *ac, enum script_id 
     enum { MAX_ARGS = 64 };
     const char *av[MAX_ARGS + 3];
     size_t al[MAX_ARGS + 3];
-    char nk[16];
+    char nk[24];
     if (!ac || !s->loaded || argc > MAX_ARGS)
         return -1;
     scripts_evalsha_args(s->sha[id], nkeys, argc, argv, lens, av, al, nk);

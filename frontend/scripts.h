@@ -51,7 +51,7 @@ size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *arg
 /* The arguments of an EVALSHA of sha with nkeys keys: av and al (argc + 3 entries) get "EVALSHA",
  * sha, nkeys (written into nk), then argv (lens NULL: NUL-terminated strings). */
 void scripts_evalsha_args(const char *sha, int nkeys, int argc, const char **argv,
-                          const size_t *lens, const char **av, size_t *al, char nk[16]);
+                          const size_t *lens, const char **av, size_t *al, char nk[24]);
 
 /* EVALSHA script with nkeys keys followed by the other arguments (argv/lens hold keys first).
  * Returns 0 if queued (cb will be called exactly once), -1 if not (cb is not called). */

@@ -1,13 +1,15 @@
 /* Redis key names; the layout is described in keys.h. */
 #include "keys.h"
 
+#include "util.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 static int fmt(char *buf, size_t cap, const char *pre, const char *id, const char *post) {
-    int n = snprintf(buf, cap, "%s{%s}%s", pre, id, post);
-    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+    const char *parts[] = {pre, "{", id, "}", post};
+    return util_concat(buf, cap, parts, 5);
 }
 
 int keys_room(char *buf, size_t cap, const char *room) {
@@ -27,9 +29,8 @@ int keys_room_history(char *buf, size_t cap, const char *room) {
 }
 
 int keys_room_ack(char *buf, size_t cap, const char *room, const char *device, const char *ack_id) {
-    int n = snprintf(buf, cap, "%s{%s}%s%s/%s", KEYS_ROOM_PREFIX, room, KEYS_ACK_SUFFIX, device,
-                     ack_id);
-    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+    const char *parts[] = {KEYS_ROOM_PREFIX, "{", room, "}", KEYS_ACK_SUFFIX, device, "/", ack_id};
+    return util_concat(buf, cap, parts, 8);
 }
 
 int keys_device(char *buf, size_t cap, const char *device) {
@@ -50,8 +51,10 @@ int keys_archiver_alive(char *buf, size_t cap, const char *group, const char *co
 }
 
 int keys_events(char *buf, size_t cap, unsigned shard) {
-    int n = snprintf(buf, cap, "%s{%u}", KEYS_EVENTS_PREFIX, shard);
-    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+    char num[21];
+    util_u64_dec(num, shard);
+    const char *parts[] = {KEYS_EVENTS_PREFIX, "{", num, "}"};
+    return util_concat(buf, cap, parts, 4);
 }
 
 unsigned keys_event_shard(const char *id, size_t len, unsigned shards) {

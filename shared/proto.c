@@ -230,10 +230,17 @@ static char *splice(const json_t *value, const char *text, size_t text_len, cons
     if (!s)
         return NULL;
     memcpy(s, text, end);
-    int n = snprintf(s + end, cap - end,
-                     "%s\"from_device_id\":\"%s\",\"room_id\":\"%s\",\"ts\":%" PRId64,
-                     json_object_size(value) ? "," : "", device_id, room_id, ts_ms);
-    if (n < 0 || (size_t)n >= cap - end) {
+    char ts[21];
+    util_u64_dec(ts, (uint64_t)(ts_ms > 0 ? ts_ms : 0));
+    const char *parts[] = {json_object_size(value) ? "," : "",
+                           "\"from_device_id\":\"",
+                           device_id,
+                           "\",\"room_id\":\"",
+                           room_id,
+                           "\",\"ts\":",
+                           ts};
+    int n = util_concat(s + end, cap - end, parts, 7);
+    if (n < 0) {
         free(s);
         return NULL;
     }
@@ -327,9 +334,27 @@ char *proto_room_info_frame(const char *room_id, long long total, const struct p
     return dump_frame(info, len);
 }
 
-int proto_pub_header(char *buf, size_t cap, int binary, const char *conn) {
-    int n = snprintf(buf, cap, "%c%s\t", binary ? PROTO_PUB_BINARY : PROTO_PUB_TEXT, conn);
-    return n < 0 || (size_t)n >= cap ? -1 : n;
+int proto_pub_header(char *buf, size_t cap, int binary, const char *conn, uint64_t sent_us) {
+    char num[21];
+    util_u64_dec(num, sent_us);
+    const char *parts[] = {binary ? "B" : "T", conn, "\t", num, "\t"};
+    return util_concat(buf, cap, parts, 5);
+}
+
+/* The decimal number in [p, end): 1-20 digits that fit in 64 bits. 0 or -1. */
+static int pub_number(const char *p, const char *end, uint64_t *out) {
+    size_t digits = (size_t)(end - p);
+    if (digits == 0 || digits > 20)
+        return -1;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - digit) / 10)
+            return -1;
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
 }
 
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
@@ -342,20 +367,14 @@ int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
     out->conn = payload + 1;
     out->conn_len = (size_t)(nl - payload - 1);
     out->seq = 0;
+    out->sent_us = 0;
     const char *tab = memchr(out->conn, '\t', out->conn_len);
     if (tab) {
-        size_t digits = (size_t)(nl - tab - 1);
-        if (digits == 0 || digits > 20)
-            return -1;
-        uint64_t seq = 0;
-        for (const char *d = tab + 1; d < nl; d++) {
-            uint64_t digit = (uint64_t)(*d - '0');
-            if (*d < '0' || *d > '9' || seq > (UINT64_MAX - digit) / 10)
-                return -1;
-            seq = seq * 10 + digit;
-        }
-        out->seq = seq;
         out->conn_len = (size_t)(tab - out->conn);
+        const char *tab2 = memchr(tab + 1, '\t', (size_t)(nl - tab - 1));
+        if (tab2 ? pub_number(tab + 1, tab2, &out->sent_us) || pub_number(tab2 + 1, nl, &out->seq)
+                 : pub_number(tab + 1, nl, &out->seq))
+            return -1;
     }
     out->frame = nl + 1;
     out->frame_len = len - (size_t)(nl + 1 - payload);

@@ -129,8 +129,9 @@ char *proto_room_info_frame(const char *room_id, long long total, const struct p
                             size_t n, int truncated, size_t *len);
 
 /* Pub/sub payload of a relayed frame: one byte kind ('T' text, 'B' binary), the sender's
- * connection id, '\t', the message's seq in decimal, '\n', then the frame bytes exactly as
- * delivered to clients. (Payloads of earlier versions have no '\t' and seq: their seq is 0.) */
+ * connection id, '\t', when the sender's node took the message (wall-clock microseconds), '\t',
+ * the message's seq, both in decimal, '\n', then the frame bytes exactly as delivered to clients.
+ * (Payloads of earlier versions have no time, or neither time nor seq: those are 0.) */
 #define PROTO_PUB_TEXT 'T'
 #define PROTO_PUB_BINARY 'B'
 
@@ -139,16 +140,18 @@ struct proto_pub {
     const char *conn; /* borrowed from the payload */
     size_t conn_len;
     uint64_t seq;      /* 0 when the payload carries none */
+    uint64_t sent_us;  /* 0 when the payload carries none */
     const char *frame; /* borrowed from the payload */
     size_t frame_len;
 };
 
-/* Writes the start of the payload's header (kind, connection id, '\t') into buf; the send script
- * appends the seq and '\n'. Returns its length, or -1 if it does not fit in cap bytes. */
-int proto_pub_header(char *buf, size_t cap, int binary, const char *conn);
+/* Writes the start of the payload's header (kind, connection id, '\t', sent_us, '\t') into buf;
+ * the send script appends the seq and '\n'. Returns its length, or -1 if it does not fit in cap
+ * bytes. */
+int proto_pub_header(char *buf, size_t cap, int binary, const char *conn, uint64_t sent_us);
 
-/* Splits a pub/sub payload; returns 0 or -1 if it is malformed (no kind, no '\n', or a seq
- * that is not 1-20 decimal digits). */
+/* Splits a pub/sub payload; returns 0 or -1 if it is malformed (no kind, no '\n', or a time or
+ * seq that is not 1-20 decimal digits fitting in 64 bits). */
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out);
 
 #endif

@@ -22,10 +22,46 @@ int64_t util_mono_ms(void) {
     return clock_ms(CLOCK_MONOTONIC);
 }
 
-int64_t util_mono_us(void) {
+static int64_t clock_us(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t util_now_us(void) {
+    return clock_us(CLOCK_REALTIME);
+}
+
+int64_t util_mono_us(void) {
+    return clock_us(CLOCK_MONOTONIC);
+}
+
+size_t util_u64_dec(char *out, uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+int util_concat(char *buf, size_t cap, const char *const *parts, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(parts[i]);
+        if (l >= cap - len)
+            return -1;
+        memcpy(buf + len, parts[i], l);
+        len += l;
+    }
+    if (cap == 0)
+        return -1;
+    buf[len] = '\0';
+    return (int)len;
 }
 
 int util_strlcpy(char *dst, const char *src, size_t cap) {

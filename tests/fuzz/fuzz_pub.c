@@ -1,26 +1,40 @@
 /* Fuzzes the pub/sub payload split (proto_pub_parse): an accepted payload is exactly kind byte,
- * connection id without a newline or tab, optionally '\t' and the seq's 1-20 digits, '\n',
- * frame, with every part inside the input; a refused one really lacks a kind or a newline, or
- * has a bad seq. */
+ * connection id without a newline or tab, optionally '\t' and the seq, or '\t', the sender's time,
+ * '\t' and the seq (each 1-20 digits), '\n', frame, with every part inside the input; a refused
+ * one really lacks a kind or a newline, or has a bad number. */
 #include "fuzz.h"
 #include "proto.h"
 
 #include <string.h>
 
-/* With a kind and a newline: 1 if the header line has no tab, or 1-20 digits after its first
- * tab that fit in 64 bits (compared as text with UINT64_MAX's 20 digits). */
-static int seq_ok(const char *p, size_t size) {
+/* 1 if [p, end) is 1-20 digits that fit in 64 bits (compared as text with UINT64_MAX's 20). */
+static int number_ok(const char *p, const char *end) {
+    size_t n = (size_t)(end - p);
+    if (n == 0 || n > 20)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return n < 20 || memcmp(p, "18446744073709551615", 20) <= 0;
+}
+
+/* The number in [p, end), known to be valid. */
+static uint64_t number_of(const char *p, const char *end) {
+    uint64_t v = 0;
+    for (; p < end; p++)
+        v = v * 10 + (uint64_t)(*p - '0');
+    return v;
+}
+
+/* With a kind and a newline: 1 if the header line has no tab, or after its first tab a number
+ * (the seq), or a number, a tab and a number (the time, then the seq). */
+static int numbers_ok(const char *p, size_t size) {
     const char *nl = memchr(p + 1, '\n', size - 1);
     const char *tab = memchr(p + 1, '\t', (size_t)(nl - p - 1));
     if (!tab)
         return 1;
-    size_t n = (size_t)(nl - tab - 1);
-    if (n == 0 || n > 20)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (tab[1 + i] < '0' || tab[1 + i] > '9')
-            return 0;
-    return n < 20 || memcmp(tab + 1, "18446744073709551615", 20) <= 0;
+    const char *tab2 = memchr(tab + 1, '\t', (size_t)(nl - tab - 1));
+    return tab2 ? number_ok(tab + 1, tab2) && number_ok(tab2 + 1, nl) : number_ok(tab + 1, nl);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -32,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int has_nl = size >= 2 && memchr(p + 1, '\n', size - 1) != NULL;
     if (rc != 0) {
         FUZZ_CHECK(rc == -1);
-        FUZZ_CHECK(!kind_ok || !has_nl || !seq_ok(p, size));
+        FUZZ_CHECK(!kind_ok || !has_nl || !numbers_ok(p, size));
         return 0;
     }
     FUZZ_CHECK(kind_ok && has_nl);
@@ -44,15 +58,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(pub.frame == nl + 1);
     FUZZ_CHECK(pub.frame + pub.frame_len == p + size);
     if (pub.conn[pub.conn_len] == '\t') {
-        size_t digits = (size_t)(nl - (pub.conn + pub.conn_len + 1));
-        FUZZ_CHECK(digits >= 1 && digits <= 20);
-        uint64_t back = 0; /* the digits read back give the seq */
-        for (const char *d = pub.conn + pub.conn_len + 1; d < nl; d++)
-            back = back * 10 + (uint64_t)(*d - '0');
-        FUZZ_CHECK(back == pub.seq);
+        const char *tab = pub.conn + pub.conn_len;
+        const char *tab2 = memchr(tab + 1, '\t', (size_t)(nl - tab - 1));
+        const char *seq_at = tab2 ? tab2 + 1 : tab + 1;
+        FUZZ_CHECK(number_ok(seq_at, nl)); /* the numbers read back give the fields */
+        FUZZ_CHECK(number_of(seq_at, nl) == pub.seq);
+        FUZZ_CHECK(tab2 ? number_ok(tab + 1, tab2) && number_of(tab + 1, tab2) == pub.sent_us
+                        : pub.sent_us == 0);
     } else {
         FUZZ_CHECK(pub.conn + pub.conn_len == nl);
-        FUZZ_CHECK(pub.seq == 0);
+        FUZZ_CHECK(pub.seq == 0 && pub.sent_us == 0);
     }
     return 0;
 }

@@ -111,6 +111,11 @@ static void test_cross_node_relay(void **state) {
     assert_int_equal(wsc_send(a, WSC_OP_BINARY, bin, sizeof(bin)), 0);
     fe_expect_binary(b, bin, sizeof(bin));
     fe_expect_binary(b2, bin, sizeof(bin));
+    /* every relayed message written is timed from its sender's node: node 1 wrote a-to-b and a's
+     * binary to b and b2, b-to-a to b2 and b2's binary to b (6); node 0 wrote b-to-a and b2's
+     * binary to a (2) */
+    assert_true(fe_wait_metric(fe_admin_port(c, 1), "rrm_relay_latency_seconds_count", 6, T) >= 6);
+    assert_true(fe_wait_metric(fe_admin_port(c, 0), "rrm_relay_latency_seconds_count", 2, T) >= 2);
 
     /* the last local member gone, the node leaves the channel */
     fe_close(c, a);

@@ -799,9 +799,9 @@ static void test_server_frames(void **state) {
 static void test_pub_header_round_trip(void **state) {
     (void)state;
     char buf[64];
-    int n = proto_pub_header(buf, sizeof(buf), 0, "node-a#17");
-    assert_int_equal(n, 11);
-    assert_memory_equal(buf, "Tnode-a#17\t", 11);
+    int n = proto_pub_header(buf, sizeof(buf), 0, "node-a#17", 1764500000123456);
+    assert_int_equal(n, 28);
+    assert_memory_equal(buf, "Tnode-a#17\t1764500000123456\t", 28);
     memcpy(buf + n, "42\n{}", 5); /* what the send script appends */
     struct proto_pub pub;
     assert_int_equal(proto_pub_parse(buf, (size_t)n + 5, &pub), 0);
@@ -809,10 +809,11 @@ static void test_pub_header_round_trip(void **state) {
     assert_int_equal(pub.conn_len, 9);
     assert_memory_equal(pub.conn, "node-a#17", 9);
     assert_int_equal(pub.seq, 42);
+    assert_int_equal(pub.sent_us, 1764500000123456);
     assert_int_equal(pub.frame_len, 2);
-    assert_int_equal(proto_pub_header(buf, sizeof(buf), 1, "n#1"), 5);
+    assert_int_equal(proto_pub_header(buf, sizeof(buf), 1, "n#1", 7), 7);
     assert_int_equal(buf[0], PROTO_PUB_BINARY);
-    assert_int_equal(proto_pub_header(buf, 5, 1, "n#1"), -1); /* no room for the NUL */
+    assert_int_equal(proto_pub_header(buf, 7, 1, "n#1", 7), -1); /* no room for the NUL */
 }
 
 /* ---- proto_pub_parse ---- */
@@ -851,6 +852,18 @@ static void test_pub_parse_seq(void **state) {
     assert_int_equal(proto_pub_parse("Tc\t-1\n{}", 8, &pub), -1);
     assert_int_equal(proto_pub_parse("Tc\t18446744073709551616\n", 24, &pub), -1);
     assert_int_equal(proto_pub_parse("Tc\t000000000000000000001\n", 25, &pub), -1);
+    assert_int_equal(pub.sent_us, 0);
+    /* with the sender's time before the seq: both 1-20 digits that fit in 64 bits */
+    assert_int_equal(proto_pub_parse("Tc\t17\t5\n{}", 10, &pub), 0);
+    assert_int_equal(pub.sent_us, 17);
+    assert_int_equal(pub.seq, 5);
+    assert_int_equal(pub.conn_len, 1);
+    assert_int_equal(pub.frame_len, 2);
+    assert_int_equal(proto_pub_parse("Tc\t\t5\n{}", 8, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t17\t\n{}", 9, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t1x\t5\n{}", 10, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t1\t2\t3\n{}", 11, &pub), -1);
+    assert_int_equal(proto_pub_parse("Tc\t18446744073709551616\t1\n", 26, &pub), -1);
 }
 
 static void test_pub_parse_binary_with_newlines_and_nul(void **state) {

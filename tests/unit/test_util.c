@@ -70,11 +70,47 @@ static void test_list_each(void **state) {
     assert_string_equal(out, "[x][stop]");
 }
 
+/* Decimal digits of every power of ten and its neighbours, and the extremes. */
+static void test_u64_dec(void **state) {
+    (void)state;
+    char out[21], want[32];
+    uint64_t v = 1;
+    for (int i = 0; i < 20; i++, v *= 10) {
+        uint64_t around[] = {v - 1, v, v + 1};
+        for (int j = 0; j < 3; j++) {
+            snprintf(want, sizeof(want), "%llu", (unsigned long long)around[j]);
+            assert_int_equal(util_u64_dec(out, around[j]), strlen(want));
+            assert_string_equal(out, want);
+        }
+    }
+    assert_int_equal(util_u64_dec(out, UINT64_MAX), 20);
+    assert_string_equal(out, "18446744073709551615");
+}
+
+static void test_concat(void **state) {
+    (void)state;
+    char buf[12];
+    const char *parts[] = {"rrm:", "{", "ab", "}", ":x"};
+    assert_int_equal(util_concat(buf, sizeof(buf), parts, 5), 10);
+    assert_string_equal(buf, "rrm:{ab}:x");
+    assert_int_equal(util_concat(buf, 11, parts, 5), 10);
+    assert_int_equal(util_concat(buf, 10, parts, 5), -1); /* no room for the NUL */
+    assert_int_equal(util_concat(buf, 12, parts, 0), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(util_concat(buf, 0, parts, 0), -1);
+    const char *one[] = {"0123456789A"};
+    assert_int_equal(util_concat(buf, sizeof(buf), one, 1), 11);
+    const char *two[] = {"0123456789", "AB"};
+    assert_int_equal(util_concat(buf, sizeof(buf), two, 2), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_matches_status),
         cmocka_unit_test(test_rss_grows_with_touched_memory),
         cmocka_unit_test(test_list_each),
+        cmocka_unit_test(test_u64_dec),
+        cmocka_unit_test(test_concat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
