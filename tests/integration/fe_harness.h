@@ -131,8 +131,8 @@ int fe_wait_ready(int port, int want_status, int timeout_ms);
 
 /*
  * Value of one Prometheus series from GET /metrics on port (a node's fe_admin_port), e.g.
- * "rrm_open_connections" or "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with labels).
- * Returns the value
+ * "rrm_open_connections" or "rrm_client_errors_total{code=\"invalid_json\"}" (exact name with
+ * labels). Returns the value
  * (>= 0) or -1 if the request failed or the series is missing.
  */
 long long fe_metric(int port, const char *series);
