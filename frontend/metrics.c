@@ -17,6 +17,20 @@ static void metric(struct textbuf *r, const char *name, const char *type, const 
     textbuf_add(r, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
+/* A histogram of n bounds (microseconds) and n + 1 buckets, in seconds. */
+static void histogram(struct textbuf *r, const char *name, const char *help, const int64_t *bounds,
+                      int n, const uint64_t *buckets, uint64_t sum_us) {
+    textbuf_add(r, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int i = 0; i < n; i++) {
+        cum += buckets[i];
+        textbuf_add(r, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)bounds[i] / 1e6, cum);
+    }
+    cum += buckets[n];
+    textbuf_add(r, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
+                cum, name, (double)sum_us / 1e6, name, cum);
+}
+
 void metrics_write(struct app *app, struct textbuf *r) {
     const struct fe_stats *st = &app->stats;
     metric(r, "rrm_open_connections", "gauge", "Open WebSocket connections.",
@@ -36,38 +50,15 @@ void metrics_write(struct app *app, struct textbuf *r) {
     metric(r, "rrm_client_writes_total", "counter",
            "Writes to local clients (one carries every frame queued for that client).",
            st->client_writes);
-    textbuf_add(r,
-                "# HELP rrm_delivery_delay_seconds Time from a frame being built (relayed message "
-                "from Redis, answer, error) to its write to the client: coalescing, slow clients, "
-                "a busy loop.\n# TYPE rrm_delivery_delay_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < APP_DELAY_BOUNDS; i++) {
-        cum += st->delay_buckets[i];
-        textbuf_add(r, "rrm_delivery_delay_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                    (double)app_delay_bounds_us[i] / 1e6, cum);
-    }
-    cum += st->delay_buckets[APP_DELAY_BOUNDS];
-    textbuf_add(r,
-                "rrm_delivery_delay_seconds_bucket{le=\"+Inf\"} %" PRIu64
-                "\nrrm_delivery_delay_seconds_sum %.6f\nrrm_delivery_delay_seconds_count %" PRIu64
-                "\n",
-                cum, (double)st->delay_sum_us / 1e6, cum);
-    textbuf_add(r, "# HELP rrm_relay_latency_seconds Time from a relayed message being taken by "
-                   "its sender's node to its write to each recipient here (nodes' clocks "
-                   "compared; history sent to resuming clients not counted).\n"
-                   "# TYPE rrm_relay_latency_seconds histogram\n");
-    cum = 0;
-    for (int i = 0; i < APP_RELAY_BOUNDS; i++) {
-        cum += st->relay_buckets[i];
-        textbuf_add(r, "rrm_relay_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                    (double)app_relay_bounds_us[i] / 1e6, cum);
-    }
-    cum += st->relay_buckets[APP_RELAY_BOUNDS];
-    textbuf_add(r,
-                "rrm_relay_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64
-                "\nrrm_relay_latency_seconds_sum %.6f\nrrm_relay_latency_seconds_count %" PRIu64
-                "\n",
-                cum, (double)st->relay_sum_us / 1e6, cum);
+    histogram(r, "rrm_delivery_delay_seconds",
+              "Time from a frame being built (relayed message from Redis, answer, error) to its "
+              "write to the client: coalescing, slow clients, a busy loop.",
+              app_delay_bounds_us, APP_DELAY_BOUNDS, st->delay_buckets, st->delay_sum_us);
+    histogram(r, "rrm_relay_latency_seconds",
+              "Time from a relayed message being taken by its sender's node to its write to each "
+              "recipient here (nodes' clocks compared; history sent to resuming clients not "
+              "counted).",
+              app_relay_bounds_us, APP_RELAY_BOUNDS, st->relay_buckets, st->relay_sum_us);
     metric(r, "rrm_bytes_in_total", "counter", "Payload bytes received.", st->bytes_in);
     metric(r, "rrm_bytes_out_total", "counter", "Payload bytes written.", st->bytes_out);
     metric(r, "rrm_queries_total", "counter", "query_room requests.", st->queries);

@@ -399,18 +399,6 @@ int scripts_load(struct scripts *s, redisAsyncContext *ac, void (*done)(void *ar
     return s->pending > 0 ? 0 : -1;
 }
 
-static size_t put_uint(char *p, size_t v) {
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
-}
-
 size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *argv,
                          const size_t *lens) {
     size_t need = 1 + 20 + 2;
@@ -420,12 +408,12 @@ size_t scripts_resp_argv(char *buf, size_t cap, int argc, const char *const *arg
         return need;
     char *p = buf;
     *p++ = '*';
-    p += put_uint(p, (size_t)argc);
+    p += util_u64_dec(p, (uint64_t)argc);
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < argc; i++) {
         *p++ = '$';
-        p += put_uint(p, lens[i]);
+        p += util_u64_dec(p, lens[i]);
         *p++ = '\r';
         *p++ = '\n';
         memcpy(p, argv[i], lens[i]);
