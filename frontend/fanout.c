@@ -106,15 +106,13 @@ static void control(struct fanout *f, const char *msg, size_t len) {
         f->ops->kick(msg + 5, len - 5, f->arg);
 }
 
-/* Channel "rrm:room:{R}:ch" -> the local room R. */
+/* Channel "rrm:room:{N}:R:ch" -> the local room R. */
 static struct lroom *room_of_channel(struct fanout *f, const redisReply *ch) {
-    if (ch->len < 2)
+    const char *tag = ch->len > 5 ? memchr(ch->str, '}', ch->len) : NULL;
+    size_t sfx = sizeof(KEYS_CHANNEL_SUFFIX) - 1;
+    if (!tag || (size_t)(tag - ch->str) + 2 + sfx > ch->len || tag[1] != ':')
         return NULL;
-    const char *open = memchr(ch->str, '{', ch->len);
-    const char *close = open ? memchr(open, '}', ch->len - (size_t)(open - ch->str)) : NULL;
-    if (!open || !close)
-        return NULL;
-    return hmap_get(f->rooms, open + 1, (size_t)(close - open - 1));
+    return hmap_get(f->rooms, tag + 2, ch->len - (size_t)(tag + 2 - ch->str) - sfx);
 }
 
 /* Every reply of the subscription link: confirmations and messages of the rooms' shard channels
@@ -196,7 +194,8 @@ int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, con
         if (!r)
             return -1;
         memcpy(r->id, room, strlen(room) + 1);
-        keys_room_channel(r->channel, sizeof(r->channel), room);
+        keys_room_channel(r->channel, sizeof(r->channel),
+                          keys_room_shard(room, (unsigned)f->app->opt.event_shards), room);
         if (hmap_put(f->rooms, r->id, strlen(r->id), r)) {
             free(r);
             return -1;

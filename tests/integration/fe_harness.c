@@ -12,6 +12,7 @@
 
 #include "fe_harness.h"
 
+#include "keys.h"
 #include "proc.h"
 
 #include <setjmp.h>
@@ -693,6 +694,17 @@ struct wsc *fe_connect(struct fe_cluster *c, int node) {
 
 int fe_str_eq(struct event_str a, const char *s) {
     return a.p && a.len == strlen(s) && memcmp(a.p, s, a.len) == 0;
+}
+
+const char *fe_room_key(const char *room, const char *suffix) {
+    static char bufs[8][KEYS_ACK_MAX];
+    static unsigned next;
+    char *buf = bufs[next++ % 8];
+    size_t cap = sizeof(bufs[0]);
+    int n = keys_room(buf, cap, keys_room_shard(room, FE_EVENT_SHARDS), room);
+    assert_true(n > 0 && (size_t)n + strlen(suffix) < cap);
+    memcpy(buf + n, suffix, strlen(suffix) + 1);
+    return buf;
 }
 
 int fe_redis_exists(struct fe_cluster *c, const char *key) {

@@ -256,6 +256,13 @@ void fe_events_free(struct fe_events *e);
 /* 1 if the borrowed event string equals the C string s. */
 int fe_str_eq(struct event_str a, const char *s);
 
+/* RRM_EVENT_SHARDS of the frontends the harness starts, unless a test sets it. */
+#define FE_EVENT_SHARDS 16
+
+/* The Redis key of room's suffix ("" for the room's hash, ":members", ":history", ...) with
+ * FE_EVENT_SHARDS shards (keys.h), in one of 8 static buffers used in turn. */
+const char *fe_room_key(const char *room, const char *suffix);
+
 /* Number of keys matching EXISTS key (0 or 1), or -1 on error. */
 int fe_redis_exists(struct fe_cluster *c, const char *key);
 

@@ -68,7 +68,7 @@ static void wait_room_info(struct wsc *ws, json_int_t total, const char *device,
 /* Subscribers of the room's channel as a sharded channel (PUBSUB SHARDNUMSUB). */
 static long long shard_subscribers(redisContext *r, const char *room) {
     char ch[KEYS_MAX];
-    keys_room_channel(ch, sizeof(ch), room);
+    keys_room_channel(ch, sizeof(ch), keys_room_shard(room, FE_EVENT_SHARDS), room);
     redisReply *n = redisCommand(r, "PUBSUB SHARDNUMSUB %s", ch);
     assert_non_null(n);
     assert_int_equal(n->type, REDIS_REPLY_ARRAY);
@@ -292,7 +292,7 @@ static void test_not_member(void **state) {
     long long before = fe_error_count(fe_admin_port(c, 0), "not_member");
     assert_true(before >= 0);
 
-    snprintf(key, sizeof(key), "rrm:room:{%s}:members", room);
+    snprintf(key, sizeof(key), "%s", fe_room_key(room, ":members"));
     redisContext *rc = fe_redis_client(c);
     assert_non_null(rc);
     redisReply *r = redisCommand(rc, "HDEL %s %s", key, "cl-nm-a");
@@ -401,7 +401,7 @@ static void test_redis_restart_recovers(void **state) {
     assert_int_equal(json_integer_value(json_object_get(info, "total_clients")), 1);
     json_decref(info);
     char key[128];
-    snprintf(key, sizeof(key), "rrm:room:{%s}:members", room);
+    snprintf(key, sizeof(key), "%s", fe_room_key(room, ":members"));
     assert_int_equal(fe_redis_exists(c, key), 1);
 
     /* new clients are served, and the device memory was restored too */
@@ -477,8 +477,8 @@ static void test_empty_room_recycled(void **state) {
     assert_non_null(k);
     fe_send_text(a, "hi");
     fe_expect_text(b, "cl-rec-a", "cl-recycle-me", "hi");
-    snprintf(key_room, sizeof(key_room), "rrm:room:{%s}", "cl-recycle-me");
-    snprintf(key_members, sizeof(key_members), "rrm:room:{%s}:members", "cl-recycle-me");
+    snprintf(key_room, sizeof(key_room), "%s", fe_room_key("cl-recycle-me", ""));
+    snprintf(key_members, sizeof(key_members), "%s", fe_room_key("cl-recycle-me", ":members"));
     assert_int_equal(fe_redis_exists(c, key_room), 1);
     assert_int_equal(fe_redis_exists(c, key_members), 1);
 
@@ -494,8 +494,8 @@ static void test_empty_room_recycled(void **state) {
         fe_poll_pause();
     }
     /* the occupied room is kept */
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{cl-keep-me}"), 1);
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{cl-keep-me}:members"), 1);
+    assert_int_equal(fe_redis_exists(c, fe_room_key("cl-keep-me", "")), 1);
+    assert_int_equal(fe_redis_exists(c, fe_room_key("cl-keep-me", ":members")), 1);
 
     struct fe_events ev;
     assert_int_equal(fe_events_load(c, &ev), 0);
@@ -590,7 +590,7 @@ static void test_archive_events(void **state) {
     fe_close(c, a);
     fe_close(c, b);
     char key_room[128];
-    snprintf(key_room, sizeof(key_room), "rrm:room:{%s}", room);
+    snprintf(key_room, sizeof(key_room), "%s", fe_room_key(room, ""));
     int64_t deadline = proc_now_ms() + 15000;
     struct fe_events ev;
     for (;;) {
@@ -677,21 +677,19 @@ static void test_archive_events(void **state) {
     long rr = find_event(&ev, 0, EV_ROOM_RECYCLED, NULL, room);
     assert_true(rr > da && rr > db);
 
-    /* The room was picked by the identify script (a named none): all of its events are in the
-     * room's shard of the default 16, so the order checked above is that stream's order; only the
-     * recycling, done for rooms of any shard at once, goes by the id of the node that did it. */
+    /* The room was picked by the identify (a named none): all of its events, its recycling
+     * too, are in the room's shard of the default 16, so the order checked above is that
+     * stream's order. */
     unsigned shard = keys_event_shard(room, strlen(room), 16);
     size_t in_room = 0;
     for (size_t i = 0; i < ev.n; i++) {
-        if (!ev.ok[i] || !fe_str_eq(ev.ev[i].room, room) || ev.ev[i].type == EV_ROOM_RECYCLED)
+        if (!ev.ok[i] || !fe_str_eq(ev.ev[i].room, room))
             continue;
         assert_int_equal(ev.shard[i], shard);
         in_room++;
     }
-    assert_int_equal(in_room, 2 + 1 + 2 + 4 + 1 + 2); /* connects, created, rooms, messages,
-                                                         query, disconnects */
-    assert_true(ev.shard[rr] == keys_event_shard("node-a", 6, 16) ||
-                ev.shard[rr] == keys_event_shard("node-b", 6, 16));
+    assert_int_equal(in_room, 2 + 1 + 2 + 4 + 1 + 2 + 1); /* connects, created, rooms, messages,
+                                                             query, disconnects, recycled */
     assert_int_equal(count_events(&ev, EV_ROOM_RECYCLED, NULL),
                      count_events(&ev, EV_ROOM_RECYCLED, room));
     fe_events_free(&ev);
