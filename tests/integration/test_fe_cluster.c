@@ -348,6 +348,139 @@ static void test_sigkill_node_members_removed(void **state) {
     fe_expect_text(e, "cl-kill-b", room, "back");
 }
 
+
+/* Runs a command on c's Redis that must not fail; returns the reply (caller frees). */
+static redisReply *cmd_ok(redisContext *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *reply = redisvCommand(r, fmt, ap);
+    va_end(ap);
+    assert_non_null(reply);
+    assert_int_not_equal(reply->type, REDIS_REPLY_ERROR);
+    return reply;
+}
+
+static void cmd_do(redisContext *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *reply = redisvCommand(r, fmt, ap);
+    va_end(ap);
+    assert_non_null(reply);
+    assert_int_not_equal(reply->type, REDIS_REPLY_ERROR);
+    freeReplyObject(reply);
+}
+
+static int key_exists(redisContext *r, const char *key) {
+    redisReply *e = cmd_ok(r, "EXISTS %s", key);
+    int v = (int)e->integer;
+    freeReplyObject(e);
+    return v;
+}
+
+static void expect_hget(redisContext *r, const char *key, const char *field, const char *want) {
+    redisReply *v = cmd_ok(r, "HGET %s %s", key, field);
+    if (!want)
+        assert_int_equal(v->type, REDIS_REPLY_NIL);
+    else {
+        assert_int_equal(v->type, REDIS_REPLY_STRING);
+        assert_string_equal(v->str, want);
+    }
+    freeReplyObject(v);
+}
+
+/* Dead nodes left by a crash between the steps of an identify (keys.h, room.c): one member
+ * joined (g#1), one registered that never joined (g#2), one whose device was taken over and
+ * whose membership belongs to a newer connection (g#3). The reaper removes what is the dead
+ * node's, records one disconnect, for g#1 only, and leaves the newer connection's state alone.
+ * A dead node whose reaper lock another holds is left alone until the lock is gone. */
+static void test_reaper_repairs_partial_steps(void **state) {
+    struct fe_cluster *c = *state;
+    const char *room = "rp-room";
+    struct wsc *live = fe_join(c, 0, "rp-live", "L", room, NULL);
+    assert_non_null(live);
+    redisContext *r = fe_redis_client(c);
+    assert_non_null(r);
+    char kconns[KEYS_MAX], kconns2[KEYS_MAX], klock2[KEYS_MAX], kdev[3][KEYS_MAX];
+    keys_node_conns(kconns, sizeof(kconns), "ghost");
+    keys_node_conns(kconns2, sizeof(kconns2), "ghost2");
+    keys_node_reaper(klock2, sizeof(klock2), "ghost2");
+    const char *devs[] = {"rp-a", "rp-b", "rp-c"};
+    for (int i = 0; i < 3; i++)
+        keys_device(kdev[i], sizeof(kdev[i]), devs[i]);
+    const char *members = fe_room_key(room, ":members");
+    long long before = fe_metric(fe_admin_port(c, 0), "rrm_reaped_members_total") +
+                       fe_metric(fe_admin_port(c, 1), "rrm_reaped_members_total");
+
+    /* ghost2 first, locked by another reaper: its member must outlive ghost's reaping */
+    cmd_do(r, "SET %s someone PX 60000", klock2);
+    cmd_do(r, "HSET %s rp-d %s", members, "g2#1\tghost2\tD");
+    cmd_do(r, "HSET %s g2#1 %s", kconns2, "rp-room\trp-d");
+    cmd_do(r, "HSET %s g#1 %s g#2 %s g#3 %s", kconns, "rp-room\trp-a", "rp-room\trp-b",
+           "rp-room\trp-c");
+    cmd_do(r, "HSET %s rp-a %s rp-c %s", members, "g#1\tghost\tA", "other#9\tother\tC");
+    cmd_do(r, "HSET %s room rp-room conn g#1 node ghost", kdev[0]);
+    cmd_do(r, "HSET %s conn g#2 node ghost", kdev[1]);
+    cmd_do(r, "HSET %s room rp-room conn other#9 node other", kdev[2]);
+    cmd_do(r, "ZADD " KEYS_NODES " 1 ghost 1 ghost2");
+
+    int64_t deadline = proc_now_ms() + 15000;
+    while (key_exists(r, kconns) && proc_remaining_ms(deadline) > 0)
+        fe_poll_pause();
+    assert_int_equal(key_exists(r, kconns), 0);
+    /* g#1 left; the newer connection keeps rp-c; the devices of g#1 and g#2 are released */
+    expect_hget(r, members, "rp-a", NULL);
+    expect_hget(r, members, "rp-c", "other#9\tother\tC");
+    redisReply *lv = cmd_ok(r, "HEXISTS %s rp-live", members);
+    assert_int_equal(lv->integer, 1); /* a live node's member is not touched */
+    freeReplyObject(lv);
+    expect_hget(r, kdev[0], "conn", NULL);
+    expect_hget(r, kdev[1], "conn", NULL);
+    expect_hget(r, kdev[2], "conn", "other#9");
+    redisReply *score = cmd_ok(r, "ZSCORE " KEYS_NODES " ghost");
+    assert_int_equal(score->type, REDIS_REPLY_NIL);
+    freeReplyObject(score);
+    /* the locked one is untouched */
+    expect_hget(r, members, "rp-d", "g2#1\tghost2\tD");
+    assert_int_equal(key_exists(r, kconns2), 1);
+
+    /* once the lock is gone, ghost2 is reaped too */
+    cmd_do(r, "DEL %s", klock2);
+    deadline = proc_now_ms() + 15000;
+    while (key_exists(r, kconns2) && proc_remaining_ms(deadline) > 0)
+        fe_poll_pause();
+    assert_int_equal(key_exists(r, kconns2), 0);
+    expect_hget(r, members, "rp-d", NULL);
+
+    /* one disconnect each for g#1 and g2#1, none for g#2 and g#3 */
+    struct fe_events ev;
+    assert_int_equal(fe_events_load(c, &ev), 0);
+    size_t n1 = 0, n2 = 0, n3 = 0, nd = 0;
+    for (size_t i = 0; i < ev.n; i++) {
+        if (!ev.ok[i] || ev.ev[i].type != EV_DISCONNECT)
+            continue;
+        n1 += fe_str_eq(ev.ev[i].conn, "g#1");
+        n2 += fe_str_eq(ev.ev[i].conn, "g#2") + fe_str_eq(ev.ev[i].conn, "g#3");
+        nd += fe_str_eq(ev.ev[i].conn, "g2#1");
+        if (fe_str_eq(ev.ev[i].conn, "g#1")) {
+            assert_true(fe_str_eq(ev.ev[i].reason, "node_lost"));
+            assert_true(fe_str_eq(ev.ev[i].node, "ghost"));
+            assert_true(fe_str_eq(ev.ev[i].room, room));
+            assert_int_equal(ev.shard[i], keys_room_shard(room, FE_EVENT_SHARDS));
+            n3++;
+        }
+    }
+    fe_events_free(&ev);
+    assert_int_equal(n1, 1);
+    assert_int_equal(n3, 1);
+    assert_int_equal(n2, 0);
+    assert_int_equal(nd, 1);
+    long long after = fe_metric(fe_admin_port(c, 0), "rrm_reaped_members_total") +
+                      fe_metric(fe_admin_port(c, 1), "rrm_reaped_members_total");
+    assert_int_equal(after - before, 2);
+    redisFree(r);
+    fe_close(c, live);
+}
+
 /* Wait until every node has noticed a Redis drop (drops > before) and is ready again. */
 static void wait_redis_recovered(struct fe_cluster *c, const long long before[]) {
     for (int i = 0; i < fe_nodes(c); i++) {
@@ -857,6 +990,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_duplicate_device_two_nodes, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_not_member, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_node_members_removed, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_reaper_repairs_partial_steps, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_redis_restart_recovers, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drain, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_drain_refuses_new_connections, setup, fe_teardown),
