@@ -14,6 +14,7 @@
 #define REFRESH_DEGRADED_MS 500
 #define TICK_MS 250
 #define TRYAGAIN_MS 50
+#define DOWN_RETRY_MS 100
 #define FREE_REQS_MAX 1024
 #define FREE_BUF_MAX 4096 /* a recycled request keeps a buffer up to this size */
 #define EVAL_MAX_ARGS 64
@@ -51,6 +52,7 @@ struct req {
     int hops;
     int asking;
     int64_t wait_since_ms;
+    int64_t down_since_ms;      /* first CLUSTERDOWN or LOADING answer (0: none) */
     lws_sorted_usec_list_t sul; /* TRYAGAIN */
 };
 
@@ -480,6 +482,15 @@ static void retry_cb(lws_sorted_usec_list_t *sul) {
     dispatch(r, q);
 }
 
+/* q goes out again after ms, its slot held meanwhile. */
+static void retry_later(struct router *r, struct req *q, int ms) {
+    r->redirections++;
+    r->slots[q->slot].hold = 1;
+    q->next = r->retrying;
+    r->retrying = q;
+    lws_sul_schedule(r->cx, 0, &q->sul, retry_cb, ms * LWS_US_PER_MS);
+}
+
 static int error_is(const redisReply *reply, const char *prefix) {
     size_t n = strlen(prefix);
     return reply->len >= n && memcmp(reply->str, prefix, n) == 0 &&
@@ -514,11 +525,19 @@ static int redirect(struct router *r, struct rnode *n, struct req *q, redisReply
     }
     if (error_is(reply, "TRYAGAIN")) {
         q->hops++;
-        r->redirections++;
-        r->slots[q->slot].hold = 1;
-        q->next = r->retrying;
-        r->retrying = q;
-        lws_sul_schedule(r->cx, 0, &q->sul, retry_cb, TRYAGAIN_MS * LWS_US_PER_MS);
+        retry_later(r, q, TRYAGAIN_MS);
+        return 0;
+    }
+    /* The cluster is failing over, or the node loading its data: the request waits for it as
+     * it would for a link, up to the connect and ping timeouts, without counting as a hop. */
+    if (error_is(reply, "CLUSTERDOWN") || error_is(reply, "LOADING")) {
+        int64_t now = util_mono_ms();
+        if (!q->down_since_ms)
+            q->down_since_ms = now;
+        if (now - q->down_since_ms >= r->connect_timeout_ms + r->ping_timeout_ms)
+            return -1;
+        refresh(r);
+        retry_later(r, q, DOWN_RETRY_MS);
         return 0;
     }
     if (error_is(reply, "NOSCRIPT")) {

@@ -21,8 +21,11 @@
  *   TRYAGAIN    sent again after 50 ms;
  *   NOSCRIPT    (a promoted replica lacks the scripts) the scripts are loaded on that link,
  *               then the request is sent again;
- * at most ROUTER_MAX_REDIRECTS of them per request, then the caller gets the error. CLUSTERDOWN,
- * LOADING and every other error go to the caller.
+ * at most ROUTER_MAX_REDIRECTS of them per request, then the caller gets the error.
+ *   CLUSTERDOWN, LOADING  (a failover, a node loading its data) sent again every 100 ms, with
+ *               the table asked again, until the connect and ping timeouts have passed since
+ *               the first such answer; then the caller gets it.
+ * Every other error goes to the caller.
  *
  * Order: the replies for one slot reach the callbacks in the order the requests were accepted
  * (a reply that comes before an older request's of the slot is copied and held until then).
