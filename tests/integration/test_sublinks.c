@@ -472,6 +472,25 @@ static void unsubscribe_some(struct world *w) {
     for (int i = 0; i < NCH; i++)
         if (w->got[i][1])
             fail_msg("%s got a message after it was unsubscribed", w->names[i]);
+
+    /* Unsubscribed before Redis confirmed the subscription: unsubscribed follows, confirmed
+     * never, and Redis keeps nothing. */
+    for (int i = 0; i < NCH; i++)
+        chosen[i] = i >= 50 && i < 55;
+    for (int i = 50; i < 55; i++) {
+        assert_int_equal(sublinks_subscribe(w->s, w->names[i], strlen(w->names[i])), 0);
+        w->last[i] = 's';
+        assert_int_equal(sublinks_unsubscribe(w->s, w->names[i], strlen(w->names[i])), 0);
+        assert_int_equal(sublinks_unsubscribe(w->s, w->names[i], strlen(w->names[i])), -1);
+    }
+    assert_true(run_until(w, chosen_unsubscribed, WAIT_MS));
+    for (int i = 50; i < 55; i++) {
+        assert_int_equal(w->confirmed[i], 1);
+        assert_int_equal(w->unsubscribed[i], 2);
+    }
+    assert_int_equal(sublinks_count(w->s), 50);
+    expect_shardchannels(wanted);
+    expect_clean(w);
 }
 
 /* ---- single Redis -------------------------------------------------------------------------- */
