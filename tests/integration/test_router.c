@@ -64,7 +64,7 @@ static void on_down(void *arg) {
     ((struct world *)arg)->downs++;
 }
 
-static const struct router_ops ops = {on_up, on_down, NULL, NULL};
+static const struct router_ops ops = {on_up, on_down, NULL, NULL, NULL};
 
 /* lws_service sleeps until the next timer: this one keeps the checks of the loop frequent. */
 static void wake_cb(lws_sorted_usec_list_t *sul) {
