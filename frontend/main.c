@@ -4,6 +4,7 @@
 #include "edge.h"
 #include "fanout.h"
 #include "http.h"
+#include "keys.h"
 #include "node.h"
 #include "outq.h"
 #include "proto.h"
@@ -11,6 +12,7 @@
 #include "router.h"
 #include "session.h"
 #include "status.h"
+#include "sublinks.h"
 #include "tls.h"
 #include "util.h"
 
@@ -79,18 +81,40 @@ static void cmd_down(void *arg) {
     fanout_rooms_due_reset(app->fanout); /* refreshes of history TTLs may be lost */
 }
 
-static void sub_up(struct rl *rl, void *arg) {
+static void cmd_topology(void *arg) {
     struct app *app = arg;
-    fanout_link_up(app->fanout, rl);
+    if (app->subs)
+        sublinks_topology(app->subs);
+}
+
+static void sub_up(void *arg) {
+    struct app *app = arg;
     app->sub_up = 1;
     became_ready(app);
 }
 
-static void sub_down(struct rl *rl, void *arg) {
-    (void)rl;
-    struct app *app = arg;
-    app->sub_up = 0;
-    fanout_link_down(app->fanout);
+static void sub_down(void *arg) {
+    ((struct app *)arg)->sub_up = 0;
+}
+
+static void sub_confirmed(const char *ch, size_t len, void *arg) {
+    fanout_confirmed(((struct app *)arg)->fanout, ch, len);
+}
+
+static void sub_lost(const char *ch, size_t len, void *arg) {
+    fanout_lost(((struct app *)arg)->fanout, ch, len);
+}
+
+static void sub_unsubscribed(const char *ch, size_t len, void *arg) {
+    fanout_unsubscribed(((struct app *)arg)->fanout, ch, len);
+}
+
+static void sub_message(const char *ch, size_t len, const char *payload, size_t plen, void *arg) {
+    fanout_message(((struct app *)arg)->fanout, ch, len, payload, plen);
+}
+
+static void sub_control(const char *payload, size_t len, void *arg) {
+    fanout_control(((struct app *)arg)->fanout, payload, len);
 }
 
 /* What one Redis read brings (relayed messages, replies) is written to clients as one batch. */
@@ -102,12 +126,18 @@ static void read_end(void *arg) {
     outq_batch_end(((struct app *)arg)->outq);
 }
 
-static void sub_push(const redisReply *reply, void *arg) {
-    fanout_push(reply, ((struct app *)arg)->fanout);
-}
-
-static const struct router_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end};
-static const struct rl_ops sub_ops = {sub_up, sub_down, read_begin, read_end, sub_push};
+static const struct router_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end, cmd_topology};
+static const struct sublinks_ops sub_ops = {
+    .up = sub_up,
+    .down = sub_down,
+    .confirmed = sub_confirmed,
+    .unsubscribed = sub_unsubscribed,
+    .lost = sub_lost,
+    .message = sub_message,
+    .control = sub_control,
+    .on_read_begin = read_begin,
+    .on_read_end = read_end,
+};
 
 /* The Redis links are adopted on a vhost without a listener, so no client can ask for them. */
 static const struct lws_protocols internal_protocols[] = {
@@ -356,23 +386,25 @@ int main(int argc, char **argv) {
         .host = app.opt.redis_host,
         .port = (int)app.opt.redis_port,
         .password = app.opt.redis_password,
+        .cluster = (int)app.opt.redis_cluster,
+        .nodes = app.opt.redis_nodes,
         .connect_timeout_ms = 2000,
         .ping_interval_ms = 1000,
         .ping_timeout_ms = 3000,
         .params = room_send_params(&app),
     };
     app.router = router_create(app.cx, app.vh, &cro, &cmd_ops, &app, &app.log);
-    struct rl_options ro = {
-        .name = "sub",
-        .host = app.opt.redis_host,
-        .port = (int)app.opt.redis_port,
+    char node_channel[KEYS_MAX];
+    keys_node_channel(node_channel, sizeof(node_channel), app.node_id);
+    struct sublinks_options so = {
         .password = app.opt.redis_password,
         .connect_timeout_ms = 2000,
-        .ping_interval_ms = 0,
         .ping_timeout_ms = 3000,
+        .control = node_channel,
     };
-    app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
-    if (!app.vh || !app.fanout || !app.node || !app.status || !app.router || !app.redis_sub) {
+    if (app.router)
+        app.subs = sublinks_create(app.cx, app.vh, app.router, &so, &sub_ops, &app, &app.log);
+    if (!app.vh || !app.fanout || !app.node || !app.status || !app.router || !app.subs) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
         return 1;
     }
@@ -390,12 +422,11 @@ int main(int argc, char **argv) {
     lws_sul_cancel(&ticker.sul);
     session_teardown(&app);
     edge_stop(app.edge);
-    fanout_link_down(app.fanout);
     app.sub_up = 0;
+    sublinks_destroy(app.subs);
+    app.subs = NULL;
     router_destroy(app.router);
     app.router = NULL;
-    rl_destroy(app.redis_sub);
-    app.redis_sub = NULL;
     node_destroy(app.node);
     app.node = NULL;
     lws_context_destroy(app.cx);
