@@ -347,6 +347,7 @@ static int run(const struct bench_config *cfg) {
                          "RRM_CONSUMER=bench",
                          "RRM_LOG_LEVEL=debug",
                          "RRM_STATUS_INTERVAL_MS=3600000",
+                         "RRM_METRICS_PORT=0",
                          batch,
                          flush,
                          pool,
