@@ -53,7 +53,9 @@ struct req {
     int asking;
     int64_t wait_since_ms;
     int64_t down_since_ms;      /* first CLUSTERDOWN or LOADING answer (0: none) */
-    lws_sorted_usec_list_t sul; /* TRYAGAIN */
+    uint8_t retry_wait;         /* in r->retrying, its pause running ... */
+    uint8_t retry_due;          /* ... or over, waiting for an older request of its slot */
+    lws_sorted_usec_list_t sul; /* retry_later */
 };
 
 /* A slot's order keeping: its requests sent and not yet delivered to their callbacks, in the
@@ -485,21 +487,40 @@ static void dispatch(struct router *r, struct req *q) {
         send_to(n, q);
 }
 
-static void retry_cb(lws_sorted_usec_list_t *sul) {
-    struct req *q = lws_container_of(sul, struct req, sul);
-    struct router *r = q->r;
-    for (struct req **pp = &r->retrying; *pp; pp = &(*pp)->next)
-        if (*pp == q) {
-            *pp = q->next;
-            break;
+/* Sends again, in the order they were accepted, the slot's requests waiting to be retried whose
+ * pause is over, up to the first one whose pause is not: a request never overtakes an older one of
+ * its slot that Redis turned away too. */
+static void release_retries(struct router *r, unsigned slot) {
+    for (struct req *x = r->slots[slot].ohead; x;) {
+        struct req *next = x->onext;
+        if (x->retry_wait) {
+            if (!x->retry_due)
+                break;
+            x->retry_wait = x->retry_due = 0;
+            for (struct req **pp = &r->retrying; *pp; pp = &(*pp)->next)
+                if (*pp == x) {
+                    *pp = x->next;
+                    break;
+                }
+            dispatch(r, x);
         }
-    dispatch(r, q);
+        x = next;
+    }
 }
 
-/* q goes out again after ms, its slot held meanwhile. */
+static void retry_cb(lws_sorted_usec_list_t *sul) {
+    struct req *q = lws_container_of(sul, struct req, sul);
+    q->retry_due = 1;
+    release_retries(q->r, q->slot);
+}
+
+/* q goes out again after ms (and after the older requests of its slot waiting too), its slot
+ * held meanwhile. */
 static void retry_later(struct router *r, struct req *q, int ms) {
     r->redirections++;
     r->slots[q->slot].hold = 1;
+    q->retry_wait = 1;
+    q->retry_due = 0;
     q->next = r->retrying;
     r->retrying = q;
     lws_sul_schedule(r->cx, 0, &q->sul, retry_cb, ms * LWS_US_PER_MS);

@@ -31,8 +31,10 @@
  * (a reply that comes before an older request's of the slot is copied and held until then).
  * While a slot has a redirected request, new requests for it wait in a per-slot FIFO until
  * every request of the slot sent before has been delivered, then go out in order; so Redis runs
- * them in that order too, except that a NOSCRIPT or TRYAGAIN delays only the request that got it
- * (a request of the same slot already sent runs first; its reply is still delivered after).
+ * them in that order too, except that a NOSCRIPT delays only the request that got it (a request
+ * of the same slot already sent runs first; its reply is still delivered after). Requests sent
+ * again after a pause (TRYAGAIN, CLUSTERDOWN, LOADING) go out in the order they were accepted:
+ * none before an older one of its slot that waits too.
  * Across slots no order is promised.
  *
  * Liveness: each link is an rl with keepalive PINGs. A lost link fails the requests sent on it
