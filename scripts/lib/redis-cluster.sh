@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # A local Redis Cluster on 127.0.0.1, for scripts/up (RRM_UP_REDIS_CLUSTER=1) and scripts/bench
 # (--redis-cluster). Sourced; needs redis-server and redis-cli 7 (rrm_packages).
 #
