@@ -14,6 +14,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <mysql.h>
 #include <signal.h>
 #include <stddef.h>
@@ -468,6 +469,11 @@ int main(int argc, char **argv) {
                   "Archives RealTime Room Manager events from the Redis streams rrm:events:{N} "
                   "(and rrm:events of older versions) into MySQL.",
                   options, N_OPTIONS);
+        return 0;
+    }
+    if (rc == CFG_VERSION) {
+        printf("rrm-archiver %s\nhiredis %d.%d.%d\nMariaDB Connector/C %s\n", RRM_VERSION,
+               HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, mysql_get_client_info());
         return 0;
     }
     enum log_level level = LOG_INFO;

@@ -197,6 +197,11 @@ int main(int argc, char **argv) {
                   fe_option_table, fe_option_count);
         return 0;
     }
+    if (rc == CFG_VERSION) {
+        printf("rrm-frontend %s\nlibwebsockets %s\nhiredis %d.%d.%d\n", RRM_VERSION,
+               lws_get_library_version(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+        return 0;
+    }
     if (rc < 0 || fe_options_check(&app.opt, err, sizeof(err)) < 0) {
         fprintf(stderr, "rrm-frontend: %s\n", err);
         return 2;
