@@ -17,6 +17,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <mysql.h>
 #include <signal.h>
 #include <stddef.h>
@@ -249,9 +250,10 @@ static void log_status(const struct logger *lg, struct arch_pipeline *p, struct 
         "s:I, s:I, s:I, s:I, s:I, s:i}",
         "final", final, "interval_ms", (json_int_t)interval_ms, "events", (json_int_t)s.events,
         "batches", (json_int_t)s.batches, "rows", rows, "rows_total", (json_int_t)total,
-        "batch_ms_avg", avg, "batch_ms_max", (double)s.batch_us_max / 1000.0, "stream_length",
-        (json_int_t)lag->length, "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag,
-        "retries", (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
+        "batch_ms_avg", log_round(avg, 3), "batch_ms_max",
+        log_round((double)s.batch_us_max / 1000.0, 3), "stream_length", (json_int_t)lag->length,
+        "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag, "retries",
+        (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
         (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "takeovers",
         (json_int_t)s.takeovers, "taken_over", (json_int_t)s.taken_over, "consumers_removed",
         (json_int_t)s.consumers_removed, "lag_warnings", (json_int_t)s.lag_warnings,
@@ -482,6 +484,11 @@ int main(int argc, char **argv) {
                   "Archives RealTime Room Manager events from the Redis streams rrm:events:{N} "
                   "(and rrm:events of older versions) into MySQL.",
                   options, N_OPTIONS);
+        return 0;
+    }
+    if (rc == CFG_VERSION) {
+        printf("rrm-archiver %s\nhiredis %d.%d.%d\nMariaDB Connector/C %s\n", RRM_VERSION,
+               HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, mysql_get_client_info());
         return 0;
     }
     enum log_level level = LOG_INFO;

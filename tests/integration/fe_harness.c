@@ -89,6 +89,10 @@ static int decode_status(int st) {
     return -1;
 }
 
+const char *fe_log_path(const struct fe_cluster *c, int node) {
+    return c && node >= 0 && node < c->nodes ? c->node[node].log_path : NULL;
+}
+
 void fe_dump_log(const struct fe_cluster *c, int node) {
     if (c && node >= 0 && node < c->nodes && c->node[node].log_path)
         proc_dump_file_tail(c->node[node].log_path, FE_LOG_TAIL);
