@@ -133,6 +133,9 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin) {
     const char *env[FE_MAX_ENV];
     size_t k = 0;
 
+    /* the test's settings first: the first of two equal names is the one getenv finds */
+    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 16; j++)
+        env[k++] = c->env[j];
     snprintf(port, sizeof(port), "RRM_PORT=%d", n->port);
     if (!n->admin_chosen) {
         snprintf(admin, sizeof(admin), "RRM_ADMIN_PORT=%d", n->admin_port);
@@ -160,8 +163,6 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin) {
     env[k++] = "RRM_NODE_TIMEOUT_MS=1500";
     env[k++] = "RRM_STATUS_INTERVAL_MS=2000";
     env[k++] = "RRM_LOG_LEVEL=info";
-    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 1; j++)
-        env[k++] = c->env[j];
     env[k] = NULL;
 
     const char *const argv[] = {bin, NULL};
