@@ -373,9 +373,10 @@ static int resp_arg(const char *cmd, size_t len, int n, const char **arg, size_t
 static int route_slot(const char *cmd, size_t len) {
     const char *a;
     size_t n;
-    if (resp_arg(cmd, len, 1, &a, &n))
+    if (resp_arg(cmd, len, 0, &a, &n))
         return -1;
-    if (n == 6 && strncasecmp(a, "PUBSUB", 6) == 0 && resp_arg(cmd, len, 3, &a, &n))
+    int pubsub = n == 6 && strncasecmp(a, "PUBSUB", 6) == 0;
+    if (resp_arg(cmd, len, pubsub ? 2 : 1, &a, &n))
         return -1;
     return (int)slots_of_key(a, n);
 }
