@@ -146,6 +146,12 @@ void rconn_failed(struct rconn *r, const redisContext *ctx, const char *what) {
              ctx && ctx->errstr[0] ? ctx->errstr : "connection lost");
 }
 
+/* A connection to node i failed: r->err names the node (the caller adds the command). */
+static void node_failed(struct rconn *r, int i, const redisContext *ctx) {
+    snprintf(r->err, sizeof(r->err), "Redis %s:%u: %s", r->nodes[i].host, r->nodes[i].port,
+             ctx && ctx->errstr[0] ? ctx->errstr : "connection lost");
+}
+
 /* The connection to node i, opened and authenticated if it is not yet. NULL (r->err says why)
  * when that fails. */
 static redisContext *node_connect(struct rconn *r, int i) {
@@ -200,7 +206,7 @@ static int refresh_table(struct rconn *r) {
         const char *argv[] = {"CLUSTER", "SLOTS"};
         redisReply *rep = redisCommandArgv(ctx, 2, argv, NULL);
         if (!rep) {
-            rconn_failed(r, ctx, "CLUSTER SLOTS");
+            node_failed(r, i, ctx);
             node_close(&r->nodes[i]);
             continue;
         }
@@ -324,7 +330,7 @@ redisReply *rconn_command(struct rconn *r, const char *key, size_t klen, int arg
             const char *asking[] = {"ASKING"};
             redisReply *a = redisCommandArgv(ctx, 1, asking, NULL);
             if (!a) {
-                rconn_failed(r, ctx, "ASKING");
+                node_failed(r, i, ctx);
                 return NULL;
             }
             freeReplyObject(a);
@@ -332,7 +338,7 @@ redisReply *rconn_command(struct rconn *r, const char *key, size_t klen, int arg
         }
         redisReply *rep = redisCommandArgv(ctx, argc, argv, lens);
         if (!rep) {
-            rconn_failed(r, ctx, argv[0]);
+            node_failed(r, i, ctx);
             return NULL;
         }
         if (!r->cfg.cluster || rep->type != REDIS_REPLY_ERROR)

@@ -280,13 +280,23 @@ static void expect_exactly_once(void) {
     wait_drained(30000);
 }
 
-/* The archiver's environment for the cluster: every node a seed. */
+/* The archiver's environment for the cluster: every node a seed, a replica first (it answers
+ * CLUSTER SLOTS, and MOVED to every command on a key). */
 static struct ah_archiver *start(const char *name, const char *batch) {
     static char port[40], nodes[512], batch_env[40];
-    snprintf(port, sizeof(port), "RRM_REDIS_PORT=%d", redis_cluster_port(st.rc, 0));
+    int masters[MAX_NODES], seed = redis_cluster_port(st.rc, 0);
+    int nm = redis_cluster_master_ports(st.rc, masters, MAX_NODES);
+    for (int i = redis_cluster_nodes(st.rc) - 1; i >= 0; i--) {
+        int p = redis_cluster_port(st.rc, i), master = 0;
+        for (int k = 0; k < nm && k < MAX_NODES; k++)
+            master |= masters[k] == p;
+        if (!master && redis_cluster_pid(st.rc, p) > 0)
+            seed = p;
+    }
+    snprintf(port, sizeof(port), "RRM_REDIS_PORT=%d", seed);
     int at = snprintf(nodes, sizeof(nodes), "RRM_REDIS_NODES=");
-    for (int i = 1; i < redis_cluster_nodes(st.rc); i++)
-        at += snprintf(nodes + at, sizeof(nodes) - (size_t)at, "%s127.0.0.1:%d", i > 1 ? "," : "",
+    for (int i = 0; i < redis_cluster_nodes(st.rc); i++)
+        at += snprintf(nodes + at, sizeof(nodes) - (size_t)at, "%s127.0.0.1:%d", i > 0 ? "," : "",
                        redis_cluster_port(st.rc, i));
     snprintf(batch_env, sizeof(batch_env), "RRM_BATCH_SIZE=%s", batch ? batch : "500");
     const char *extra[] = {port, nodes, "RRM_REDIS_CLUSTER=1", batch_env, NULL};
@@ -381,8 +391,28 @@ static void test_every_shard_once(void **state) {
     assert_int_equal(nm, 3);
 
     write_events(1, 1600, NULL);
+    /* A message with seq 0 cannot be archived: it goes to rrm:events:dead, on that key's
+     * master (a pipelined MULTI/EXEC), and is acknowledged on its shard's. */
+    unsigned bad_shard = keys_event_shard("R1", 2, SHARDS);
+    char key[KEYS_MAX];
+    shard_key(key, sizeof(key), bad_shard);
+    const char *bad[] = {"XADD", key,   "*",    "v",    "1",    "type", "message",
+                         "ts",   "1",   "node", "n-t",  "room", "R1",   "device",
+                         "d-t",  "seq", "0",    "kind", "text", "body", "x"};
+    redisReply *r = shard_cmd(bad_shard, 21, bad, NULL);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
     struct ah_archiver *a = start("arch-c1", NULL);
     expect_exactly_once();
+    const char *xlen[] = {"XLEN", KEYS_DEAD_LETTER};
+    int dead_slot = (int)slots_of_key(KEYS_DEAD_LETTER, strlen(KEYS_DEAD_LETTER));
+    redisContext *dc = conn(redis_cluster_port_of_slot(st.rc, dead_slot));
+    assert_non_null(dc);
+    r = redisCommandArgv(dc, 2, xlen, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
     for (unsigned s = 0; s < SHARDS; s++)
         expect_group_on_master(s);
     /* More while it runs: still once. */
