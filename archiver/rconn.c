@@ -26,7 +26,7 @@ struct rconn {
     int nnodes;
     int16_t *owner;            /* cluster: slot -> index into nodes, -1 unassigned */
     struct slots_table *table; /* cluster: the last CLUSTER SLOTS parsed */
-    char err[256];
+    char err[1024];
 };
 
 static struct timeval to_timeval(long ms) {
