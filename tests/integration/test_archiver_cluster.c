@@ -622,8 +622,25 @@ static void test_master_failover(void **state) {
     kill_leftovers(NULL);
 }
 
+/* A seed list that does not parse stops the archiver at start: exit code 2, naming the variable. */
+static void test_bad_seed_list(void **state) {
+    (void)state;
+    fresh("arch_cluster_bad");
+    const char *extra[] = {"RRM_REDIS_CLUSTER=1", "RRM_REDIS_NODES=127.0.0.1:7000,nonsense", NULL};
+    assert_true(st.nstarted < 4);
+    struct ah_archiver *a = &st.arch[st.nstarted++];
+    ah_start(st.h, a, "arch-bad", extra);
+    int status = -1;
+    assert_int_equal(proc_wait_exit(a->pid, 10000, &status), 0);
+    a->pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_int_equal(ah_log_count(a, "RRM_REDIS_NODES"), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_bad_seed_list, kill_leftovers),
         cmocka_unit_test_teardown(test_every_shard_once, kill_leftovers),
         cmocka_unit_test_teardown(test_sigkill_in_backlog, kill_leftovers),
         cmocka_unit_test_teardown(test_slot_moved, kill_leftovers),
