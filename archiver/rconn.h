@@ -82,7 +82,9 @@ redisContext *rconn_context(struct rconn *r, const char *key, size_t klen);
 /* Records a failure of a connection returned by rconn_context (its errstr) as rconn_error. */
 void rconn_failed(struct rconn *r, const redisContext *ctx, const char *what);
 
-/* If err is a MOVED error reply, points its slot at the named master. */
+/* If err (a reply read from `from`, a connection of rconn_context) is a MOVED error, points its
+ * slot at the named master at once; the table is not asked again here (replies of the pipeline
+ * may still be waiting on that connection): the next MOVED or reconnection does that. */
 void rconn_redirected(struct rconn *r, const redisContext *from, const redisReply *err);
 
 #endif
