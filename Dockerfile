@@ -37,7 +37,8 @@ COPY --from=build /build/frontend/rrm-frontend /build/archiver/rrm-archiver \
 USER 10001:10001
 # WebSocket clients and the HTTP probes (/healthz, /readyz) share this port. The admin port
 # (RRM_ADMIN_PORT, 9765: /metrics, /status) is deliberately not exposed, so that `docker run -P`
-# does not publish it; publish it where it is safe, e.g. `-p 127.0.0.1:9765:9765`.
+# does not publish it; publish it where it is safe, e.g. `-p 127.0.0.1:9765:9765`. Nor is the
+# archiver's metrics port (RRM_METRICS_PORT, 9102: /metrics, /healthz).
 EXPOSE 8765
 # rrm-frontend runs as PID 1: it handles SIGTERM itself (the drain). The archiver's Deployment
 # sets `command: [rrm-archiver]`.

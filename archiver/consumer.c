@@ -716,9 +716,12 @@ static int stream_lag(struct arch_consumer *c, const struct stream *s, struct ar
     return 0;
 }
 
-int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
+int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out,
+                      struct arch_stream_lag *streams, int cap, int *n) {
     memset(out, 0, sizeof(*out));
     out->shard_max = -1;
+    if (n)
+        *n = 0;
     if (arch_consumer_connect(c) || check_legacy(c))
         return -1;
     for (int i = 0; i < c->nstreams; i++) {
@@ -728,6 +731,9 @@ int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out) {
         struct arch_lag one;
         if (stream_lag(c, s, &one))
             return -1;
+        if (streams && n && *n < cap)
+            streams[(*n)++] = (struct arch_stream_lag){
+                .shard = s->shard, .length = one.length, .pending = one.pending, .lag = one.lag};
         out->length += one.length;
         out->pending += one.pending;
         if (out->lag >= 0)

@@ -78,6 +78,14 @@ struct arch_lag {
     long long legacy_backlog;    /* pending + lag of rrm:events (0 when it does not exist) */
 };
 
+/* One stream's part of an arch_lag. */
+struct arch_stream_lag {
+    int shard;         /* rrm:events:{shard}; -1: rrm:events of older versions */
+    long long length;  /* XLEN */
+    long long pending; /* delivered to the group, not yet acknowledged */
+    long long lag;     /* not yet delivered to the group; -1 when Redis cannot tell */
+};
+
 struct arch_consumer;
 
 /* Returns NULL when out of memory. No connection is made yet. */
@@ -163,9 +171,12 @@ int arch_consumer_ack(struct arch_consumer *c, const struct arch_entry *const *e
 int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *const *entries,
                               const char *const *reasons, size_t n);
 
-/* Stream length, pending count and lag of this consumer's group in every stream. Returns 0 or -1.
- */
-int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out);
+/* Stream length, pending count and lag of this consumer's group in every stream: summed in out,
+ * and, if streams is not NULL, one by one in streams[0..*n) (at most cap; the shards in order,
+ * then rrm:events if it exists; a shard whose group could not be created yet is left out).
+ * Returns 0 or -1. */
+int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out,
+                      struct arch_stream_lag *streams, int cap, int *n);
 
 /* Removes consumers of the groups that hold no pending entries and have been idle longer than
  * idle_ms (a restarted archiver with a new name leaves its old name behind). Returns the number

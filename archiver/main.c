@@ -2,19 +2,23 @@
  * while it exists) as a member of a consumer group and writes them into MySQL in batched,
  * idempotent transactions. This file owns the configuration, the signals and the
  * main loop: read a batch, archive it, and on timers refresh the alive mark, take over dead
- * consumers' entries, reclaim stale entries, check the lag and log the status record. */
+ * consumers' entries, reclaim stale entries, check the lag (published for /metrics) and log the
+ * status record. /metrics and /healthz are served by a thread of their own (httpd.h, monitor.h). */
 #include "backoff.h"
 #include "batch.h"
 #include "config.h"
 #include "consumer.h"
 #include "keys.h"
+#include "httpd.h"
 #include "log.h"
+#include "monitor.h"
 #include "pipeline.h"
 #include "rconn.h"
 #include "util.h"
 #include "writer.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <mysql.h>
 #include <signal.h>
 #include <stddef.h>
@@ -57,6 +61,8 @@ struct arch_config {
     long stream_maxlen;
     long event_shards;
     long dead_letter_maxlen;
+    long metrics_port;
+    char metrics_bind[256];
     char log_level[16];
 };
 
@@ -122,6 +128,10 @@ static const struct cfg_option options[] = {
         "own consumer group"),
     OPT("dead-letter-maxlen", CFG_INT, dead_letter_maxlen, "100000", 0, 2000000000,
         "approximate cap of rrm:events:dead (0: unbounded)"),
+    OPT("metrics-port", CFG_INT, metrics_port, "9102", 0, 65535,
+        "TCP port of the HTTP listener for /metrics and /healthz (plain HTTP; 0: none)"),
+    STR_OPT("metrics-bind", metrics_bind, "", 0,
+            "address the metrics listener binds (empty: all interfaces)"),
     STR_OPT("log-level", log_level, "info", 1, "debug, info, warn or error"),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -254,9 +264,10 @@ static void log_status(const struct logger *lg, struct arch_pipeline *p, struct 
         "s:I, s:I, s:I, s:I, s:I, s:i}",
         "final", final, "interval_ms", (json_int_t)interval_ms, "events", (json_int_t)s.events,
         "batches", (json_int_t)s.batches, "rows", rows, "rows_total", (json_int_t)total,
-        "batch_ms_avg", avg, "batch_ms_max", (double)s.batch_us_max / 1000.0, "stream_length",
-        (json_int_t)lag->length, "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag,
-        "retries", (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
+        "batch_ms_avg", log_round(avg, 3), "batch_ms_max",
+        log_round((double)s.batch_us_max / 1000.0, 3), "stream_length", (json_int_t)lag->length,
+        "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag, "retries",
+        (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
         (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "takeovers",
         (json_int_t)s.takeovers, "taken_over", (json_int_t)s.taken_over, "consumers_removed",
         (json_int_t)s.consumers_removed, "lag_warnings", (json_int_t)s.lag_warnings,
@@ -276,10 +287,13 @@ static void log_status(const struct logger *lg, struct arch_pipeline *p, struct 
  * and an older frontend rrm:events to stream_maxlen; what the group has not archived by then is
  * lost, so a backlog past half of a stream's cap is worth an operator's attention. */
 static void check_lag(const struct arch_config *cfg, const struct logger *lg,
-                      struct arch_consumer *c, struct arch_pipeline *p, struct arch_lag *lag,
-                      int64_t *last_warn_ms) {
-    if (arch_consumer_lag(c, lag))
+                      struct arch_consumer *c, struct arch_pipeline *p, struct arch_monitor *m,
+                      struct arch_lag *lag, int64_t *last_warn_ms) {
+    struct arch_stream_lag streams[KEYS_EVENT_SHARDS_MAX + 1];
+    int n = 0;
+    if (arch_consumer_lag(c, lag, streams, KEYS_EVENT_SHARDS_MAX + 1, &n))
         return;
+    arch_monitor_set_lag(m, streams, n);
     long long backlog = lag->pending + (lag->lag > 0 ? lag->lag : 0);
     long long shard_cap = (cfg->stream_maxlen + cfg->event_shards - 1) / cfg->event_shards;
     if (cfg->stream_maxlen <= 0 ||
@@ -351,10 +365,12 @@ static int takeover_step(const struct logger *lg, struct arch_consumer *c,
 }
 
 static int run(const struct arch_config *cfg, const struct logger *lg, struct arch_consumer *c,
-               struct arch_writer *w, struct arch_pipeline *p) {
+               struct arch_writer *w, struct arch_pipeline *p, struct arch_monitor *m) {
     char err[256];
     while (!stop_requested && arch_consumer_connect(c))
         arch_pipeline_redis_wait(p, "connect");
+    if (!stop_requested)
+        arch_pipeline_redis_ok(p);
     struct backoff prep_bo;
     backoff_init(&prep_bo, 100, cfg->retry_max_ms, (uint64_t)getpid());
     while (!stop_requested && arch_writer_prepare(w, err, sizeof(err))) {
@@ -404,11 +420,11 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
             }
         }
         if (now >= next_lag) {
-            check_lag(cfg, lg, c, p, &lag, &last_warn);
+            check_lag(cfg, lg, c, p, m, &lag, &last_warn);
             next_lag = now + LAG_CHECK_MS;
         }
         if (now >= next_status) {
-            check_lag(cfg, lg, c, p, &lag, &last_warn);
+            check_lag(cfg, lg, c, p, m, &lag, &last_warn);
             next_lag = now + LAG_CHECK_MS;
             log_status(lg, p, w, &lag, cfg->event_shards, now - status_start, 0);
             status_start = now;
@@ -465,7 +481,7 @@ static int run(const struct arch_config *cfg, const struct logger *lg, struct ar
     if (!mark_failing)
         arch_consumer_mark_alive(c, cfg->drain_timeout_ms + cfg->alive_ttl_ms);
     arch_pipeline_drain(p);
-    check_lag(cfg, lg, c, p, &lag, &last_warn);
+    check_lag(cfg, lg, c, p, m, &lag, &last_warn);
     log_status(lg, p, w, &lag, cfg->event_shards, util_mono_ms() - status_start, 1);
     if (arch_consumer_unmark(c) == 0)
         log_msg(lg, LOG_INFO, "alive mark removed");
@@ -482,6 +498,11 @@ int main(int argc, char **argv) {
                   "Archives RealTime Room Manager events from the Redis streams rrm:events:{N} "
                   "(and rrm:events of older versions) into MySQL.",
                   options, N_OPTIONS);
+        return 0;
+    }
+    if (rc == CFG_VERSION) {
+        printf("rrm-archiver %s\nhiredis %d.%d.%d\nMariaDB Connector/C %s\n", RRM_VERSION,
+               HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, mysql_get_client_info());
         return 0;
     }
     enum log_level level = LOG_INFO;
@@ -537,17 +558,38 @@ int main(int argc, char **argv) {
         .retry_max_ms = cfg.retry_max_ms,
         .drain_timeout_ms = cfg.drain_timeout_ms,
     };
+    /* A main loop that blocks on Redis for at most a few command timeouts and sleeps for at most
+     * one backoff step turns well within this. */
+    struct arch_monitor_config mcfg = {
+        .shards = (int)cfg.event_shards,
+        .pool_size = (int)cfg.mysql_pool_size,
+        .stall_ms = 30000 + cfg.retry_max_ms,
+    };
     struct arch_consumer *c = arch_consumer_create(&ccfg, &lg);
     struct arch_writer *w = arch_writer_create(&dcfg, &lg);
     struct arch_pipeline *p =
         c && w ? arch_pipeline_create(&pcfg, c, w, &lg, &stop_requested) : NULL;
+    struct arch_monitor *m = p ? arch_monitor_create(&mcfg, p, w) : NULL;
+    struct arch_httpd *httpd = NULL;
     rc = 1;
-    if (p)
-        rc = run(&cfg, &lg, c, w, p);
-    else
+    if (!m) {
         log_msg(&lg, LOG_ERROR, "out of memory");
+    } else if (cfg.metrics_port &&
+               !(httpd = arch_httpd_start(cfg.metrics_bind, (int)cfg.metrics_port,
+                                          &arch_monitor_http_ops, m, &lg, err, sizeof(err)))) {
+        log_json(&lg, LOG_ERROR, "cannot serve /metrics (RRM_METRICS_PORT)",
+                 json_pack("{s:s}", "error", err));
+    } else {
+        if (httpd)
+            log_json(&lg, LOG_INFO, "serving /metrics and /healthz",
+                     json_pack("{s:s, s:i}", "bind", cfg.metrics_bind[0] ? cfg.metrics_bind : "*",
+                               "port", (int)cfg.metrics_port));
+        rc = run(&cfg, &lg, c, w, p, m);
+    }
     if (rc == 0)
         log_msg(&lg, LOG_INFO, "stopped");
+    arch_httpd_stop(httpd);
+    arch_monitor_destroy(m);
     arch_pipeline_destroy(p);
     arch_writer_destroy(w);
     arch_consumer_destroy(c);

@@ -6,14 +6,23 @@
 #include "pipeline.h"
 
 #include "backoff.h"
+#include "promtext.h"
 #include "util.h"
 
 #include <mysql.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* How often an idle writer thread pings MySQL (arch_writer_check). */
+#define MYSQL_CHECK_MS 2000
+
+const int64_t arch_batch_bounds_us[ARCH_BATCH_BOUNDS] = {5000,    10000,   25000,    50000,
+                                                         100000,  250000,  500000,   1000000,
+                                                         2500000, 5000000, 10000000, 30000000};
 
 enum job_state { JOB_QUEUED, JOB_WRITING, JOB_DONE, JOB_ABANDONED };
 
@@ -44,8 +53,13 @@ struct arch_pipeline {
     struct job **flight; /* every job not yet settled; cfg.writers slots */
     int nflight;
     int quitting;
-    int64_t stop_seen_ms; /* when the stop request was first noticed, 0 before */
-    struct arch_stats stats;
+    int64_t stop_seen_ms;       /* when the stop request was first noticed, 0 before */
+    struct arch_stats stats;    /* since the start */
+    struct arch_stats reported; /* stats at the last arch_pipeline_take_stats */
+    int redis_ok;
+    char redis_error[256];
+    int64_t progress_ms;
+    int64_t mysql_checked_ms; /* the last idle check of MySQL by a writer thread */
 
     pthread_t *threads;
     int nthreads;
@@ -80,6 +94,9 @@ static void nap_ms(int64_t ms) {
 
 int arch_pipeline_sleep(struct arch_pipeline *p, int64_t ms) {
     int64_t until = util_mono_ms() + ms;
+    pthread_mutex_lock(&p->lock);
+    p->progress_ms = util_mono_ms();
+    pthread_mutex_unlock(&p->lock);
     while (!*p->stop) {
         int64_t left = until - util_mono_ms();
         if (left <= 0)
@@ -107,17 +124,28 @@ static int backoff_wait(struct arch_pipeline *p, struct backoff *b) {
 }
 
 int arch_pipeline_redis_wait(struct arch_pipeline *p, const char *what) {
+    const char *err = arch_consumer_error(p->consumer);
     log_json(p->lg, LOG_WARN, "redis unavailable, retrying",
-             json_pack("{s:s, s:s, s:i}", "op", what, "error", arch_consumer_error(p->consumer),
-                       "attempt", (int)p->redis_bo.attempt + 1));
+             json_pack("{s:s, s:s, s:i}", "op", what, "error", err, "attempt",
+                       (int)p->redis_bo.attempt + 1));
     pthread_mutex_lock(&p->lock);
     p->stats.retries++;
+    p->redis_ok = 0;
+    snprintf(p->redis_error, sizeof(p->redis_error), "%s: %s", what, err);
+    p->progress_ms = util_mono_ms();
     pthread_mutex_unlock(&p->lock);
-    return backoff_wait(p, &p->redis_bo);
+    int rc = backoff_wait(p, &p->redis_bo);
+    pthread_mutex_lock(&p->lock);
+    p->progress_ms = util_mono_ms();
+    pthread_mutex_unlock(&p->lock);
+    return rc;
 }
 
 void arch_pipeline_redis_ok(struct arch_pipeline *p) {
     backoff_reset(&p->redis_bo);
+    pthread_mutex_lock(&p->lock);
+    p->redis_ok = 1;
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- counters ---- */
@@ -142,8 +170,42 @@ void arch_pipeline_count_takeover(struct arch_pipeline *p, uint64_t takeovers, u
 
 void arch_pipeline_take_stats(struct arch_pipeline *p, struct arch_stats *out) {
     pthread_mutex_lock(&p->lock);
+    const struct arch_stats *now = &p->stats, *was = &p->reported;
+    *out = (struct arch_stats){
+        .events = now->events - was->events,
+        .batches = now->batches - was->batches,
+        .retries = now->retries - was->retries,
+        .dead_letters = now->dead_letters - was->dead_letters,
+        .lost = now->lost - was->lost,
+        .reclaimed = now->reclaimed - was->reclaimed,
+        .lag_warnings = now->lag_warnings - was->lag_warnings,
+        .takeovers = now->takeovers - was->takeovers,
+        .taken_over = now->taken_over - was->taken_over,
+        .consumers_removed = now->consumers_removed - was->consumers_removed,
+        .batch_us_sum = now->batch_us_sum - was->batch_us_sum,
+        .batch_us_max = now->batch_us_max,
+    };
+    for (int t = 0; t < ARCH_TABLE_COUNT; t++)
+        out->rows[t] = now->rows[t] - was->rows[t];
+    for (int i = 0; i <= ARCH_BATCH_BOUNDS; i++)
+        out->batch_buckets[i] = now->batch_buckets[i] - was->batch_buckets[i];
+    p->stats.batch_us_max = 0;
+    p->reported = p->stats;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void arch_pipeline_totals(struct arch_pipeline *p, struct arch_stats *out) {
+    pthread_mutex_lock(&p->lock);
     *out = p->stats;
-    memset(&p->stats, 0, sizeof(p->stats));
+    pthread_mutex_unlock(&p->lock);
+}
+
+void arch_pipeline_health(struct arch_pipeline *p, struct arch_pipeline_health *out) {
+    pthread_mutex_lock(&p->lock);
+    out->redis_ok = p->redis_ok;
+    snprintf(out->redis_error, sizeof(out->redis_error), "%s", p->redis_ok ? "" : p->redis_error);
+    out->progress_ms = p->progress_ms;
+    out->in_flight = p->nflight;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -255,8 +317,21 @@ static void *writer_main(void *arg) {
     mysql_thread_init();
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->queue_head && !p->quitting)
-            pthread_cond_wait(&p->work_cv, &p->lock);
+        while (!p->queue_head && !p->quitting) {
+            int64_t now = util_mono_ms();
+            if (now - p->mysql_checked_ms >= MYSQL_CHECK_MS) {
+                /* One idle writer at a time checks that MySQL still answers. */
+                p->mysql_checked_ms = now;
+                pthread_mutex_unlock(&p->lock);
+                arch_writer_check(p->writer);
+                pthread_mutex_lock(&p->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += MYSQL_CHECK_MS / 1000;
+            pthread_cond_timedwait(&p->work_cv, &p->lock, &until);
+        }
         if (!p->queue_head)
             break;
         struct job *j = p->queue_head;
@@ -300,12 +375,15 @@ struct arch_pipeline *arch_pipeline_create(const struct arch_pipeline_config *cf
     p->lg = lg;
     p->stop = stop;
     backoff_init(&p->redis_bo, cfg->retry_base_ms, cfg->retry_max_ms, random_seed());
+    snprintf(p->redis_error, sizeof(p->redis_error), "not connected yet");
+    p->progress_ms = util_mono_ms();
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->work_cv, NULL);
-    /* Timed waits on the monotonic clock, so a wall-clock jump cannot stall settling. */
+    /* Timed waits on the monotonic clock, so a wall-clock jump cannot stall settling or the
+     * writers' checks. */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->work_cv, &ca);
     pthread_cond_init(&p->done_cv, &ca);
     pthread_condattr_destroy(&ca);
     p->flight = calloc((size_t)p->cfg.writers, sizeof(*p->flight));
@@ -454,6 +532,7 @@ static void forget(struct arch_pipeline *p, struct job *j) {
 int arch_pipeline_settle(struct arch_pipeline *p, int wait_ms) {
     touch_waiting(p);
     pthread_mutex_lock(&p->lock);
+    p->progress_ms = util_mono_ms();
     if (!p->done_head && wait_ms > 0 && p->nflight > 0) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -486,6 +565,7 @@ int arch_pipeline_settle(struct arch_pipeline *p, int wait_ms) {
             p->stats.dead_letters += j->ndead;
             p->stats.lost += j->lost;
             p->stats.batch_us_sum += us;
+            p->stats.batch_buckets[prom_bucket(arch_batch_bounds_us, ARCH_BATCH_BOUNDS, us)]++;
             if (us > p->stats.batch_us_max)
                 p->stats.batch_us_max = us;
             pthread_mutex_unlock(&p->lock);
@@ -493,7 +573,7 @@ int arch_pipeline_settle(struct arch_pipeline *p, int wait_ms) {
                 log_json(p->lg, LOG_DEBUG, "batch",
                          json_pack("{s:I, s:I, s:I, s:f}", "entries", (json_int_t)j->batch.n,
                                    "rows", (json_int_t)rows, "dead", (json_int_t)j->ndead, "ms",
-                                   (double)us / 1000.0));
+                                   log_round((double)us / 1000.0, 3)));
             settled++;
         } else {
             log_json(p->lg, LOG_WARN, "batch left pending for redelivery",

@@ -6,7 +6,9 @@
  * Back on the main thread, a finished batch is settled: unwritable entries go to the dead-letter
  * stream and everything else is acknowledged, only after COMMIT. Batches may commit in any order;
  * the SQL is built so that the result does not depend on it (batch.h). The pipeline also owns the
- * counters of the status record. */
+ * counters of the status record and of /metrics, and what /healthz says of the main loop. While
+ * idle, writer threads check MySQL every few seconds (arch_writer_check), so that an outage shows
+ * before the next batch. */
 #ifndef ARCH_PIPELINE_H
 #define ARCH_PIPELINE_H
 
@@ -26,12 +28,28 @@ struct arch_pipeline_config {
     long drain_timeout_ms; /* after a stop request, how long a batch in flight may still retry */
 };
 
-/* Counters since the last status record (arch_pipeline_take_stats resets them). */
+/* Upper bounds (microseconds) of the buckets of the batch duration histogram (from submission to
+ * acknowledgement); one more bucket takes everything above the last. */
+#define ARCH_BATCH_BOUNDS 12
+extern const int64_t arch_batch_bounds_us[ARCH_BATCH_BOUNDS];
+
+/* Counters: since the start (arch_pipeline_totals) or since the last status record
+ * (arch_pipeline_take_stats). */
 struct arch_stats {
     uint64_t events, batches, retries, dead_letters, lost, reclaimed, lag_warnings;
     uint64_t takeovers, taken_over, consumers_removed;
     uint64_t rows[ARCH_TABLE_COUNT];
-    int64_t batch_us_sum, batch_us_max;
+    uint64_t batch_buckets[ARCH_BATCH_BOUNDS + 1]; /* not cumulative */
+    int64_t batch_us_sum;
+    int64_t batch_us_max; /* always since the last status record */
+};
+
+/* What /healthz reports of the main loop. */
+struct arch_pipeline_health {
+    int redis_ok;          /* the last Redis command of the main loop succeeded */
+    char redis_error[256]; /* the last failure, while !redis_ok */
+    int64_t progress_ms;   /* util_mono_ms() of the main loop's last turn */
+    int in_flight;         /* batches submitted and not yet settled */
 };
 
 struct arch_pipeline;
@@ -70,7 +88,8 @@ void arch_pipeline_drain(struct arch_pipeline *p);
  * (logged with the consumer's error). Returns -1 if the caller should give up (stopping). */
 int arch_pipeline_redis_wait(struct arch_pipeline *p, const char *what);
 
-/* Redis answered again: the next failure starts from the shortest delay. */
+/* Redis answered again: the next failure starts from the shortest delay. Also marks the main
+ * loop's Redis link healthy (arch_pipeline_redis_wait marks it failing). */
 void arch_pipeline_redis_ok(struct arch_pipeline *p);
 
 /* Sleeps ms, returning early (-1) when a stop is requested. */
@@ -85,7 +104,13 @@ void arch_pipeline_count(struct arch_pipeline *p, uint64_t reclaimed, uint64_t l
 void arch_pipeline_count_takeover(struct arch_pipeline *p, uint64_t takeovers, uint64_t entries,
                                   uint64_t removed);
 
-/* Copies the counters into out and resets them. */
+/* The counters since the last call (since the start for the first) into out. */
 void arch_pipeline_take_stats(struct arch_pipeline *p, struct arch_stats *out);
+
+/* The counters since the start into out; any thread may call it. */
+void arch_pipeline_totals(struct arch_pipeline *p, struct arch_stats *out);
+
+/* The main loop's state into out; any thread may call it. */
+void arch_pipeline_health(struct arch_pipeline *p, struct arch_pipeline_health *out);
 
 #endif

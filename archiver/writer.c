@@ -35,8 +35,12 @@ struct arch_writer {
     char *host, *user, *password, *database;
     char *ssl_ca, *ssl_cert, *ssl_key; /* NULL: not given */
     const struct logger *lg;
-    pthread_mutex_t lock; /* guards the slots' m and in_use; connecting happens outside it */
+    pthread_mutex_t lock; /* guards the slots' m and in_use, and the health below; connecting
+                           * happens outside it */
     struct pooled *slots;
+    int prepared;       /* arch_writer_prepare succeeded once */
+    int healthy;        /* the last connection, statement or ping got an answer from MySQL */
+    char last_err[256]; /* why not, while not healthy */
 };
 
 struct arch_writer *arch_writer_create(const struct arch_db_config *cfg, const struct logger *lg) {
@@ -58,6 +62,7 @@ struct arch_writer *arch_writer_create(const struct arch_db_config *cfg, const s
         return NULL;
     }
     w->slots = calloc((size_t)w->cfg.pool_size, sizeof(*w->slots));
+    snprintf(w->last_err, sizeof(w->last_err), "not connected yet");
     pthread_mutex_init(&w->lock, NULL);
     if (!w->host || !w->user || !w->password || !w->database || !w->slots) {
         arch_writer_destroy(w);
@@ -91,6 +96,33 @@ int arch_writer_connections(struct arch_writer *w) {
         n += w->slots[i].m != NULL;
     pthread_mutex_unlock(&w->lock);
     return n;
+}
+
+void arch_writer_pool(struct arch_writer *w, int *open, int *in_use) {
+    *open = *in_use = 0;
+    pthread_mutex_lock(&w->lock);
+    for (int i = 0; i < w->cfg.pool_size; i++) {
+        *open += w->slots[i].m != NULL;
+        *in_use += w->slots[i].in_use;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+int arch_writer_health(struct arch_writer *w, char *err, size_t errlen) {
+    pthread_mutex_lock(&w->lock);
+    int ok = w->healthy;
+    snprintf(err, errlen, "%s", ok ? "" : w->last_err);
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+/* Records whether MySQL answered; err (when it did not) says why. */
+static void set_health(struct arch_writer *w, int ok, const char *err) {
+    pthread_mutex_lock(&w->lock);
+    w->healthy = ok;
+    if (!ok)
+        snprintf(w->last_err, sizeof(w->last_err), "%s", err);
+    pthread_mutex_unlock(&w->lock);
 }
 
 int arch_writer_is_data_error(unsigned code) {
@@ -255,6 +287,7 @@ static struct pooled *pool_acquire(struct arch_writer *w, char *err, size_t errl
         if (!m)
             p->in_use = 0;
         pthread_mutex_unlock(&w->lock);
+        set_health(w, m != NULL, err);
         if (!m)
             return NULL;
     }
@@ -282,8 +315,37 @@ int arch_writer_prepare(struct arch_writer *w, char *err, size_t errlen) {
     if (!p)
         return -1;
     int applied = arch_schema_migrate(p->m, w->lg, err, errlen);
-    pool_release(w, p, applied < 0 && connection_broken(mysql_errno(p->m)));
-    return applied < 0 ? -1 : 0;
+    int broken = applied < 0 && connection_broken(mysql_errno(p->m));
+    pool_release(w, p, broken);
+    if (broken)
+        set_health(w, 0, err);
+    if (applied < 0)
+        return -1;
+    pthread_mutex_lock(&w->lock);
+    w->prepared = 1;
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+int arch_writer_check(struct arch_writer *w) {
+    pthread_mutex_lock(&w->lock);
+    int prepared = w->prepared;
+    pthread_mutex_unlock(&w->lock);
+    if (!prepared)
+        return 0;
+    char err[256];
+    struct pooled *p = pool_acquire(w, err, sizeof(err));
+    if (!p)
+        return -1;
+    int failed = mysql_ping(p->m) != 0;
+    if (failed) {
+        snprintf(err, sizeof(err), "ping: %u %s", mysql_errno(p->m), mysql_error(p->m));
+        set_health(w, 0, err);
+    } else {
+        set_health(w, 1, "");
+    }
+    pool_release(w, p, failed);
+    return failed ? -1 : 0;
 }
 
 static size_t escape_mysql(void *ctx, char *dst, const char *src, size_t len) {
@@ -342,6 +404,8 @@ int arch_writer_write(struct arch_writer *w, const struct arch_row *rows, size_t
     if (status == ARCH_W_OK)
         memcpy(res->rows, sql.rows, sizeof(res->rows));
     pool_release(w, p, broken);
+    /* A server error (a deadlock, a rejected value) is an answer: MySQL is there. */
+    set_health(w, !broken, res->err);
     arch_sql_free(&sql);
     return status;
 }

@@ -2,7 +2,7 @@
  * mode), database creation and migrations at start, and writing one batch of rows in one
  * transaction, over TLS when configured. The writer owns the pool and every connection in it;
  * arch_writer_write may be called from several threads at once, each call using its own connection.
- */
+ * It also keeps what the pool last saw of MySQL (arch_writer_health), for /healthz. */
 #ifndef ARCH_WRITER_H
 #define ARCH_WRITER_H
 
@@ -62,6 +62,19 @@ int arch_writer_write(struct arch_writer *w, const struct arch_row *rows, size_t
 
 /* Connections currently open. */
 int arch_writer_connections(struct arch_writer *w);
+
+/* Connections of the pool open, and of those, taken by a caller at the moment. */
+void arch_writer_pool(struct arch_writer *w, int *open, int *in_use);
+
+/* 1 if MySQL answered the last connection attempt, statement or check of any caller; else 0 with
+ * the reason in err (also before the first connection: "not connected yet"). */
+int arch_writer_health(struct arch_writer *w, char *err, size_t errlen);
+
+/* Once arch_writer_prepare has succeeded: pings MySQL on a pooled connection (connecting one if
+ * none is open) so that arch_writer_health notices an outage while nothing is written. Blocks
+ * up to the connect or I/O timeout; does nothing (returns 0) before the first prepare. Returns 0,
+ * or -1 when MySQL did not answer or every connection was in use. */
+int arch_writer_check(struct arch_writer *w);
 
 /* 1 if MySQL error `code` means the statement's data is unacceptable (too long, wrong value, bad
  * character...) so retrying the same row cannot help; 0 for everything else. */

@@ -112,8 +112,8 @@ struct app {
     struct tls *tls;   /* the client port's certificate (tls.c); NULL without TLS */
 
     struct router *router;  /* commands and scripts (router.h) */
-    struct rl *redis_sub;   /* subscriptions (a connection in subscribe mode takes nothing else) */
-    int sub_up;             /* the subscription link is up and the node channel requested */
+    struct sublinks *subs;  /* subscriptions: a link per Redis master (sublinks.h) */
+    int sub_up;             /* every master has a subscription link, the node channel is on one */
     long pending_writes;    /* leave/restore scripts not yet answered (drain waits for them) */
     long queries_in_flight; /* room queries not yet answered (room.c bounds them) */
     struct fanout *fanout;

@@ -7,9 +7,8 @@
 #include "hmap.h"
 #include "keys.h"
 #include "proto.h"
-#include "redis_loop.h"
+#include "sublinks.h"
 
-#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,26 +28,13 @@ struct fanout {
     const struct fanout_ops *ops;
     void *arg;
     struct hmap *rooms; /* room id -> struct lroom */
-    struct rl *sub;     /* the subscription link (push mode); NULL while it is down */
-    char node_channel[KEYS_MAX];
-    unsigned due_gen; /* fanout_rooms_due_reset moves it on */
+    unsigned due_gen;   /* fanout_rooms_due_reset moves it on */
 };
 
-/* Sends "<verb> <channel>" on the subscription link; 0 or -1. */
-static int sub_send(struct fanout *f, const char *verb, const char *channel) {
-    const char *argv[] = {verb, channel};
-    size_t lens[] = {strlen(verb), strlen(channel)};
-    return rl_push_send(f->sub, 2, argv, lens);
-}
-
 static void subscribe(struct fanout *f, struct lroom *r) {
-    if (!f->sub) {
-        r->sub = SUB_NONE; /* fanout_link_up subscribes it */
-        return;
-    }
     r->sub = SUB_PENDING;
-    if (sub_send(f, "SSUBSCRIBE", r->channel))
-        r->sub = SUB_NONE;
+    if (!f->app->subs || sublinks_subscribe(f->app->subs, r->channel, strlen(r->channel)) != 0)
+        r->sub = SUB_NONE; /* the next member to join asks again */
 }
 
 static void room_free(struct fanout *f, struct lroom *r) {
@@ -56,15 +42,17 @@ static void room_free(struct fanout *f, struct lroom *r) {
     free(r);
 }
 
-/* The last local member left: drop the subscription, or the room if none is active. */
+/* The last local member left: drop the subscription (asked or being asked for), then the
+ * room. */
 static void room_release(struct fanout *f, struct lroom *r) {
-    if (r->sub == SUB_ACTIVE && f->sub && sub_send(f, "SUNSUBSCRIBE", r->channel) == 0) {
+    if (r->sub == SUB_LEAVING)
+        return; /* the confirmation decides */
+    if (r->sub != SUB_NONE && f->app->subs &&
+        sublinks_unsubscribe(f->app->subs, r->channel, strlen(r->channel)) == 0) {
         r->sub = SUB_LEAVING; /* the room is freed when Redis confirms */
         return;
     }
-    if (r->sub == SUB_NONE)
-        room_free(f, r);
-    /* SUB_PENDING/SUB_LEAVING: the confirmation decides */
+    room_free(f, r);
 }
 
 static void members_ready(struct fanout *f, struct lroom *r) {
@@ -101,62 +89,53 @@ static void deliver(struct fanout *f, struct lroom *r, const char *payload, size
     frame_unref(fr);
 }
 
-static void control(struct fanout *f, const char *msg, size_t len) {
+/* Channel "rrm:room:{N}:R:ch" -> the local room R. */
+static struct lroom *room_of_channel(struct fanout *f, const char *ch, size_t len) {
+    const char *tag = len > 5 ? memchr(ch, '}', len) : NULL;
+    size_t sfx = sizeof(KEYS_CHANNEL_SUFFIX) - 1;
+    if (!tag || (size_t)(tag - ch) + 2 + sfx > len || tag[1] != ':')
+        return NULL;
+    return hmap_get(f->rooms, tag + 2, len - (size_t)(tag + 2 - ch) - sfx);
+}
+
+void fanout_message(struct fanout *f, const char *ch, size_t len, const char *payload,
+                    size_t plen) {
+    struct lroom *room = room_of_channel(f, ch, len);
+    if (room)
+        deliver(f, room, payload, plen);
+}
+
+void fanout_control(struct fanout *f, const char *msg, size_t len) {
     if (len > 5 && memcmp(msg, "kick ", 5) == 0)
         f->ops->kick(msg + 5, len - 5, f->arg);
 }
 
-/* Channel "rrm:room:{R}:ch" -> the local room R. */
-static struct lroom *room_of_channel(struct fanout *f, const redisReply *ch) {
-    if (ch->len < 2)
-        return NULL;
-    const char *open = memchr(ch->str, '{', ch->len);
-    const char *close = open ? memchr(open, '}', ch->len - (size_t)(open - ch->str)) : NULL;
-    if (!open || !close)
-        return NULL;
-    return hmap_get(f->rooms, open + 1, (size_t)(close - open - 1));
+void fanout_confirmed(struct fanout *f, const char *ch, size_t len) {
+    struct lroom *room = room_of_channel(f, ch, len);
+    if (!room || room->sub != SUB_PENDING)
+        return;
+    room->sub = SUB_ACTIVE;
+    if (room->members.count == 0)
+        room_release(f, room);
+    else
+        members_ready(f, room);
 }
 
-/* Every reply of the subscription link: confirmations and messages of the rooms' shard channels
- * (ssubscribe, sunsubscribe, smessage) and of the node channel (subscribe, message). */
-void fanout_push(const redisReply *reply, void *arg) {
-    struct fanout *f = arg;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_STRING)
-        return;
-    const char *kind = reply->element[0]->str;
-    const redisReply *ch = reply->element[1], *data = reply->element[2];
+void fanout_lost(struct fanout *f, const char *ch, size_t len) {
+    struct lroom *room = room_of_channel(f, ch, len);
+    if (room && room->sub == SUB_ACTIVE)
+        room->sub = SUB_PENDING; /* sublinks subscribes it again: confirmed follows */
+}
 
-    if (strcmp(kind, "message") == 0) {
-        if (ch->len == strlen(f->node_channel) && memcmp(ch->str, f->node_channel, ch->len) == 0 &&
-            data->type == REDIS_REPLY_STRING)
-            control(f, data->str, data->len);
+void fanout_unsubscribed(struct fanout *f, const char *ch, size_t len) {
+    struct lroom *room = room_of_channel(f, ch, len);
+    if (!room || room->sub != SUB_LEAVING)
         return;
-    }
-    struct lroom *room = room_of_channel(f, ch);
-    if (!room)
-        return;
-    if (strcmp(kind, "smessage") == 0) {
-        if (data->type == REDIS_REPLY_STRING)
-            deliver(f, room, data->str, data->len);
-    } else if (strcmp(kind, "ssubscribe") == 0) {
-        if (room->sub != SUB_PENDING)
-            return;
-        room->sub = SUB_ACTIVE;
-        if (room->members.count == 0)
-            room_release(f, room);
-        else
-            members_ready(f, room);
-    } else if (strcmp(kind, "sunsubscribe") == 0) {
-        if (room->sub != SUB_LEAVING)
-            return;
-        room->sub = SUB_NONE;
-        if (room->members.count == 0)
-            room_free(f, room);
-        else
-            subscribe(f, room); /* someone joined while we were leaving */
-    }
+    room->sub = SUB_NONE;
+    if (room->members.count == 0)
+        room_free(f, room);
+    else
+        subscribe(f, room); /* someone joined while we were leaving */
 }
 
 struct fanout *fanout_create(struct app *app, const struct fanout_ops *ops, void *arg) {
@@ -171,7 +150,6 @@ struct fanout *fanout_create(struct app *app, const struct fanout_ops *ops, void
         free(f);
         return NULL;
     }
-    keys_node_channel(f->node_channel, sizeof(f->node_channel), app->node_id);
     return f;
 }
 
@@ -196,7 +174,8 @@ int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, con
         if (!r)
             return -1;
         memcpy(r->id, room, strlen(room) + 1);
-        keys_room_channel(r->channel, sizeof(r->channel), room);
+        keys_room_channel(r->channel, sizeof(r->channel),
+                          keys_room_shard(room, (unsigned)f->app->opt.event_shards), room);
         if (hmap_put(f->rooms, r->id, strlen(r->id), r)) {
             free(r);
             return -1;
@@ -220,36 +199,6 @@ void fanout_leave(struct fanout *f, struct fanout_member *m) {
     m->room = NULL;
     if (r->members.count == 0)
         room_release(f, r);
-}
-
-static void resubscribe(const char *key, void *value, void *arg) {
-    (void)key;
-    struct fanout *f = arg;
-    struct lroom *r = value;
-    if (r->members.count > 0)
-        subscribe(f, r);
-}
-
-void fanout_link_up(struct fanout *f, struct rl *sub) {
-    f->sub = sub;
-    /* The node channel is subscribed first and never left, so the connection stays in
-     * subscribe mode while rooms come and go. */
-    sub_send(f, "SUBSCRIBE", f->node_channel);
-    hmap_each(f->rooms, resubscribe, f);
-}
-
-void fanout_link_down(struct fanout *f) {
-    f->sub = NULL;
-    size_t n = hmap_count(f->rooms);
-    void **rooms = n ? malloc(n * sizeof(*rooms)) : NULL;
-    n = rooms ? hmap_values(f->rooms, rooms, n) : 0;
-    for (size_t i = 0; i < n; i++) {
-        struct lroom *r = rooms[i];
-        r->sub = SUB_NONE;
-        if (r->members.count == 0)
-            room_free(f, r);
-    }
-    free(rooms);
 }
 
 int fanout_member_ready(const struct fanout_member *m) {

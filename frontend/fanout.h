@@ -1,11 +1,15 @@
-/* Fan-out on this node: which local sessions are in which room, the node's Redis subscriptions
- * (one channel per room with local members, plus the node's control channel), and delivery of
- * each relayed frame, built once, to every local recipient.
+/* Fan-out on this node: which local sessions are in which room, which rooms the node wants to
+ * hear (one sharded channel per room with local members), and delivery of each relayed frame,
+ * built once, to every local recipient. The subscriptions themselves, the links they live on and
+ * the node's control channel are sublinks.h's: fanout asks it through app->subs and is told
+ * back through the fanout_confirmed/lost/unsubscribed/message/control calls below.
  *
  * Subscription state per room: a room is subscribed when its first local member joins and
  * unsubscribed when its last one leaves. A member is told it is ready (fanout_ops.ready) only
  * once the subscription is confirmed, so a client never misses a message sent after it saw its
- * "room" frame.
+ * "room" frame. When the subscription is lost (its link went down, its slot moved, a failover)
+ * the room is not ready until it is confirmed again: members who join meanwhile wait, and every
+ * member is told ready again then (a ready member catches up from the room history).
  *
  * fanout knows members only as the struct fanout_member their owner embeds, and talks back
  * through the fanout_ops given at creation. */
@@ -14,7 +18,6 @@
 
 #include "frame.h"
 
-#include <hiredis/async.h>
 #include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +25,6 @@
 struct app;
 struct fanout;
 struct lroom;
-struct rl;
 
 /* A connection's membership of a local room, embedded by its owner (zeroed: not joined). */
 struct fanout_member {
@@ -33,7 +35,7 @@ struct fanout_member {
 
 struct fanout_ops {
     /* The node receives the room's messages now: m can be answered. Also called again for every
-     * member after the subscription link came back. */
+     * member when the room's subscription is confirmed again after it was lost. */
     void (*ready)(struct fanout_member *m, void *arg);
     /* A relayed frame for m, built once and shared (take a reference to keep it). */
     void (*deliver)(struct fanout_member *m, struct frame *f, void *arg);
@@ -63,14 +65,17 @@ void fanout_rooms_due_reset(struct fanout *f);
 /* Removes m from its local room, unsubscribing after the last member. Safe if not joined. */
 void fanout_leave(struct fanout *f, struct fanout_member *m);
 
-/* The subscription link came up: subscribe the node channel and every local room again. The
- * link runs in push mode with fanout_push (redis_loop.h): rooms are sharded channels
- * (SSUBSCRIBE), the node channel a plain one. */
-void fanout_link_up(struct fanout *f, struct rl *sub);
-/* Every reply the subscription link reads (its rl_ops.on_push); arg is the fanout. */
-void fanout_push(const redisReply *reply, void *arg);
-/* The subscription link went down: every subscription is gone. */
-void fanout_link_down(struct fanout *f);
+/* What sublinks reports (main.c wires its ops here); channel names of len bytes, borrowed. */
+/* The room's subscription is confirmed: its members are ready. */
+void fanout_confirmed(struct fanout *f, const char *ch, size_t len);
+/* The room's subscription was dropped; sublinks subscribes it again (confirmed follows). */
+void fanout_lost(struct fanout *f, const char *ch, size_t len);
+/* The unsubscription asked for when the room's last member left is done. */
+void fanout_unsubscribed(struct fanout *f, const char *ch, size_t len);
+/* A message relayed on the room's channel (smessage): delivered to the local members. */
+void fanout_message(struct fanout *f, const char *ch, size_t len, const char *payload, size_t plen);
+/* A message on the node's control channel ("kick <conn>"). */
+void fanout_control(struct fanout *f, const char *msg, size_t len);
 
 size_t fanout_room_count(const struct fanout *f);
 

@@ -4,13 +4,17 @@
 #include "edge.h"
 #include "fanout.h"
 #include "http.h"
+#include "keys.h"
+#include "lwslog.h"
 #include "node.h"
+#include "outage.h"
 #include "outq.h"
 #include "proto.h"
 #include "redis_loop.h"
 #include "router.h"
 #include "session.h"
 #include "status.h"
+#include "sublinks.h"
 #include "tls.h"
 #include "util.h"
 
@@ -79,18 +83,40 @@ static void cmd_down(void *arg) {
     fanout_rooms_due_reset(app->fanout); /* refreshes of history TTLs may be lost */
 }
 
-static void sub_up(struct rl *rl, void *arg) {
+static void cmd_topology(void *arg) {
     struct app *app = arg;
-    fanout_link_up(app->fanout, rl);
+    if (app->subs)
+        sublinks_topology(app->subs);
+}
+
+static void sub_up(void *arg) {
+    struct app *app = arg;
     app->sub_up = 1;
     became_ready(app);
 }
 
-static void sub_down(struct rl *rl, void *arg) {
-    (void)rl;
-    struct app *app = arg;
-    app->sub_up = 0;
-    fanout_link_down(app->fanout);
+static void sub_down(void *arg) {
+    ((struct app *)arg)->sub_up = 0;
+}
+
+static void sub_confirmed(const char *ch, size_t len, void *arg) {
+    fanout_confirmed(((struct app *)arg)->fanout, ch, len);
+}
+
+static void sub_lost(const char *ch, size_t len, void *arg) {
+    fanout_lost(((struct app *)arg)->fanout, ch, len);
+}
+
+static void sub_unsubscribed(const char *ch, size_t len, void *arg) {
+    fanout_unsubscribed(((struct app *)arg)->fanout, ch, len);
+}
+
+static void sub_message(const char *ch, size_t len, const char *payload, size_t plen, void *arg) {
+    fanout_message(((struct app *)arg)->fanout, ch, len, payload, plen);
+}
+
+static void sub_control(const char *payload, size_t len, void *arg) {
+    fanout_control(((struct app *)arg)->fanout, payload, len);
 }
 
 /* What one Redis read brings (relayed messages, replies) is written to clients as one batch. */
@@ -102,12 +128,18 @@ static void read_end(void *arg) {
     outq_batch_end(((struct app *)arg)->outq);
 }
 
-static void sub_push(const redisReply *reply, void *arg) {
-    fanout_push(reply, ((struct app *)arg)->fanout);
-}
-
-static const struct router_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end};
-static const struct rl_ops sub_ops = {sub_up, sub_down, read_begin, read_end, sub_push};
+static const struct router_ops cmd_ops = {cmd_up, cmd_down, read_begin, read_end, cmd_topology};
+static const struct sublinks_ops sub_ops = {
+    .up = sub_up,
+    .down = sub_down,
+    .confirmed = sub_confirmed,
+    .unsubscribed = sub_unsubscribed,
+    .lost = sub_lost,
+    .message = sub_message,
+    .control = sub_control,
+    .on_read_begin = read_begin,
+    .on_read_end = read_end,
+};
 
 /* The Redis links are adopted on a vhost without a listener, so no client can ask for them. */
 static const struct lws_protocols internal_protocols[] = {
@@ -151,7 +183,36 @@ struct ticker {
     int collect_set, was_busy;
     lws_sorted_usec_list_t sul;
     int deregistering;
+    struct outage redis_outage;
 };
+
+/* Redis unreachable (the links' own lines say when one drops, at once): a warning once it has
+ * lasted REDIS_WARN_GRACE_MS, repeated every RRM_REDIS_WARN_INTERVAL_MS, and a line when it is
+ * back. At start, a Redis that cannot be reached is reported the same way. */
+#define REDIS_WARN_GRACE_MS 1000
+
+static void watch_redis(struct ticker *t) {
+    struct app *app = t->app;
+    int64_t lasted_ms = 0;
+    enum outage_report r =
+        outage_update(&t->redis_outage, app_redis_ready(app), util_mono_ms(), &lasted_ms);
+    if (r == OUTAGE_NONE)
+        return;
+    json_t *f =
+        json_pack("{s:f, s:s, s:I}", "down_s", log_round((double)lasted_ms / 1000.0, 1),
+                  "redis_host", app->opt.redis_host, "redis_port", (json_int_t)app->opt.redis_port);
+    if (r == OUTAGE_BACK) {
+        log_json(&app->log, LOG_INFO, "redis reachable again", f);
+        return;
+    }
+    if (f) {
+        json_object_set_new(f, "commands_up",
+                            json_boolean(app->router && router_ready(app->router)));
+        json_object_set_new(f, "subscriptions_up", json_boolean(app->sub_up));
+    }
+    log_json(&app->log, LOG_WARN,
+             r == OUTAGE_DOWN ? "redis unreachable" : "redis still unreachable", f);
+}
 
 /* Signals only interrupt the loop's wait; this tick makes sure a stop request is seen promptly even
  * if the signal landed just before poll() started, and watches the drain's progress. */
@@ -168,6 +229,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
         t->was_busy = busy;
         ev_set_io_collect_interval(t->loop, busy ? 0.0 : (double)app->opt.collect_us / 1e6);
     }
+    watch_redis(t);
     if (reload_requested) {
         reload_requested = 0;
         reload(app);
@@ -195,6 +257,11 @@ int main(int argc, char **argv) {
         cfg_usage(stdout, "rrm-frontend",
                   "WebSocket room server node of RealTime Room Manager (state in Redis).",
                   fe_option_table, fe_option_count);
+        return 0;
+    }
+    if (rc == CFG_VERSION) {
+        printf("rrm-frontend %s\nlibwebsockets %s\nhiredis %d.%d.%d\n", RRM_VERSION,
+               lws_get_library_version(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
         return 0;
     }
     if (rc < 0 || fe_options_check(&app.opt, err, sizeof(err)) < 0) {
@@ -236,7 +303,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    lws_set_log_level(LLL_ERR, NULL);
+    lwslog_attach(&app.log);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.user = &app;
@@ -356,23 +423,25 @@ int main(int argc, char **argv) {
         .host = app.opt.redis_host,
         .port = (int)app.opt.redis_port,
         .password = app.opt.redis_password,
+        .cluster = (int)app.opt.redis_cluster,
+        .nodes = app.opt.redis_nodes,
         .connect_timeout_ms = 2000,
         .ping_interval_ms = 1000,
         .ping_timeout_ms = 3000,
         .params = room_send_params(&app),
     };
     app.router = router_create(app.cx, app.vh, &cro, &cmd_ops, &app, &app.log);
-    struct rl_options ro = {
-        .name = "sub",
-        .host = app.opt.redis_host,
-        .port = (int)app.opt.redis_port,
+    char node_channel[KEYS_MAX];
+    keys_node_channel(node_channel, sizeof(node_channel), app.node_id);
+    struct sublinks_options so = {
         .password = app.opt.redis_password,
         .connect_timeout_ms = 2000,
-        .ping_interval_ms = 0,
         .ping_timeout_ms = 3000,
+        .control = node_channel,
     };
-    app.redis_sub = rl_create(app.cx, app.vh, &ro, &sub_ops, &app, &app.log);
-    if (!app.vh || !app.fanout || !app.node || !app.status || !app.router || !app.redis_sub) {
+    if (app.router)
+        app.subs = sublinks_create(app.cx, app.vh, app.router, &so, &sub_ops, &app, &app.log);
+    if (!app.vh || !app.fanout || !app.node || !app.status || !app.router || !app.subs) {
         fprintf(stderr, "rrm-frontend: out of memory at start\n");
         return 1;
     }
@@ -382,6 +451,8 @@ int main(int argc, char **argv) {
                        app.opt.redis_host, "redis_port", (json_int_t)app.opt.redis_port));
 
     struct ticker ticker = {.app = &app, .loop = loop};
+    outage_init(&ticker.redis_outage, util_mono_ms(), REDIS_WARN_GRACE_MS,
+                app.opt.redis_warn_interval_ms);
     tick_cb(&ticker.sul);
     while (!app.stopping)
         ev_run(loop, EVRUN_ONCE);
@@ -390,12 +461,11 @@ int main(int argc, char **argv) {
     lws_sul_cancel(&ticker.sul);
     session_teardown(&app);
     edge_stop(app.edge);
-    fanout_link_down(app.fanout);
     app.sub_up = 0;
+    sublinks_destroy(app.subs);
+    app.subs = NULL;
     router_destroy(app.router);
     app.router = NULL;
-    rl_destroy(app.redis_sub);
-    app.redis_sub = NULL;
     node_destroy(app.node);
     app.node = NULL;
     lws_context_destroy(app.cx);

@@ -4,6 +4,7 @@
 #include "app.h"
 #include "fanout.h"
 #include "procstat.h"
+#include "promtext.h"
 #include "router.h"
 #include "tls.h"
 #include "util.h"
@@ -12,23 +13,21 @@
 #include <inttypes.h>
 #include <libwebsockets.h>
 
+static void textbuf_write(void *ctx, const char *text, size_t len) {
+    textbuf_add(ctx, "%.*s", (int)len, text);
+}
+
 static void metric(struct textbuf *r, const char *name, const char *type, const char *help,
                    uint64_t v) {
-    textbuf_add(r, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+    struct prom_out o = {.write = textbuf_write, .ctx = r};
+    prom_metric(&o, name, type, help, v);
 }
 
 /* A histogram of n bounds (microseconds) and n + 1 buckets, in seconds. */
 static void histogram(struct textbuf *r, const char *name, const char *help, const int64_t *bounds,
                       int n, const uint64_t *buckets, uint64_t sum_us) {
-    textbuf_add(r, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-    uint64_t cum = 0;
-    for (int i = 0; i < n; i++) {
-        cum += buckets[i];
-        textbuf_add(r, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)bounds[i] / 1e6, cum);
-    }
-    cum += buckets[n];
-    textbuf_add(r, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name,
-                cum, name, (double)sum_us / 1e6, name, cum);
+    struct prom_out o = {.write = textbuf_write, .ctx = r};
+    prom_histogram(&o, name, help, bounds, n, buckets, sum_us);
 }
 
 void metrics_write(struct app *app, struct textbuf *r) {

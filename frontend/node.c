@@ -2,6 +2,7 @@
 #include "node.h"
 
 #include "app.h"
+#include "reaper.h"
 #include "fanout.h"
 #include "keys.h"
 #include "router.h"
@@ -11,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@ struct node {
     struct app *app;
     lws_sorted_usec_list_t sul_beat, sul_status;
     int registered; /* the cluster has seen our first heartbeat */
-    void (*deregistered)(struct app *app);
+    struct reaper *reaper;
     uint64_t last_in, last_out;
     int64_t last_status_ms;
 };
@@ -43,69 +45,55 @@ static void beat_reply(void *arg, redisReply *r, void *priv) {
     n->registered = 1;
 }
 
-static void reap_reply(void *arg, redisReply *r, void *priv) {
-    struct node *n = priv;
-    redisReply *reply = r;
-    (void)arg;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-        n->app->stats.reaped += (uint64_t)reply->integer;
-        log_json(&n->app->log, LOG_WARN, "removed members of dead nodes",
-                 json_pack("{s:I}", "members", (json_int_t)reply->integer));
-    }
-}
-
 /* Rooms one recycle script looks at: a few milliseconds of Redis's time, so that other clients'
  * commands are not held up behind it. */
 #define RECYCLE_BATCH 256
 
-static void recycle(struct node *n);
+static void recycle_shard(struct node *n, unsigned shard);
 
 /* Recycling keeps pace with whatever is due, however many rooms emptied at once: a full batch
  * is followed straight away by another, each its own script so that Redis serves others in
- * between. */
+ * between. priv is the shard. */
 static void recycle_reply(void *arg, redisReply *r, void *priv) {
-    struct node *n = priv;
+    struct app *app = arg;
+    struct node *n = app->node;
     redisReply *reply = r;
-    (void)arg;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+    if (!n || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_INTEGER)
         return;
     long long recycled = reply->element[0]->integer;
     if (recycled > 0) {
-        n->app->stats.recycled += (uint64_t)recycled;
-        log_json(&n->app->log, LOG_INFO, "recycled empty rooms",
+        app->stats.recycled += (uint64_t)recycled;
+        log_json(&app->log, LOG_INFO, "recycled empty rooms",
                  json_pack("{s:I}", "rooms", (json_int_t)recycled));
     }
     if (reply->element[1]->integer >= RECYCLE_BATCH)
-        recycle(n);
+        recycle_shard(n, (unsigned)(uintptr_t)priv);
 }
 
-static void recycle(struct node *n) {
+/* The rooms of one shard: their keys, empty set and events stream share its slot. */
+static void recycle_shard(struct node *n, unsigned shard) {
     struct app *app = n->app;
     if (!cmd(app) || app->draining)
         return;
-    char grace[24], maxlen[24], now[24], batch[24], kev[KEYS_MAX];
+    char grace[24], maxlen[24], now[24], batch[24], kempty[KEYS_MAX], kev[KEYS_MAX];
+    char prefix[KEYS_MAX];
     snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    /* rooms of any shard are recycled in one script: their events go by this node's id */
-    keys_events_for(kev, sizeof(kev), app->node_id, (unsigned)app->opt.event_shards);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(batch, sizeof(batch), "%d", RECYCLE_BATCH);
-    const char *argv[] = {KEYS_EMPTY_ROOMS, kev, grace, maxlen, app->node_id, now, batch};
-    router_eval(app->router, SCRIPT_RECYCLE, recycle_reply, n, 2, 7, argv, NULL);
+    keys_empty_rooms(kempty, sizeof(kempty), shard);
+    keys_events(kev, sizeof(kev), shard);
+    keys_room(prefix, sizeof(prefix), shard, "");
+    const char *argv[] = {kempty, kev, grace, maxlen, app->node_id, now, batch, prefix};
+    router_eval(app->router, SCRIPT_RECYCLE, recycle_reply, (void *)(uintptr_t)shard, 2, 8, argv,
+                NULL);
 }
 
-static int reap(struct node *n, const char *force, const char *reason, router_reply_fn *cb) {
-    struct app *app = n->app;
-    char timeout[24], maxlen[24], kev[KEYS_MAX];
-    snprintf(timeout, sizeof(timeout), "%ld", app->opt.node_timeout_ms);
-    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    /* the members of dead nodes, in any room: their disconnects go by this node's id */
-    keys_events_for(kev, sizeof(kev), app->node_id, (unsigned)app->opt.event_shards);
-    const char *argv[] = {KEYS_NODES, KEYS_EMPTY_ROOMS, kev,   timeout, maxlen,
-                          force,      app->node_id,     reason};
-    return cmd(app) ? router_eval(app->router, SCRIPT_REAP, cb, n, 3, 8, argv, NULL) : -1;
+static void recycle(struct node *n) {
+    for (unsigned i = 0; i < (unsigned)n->app->opt.event_shards; i++)
+        recycle_shard(n, i);
 }
 
 static void beat_cb(lws_sorted_usec_list_t *sul) {
@@ -114,7 +102,7 @@ static void beat_cb(lws_sorted_usec_list_t *sul) {
     if (cmd(app) && !app->draining) {
         const char *hb[] = {KEYS_NODES, app->node_id};
         router_eval(app->router, SCRIPT_HEARTBEAT, beat_reply, n, 1, 2, hb, NULL);
-        reap(n, "", "node_lost", reap_reply);
+        reaper_tick(n->reaper);
         recycle(n);
     }
     lws_sul_schedule(app->cx, 0, &n->sul_beat, beat_cb, app->opt.heartbeat_ms * LWS_US_PER_MS);
@@ -131,17 +119,18 @@ void node_status(struct node *n) {
     double secs = n->last_status_ms ? (double)(now - n->last_status_ms) / 1000.0 : 0;
     json_t *dist = json_object();
     fanout_each_room(app->fanout, dist_room, dist);
-    log_json(&app->log, LOG_INFO, "status",
-             json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:b, s:b, s:I, s:o}", "connections",
-                       (json_int_t)app->connections, "rooms",
-                       (json_int_t)fanout_room_count(app->fanout), "messages_in",
-                       (json_int_t)st->messages_in, "messages_out", (json_int_t)st->messages_out,
-                       "in_per_sec", secs > 0 ? (double)(st->messages_in - n->last_in) / secs : 0.0,
-                       "out_per_sec",
-                       secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0,
-                       "redis_rtt_us", (json_int_t)(app->router ? router_rtt_us(app->router) : 0),
-                       "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
-                       (json_int_t)util_rss_kib(), "room_devices", dist));
+    log_json(
+        &app->log, LOG_INFO, "status",
+        json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:b, s:b, s:I, s:o}", "connections",
+                  (json_int_t)app->connections, "rooms", (json_int_t)fanout_room_count(app->fanout),
+                  "messages_in", (json_int_t)st->messages_in, "messages_out",
+                  (json_int_t)st->messages_out, "in_per_sec",
+                  log_round(secs > 0 ? (double)(st->messages_in - n->last_in) / secs : 0.0, 2),
+                  "out_per_sec",
+                  log_round(secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0, 2),
+                  "redis_rtt_us", (json_int_t)(app->router ? router_rtt_us(app->router) : 0),
+                  "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
+                  (json_int_t)util_rss_kib(), "room_devices", dist));
     n->last_in = st->messages_in;
     n->last_out = st->messages_out;
     n->last_status_ms = now;
@@ -159,6 +148,10 @@ struct node *node_create(struct app *app) {
     if (!n)
         return NULL;
     n->app = app;
+    if (!(n->reaper = reaper_create(app))) {
+        free(n);
+        return NULL;
+    }
     n->last_status_ms = util_mono_ms();
     lws_sul_schedule(app->cx, 0, &n->sul_status, status_cb,
                      app->opt.status_interval_ms * LWS_US_PER_MS);
@@ -171,6 +164,7 @@ void node_destroy(struct node *n) {
         return;
     lws_sul_cancel(&n->sul_beat);
     lws_sul_cancel(&n->sul_status);
+    reaper_destroy(n->reaper);
     free(n);
 }
 
@@ -210,19 +204,7 @@ void node_redis_up(struct node *n) {
     beat_cb(&n->sul_beat);
 }
 
-static void deregister_reply(void *arg, redisReply *r, void *priv) {
-    (void)arg;
-    (void)r;
-    struct node *n = priv;
-    if (n->deregistered)
-        n->deregistered(n->app);
-    n->deregistered = NULL;
-}
-
 void node_deregister(struct node *n, void (*done)(struct app *app)) {
-    n->deregistered = done;
-    if (!cmd(n->app) || reap(n, n->app->node_id, "draining", deregister_reply)) {
-        n->deregistered = NULL;
+    if (!cmd(n->app) || reaper_reap_self(n->reaper, "draining", done))
         done(n->app);
-    }
 }

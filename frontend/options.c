@@ -36,6 +36,10 @@ const struct cfg_option fe_option_table[] = {
     OPT_STR("redis-host", redis_host, "127.0.0.1", 1, "Redis host"),
     OPT_INT("redis-port", redis_port, "6379", 1, 65535, "Redis port"),
     OPT_STR("redis-password", redis_password, "", 0, "Redis password (AUTH); empty for none"),
+    OPT_INT("redis-cluster", redis_cluster, "0", 0, 1,
+            "1: Redis is a Redis Cluster (RRM_REDIS_HOST:PORT and RRM_REDIS_NODES are seeds)"),
+    OPT_STR("redis-nodes", redis_nodes, "", 0,
+            "Redis Cluster: more seeds, host:port,host:port (empty: none)"),
     OPT_INT("max-frame-bytes", max_frame_bytes, "65536", 64, 16 * 1024 * 1024,
             "largest client message; larger ones close the connection with 1009"),
     OPT_INT("max-msgs-per-sec", max_msgs_per_sec, "100", 1, 1000000,
@@ -49,6 +53,9 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("redis-hold-ms", redis_hold_ms, "5000", 0, 600000,
             "while Redis is unreachable, how long a client's message waits (reading of that "
             "connection paused) before it is answered unavailable (0: answered at once)"),
+    OPT_INT("redis-warn-interval-ms", redis_warn_interval_ms, "30000", 1000, 3600000,
+            "while Redis stays unreachable, the warning in the log is repeated at most this "
+            "often, with how long it has lasted"),
     OPT_INT("close-timeout-ms", close_timeout_ms, "2000", 100, 5000,
             "after the node sends a close frame, how long it reads and discards what the client "
             "still sends, waiting for its close frame, before it cuts the connection"),

@@ -14,11 +14,14 @@ struct fe_options {
     char redis_host[256];
     long redis_port;
     char redis_password[256];
+    long redis_cluster;
+    char redis_nodes[2048];
     long max_frame_bytes;
     long max_msgs_per_sec;
     long max_bytes_per_sec;
     long identify_timeout_ms;
     long redis_hold_ms;
+    long redis_warn_interval_ms;
     long close_timeout_ms;
     long handshake_timeout_ms;
     long max_handshakes_per_ip;

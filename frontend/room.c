@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CANDIDATES 4
-
 /* Replies find their connection by its number, carried as the callback's private data. */
 static void *conn_tag(const struct room_conn *c) {
     return (void *)(uintptr_t)c->no;
@@ -51,42 +49,293 @@ static int random_epoch(char out[17]) {
     return 0;
 }
 
-/* What an identify needs to be undone if its session closed before the reply. */
+static unsigned room_shard(const struct app *app, const char *room) {
+    return keys_room_shard(room, (unsigned)app->opt.event_shards);
+}
+
+/* Up to this many fresh room ids are tried before an identify gives up (each is a random 6
+ * character id: a collision is rare, several in a row mean something else is wrong). */
+#define NEW_ROOM_TRIES 4
+
+/* An identify in flight. Its steps, each on one slot:
+ *   1. claim (device): the connection takes the device over, the device's room is set to the one
+ *      it is to join, and the previous holder is named;
+ *   2. register (this node): conn -> room and device, so that the reaper finds the member if this
+ *      node dies from here on. With a room named, 1 and 2 go out together; else 2 follows 1;
+ *   3. join (room), once 1 and 2 are done: the member is added, with its events. A 'last' room
+ *      that is gone or a fresh id that is taken goes back to 2 with another fresh id, and then
+ *   4. remember (device) records that room instead, if the connection still holds the device;
+ *   5. the client is answered, and the previous holder's membership is removed (its room, its
+ *      node) and its node told to close it.
+ * A crash between steps leaves only what is repaired later: after 1, the device names a
+ * connection that does not exist (the next identify replaces it, or the device's TTL ends it);
+ * after 2 or 3, the reaper removes the member of the dead node and releases the device; after 3,
+ * the previous connection is still listed, and its node (or the reaper) removes it when it
+ * closes. A step that fails undoes the claim and the registration. */
 struct identify_ticket {
     uint64_t conn_no;
     int64_t at_ms;
+    int no_auto;
+    int tries;
+    int waiting;    /* replies of steps 1 and 2 still to come */
+    int refused;    /* step 1 or 2 said: 1 FORBIDDEN, 2 failed (why) */
+    int registered; /* step 2 done for room */
+    int remember;   /* the room joined is not the one step 1 recorded */
+    const char *why;
+    char mode[8];
     char device[PROTO_MAX_DEVICE_ID + 1];
     char conn[CONNID_MAX];
+    char identity[PROTO_MAX_IDENTITY + 1];
+    char ip[64];
+    char room[PROTO_MAX_ROOM_ID + 1];
+    char epoch[17];
+    char prev_room[PROTO_MAX_ROOM_ID + 1];
+    char prev_conn[CONNID_MAX];
+    char prev_node[64];
+    char action[16];
+    char room_epoch[PROTO_MAX_EPOCH + 1];
+    long total;
+    long long seq;
+    char *rooms; /* the token's rooms claim, or NULL */
 };
 
-static void identify_reply(void *arg, redisReply *r, void *priv) {
-    struct identify_ticket *t = priv;
-    struct app *app = arg;
-    const struct room_ops *ops = app->room_ops;
-    redisReply *reply = r;
-    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 6 &&
-             reply->element[0]->type == REDIS_REPLY_STRING &&
-             reply->element[1]->type == REDIS_REPLY_STRING &&
-             reply->element[2]->type == REDIS_REPLY_INTEGER &&
-             reply->element[4]->type == REDIS_REPLY_STRING &&
-             reply->element[5]->type == REDIS_REPLY_STRING;
-    if (ok) {
-        if (ops->identified(app->room_arg, t->conn_no, reply->element[0]->str,
-                            reply->element[1]->str, (long)reply->element[2]->integer,
-                            strtoll(reply->element[4]->str, NULL, 10), reply->element[5]->str))
-            /* joined on behalf of a connection that is gone: undo it */
-            room_leave_conn(app, t->device, reply->element[0]->str, t->conn, "client_closed",
-                            t->at_ms);
-    } else if (reply && reply->type == REDIS_REPLY_ERROR &&
-               strncmp(reply->str, "FORBIDDEN", 9) == 0) {
-        ops->forbidden(app->room_arg, t->conn_no);
-    } else if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "ROOMID", 6) == 0) {
-        ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE,
-                    "could not assign a room, try again");
-    } else {
-        ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
-    }
+static void ticket_free(struct identify_ticket *t) {
+    free(t->rooms);
     free(t);
+}
+
+static int eval(struct app *app, enum script_id id, router_reply_fn *cb, void *priv, int nkeys,
+                int argc, const char **argv) {
+    return router_eval(app->router, id, cb, priv, nkeys, argc, argv, NULL);
+}
+
+static void pending_reply(void *arg, redisReply *r, void *priv) {
+    (void)r;
+    (void)priv;
+    struct app *app = arg;
+    app->pending_writes--;
+}
+
+/* Fire and forget, counted in app->pending_writes until Redis answers. */
+static void write_async(struct app *app, enum script_id id, int nkeys, int argc,
+                        const char **argv) {
+    if (eval(app, id, pending_reply, NULL, nkeys, argc, argv) == 0)
+        app->pending_writes++;
+}
+
+static void command_async(struct app *app, const char *key, int argc, const char **argv) {
+    if (router_command(app->router, key, pending_reply, NULL, argc, argv, NULL) == 0)
+        app->pending_writes++;
+}
+
+/* The device goes back to its previous holder (or to none) if conn still holds it; with
+ * prev_room (not NULL), its room too. */
+static void release_device(struct app *app, const char *device, const char *conn,
+                           const char *prev_conn, const char *prev_node, const char *prev_room) {
+    char kdev[KEYS_MAX];
+    keys_device(kdev, sizeof(kdev), device);
+    const char *argv[] = {kdev, conn, prev_conn, prev_node, prev_room};
+    write_async(app, SCRIPT_RELEASE, 1, prev_room ? 5 : 4, argv);
+}
+
+static void unregister(struct app *app, const char *node, const char *conn) {
+    char kconns[KEYS_MAX];
+    keys_node_conns(kconns, sizeof(kconns), node);
+    const char *argv[] = {"HDEL", kconns, conn};
+    command_async(app, kconns, 3, argv);
+}
+
+/* An identify that did not complete: its claim and registration are undone. */
+static void identify_undo(struct app *app, struct identify_ticket *t) {
+    release_device(app, t->device, t->conn, t->prev_conn, t->prev_node, t->prev_room);
+    if (t->registered)
+        unregister(app, app->node_id, t->conn);
+}
+
+static void identify_failed(struct app *app, struct identify_ticket *t, const char *why) {
+    identify_undo(app, t);
+    app->room_ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, why);
+    ticket_free(t);
+}
+
+static int identify_register(struct app *app, struct identify_ticket *t);
+static void identify_join(struct app *app, struct identify_ticket *t);
+
+/* The previous holder of the device loses its membership, and its node closes it. */
+static void displace(struct app *app, const struct identify_ticket *t) {
+    if (!t->prev_conn[0] || strcmp(t->prev_conn, t->conn) == 0)
+        return;
+    if (t->prev_room[0]) {
+        unsigned shard = room_shard(app, t->prev_room);
+        char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], now[24], maxlen[24];
+        keys_room_members(kmembers, sizeof(kmembers), shard, t->prev_room);
+        keys_empty_rooms(kempty, sizeof(kempty), shard);
+        keys_events(kev, sizeof(kev), shard);
+        snprintf(now, sizeof(now), "%" PRId64, t->at_ms);
+        snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
+        const char *argv[] = {kmembers, kempty, kev,    t->prev_room, t->device, t->prev_conn,
+                              now,      "0",    maxlen, t->prev_node, "",        ""};
+        write_async(app, SCRIPT_MEMBER_LEAVE, 3, 12, argv);
+    }
+    if (t->prev_node[0]) {
+        char kch[KEYS_MAX], msg[CONNID_MAX + 8];
+        unregister(app, t->prev_node, t->prev_conn);
+        keys_node_channel(kch, sizeof(kch), t->prev_node);
+        snprintf(msg, sizeof(msg), "kick %s", t->prev_conn);
+        const char *argv[] = {"PUBLISH", kch, msg};
+        command_async(app, NULL, 3, argv);
+    }
+}
+
+/* Step 5: joined. */
+static void identified(struct app *app, struct identify_ticket *t) {
+    displace(app, t);
+    if (app->room_ops->identified(app->room_arg, t->conn_no, t->room, t->action, t->total, t->seq,
+                                  t->room_epoch))
+        /* joined on behalf of a connection that is gone: undo it */
+        room_leave_conn(app, t->device, t->room, t->conn, "client_closed", t->at_ms);
+    ticket_free(t);
+}
+
+static void remember_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct identify_ticket *t = priv;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        /* the member joined: leave as a closed connection would, and fail the client */
+        room_leave_conn(app, t->device, t->room, t->conn, "client_closed", t->at_ms);
+        app->room_ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE,
+                              unavailable_why(reply));
+        ticket_free(t);
+        return;
+    }
+    identified(app, t);
+}
+
+static int fresh_room(struct identify_ticket *t) {
+    return proto_random_room_id(t->room);
+}
+
+static void join_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct identify_ticket *t = priv;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NEEDNEW", 7) == 0) {
+        if (strcmp(t->mode, "last") == 0 && t->no_auto) {
+            identify_undo(app, t);
+            app->room_ops->forbidden(app->room_arg, t->conn_no);
+            ticket_free(t);
+        } else if (++t->tries > NEW_ROOM_TRIES || fresh_room(t) < 0) {
+            identify_failed(app, t, "could not assign a room, try again");
+        } else {
+            snprintf(t->mode, sizeof(t->mode), "new");
+            t->remember = 1;
+            t->waiting = 1;
+            if (identify_register(app, t))
+                identify_failed(app, t, unavailable_why(NULL));
+        }
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_STRING ||
+        reply->element[3]->type != REDIS_REPLY_STRING) {
+        identify_failed(app, t, unavailable_why(reply));
+        return;
+    }
+    util_strlcpy(t->action, reply->element[0]->str, sizeof(t->action));
+    t->total = (long)reply->element[1]->integer;
+    t->seq = strtoll(reply->element[2]->str, NULL, 10);
+    util_strlcpy(t->room_epoch, reply->element[3]->str, sizeof(t->room_epoch));
+    if (!t->remember) {
+        identified(app, t);
+        return;
+    }
+    char kdev[KEYS_MAX], ttl[24];
+    keys_device(kdev, sizeof(kdev), t->device);
+    snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
+    const char *argv[] = {kdev, t->conn, t->room, ttl};
+    if (eval(app, SCRIPT_REMEMBER, remember_reply, t, 1, 4, argv))
+        remember_reply(app, NULL, t);
+}
+
+static void identify_join(struct app *app, struct identify_ticket *t) {
+    unsigned shard = room_shard(app, t->room);
+    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], khist[KEYS_MAX];
+    char now[24], maxlen[24];
+    keys_room(kroom, sizeof(kroom), shard, t->room);
+    keys_room_members(kmembers, sizeof(kmembers), shard, t->room);
+    keys_empty_rooms(kempty, sizeof(kempty), shard);
+    keys_events(kev, sizeof(kev), shard);
+    keys_room_history(khist, sizeof(khist), shard, t->room);
+    snprintf(now, sizeof(now), "%" PRId64, t->at_ms);
+    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
+    const char *argv[] = {kroom,   kmembers,  kempty,  kev,          khist,       t->mode,
+                          t->room, t->device, t->conn, app->node_id, t->identity, t->ip,
+                          now,     t->epoch,  maxlen,  t->prev_room};
+    if (eval(app, SCRIPT_JOIN, join_reply, t, 5, 16, argv))
+        identify_failed(app, t, unavailable_why(NULL));
+}
+
+/* Steps 1 and 2 answered (each calls it once): on to 3, or the identify ends. */
+static void claimed(struct app *app, struct identify_ticket *t) {
+    if (--t->waiting > 0)
+        return;
+    if (t->refused == 1) {
+        if (t->registered)
+            unregister(app, app->node_id, t->conn);
+        app->room_ops->forbidden(app->room_arg, t->conn_no);
+        ticket_free(t);
+    } else if (t->refused) {
+        identify_failed(app, t, t->why);
+    } else if (!t->registered) { /* no room was named: registered now that it is known */
+        t->waiting = 1;
+        if (identify_register(app, t))
+            identify_failed(app, t, unavailable_why(NULL));
+    } else {
+        identify_join(app, t);
+    }
+}
+
+static void register_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct identify_ticket *t = priv;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        t->registered = 1;
+    } else if (!t->refused) {
+        t->refused = 2;
+        t->why = unavailable_why(reply);
+    }
+    claimed(app, t);
+}
+
+static int identify_register(struct app *app, struct identify_ticket *t) {
+    char kconns[KEYS_MAX], value[PROTO_MAX_ROOM_ID + PROTO_MAX_DEVICE_ID + 2];
+    keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    snprintf(value, sizeof(value), "%s\t%s", t->room, t->device);
+    const char *argv[] = {kconns, t->conn, value};
+    return eval(app, SCRIPT_REGISTER, register_reply, t, 1, 3, argv);
+}
+
+static void claim_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct identify_ticket *t = priv;
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4;
+    for (size_t i = 0; ok && i < 4; i++)
+        ok = reply->element[i]->type == REDIS_REPLY_STRING;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FORBIDDEN", 9) == 0) {
+        t->refused = 1;
+    } else if (!ok) {
+        t->refused = 2;
+        t->why = unavailable_why(reply);
+    } else {
+        util_strlcpy(t->mode, reply->element[0]->str, sizeof(t->mode));
+        util_strlcpy(t->prev_room, reply->element[1]->str, sizeof(t->prev_room));
+        util_strlcpy(t->prev_conn, reply->element[2]->str, sizeof(t->prev_conn));
+        util_strlcpy(t->prev_node, reply->element[3]->str, sizeof(t->prev_node));
+        if (strcmp(t->mode, "last") == 0)
+            util_strlcpy(t->room, t->prev_room, sizeof(t->room));
+    }
+    claimed(app, t);
 }
 
 int room_identify(struct app *app, const struct room_conn *c) {
@@ -97,69 +346,84 @@ int room_identify(struct app *app, const struct room_conn *c) {
         return -1;
     t->conn_no = c->no;
     t->at_ms = c->connected_at_ms;
-    snprintf(t->device, sizeof(t->device), "%s", c->device_id);
-    snprintf(t->conn, sizeof(t->conn), "%s", c->conn_id);
-
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], kev[KEYS_MAX], now[24], ttl[24], maxlen[24], shards[8];
-    char cand[CANDIDATES][PROTO_ROOM_ID_LEN + 1], epoch[17];
+    t->no_auto = c->no_auto_room;
+    util_strlcpy(t->device, c->device_id, sizeof(t->device));
+    util_strlcpy(t->conn, c->conn_id, sizeof(t->conn));
+    util_strlcpy(t->identity, c->identity, sizeof(t->identity));
+    util_strlcpy(t->ip, c->ip ? c->ip : "", sizeof(t->ip));
+    util_strlcpy(t->room, c->room_id, sizeof(t->room));
+    int named = t->room[0] != '\0';
+    /* with no room named, the fresh room's id in case one is made */
+    if ((c->rooms && !(t->rooms = strdup(c->rooms))) || random_epoch(t->epoch) < 0 ||
+        (!named && fresh_room(t) < 0)) {
+        ticket_free(t);
+        return -1;
+    }
+    char kdev[KEYS_MAX], ttl[24];
     keys_device(kdev, sizeof(kdev), c->device_id);
-    keys_node_conns(kconns, sizeof(kconns), app->node_id);
-    /* the wanted room's stream; with no room named the script picks the room and its stream */
-    keys_events_for(kev, sizeof(kev), c->room_id[0] ? c->room_id : c->device_id,
-                    (unsigned)app->opt.event_shards);
-    snprintf(now, sizeof(now), "%" PRId64, c->connected_at_ms);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
-    snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    snprintf(shards, sizeof(shards), "%ld", app->opt.event_shards);
-    const char *rooms = c->rooms ? c->rooms : "*", *fresh = c->no_auto_room ? "0" : "1";
-    if (random_epoch(epoch) < 0) {
-        free(t);
+    const char *argv[] = {kdev,
+                          t->conn,
+                          app->node_id,
+                          t->identity,
+                          ttl,
+                          named ? t->room : "",
+                          t->rooms ? t->rooms : "*",
+                          c->no_auto_room ? "0" : "1",
+                          named ? "" : t->room};
+    t->waiting = 1 + named;
+    if (eval(app, SCRIPT_CLAIM, claim_reply, t, 1, 9, argv)) {
+        ticket_free(t);
         return -1;
     }
-    const char *argv[17 + CANDIDATES] = {
-        kdev,        kconns,     KEYS_EMPTY_ROOMS, kev,          c->device_id,
-        c->identity, c->room_id, t->conn,          app->node_id, now,
-        c->ip,       ttl,        maxlen,           rooms,        fresh,
-        epoch,       shards,
-    };
-    for (int i = 0; i < CANDIDATES; i++) {
-        if (proto_random_room_id(cand[i]) < 0) {
-            free(t);
-            return -1;
-        }
-        argv[17 + i] = cand[i];
-    }
-    if (router_eval(app->router, SCRIPT_IDENTIFY, identify_reply, t, 4, 17 + CANDIDATES, argv,
-                    NULL)) {
-        free(t);
-        return -1;
+    if (named && identify_register(app, t)) {
+        t->refused = 2; /* the claim's reply ends it */
+        t->why = unavailable_why(NULL);
+        t->waiting = 1;
     }
     return 0;
 }
 
-static void pending_reply(void *arg, redisReply *r, void *priv) {
-    (void)r;
-    (void)priv;
+/* The member with its disconnect event (room), then the device (device), then this node's entry
+ * (node): the entry goes last, once the member is gone, so that the reaper still finds a member
+ * whose leave a crash interrupted. */
+struct leave_ticket {
+    char conn[CONNID_MAX];
+};
+
+static void left_reply(void *arg, redisReply *reply, void *priv) {
     struct app *app = arg;
+    struct leave_ticket *t = priv;
     app->pending_writes--;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        unregister(app, app->node_id, t->conn);
+    free(t);
 }
 
 void room_leave_conn(struct app *app, const char *device, const char *room, const char *conn,
                      const char *reason, int64_t connected_at) {
     if (!app_redis_ready(app))
         return; /* resynchronised from the node's conns when Redis is back (node.c) */
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], kev[KEYS_MAX], now[24], at[24], maxlen[24];
-    keys_device(kdev, sizeof(kdev), device);
-    keys_node_conns(kconns, sizeof(kconns), app->node_id);
-    keys_events_for(kev, sizeof(kev), room, (unsigned)app->opt.event_shards);
+    struct leave_ticket *t = malloc(sizeof(*t));
+    if (!t)
+        return;
+    util_strlcpy(t->conn, conn, sizeof(t->conn));
+    unsigned shard = room_shard(app, room);
+    char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], now[24], at[24], maxlen[24];
+    keys_room_members(kmembers, sizeof(kmembers), shard, room);
+    keys_empty_rooms(kempty, sizeof(kempty), shard);
+    keys_events(kev, sizeof(kev), shard);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(at, sizeof(at), "%" PRId64, connected_at);
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    const char *argv[] = {kdev,         kconns, KEYS_EMPTY_ROOMS, kev, device, room, conn,
-                          app->node_id, now,    reason,           at,  maxlen};
-    if (router_eval(app->router, SCRIPT_LEAVE, pending_reply, NULL, 4,
-                    (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL) == 0)
-        app->pending_writes++;
+    const char *argv[] = {kmembers, kempty, kev,    room,         device, conn,
+                          now,      "1",    maxlen, app->node_id, reason, at};
+    if (eval(app, SCRIPT_MEMBER_LEAVE, left_reply, t, 3, 12, argv)) {
+        free(t);
+        return;
+    }
+    app->pending_writes++;
+    release_device(app, device, conn, "", "", NULL);
 }
 
 void room_leave(struct app *app, const struct room_conn *c, const char *reason) {
@@ -245,12 +509,14 @@ int room_send(struct app *app, const struct room_conn *c, const char *frame_pref
     char kev[KEYS_MAX];
     char ts[24];
     char header[100];
-    int nroom = keys_room(kroom, sizeof(kroom), c->room_id);
-    int nmembers = keys_room_members(kmembers, sizeof(kmembers), c->room_id);
-    int nch = keys_room_channel(kch, sizeof(kch), c->room_id);
-    int nhist = keys_room_history(khist, sizeof(khist), c->room_id);
-    int nev = keys_events_for(kev, sizeof(kev), c->room_id, (unsigned)app->opt.event_shards);
-    int nack = ack_id ? keys_room_ack(kack, sizeof(kack), c->room_id, c->device_id, ack_id) : 0;
+    unsigned shard = room_shard(app, c->room_id);
+    int nroom = keys_room(kroom, sizeof(kroom), shard, c->room_id);
+    int nmembers = keys_room_members(kmembers, sizeof(kmembers), shard, c->room_id);
+    int nch = keys_room_channel(kch, sizeof(kch), shard, c->room_id);
+    int nhist = keys_room_history(khist, sizeof(khist), shard, c->room_id);
+    int nev = keys_events(kev, sizeof(kev), shard);
+    int nack =
+        ack_id ? keys_room_ack(kack, sizeof(kack), shard, c->room_id, c->device_id, ack_id) : 0;
     if (nack < 0)
         return -1;
     int hlen = proto_pub_header(header, sizeof(header), !frame_prefix, c->conn_id,
@@ -354,8 +620,9 @@ int room_resume(struct app *app, const struct room_conn *c, long long last_seq, 
     if (!app_redis_ready(app))
         return -1;
     char kroom[KEYS_MAX], khist[KEYS_MAX], last[24], size[24], most[24];
-    keys_room(kroom, sizeof(kroom), c->room_id);
-    keys_room_history(khist, sizeof(khist), c->room_id);
+    unsigned shard = room_shard(app, c->room_id);
+    keys_room(kroom, sizeof(kroom), shard, c->room_id);
+    keys_room_history(khist, sizeof(khist), shard, c->room_id);
     snprintf(last, sizeof(last), "%lld", last_seq);
     snprintf(size, sizeof(size), "%ld", app->opt.history_ttl_ms ? app->opt.history_size : 0);
     /* the replayed frames must fit in the client's outbound queue, with room for live ones */
@@ -433,8 +700,9 @@ int room_query(struct app *app, const struct room_conn *c) {
     snprintf(t->room, sizeof(t->room), "%s", c->room_id);
     snprintf(t->device, sizeof(t->device), "%s", c->device_id);
     char kmembers[KEYS_MAX], kev[KEYS_MAX], now[24], maxlen[24], most[24];
-    keys_room_members(kmembers, sizeof(kmembers), c->room_id);
-    keys_events_for(kev, sizeof(kev), c->room_id, (unsigned)app->opt.event_shards);
+    unsigned shard = room_shard(app, c->room_id);
+    keys_room_members(kmembers, sizeof(kmembers), shard, c->room_id);
+    keys_events(kev, sizeof(kev), shard);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
     snprintf(most, sizeof(most), "%ld", app->opt.query_max_clients);
@@ -450,43 +718,106 @@ int room_query(struct app *app, const struct room_conn *c) {
     return 0;
 }
 
-static void restore_reply(void *arg, redisReply *r, void *priv) {
-    struct app *app = arg;
-    uint64_t no = tag_of(priv);
-    redisReply *reply = r;
+/* A restore in flight: the device (is it still this connection's?), then this node's entry,
+ * then the membership (restore_device_lua). */
+struct restore_ticket {
+    uint64_t conn_no;
+    char device[PROTO_MAX_DEVICE_ID + 1];
+    char room[PROTO_MAX_ROOM_ID + 1];
+    char conn[CONNID_MAX];
+    char member[CONNID_MAX + 64 + PROTO_MAX_IDENTITY + 2]; /* conn \t node \t identity */
+    char epoch[17];
+};
+
+/* Redis refused a step (full): a client left in a room the cluster does not list would wait for
+ * nothing, so it is told to connect again. A lost link (no reply) retries on reconnect. */
+static void restore_failed(struct app *app, struct restore_ticket *t, const redisReply *reply) {
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        app->room_ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE,
+                              unavailable_why(reply));
     app->pending_writes--;
+    free(t);
+}
+
+static void restore_room_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct restore_ticket *t = priv;
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING &&
+        reply->element[2]->type == REDIS_REPLY_INTEGER) {
+        app->pending_writes--;
+        app->room_ops->restored(app->room_arg, t->conn_no,
+                                strtoll(reply->element[0]->str, NULL, 10), reply->element[1]->str,
+                                (long)reply->element[2]->integer);
+        free(t);
+        return;
+    }
+    restore_failed(app, t, reply);
+}
+
+static void restore_node_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct restore_ticket *t = priv;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        restore_failed(app, t, reply);
+        return;
+    }
+    unsigned shard = room_shard(app, t->room);
+    char kroom[KEYS_MAX], kmembers[KEYS_MAX], kempty[KEYS_MAX], khist[KEYS_MAX], now[24];
+    keys_room(kroom, sizeof(kroom), shard, t->room);
+    keys_room_members(kmembers, sizeof(kmembers), shard, t->room);
+    keys_empty_rooms(kempty, sizeof(kempty), shard);
+    keys_room_history(khist, sizeof(khist), shard, t->room);
+    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
+    const char *argv[] = {kroom,     kmembers, kempty,   khist,  t->device,
+                          t->member, now,      t->epoch, t->room};
+    if (eval(app, SCRIPT_RESTORE_ROOM, restore_room_reply, t, 4, 9, argv))
+        restore_failed(app, t, NULL);
+}
+
+static void restore_device_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct restore_ticket *t = priv;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         /* another connection claimed the device while this node was cut off */
-        app->room_ops->replaced(app->room_arg, no);
-    } else if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
-               reply->element[0]->type == REDIS_REPLY_STRING &&
-               reply->element[1]->type == REDIS_REPLY_STRING &&
-               reply->element[2]->type == REDIS_REPLY_INTEGER) {
-        app->room_ops->restored(app->room_arg, no, strtoll(reply->element[0]->str, NULL, 10),
-                                reply->element[1]->str, (long)reply->element[2]->integer);
-    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
-        /* Redis refused it (full): a client left in a room the cluster does not list would wait
-         * for nothing, so it is told to connect again. (A lost link retries on reconnect.) */
-        app->room_ops->failed(app->room_arg, no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+        app->pending_writes--;
+        app->room_ops->replaced(app->room_arg, t->conn_no);
+        free(t);
+        return;
     }
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        restore_failed(app, t, reply);
+        return;
+    }
+    char kconns[KEYS_MAX], value[PROTO_MAX_ROOM_ID + PROTO_MAX_DEVICE_ID + 2];
+    keys_node_conns(kconns, sizeof(kconns), app->node_id);
+    snprintf(value, sizeof(value), "%s\t%s", t->room, t->device);
+    const char *argv[] = {kconns, t->conn, value};
+    if (eval(app, SCRIPT_REGISTER, restore_node_reply, t, 1, 3, argv))
+        restore_failed(app, t, NULL);
 }
 
 int room_restore(struct app *app, const struct room_conn *c) {
     if (!app_redis_ready(app))
         return -1;
-    char kdev[KEYS_MAX], kconns[KEYS_MAX], now[24], ttl[24], epoch[17];
+    struct restore_ticket *t = malloc(sizeof(*t));
+    if (!t)
+        return -1;
+    t->conn_no = c->no;
+    util_strlcpy(t->device, c->device_id, sizeof(t->device));
+    util_strlcpy(t->room, c->room_id, sizeof(t->room));
+    util_strlcpy(t->conn, c->conn_id, sizeof(t->conn));
+    snprintf(t->member, sizeof(t->member), "%s\t%s\t%s", c->conn_id, app->node_id, c->identity);
+    char kdev[KEYS_MAX], ttl[24];
     keys_device(kdev, sizeof(kdev), c->device_id);
-    keys_node_conns(kconns, sizeof(kconns), app->node_id);
-    snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
-    if (random_epoch(epoch) < 0)
+    const char *argv[] = {kdev, c->conn_id, app->node_id, c->identity, c->room_id, ttl};
+    if (random_epoch(t->epoch) < 0 ||
+        eval(app, SCRIPT_RESTORE_DEVICE, restore_device_reply, t, 1, 6, argv)) {
+        free(t);
         return -1;
-    const char *argv[] = {kdev,       kconns,     KEYS_EMPTY_ROOMS, c->device_id, c->identity,
-                          c->room_id, c->conn_id, app->node_id,     now,          ttl,
-                          epoch};
-    if (router_eval(app->router, SCRIPT_RESTORE, restore_reply, conn_tag(c), 3,
-                    (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL))
-        return -1;
+    }
     app->pending_writes++;
     return 0;
 }

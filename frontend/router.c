@@ -14,6 +14,7 @@
 #define REFRESH_DEGRADED_MS 500
 #define TICK_MS 250
 #define TRYAGAIN_MS 50
+#define DOWN_RETRY_MS 100
 #define FREE_REQS_MAX 1024
 #define FREE_BUF_MAX 4096 /* a recycled request keeps a buffer up to this size */
 #define EVAL_MAX_ARGS 64
@@ -51,7 +52,10 @@ struct req {
     int hops;
     int asking;
     int64_t wait_since_ms;
-    lws_sorted_usec_list_t sul; /* TRYAGAIN */
+    int64_t down_since_ms;      /* first CLUSTERDOWN or LOADING answer (0: none) */
+    uint8_t retry_wait;         /* in r->retrying, its pause running ... */
+    uint8_t retry_due;          /* ... or over, waiting for an older request of its slot */
+    lws_sorted_usec_list_t sul; /* retry_later */
 };
 
 /* A slot's order keeping: its requests sent and not yet delivered to their callbacks, in the
@@ -101,11 +105,13 @@ struct router {
     lws_sorted_usec_list_t sul_tick;
     lws_sorted_usec_list_t sul_failed;
     lws_sorted_usec_list_t sul_gc;
+    lws_sorted_usec_list_t sul_topology;
 };
 
 static void dispatch(struct router *r, struct req *q);
 static void send_to(struct rnode *n, struct req *q);
 static void refresh(struct router *r);
+static void topology_changed(struct router *r);
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
@@ -436,6 +442,18 @@ static void gc_cb(lws_sorted_usec_list_t *sul) {
     }
 }
 
+static void topology_cb(lws_sorted_usec_list_t *sul) {
+    struct router *r = lws_container_of(sul, struct router, sul_topology);
+    if (r->ops->topology && !r->destroying)
+        r->ops->topology(r->arg);
+}
+
+/* Tells the owner, from the loop (the change is seen inside a reply callback). */
+static void topology_changed(struct router *r) {
+    if (r->ops->topology)
+        lws_sul_schedule(r->cx, 0, &r->sul_topology, topology_cb, 1);
+}
+
 /* ---- sending ------------------------------------------------------------------------------- */
 
 static void on_reply(redisAsyncContext *ac, void *rp, void *priv);
@@ -469,15 +487,43 @@ static void dispatch(struct router *r, struct req *q) {
         send_to(n, q);
 }
 
+/* Sends again, in the order they were accepted, the slot's requests waiting to be retried whose
+ * pause is over, up to the first one whose pause is not: a request never overtakes an older one of
+ * its slot that Redis turned away too. */
+static void release_retries(struct router *r, unsigned slot) {
+    for (struct req *x = r->slots[slot].ohead; x;) {
+        struct req *next = x->onext;
+        if (x->retry_wait) {
+            if (!x->retry_due)
+                break;
+            x->retry_wait = x->retry_due = 0;
+            for (struct req **pp = &r->retrying; *pp; pp = &(*pp)->next)
+                if (*pp == x) {
+                    *pp = x->next;
+                    break;
+                }
+            dispatch(r, x);
+        }
+        x = next;
+    }
+}
+
 static void retry_cb(lws_sorted_usec_list_t *sul) {
     struct req *q = lws_container_of(sul, struct req, sul);
-    struct router *r = q->r;
-    for (struct req **pp = &r->retrying; *pp; pp = &(*pp)->next)
-        if (*pp == q) {
-            *pp = q->next;
-            break;
-        }
-    dispatch(r, q);
+    q->retry_due = 1;
+    release_retries(q->r, q->slot);
+}
+
+/* q goes out again after ms (and after the older requests of its slot waiting too), its slot
+ * held meanwhile. */
+static void retry_later(struct router *r, struct req *q, int ms) {
+    r->redirections++;
+    r->slots[q->slot].hold = 1;
+    q->retry_wait = 1;
+    q->retry_due = 0;
+    q->next = r->retrying;
+    r->retrying = q;
+    lws_sul_schedule(r->cx, 0, &q->sul, retry_cb, ms * LWS_US_PER_MS);
 }
 
 static int error_is(const redisReply *reply, const char *prefix) {
@@ -499,6 +545,8 @@ static int redirect(struct router *r, struct rnode *n, struct req *q, redisReply
         if (rd.kind == SLOTS_MOVED) {
             if (rd.slot != q->slot)
                 return -1; /* not the slot we computed: do not guess */
+            if (r->owner[rd.slot] != to)
+                topology_changed(r);
             to->in_table = 1;
             r->owner[rd.slot] = to;
             q->asking = 0;
@@ -514,11 +562,19 @@ static int redirect(struct router *r, struct rnode *n, struct req *q, redisReply
     }
     if (error_is(reply, "TRYAGAIN")) {
         q->hops++;
-        r->redirections++;
-        r->slots[q->slot].hold = 1;
-        q->next = r->retrying;
-        r->retrying = q;
-        lws_sul_schedule(r->cx, 0, &q->sul, retry_cb, TRYAGAIN_MS * LWS_US_PER_MS);
+        retry_later(r, q, TRYAGAIN_MS);
+        return 0;
+    }
+    /* The cluster is failing over, or the node loading its data: the request waits for it as
+     * it would for a link, up to the connect and ping timeouts, without counting as a hop. */
+    if (error_is(reply, "CLUSTERDOWN") || error_is(reply, "LOADING")) {
+        int64_t now = util_mono_ms();
+        if (!q->down_since_ms)
+            q->down_since_ms = now;
+        if (now - q->down_since_ms >= r->connect_timeout_ms + r->ping_timeout_ms)
+            return -1;
+        refresh(r);
+        retry_later(r, q, DOWN_RETRY_MS);
         return 0;
     }
     if (error_is(reply, "NOSCRIPT")) {
@@ -724,9 +780,11 @@ static void slots_reply(redisAsyncContext *ac, void *rp, void *priv) {
         changed = 1;
         r->owner[s] = n;
     }
-    if (changed)
+    if (changed) {
         log_json(r->lg, LOG_INFO, "redis cluster slot table",
                  json_pack("{s:i}", "masters", (int)r->table->nnodes));
+        topology_changed(r);
+    }
     r->have_table = 1;
     update_up(r);
     schedule_gc(r);
@@ -884,6 +942,7 @@ void router_destroy(struct router *r) {
     lws_sul_cancel(&r->sul_tick);
     lws_sul_cancel(&r->sul_failed);
     lws_sul_cancel(&r->sul_gc);
+    lws_sul_cancel(&r->sul_topology);
     /* The links first: hiredis calls every pending callback with NULL. */
     for (struct rnode *n = r->nodes; n; n = n->next) {
         n->closing = 1;
@@ -951,4 +1010,35 @@ uint64_t router_drops(const struct router *r) {
 
 uint64_t router_redirections(const struct router *r) {
     return r->redirections;
+}
+
+int router_slot_owner(const struct router *r, unsigned slot, char *host, size_t cap,
+                      unsigned *port) {
+    const struct rnode *n = r->cluster ? (slot < SLOTS_COUNT ? r->owner[slot] : NULL) : r->single;
+    if (!n || strlen(n->host) >= cap)
+        return -1;
+    memcpy(host, n->host, strlen(n->host) + 1);
+    *port = n->port;
+    return 0;
+}
+
+int router_each_master(const struct router *r,
+                       void (*fn)(const char *host, unsigned port, void *arg), void *arg) {
+    if (!r->cluster) {
+        fn(r->single->host, r->single->port, arg);
+        return 1;
+    }
+    int count = 0;
+    if (!r->have_table)
+        return 0;
+    for (const struct rnode *n = r->nodes; n; n = n->next)
+        if (n->in_table) {
+            fn(n->host, n->port, arg);
+            count++;
+        }
+    return count;
+}
+
+void router_refresh(struct router *r) {
+    refresh(r);
 }

@@ -21,15 +21,20 @@
  *   TRYAGAIN    sent again after 50 ms;
  *   NOSCRIPT    (a promoted replica lacks the scripts) the scripts are loaded on that link,
  *               then the request is sent again;
- * at most ROUTER_MAX_REDIRECTS of them per request, then the caller gets the error. CLUSTERDOWN,
- * LOADING and every other error go to the caller.
+ * at most ROUTER_MAX_REDIRECTS of them per request, then the caller gets the error.
+ *   CLUSTERDOWN, LOADING  (a failover, a node loading its data) sent again every 100 ms, with
+ *               the table asked again, until the connect and ping timeouts have passed since
+ *               the first such answer; then the caller gets it.
+ * Every other error goes to the caller.
  *
  * Order: the replies for one slot reach the callbacks in the order the requests were accepted
  * (a reply that comes before an older request's of the slot is copied and held until then).
  * While a slot has a redirected request, new requests for it wait in a per-slot FIFO until
  * every request of the slot sent before has been delivered, then go out in order; so Redis runs
- * them in that order too, except that a NOSCRIPT or TRYAGAIN delays only the request that got it
- * (a request of the same slot already sent runs first; its reply is still delivered after).
+ * them in that order too, except that a NOSCRIPT delays only the request that got it (a request
+ * of the same slot already sent runs first; its reply is still delivered after). Requests sent
+ * again after a pause (TRYAGAIN, CLUSTERDOWN, LOADING) go out in the order they were accepted:
+ * none before an older one of its slot that waits too.
  * Across slots no order is promised.
  *
  * Liveness: each link is an rl with keepalive PINGs. A lost link fails the requests sent on it
@@ -66,6 +71,10 @@ struct router_ops {
     /* Around the handling of what one read of a link brought; may be NULL. */
     void (*on_read_begin)(void *arg);
     void (*on_read_end)(void *arg);
+    /* Redis Cluster: the slot table changed (a CLUSTER SLOTS answer or a MOVED moved a slot or
+     * changed the masters). Called from the loop, never from inside a router_* call; may be
+     * NULL. */
+    void (*topology)(void *arg);
 };
 
 /* A request's outcome: reply NULL when its link was lost with the request sent (outcome
@@ -98,6 +107,20 @@ int router_eval(struct router *r, enum script_id id, router_reply_fn *cb, void *
  * without keys). Returns as router_eval. */
 int router_command(struct router *r, const char *key, router_reply_fn *cb, void *priv, int argc,
                    const char **argv, const size_t *lens);
+
+/* Where slot lives now: copies the host of its master into host (cap bytes, NUL-terminated)
+ * and sets *port. Single Redis: the Redis, for every slot. Returns 0, or -1 if the slot has no
+ * known master (no table yet, or an unassigned slot) or host is too small. */
+int router_slot_owner(const struct router *r, unsigned slot, char *host, size_t cap,
+                      unsigned *port);
+
+/* Calls fn for every master of the current table (single Redis: the Redis), each once; returns
+ * their number (0 in a cluster before the first table). */
+int router_each_master(const struct router *r,
+                       void (*fn)(const char *host, unsigned port, void *arg), void *arg);
+
+/* Asks for the slot table again now (cluster; nothing for a single Redis). */
+void router_refresh(struct router *r);
 
 /* Microseconds of the last PING round trip: the largest over the ready links (0 before any). */
 int64_t router_rtt_us(const struct router *r);

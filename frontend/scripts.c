@@ -1,6 +1,8 @@
-/* Lua scripts run by Redis. They share a prelude of helpers; key names follow keys.h, event
- * fields follow event.h. Member values are "conn\tnode\tidentity" and node-conn values are
- * "room\tdevice": tabs cannot occur in ids or identities (proto.c rejects control characters). */
+/* Lua scripts run by Redis. Each touches the keys of one slot, all given as KEYS (keys.h), except
+ * the recycler's room keys, built from the shard's prefix it is given. They share a prelude of
+ * helpers; event fields follow event.h. Member values are "conn\tnode\tidentity" and node-conn
+ * values are "room\tdevice": tabs cannot occur in ids or identities (proto.c rejects control
+ * characters). */
 #include "scripts.h"
 
 #include "keys.h"
@@ -14,59 +16,25 @@
 static const char prelude[] =
     "local function now_ms() local t = redis.call('TIME') "
     "  return t[1] * 1000 + math.floor(t[2] / 1000) end\n"
-    /* key names from the pieces keys.h defines */
-    "local function rkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}' end\n"
-    "local function mkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}" KEYS_MEMBERS_SUFFIX "' end\n"
-    "local function hkey(r) return '" KEYS_ROOM_PREFIX "{' .. r .. '}" KEYS_HISTORY_SUFFIX "' end\n"
-    "local function dkey(d) return '" KEYS_DEVICE_PREFIX "{' .. d .. '}' end\n"
-    "local function nconns(n) return '" KEYS_NODE_PREFIX "{' .. n .. '}" KEYS_CONNS_SUFFIX "' end\n"
-    "local function nchannel(n) return '" KEYS_NODE_PREFIX "{' .. n .. '}" KEYS_CHANNEL_SUFFIX
-    "' end\n"
     "local function emit(stream, maxlen, ...)\n"
-    "  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'v', '1', ...) end\n"
-    /* Removes the device from the room if conn still holds it; an emptied room starts its
-     * grace period in the empty-rooms set. */
-    "local function member_leave(room, device, conn, now, empty)\n"
-    "  local m = redis.call('HGET', mkey(room), device)\n"
-    "  if m and string.sub(m, 1, #conn + 1) == conn .. '\\t' then\n"
-    "    redis.call('HDEL', mkey(room), device)\n"
-    "    if redis.call('HLEN', mkey(room)) == 0 then redis.call('ZADD', empty, now, room) end\n"
-    "    return 1\n"
-    "  end\n"
-    "  return 0\n"
-    "end\n"
-    "local function device_release(device, conn)\n"
-    "  local dk = dkey(device)\n"
-    "  if redis.call('HGET', dk, 'conn') == conn then redis.call('HDEL', dk, 'conn', 'node') end\n"
-    "end\n";
+    "  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'v', '1', ...) end\n";
 
-/* KEYS: device, own node conns, empty rooms, the wanted room's events stream (rrm:events:{N}).
- * ARGV: device, identity, wanted room ('' none), conn, node, now, ip, device ttl, maxlen (of one
- *       shard), rooms the token allows (comma-separated ids and prefixes ending in '*'; '*' any
- *       room), '1' if a fresh room may be created ('0': the token says auto_room false),
- *       epoch for the room if its hash is created now (or has none), event shards, candidate ids
- *       for a new room...
- * With no room wanted, the events go to the stream of the room picked here: ev_shard is
- * keys_event_shard (shared/keys.c) in Lua, and must stay equal to it.
- * A room hash created here gets the new epoch and loses any history left from before (a room
- * whose state Redis lost starts its seq again, under another epoch).
- * Returns {room, action, members, replaced conn or '', last seq, epoch}, or a FORBIDDEN error
- * (nothing changed) when no room was named, the last room is not allowed and no fresh room may be
- * made. The wanted room was checked against the token by the caller; the last room is checked here,
- * where it is read, so that the decision and the join are one atomic step. */
-static const char identify_lua[] =
-    "local device, identity, want, conn, node, now, ip, ttl, maxlen, rooms, auto, epoch =\n"
-    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],\n"
-    "  ARGV[10], ARGV[11], ARGV[12]\n"
-    /* FNV-1a 32-bit: h * 16777619 mod 2^32 as h * 403 + (h mod 256) * 2^24, exact in doubles */
-    "local function ev_shard(id, n)\n"
-    "  local h = 2166136261\n"
-    "  for i = 1, #id do\n"
-    "    h = bit.bxor(h, string.byte(id, i)) % 4294967296\n"
-    "    h = (h * 403 + (h % 256) * 16777216) % 4294967296\n"
-    "  end\n"
-    "  return h % n\n"
-    "end\n"
+/* Identify runs as steps on three slots (room.c orders them): claim (device) and register (node),
+ * then join (room), then the replaced connection is removed (its room, its node); remember
+ * (device) only when the room joined is not the one the claim recorded.
+ *
+ * KEYS: device. ARGV: conn, node, identity, device ttl, wanted room ('' none), rooms the token
+ * allows (comma-separated ids and prefixes ending in '*'; '*' any room), '1' if a fresh room may
+ * be created ('0': the token says auto_room false), the fresh room's id if one is made.
+ * The connection takes the device over, and the device's room is set to the one it is to join
+ * (unchanged for 'last'). Returns {mode, previous room, previous conn, previous node} ('' where
+ * none): mode 'want' (join the wanted room), 'last' (no room named: join the previous room,
+ * which the token allows, if it still exists) or 'new' (make the fresh room); or a FORBIDDEN
+ * error, with nothing changed, when no room was named, the last room is not allowed and no
+ * fresh room may be made. The last room is checked here, where it is read. */
+static const char claim_lua[] =
+    "local conn, node, identity, ttl, want, rooms, auto =\n"
+    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]\n"
     "local function allowed(r)\n"
     "  for p in string.gmatch(rooms, '[^,]+') do\n"
     "    if string.sub(p, -1) == '*' then\n"
@@ -76,68 +44,103 @@ static const char identify_lua[] =
     "  return false\n"
     "end\n"
     "local prev = redis.call('HMGET', KEYS[1], 'room', 'conn', 'node')\n"
-    "local prev_room, prev_conn, prev_node = prev[1], prev[2], prev[3]\n"
-    "local room, action = want, 'joined'\n"
-    "if room == '' then\n"
-    "  if prev_room and allowed(prev_room) and redis.call('EXISTS', rkey(prev_room)) == 1 then\n"
-    "    room = prev_room\n"
+    "local mode = 'want'\n"
+    "if want == '' then\n"
+    "  if prev[1] and allowed(prev[1]) then mode = 'last'\n"
     "  elseif auto ~= '1' then\n"
     "    return redis.error_reply('FORBIDDEN the token allows no new room')\n"
-    "  else\n"
-    "    for i = 14, #ARGV do\n"
-    "      if redis.call('EXISTS', rkey(ARGV[i])) == 0 then room = ARGV[i] break end\n"
-    "    end\n"
-    "    if room == '' then return redis.error_reply('ROOMID no free room id') end\n"
-    "  end\n"
+    "  else mode = 'new' end\n"
     "end\n"
-    "local replaced = ''\n"
-    "if prev_conn and prev_conn ~= conn then\n"
-    "  if prev_room then member_leave(prev_room, device, prev_conn, now, KEYS[3]) end\n"
-    "  if prev_node then\n"
-    "    redis.call('HDEL', nconns(prev_node), prev_conn)\n"
-    "    redis.call('PUBLISH', nchannel(prev_node), 'kick ' .. prev_conn)\n"
-    "  end\n"
-    "  replaced = prev_conn\n"
-    "end\n"
-    "local ev = KEYS[4]\n"
-    "if want == '' then\n"
-    "  ev = '" KEYS_EVENTS_PREFIX
-    "{' .. string.format('%d', ev_shard(room, tonumber(ARGV[13]))) .. '}'\n"
-    "end\n"
-    "emit(ev, maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
+    "redis.call('HSET', KEYS[1], 'conn', conn, 'node', node, 'identity', identity)\n"
+    "if mode == 'want' then redis.call('HSET', KEYS[1], 'room', want)\n"
+    "elseif mode == 'new' then redis.call('HSET', KEYS[1], 'room', ARGV[8]) end\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "return {mode, prev[1] or '', prev[2] or '', prev[3] or ''}\n";
+
+/* KEYS: room, members, the shard's empty rooms, the shard's events stream, room history.
+ * ARGV: mode (claim_lua's), room, device, conn, node, identity, ip, now, epoch for the room if its
+ * hash is created now (or has none), maxlen (of one shard), the device's previous room.
+ * A room hash created here gets the new epoch and loses any history left from before (a room
+ * whose state Redis lost starts its seq again, under another epoch).
+ * Returns {action, members, last seq, epoch}, or a NEEDNEW error with nothing changed when mode
+ * 'last' finds the room gone or mode 'new' finds it taken. */
+static const char join_lua[] =
+    "local mode, room, device, conn, node, identity, ip, now, epoch, maxlen, prev =\n"
+    "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9],\n"
+    "  ARGV[10], ARGV[11]\n"
+    "local exists = redis.call('EXISTS', KEYS[1]) == 1\n"
+    "if (mode == 'last' and not exists) or (mode == 'new' and exists) then\n"
+    "  return redis.error_reply('NEEDNEW the room cannot be used') end\n"
+    "local action = 'joined'\n"
+    "emit(KEYS[4], maxlen, 'type', 'connect', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'ip', ip, 'room', room)\n"
-    "if redis.call('HSETNX', rkey(room), 'created_at', now) == 1 then\n"
-    "  redis.call('HSET', rkey(room), 'created_by', device, 'seq', 0, 'epoch', epoch)\n"
-    "  redis.call('DEL', hkey(room))\n"
+    "if redis.call('HSETNX', KEYS[1], 'created_at', now) == 1 then\n"
+    "  redis.call('HSET', KEYS[1], 'created_by', device, 'seq', 0, 'epoch', epoch)\n"
+    "  redis.call('DEL', KEYS[5])\n"
     "  action = 'created'\n"
-    "  emit(ev, maxlen, 'type', 'room_created', 'ts', now, 'node', node, 'conn', conn,\n"
+    "  emit(KEYS[4], maxlen, 'type', 'room_created', 'ts', now, 'node', node, 'conn', conn,\n"
     "    'device', device, 'room', room)\n"
-    "elseif room == prev_room then\n"
+    "elseif room == prev then\n"
     "  action = 'rejoined'\n"
     "end\n"
-    "redis.call('HSETNX', rkey(room), 'epoch', epoch)\n"
-    "redis.call('HSET', mkey(room), device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
+    "redis.call('HSETNX', KEYS[1], 'epoch', epoch)\n"
+    "redis.call('HSET', KEYS[2], device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
     "redis.call('ZREM', KEYS[3], room)\n"
-    "redis.call('HSET', KEYS[1], 'room', room, 'conn', conn, 'node', node, 'identity', identity)\n"
-    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
-    "redis.call('HSET', KEYS[2], conn, room .. '\\t' .. device)\n"
-    "emit(ev, maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
+    "emit(KEYS[4], maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'room', room, 'action', action)\n"
-    "local st = redis.call('HMGET', rkey(room), 'seq', 'epoch')\n"
-    "return {room, action, redis.call('HLEN', mkey(room)), replaced, st[1] or '0', st[2]}\n";
+    "local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
+    "return {action, redis.call('HLEN', KEYS[2]), st[1] or '0', st[2]}\n";
 
-/* KEYS: device, own node conns, empty rooms, the room's events stream.
- * ARGV: device, room, conn, node, now, reason, connected_at, maxlen (of one shard). Returns 1 if it
- * left. */
-static const char leave_lua[] =
-    "local left = member_leave(ARGV[2], ARGV[1], ARGV[3], ARGV[5], KEYS[3])\n"
-    "if redis.call('HGET', KEYS[1], 'conn') == ARGV[3] then\n"
-    "  redis.call('HDEL', KEYS[1], 'conn', 'node') end\n"
-    "redis.call('HDEL', KEYS[2], ARGV[3])\n"
-    "emit(KEYS[4], ARGV[8], 'type', 'disconnect', 'ts', ARGV[5], 'node', ARGV[4], 'conn', "
-    "ARGV[3],\n"
-    "  'device', ARGV[1], 'room', ARGV[2], 'reason', ARGV[6], 'connected_at', ARGV[7])\n"
+/* KEYS: device. ARGV: conn, room, device ttl. Records the device's room if conn still holds the
+ * device (a newer connection took it over otherwise). Returns 1 or 0. */
+static const char remember_lua[] =
+    "if redis.call('HGET', KEYS[1], 'conn') ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'room', ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "return 1\n";
+
+/* KEYS: node conns. ARGV: conn, "room\tdevice". Written before the member joins, so that the
+ * reaper finds it if the node dies; an entry already so is left alone (no write: it works while
+ * Redis is full). Returns 1. */
+static const char register_lua[] = "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then\n"
+                                   "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end\n"
+                                   "return 1\n";
+
+/* KEYS: members, the shard's empty rooms, the shard's events stream. ARGV: room, device, conn,
+ * now, when to record the disconnect ('1' always, 'r' only if the member was removed here, '0'
+ * never), maxlen (of one shard), node, reason, connected_at ('' none).
+ * Removes the device from the room if conn still holds it; an emptied room starts its grace
+ * period in the empty-rooms set. Returns 1 if it removed the member. */
+static const char member_leave_lua[] =
+    "local room, device, conn, now, when = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
+    "local left = 0\n"
+    "local m = redis.call('HGET', KEYS[1], device)\n"
+    "if m and string.sub(m, 1, #conn + 1) == conn .. '\\t' then\n"
+    "  redis.call('HDEL', KEYS[1], device)\n"
+    "  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZADD', KEYS[2], now, room) end\n"
+    "  left = 1\n"
+    "end\n"
+    "if when == '1' or (when == 'r' and left == 1) then\n"
+    "  if ARGV[9] ~= '' then\n"
+    "    emit(KEYS[3], ARGV[6], 'type', 'disconnect', 'ts', now, 'node', ARGV[7], 'conn', conn,\n"
+    "      'device', device, 'room', room, 'reason', ARGV[8], 'connected_at', ARGV[9])\n"
+    "  else\n"
+    "    emit(KEYS[3], ARGV[6], 'type', 'disconnect', 'ts', now, 'node', ARGV[7], 'conn', conn,\n"
+    "      'device', device, 'room', room, 'reason', ARGV[8])\n"
+    "  end\n"
+    "end\n"
     "return left\n";
+
+/* KEYS: device. ARGV: conn, the connection to give the device back to ('' none), its node, and
+ * when an identify is undone, the room to put back ('' none; without it the room is kept).
+ * If conn holds the device, it no longer does. Returns 1 if so, else 0. */
+static const char release_lua[] =
+    "if redis.call('HGET', KEYS[1], 'conn') ~= ARGV[1] then return 0 end\n"
+    "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'conn', ARGV[2], 'node', ARGV[3])\n"
+    "else redis.call('HDEL', KEYS[1], 'conn', 'node') end\n"
+    "if ARGV[4] and ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'room', ARGV[4])\n"
+    "elseif ARGV[4] then redis.call('HDEL', KEYS[1], 'room') end\n"
+    "return 1\n";
 
 /* KEYS: room, members, room channel, the room's events stream, room history, and the message's ack
  * key when it carries an ack_id. ARGV: device, conn, pub header without its seq (proto_pub_header),
@@ -207,10 +210,11 @@ static const char resume_lua[] =
     "end\n"
     "return {1, last, epoch, out}\n";
 
-/* KEYS: members, the room's events stream. ARGV: device, conn, room, node, now, maxlen, identity,
- * most members listed. Returns {total members, flat device/value list}. A room larger than the list
- * gets a random sample (HRANDFIELD takes distinct fields), so the reply Redis builds and buffers
- * stays bounded however large the room grows; one more than asked, as the asker may be among them.
+/* KEYS: members, the room's shard's events stream. ARGV: device, conn, room, node, now, maxlen,
+ * identity, most members listed. Returns {total members, flat device/value list}. A room larger
+ * than the list gets a random sample (HRANDFIELD takes distinct fields), so the reply Redis builds
+ * and buffers stays bounded however large the room grows; one more than asked, as the asker may be
+ * among them.
  */
 static const char query_lua[] =
     "local total = redis.call('HLEN', KEYS[1])\n"
@@ -228,48 +232,24 @@ static const char query_lua[] =
  * all its members. */
 static const char heartbeat_lua[] = "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
 
-/* KEYS: nodes, empty rooms, the events stream of the node running it (its disconnects are of
- * many rooms). ARGV: timeout ms, maxlen, node to reset ('' = every node
- * silent for longer than the timeout), own node (never reaped as dead), reason.
- * Returns the number of memberships removed. */
-static const char reap_lua[] =
-    "local now = now_ms()\n"
-    "local dead\n"
-    "if ARGV[3] ~= '' then dead = {ARGV[3]} else\n"
-    "  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),\n"
-    "    'LIMIT', 0, 16) end\n"
-    "local removed = 0\n"
-    "for _, node in ipairs(dead) do\n"
-    "  if ARGV[3] ~= '' or node ~= ARGV[4] then\n"
-    "    local ck = nconns(node)\n"
-    "    local conns = redis.call('HGETALL', ck)\n"
-    "    for i = 1, #conns, 2 do\n"
-    "      local conn, v = conns[i], conns[i + 1]\n"
-    "      local tab = string.find(v, '\\t', 1, true)\n"
-    "      if tab then\n"
-    "        local room, device = string.sub(v, 1, tab - 1), string.sub(v, tab + 1)\n"
-    "        removed = removed + member_leave(room, device, conn, now, KEYS[2])\n"
-    "        device_release(device, conn)\n"
-    "        emit(KEYS[3], ARGV[2], 'type', 'disconnect', 'ts', now, 'node', node, 'conn', conn,\n"
-    "          'device', device, 'room', room, 'reason', ARGV[5])\n"
-    "      end\n"
-    "    end\n"
-    "    redis.call('DEL', ck)\n"
-    "    redis.call('ZREM', KEYS[1], node)\n"
-    "  end\n"
-    "end\n"
-    "return removed\n";
+/* KEYS: nodes. ARGV: timeout ms, most nodes listed. Returns the nodes whose last heartbeat is
+ * older than the timeout, by Redis's clock (the one the heartbeats are written with). */
+static const char dead_nodes_lua[] =
+    "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms() - tonumber(ARGV[1]),\n"
+    "  'LIMIT', 0, tonumber(ARGV[2]))\n";
 
-/* KEYS: empty rooms, the events stream of the node running it (the rooms are of any shard).
- * ARGV: grace ms, maxlen, node, now, most rooms looked at.
+/* KEYS: the shard's empty rooms, the shard's events stream. ARGV: grace ms, maxlen, node, now,
+ * most rooms looked at, the shard's room key prefix ("rrm:room:{N}:").
  * Returns {rooms recycled, rooms looked at}: as many looked at as allowed means more may be due. */
 static const char recycle_lua[] =
+    "local pre = ARGV[6]\n"
     "local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
     "  tonumber(ARGV[4]) - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[5]))\n"
     "local n = 0\n"
     "for _, room in ipairs(rooms) do\n"
-    "  if redis.call('HLEN', mkey(room)) == 0 then\n"
-    "    redis.call('DEL', rkey(room), mkey(room), hkey(room))\n"
+    "  local rk = pre .. room\n"
+    "  if redis.call('HLEN', rk .. '" KEYS_MEMBERS_SUFFIX "') == 0 then\n"
+    "    redis.call('DEL', rk, rk .. '" KEYS_MEMBERS_SUFFIX "', rk .. '" KEYS_HISTORY_SUFFIX "')\n"
     "    emit(KEYS[2], ARGV[2], 'type', 'room_recycled', 'ts', ARGV[4], 'node', ARGV[3],\n"
     "      'room', room)\n"
     "    n = n + 1\n"
@@ -278,44 +258,54 @@ static const char recycle_lua[] =
     "end\n"
     "return {n, #rooms}\n";
 
-/* KEYS: device, own node conns, empty rooms. ARGV: device, identity, room, conn, node, now, ttl,
- * epoch for the room if its hash is recreated (Redis lost it: seq starts again, with no history).
- * Returns {the room's last seq, its epoch, its members} if restored, 0 if the device now belongs
- * to another connection. A membership that is all still there is only confirmed, without a
- * memory-growing write, so that it succeeds while Redis is full (a node whose link dropped then
- * keeps its clients). */
-static const char restore_lua[] =
-    "local function room_state()\n"
-    "  local st = redis.call('HMGET', rkey(ARGV[3]), 'seq', 'epoch')\n"
-    "  return {st[1] or '0', st[2] or '', redis.call('HLEN', mkey(ARGV[3]))}\n"
+/* Restore (room.c) re-asserts a local membership in three steps: device, node, room. Each writes
+ * nothing when what it would write is all still there, so that a node whose link dropped keeps
+ * its clients while Redis is full.
+ *
+ * KEYS: device. ARGV: conn, node, identity, room, device ttl. Returns 0 if the device now belongs
+ * to another connection, else 1 (the device is conn's, in room). */
+static const char restore_device_lua[] =
+    "local cur = redis.call('HMGET', KEYS[1], 'conn', 'node', 'identity', 'room')\n"
+    "if cur[1] and cur[1] ~= ARGV[1] then return 0 end\n"
+    "if not (cur[1] and cur[2] == ARGV[2] and cur[3] == ARGV[3] and cur[4] == ARGV[4]) then\n"
+    "  redis.call('HSET', KEYS[1], 'room', ARGV[4], 'conn', ARGV[1], 'node', ARGV[2],\n"
+    "    'identity', ARGV[3]) end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+    "return 1\n";
+
+/* KEYS: room, members, the shard's empty rooms, room history. ARGV: device,
+ * "conn\tnode\tidentity", now, epoch for the room if its hash is recreated (Redis lost it: seq
+ * starts again, with no history), room. Returns {the room's last seq, its epoch, its members}. */
+static const char restore_room_lua[] =
+    "local function state()\n"
+    "  local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
+    "  return {st[1] or '0', st[2] or '', redis.call('HLEN', KEYS[2])}\n"
     "end\n"
-    "local cur = redis.call('HGET', KEYS[1], 'conn')\n"
-    "if cur and cur ~= ARGV[4] then return 0 end\n"
-    "if cur and redis.call('HGET', mkey(ARGV[3]), ARGV[1]) ==\n"
-    "    ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2]\n"
-    "  and redis.call('HGET', KEYS[2], ARGV[4]) == ARGV[3] .. '\\t' .. ARGV[1] then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
-    "  return room_state()\n"
-    "end\n"
-    "if redis.call('HSETNX', rkey(ARGV[3]), 'created_at', ARGV[6]) == 1 then\n"
-    "  redis.call('HSET', rkey(ARGV[3]), 'seq', 0, 'epoch', ARGV[8])\n"
-    "  redis.call('DEL', hkey(ARGV[3]))\n"
+    "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then return state() end\n"
+    "if redis.call('HSETNX', KEYS[1], 'created_at', ARGV[3]) == 1 then\n"
+    "  redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[4])\n"
+    "  redis.call('DEL', KEYS[4])\n"
     "else\n"
-    "  redis.call('HSETNX', rkey(ARGV[3]), 'epoch', ARGV[8])\n"
+    "  redis.call('HSETNX', KEYS[1], 'epoch', ARGV[4])\n"
     "end\n"
-    "redis.call('HSET', mkey(ARGV[3]), ARGV[1], ARGV[4] .. '\\t' .. ARGV[5] .. '\\t' .. ARGV[2])\n"
-    "redis.call('ZREM', KEYS[3], ARGV[3])\n"
-    "redis.call('HSET', KEYS[1], 'room', ARGV[3], 'conn', ARGV[4], 'node', ARGV[5],\n"
-    "  'identity', ARGV[2])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[7])\n"
-    "redis.call('HSET', KEYS[2], ARGV[4], ARGV[3] .. '\\t' .. ARGV[1])\n"
-    "return room_state()\n";
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[5])\n"
+    "return state()\n";
 
 static const char *const bodies[SCRIPT_COUNT] = {
-    [SCRIPT_IDENTIFY] = identify_lua,   [SCRIPT_LEAVE] = leave_lua,
-    [SCRIPT_SEND] = send_lua,           [SCRIPT_QUERY] = query_lua,
-    [SCRIPT_HEARTBEAT] = heartbeat_lua, [SCRIPT_REAP] = reap_lua,
-    [SCRIPT_RECYCLE] = recycle_lua,     [SCRIPT_RESTORE] = restore_lua,
+    [SCRIPT_CLAIM] = claim_lua,
+    [SCRIPT_JOIN] = join_lua,
+    [SCRIPT_REMEMBER] = remember_lua,
+    [SCRIPT_REGISTER] = register_lua,
+    [SCRIPT_MEMBER_LEAVE] = member_leave_lua,
+    [SCRIPT_RELEASE] = release_lua,
+    [SCRIPT_SEND] = send_lua,
+    [SCRIPT_QUERY] = query_lua,
+    [SCRIPT_HEARTBEAT] = heartbeat_lua,
+    [SCRIPT_DEAD_NODES] = dead_nodes_lua,
+    [SCRIPT_RECYCLE] = recycle_lua,
+    [SCRIPT_RESTORE_DEVICE] = restore_device_lua,
+    [SCRIPT_RESTORE_ROOM] = restore_room_lua,
     [SCRIPT_RESUME] = resume_lua,
 };
 

@@ -1,5 +1,6 @@
-/* The Lua scripts that make each cluster action one atomic Redis round trip, and their loading.
- * Every script's keys and arguments are documented next to its source in scripts.c. */
+/* The Lua scripts that make the cluster's actions atomic steps, each on the keys of one Redis
+ * Cluster slot, and their loading. Every script's keys and arguments are documented next to its
+ * source in scripts.c. */
 #ifndef RRM_SCRIPTS_H
 #define RRM_SCRIPTS_H
 
@@ -7,15 +8,20 @@
 #include <stddef.h>
 
 enum script_id {
-    SCRIPT_IDENTIFY, /* claim the device, pick/create the room, join, record events */
-    SCRIPT_LEAVE,    /* leave the room if still ours, record the disconnect */
-    SCRIPT_SEND,     /* seq + publish + archive event for one message */
-    SCRIPT_QUERY,    /* room members + query event */
+    SCRIPT_CLAIM,        /* identify, device: take the device over, say which room to join */
+    SCRIPT_JOIN,         /* identify, room: join (or create) it, record the events */
+    SCRIPT_REMEMBER,     /* identify, device: its room, if the connection still holds it */
+    SCRIPT_REGISTER,     /* node: conn -> room and device, for the reaper */
+    SCRIPT_MEMBER_LEAVE, /* room: remove a member if the connection holds it, record it */
+    SCRIPT_RELEASE,      /* device: give it up if the connection holds it */
+    SCRIPT_SEND,         /* seq + publish + history + archive event for one message */
+    SCRIPT_QUERY,        /* room members + query event */
     SCRIPT_HEARTBEAT,
-    SCRIPT_REAP,    /* remove the members of dead nodes */
-    SCRIPT_RECYCLE, /* delete rooms empty for longer than the grace period */
-    SCRIPT_RESTORE, /* re-assert a local member after Redis came back */
-    SCRIPT_RESUME,  /* a room's history after a client's last seq */
+    SCRIPT_DEAD_NODES,     /* nodes whose heartbeat is too old */
+    SCRIPT_RECYCLE,        /* delete a shard's rooms empty for longer than the grace period */
+    SCRIPT_RESTORE_DEVICE, /* restore after Redis came back: the device */
+    SCRIPT_RESTORE_ROOM,   /* ... the membership */
+    SCRIPT_RESUME,         /* a room's history after a client's last seq */
     SCRIPT_COUNT
 };
 

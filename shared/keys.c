@@ -12,25 +12,48 @@ static int fmt(char *buf, size_t cap, const char *pre, const char *id, const cha
     return util_concat(buf, cap, parts, 5);
 }
 
-int keys_room(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, "");
+/* rrm:room:{N}:<room><post> */
+static int room_fmt(char *buf, size_t cap, unsigned shard, const char *room, const char *post) {
+    char num[21];
+    util_u64_dec(num, shard);
+    const char *parts[] = {KEYS_ROOM_PREFIX "{", num, "}:", room, post};
+    return util_concat(buf, cap, parts, 5);
 }
 
-int keys_room_members(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_MEMBERS_SUFFIX);
+unsigned keys_room_shard(const char *room, unsigned shards) {
+    return keys_event_shard(room, strlen(room), shards);
 }
 
-int keys_room_channel(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_CHANNEL_SUFFIX);
+int keys_room(char *buf, size_t cap, unsigned shard, const char *room) {
+    return room_fmt(buf, cap, shard, room, "");
 }
 
-int keys_room_history(char *buf, size_t cap, const char *room) {
-    return fmt(buf, cap, KEYS_ROOM_PREFIX, room, KEYS_HISTORY_SUFFIX);
+int keys_room_members(char *buf, size_t cap, unsigned shard, const char *room) {
+    return room_fmt(buf, cap, shard, room, KEYS_MEMBERS_SUFFIX);
 }
 
-int keys_room_ack(char *buf, size_t cap, const char *room, const char *device, const char *ack_id) {
-    const char *parts[] = {KEYS_ROOM_PREFIX, "{", room, "}", KEYS_ACK_SUFFIX, device, "/", ack_id};
+int keys_room_channel(char *buf, size_t cap, unsigned shard, const char *room) {
+    return room_fmt(buf, cap, shard, room, KEYS_CHANNEL_SUFFIX);
+}
+
+int keys_room_history(char *buf, size_t cap, unsigned shard, const char *room) {
+    return room_fmt(buf, cap, shard, room, KEYS_HISTORY_SUFFIX);
+}
+
+int keys_room_ack(char *buf, size_t cap, unsigned shard, const char *room, const char *device,
+                  const char *ack_id) {
+    char num[21];
+    util_u64_dec(num, shard);
+    const char *parts[] = {KEYS_ROOM_PREFIX "{", num,    "}:", room,
+                           KEYS_ACK_SUFFIX,      device, "/",  ack_id};
     return util_concat(buf, cap, parts, 8);
+}
+
+int keys_empty_rooms(char *buf, size_t cap, unsigned shard) {
+    char num[21];
+    util_u64_dec(num, shard);
+    const char *parts[] = {KEYS_EMPTY_ROOMS_PREFIX "{", num, "}"};
+    return util_concat(buf, cap, parts, 3);
 }
 
 int keys_device(char *buf, size_t cap, const char *device) {
@@ -43,6 +66,10 @@ int keys_node_conns(char *buf, size_t cap, const char *node) {
 
 int keys_node_channel(char *buf, size_t cap, const char *node) {
     return fmt(buf, cap, KEYS_NODE_PREFIX, node, KEYS_CHANNEL_SUFFIX);
+}
+
+int keys_node_reaper(char *buf, size_t cap, const char *node) {
+    return fmt(buf, cap, KEYS_NODE_PREFIX, node, KEYS_REAPER_SUFFIX);
 }
 
 int keys_archiver_alive(char *buf, size_t cap, const char *group, const char *consumer) {

@@ -1,26 +1,34 @@
 /* Redis key and channel names: the one place that knows the data layout in Redis.
  *
- * Per-room keys carry the room id as a hash tag ({ROOM}) so that all of a room's keys land in one
- * Redis Cluster slot; per-node and per-device keys are tagged on the node and device ids.
+ * Every script touches the keys of one Redis Cluster slot (a cluster refuses any other script),
+ * so the keys are grouped by hash tag:
+ * - a room's keys carry its archive shard N = keys_room_shard(room) as their tag ({N}), the tag
+ *   of the shard's events stream too: the script run for a message updates the room, publishes,
+ *   appends the history and records the archive event as one atomic step. Rooms spread over the
+ *   cluster by shard (RRM_EVENT_SHARDS of them).
+ * - a device's keys carry the device id, a node's keys the node id.
  *
- *   rrm:room:{R}           hash   created_at, created_by, seq (last message number), epoch
+ *   rrm:room:{N}:R         hash   created_at, created_by, seq (last message number), epoch
  *                                 (random id made when the hash is created: seq starts again
  *                                 only under a new epoch)
- *   rrm:room:{R}:members   hash   device_id -> "conn\tnode\tidentity"
- *   rrm:room:{R}:ch        channel  relayed frames of room R (proto.h: the pub/sub payload)
- *   rrm:room:{R}:history   list   the room's last messages for resume, in seq order, each
+ *   rrm:room:{N}:R:members hash   device_id -> "conn\tnode\tidentity"
+ *   rrm:room:{N}:R:ch      sharded channel  relayed frames of room R (proto.h: the pub/sub
+ *                                 payload)
+ *   rrm:room:{N}:R:history list   the room's last messages for resume, in seq order, each
  *                                 "device\tts\tpayload" (the sender's device, the message's
  *                                 ts, the payload as published); capped and expiring (history-*)
- *   rrm:room:{R}:ack:D/A   string   seq of device D's message with ack_id A (expires after the
- *                                   ack window); '/' cannot occur in ids
- *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL)
- *   rrm:node:{N}:conns     hash   conn -> "room\tdevice" (what to clean if N dies)
- *   rrm:node:{N}:ch        channel  control messages to node N (kick a replaced connection)
- *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
- *   rrm:rooms:empty        zset   room -> when it became empty (ms), for recycling
+ *   rrm:room:{N}:R:ack:D/A string seq of device D's message with ack_id A (expires after the
+ *                                 ack window); '/' cannot occur in ids
+ *   rrm:rooms:empty:{N}    zset   room -> when it became empty (ms), for recycling, per shard
  *   rrm:events:{N}         stream archive events of shard N, 0 <= N < RRM_EVENT_SHARDS (see
- *                          event.h); a room's events all go to the shard keys_event_shard gives
- *                          its id, so they keep their order
+ *                          event.h): a room's events all go to its shard, so they keep their
+ *                          order; events without a room go by device (or node) id
+ *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL;
+ *                                 conn: the connection that holds the device)
+ *   rrm:node:{X}:conns     hash   conn -> "room\tdevice" (what to clean if X dies)
+ *   rrm:node:{X}:reaper    string the node reaping dead node X (a lock with an expiry)
+ *   rrm:node:{X}:ch        channel  control messages to node X (kick a replaced connection)
+ *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
  *   rrm:events             stream the single archive stream of older versions: no longer
  *                          written, drained by the archiver while it holds entries
  *   rrm:events:dead        stream events the archiver could not write, with the reason
@@ -28,15 +36,17 @@
  *                          archiver reads the marks on their own, then claims shard by shard
  *                          (no command names keys of two slots)
  *
+ * Room ids have no braces (proto_valid_id), so a room key's tag is always its shard. The shard
+ * count is part of the layout: nodes with another RRM_EVENT_SHARDS see other keys.
  * Tabs cannot occur in ids or identities (proto.c refuses control characters). The Lua scripts
- * (frontend/scripts.c) build the per-id names from the same pieces as the functions below. */
+ * (frontend/scripts.c) build per-room names from the same pieces as the functions below. */
 #ifndef RRM_KEYS_H
 #define RRM_KEYS_H
 
 #include <stddef.h>
 
 #define KEYS_NODES "rrm:nodes"
-#define KEYS_EMPTY_ROOMS "rrm:rooms:empty"
+#define KEYS_EMPTY_ROOMS_PREFIX "rrm:rooms:empty:"
 #define KEYS_EVENTS "rrm:events" /* the legacy single stream */
 #define KEYS_EVENTS_PREFIX "rrm:events:"
 #define KEYS_EVENT_SHARDS_MAX 1024
@@ -45,7 +55,8 @@
 #define KEYS_MAX 256     /* enough for any key built from validated ids */
 #define KEYS_ACK_MAX 320 /* an ack key: room, device and ack_id ids together */
 
-/* The pieces of the per-id names: prefix, then the id as the hash tag, then a suffix. */
+/* The pieces of the per-id names: prefix, then the hash tag, (for rooms: ':' and the id,) then a
+ * suffix. */
 #define KEYS_ROOM_PREFIX "rrm:room:"
 #define KEYS_DEVICE_PREFIX "rrm:device:"
 #define KEYS_NODE_PREFIX "rrm:node:"
@@ -53,18 +64,27 @@
 #define KEYS_CONNS_SUFFIX ":conns"
 #define KEYS_CHANNEL_SUFFIX ":ch"
 #define KEYS_HISTORY_SUFFIX ":history"
+#define KEYS_REAPER_SUFFIX ":reaper"
 #define KEYS_ACK_SUFFIX ":ack:"
 
-/* Each writes the name into buf and returns its length, or -1 if cap is too small. */
-int keys_room(char *buf, size_t cap, const char *room);
-int keys_room_members(char *buf, size_t cap, const char *room);
-int keys_room_channel(char *buf, size_t cap, const char *room);
-int keys_room_history(char *buf, size_t cap, const char *room);
-/* rrm:room:{R}:ack:<device>/<ack_id> */
-int keys_room_ack(char *buf, size_t cap, const char *room, const char *device, const char *ack_id);
+/* The shard of room: the tag of its keys and the stream of its events (keys_event_shard). */
+unsigned keys_room_shard(const char *room, unsigned shards);
+
+/* Each writes the name into buf and returns its length, or -1 if cap is too small. The room
+ * names take the room's shard (keys_room_shard). */
+int keys_room(char *buf, size_t cap, unsigned shard, const char *room);
+int keys_room_members(char *buf, size_t cap, unsigned shard, const char *room);
+int keys_room_channel(char *buf, size_t cap, unsigned shard, const char *room);
+int keys_room_history(char *buf, size_t cap, unsigned shard, const char *room);
+/* rrm:room:{N}:R:ack:<device>/<ack_id> */
+int keys_room_ack(char *buf, size_t cap, unsigned shard, const char *room, const char *device,
+                  const char *ack_id);
+/* rrm:rooms:empty:{N} */
+int keys_empty_rooms(char *buf, size_t cap, unsigned shard);
 int keys_device(char *buf, size_t cap, const char *device);
 int keys_node_conns(char *buf, size_t cap, const char *node);
 int keys_node_channel(char *buf, size_t cap, const char *node);
+int keys_node_reaper(char *buf, size_t cap, const char *node);
 /* rrm:events:{N}: the archive stream of shard N (its hash tag is exactly {N}). */
 int keys_events(char *buf, size_t cap, unsigned shard);
 

@@ -29,3 +29,11 @@ foreach(src ${arch_integration_tests})
     set_property(TEST it_${name} APPEND PROPERTY ENVIRONMENT
         "RRM_ARCHIVER_BIN=$<TARGET_FILE:rrm-archiver>")
 endforeach()
+
+# The dashboard check (k8s/grafana-dashboard.json against the live /metrics of both programs)
+# starts frontends too.
+if(TARGET it_test_archiver_dashboard)
+    target_sources(it_test_archiver_dashboard PRIVATE
+        ${CMAKE_CURRENT_SOURCE_DIR}/integration/fe_harness.c)
+    add_dependencies(it_test_archiver_dashboard rrm-frontend)
+endif()

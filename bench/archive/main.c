@@ -347,6 +347,7 @@ static int run(const struct bench_config *cfg) {
                          "RRM_CONSUMER=bench",
                          "RRM_LOG_LEVEL=debug",
                          "RRM_STATUS_INTERVAL_MS=3600000",
+                         "RRM_METRICS_PORT=0",
                          batch,
                          flush,
                          pool,
@@ -452,6 +453,11 @@ int main(int argc, char **argv) {
                   "Fills a private stream with events and times rrm-archiver draining it into a "
                   "private MariaDB.",
                   options, N_OPTIONS);
+        return 0;
+    }
+    if (rc == CFG_VERSION) {
+        printf("rrm-archive-bench %s\nMariaDB Connector/C %s\n", RRM_VERSION,
+               mysql_get_client_info());
         return 0;
     }
     if (rc < 0) {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -537,6 +538,8 @@ void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
     snprintf(consumer, sizeof(consumer), "RRM_CONSUMER=%s", name);
     char shards[40];
     snprintf(shards, sizeof(shards), "RRM_EVENT_SHARDS=%u", h->shards);
+    char metrics[40];
+    snprintf(metrics, sizeof(metrics), "RRM_METRICS_PORT=%d", proc_free_port());
     const char *defaults[] = {
         "RRM_REDIS_HOST=127.0.0.1",
         redis_port,
@@ -553,6 +556,8 @@ void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
         "RRM_STATUS_INTERVAL_MS=1000",
         "RRM_DRAIN_TIMEOUT_MS=5000",
         shards,
+        metrics,
+        "RRM_METRICS_BIND=127.0.0.1",
     };
     const char *env[64];
     size_t n = 0;
@@ -568,11 +573,64 @@ void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
         env[n++] = extra[k];
     env[n] = NULL;
     memset(a, 0, sizeof(*a));
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(env[i], "RRM_METRICS_PORT=", 17) == 0)
+            a->metrics_port = atoi(env[i] + 17);
     snprintf(a->name, sizeof(a->name), "%s", name);
     ah_log_path(h, "archiver", a->log, sizeof(a->log));
     const char *argv[] = {h->bin, NULL};
     a->pid = proc_spawn(argv, env, a->log);
     assert_true(a->pid > 0);
+}
+
+int ah_http_get(const struct ah_archiver *a, const char *path, char **body) {
+    if (body)
+        *body = NULL;
+    int64_t deadline = proc_now_ms() + AH_WAIT_MS;
+    for (;;) {
+        int status = 0;
+        int rc = proc_http_get(a->metrics_port, path, 10000, &status, body);
+        if (rc == 0)
+            return status;
+        if (rc != -ECONNREFUSED || proc_remaining_ms(deadline) == 0)
+            return rc;
+        ah_sleep_ms(50);
+    }
+}
+
+double ah_series(const char *text, const char *series) {
+    size_t slen = strlen(series);
+    for (const char *p = text; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        if (*p != '#' && strncmp(p, series, slen) == 0 && p[slen] == ' ') {
+            char *end = NULL;
+            double v = strtod(p + slen + 1, &end);
+            return end == p + slen + 1 ? -1 : v;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return -1;
+}
+
+double ah_metric(const struct ah_archiver *a, const char *series) {
+    char *body = NULL;
+    int status = ah_http_get(a, "/metrics", &body);
+    double v = status == 200 && body ? ah_series(body, series) : -1;
+    free(body);
+    return v;
+}
+
+void ah_wait_metric(struct arch_harness *h, const struct ah_archiver *a, const char *series,
+                    double want, int timeout_ms) {
+    int64_t deadline = proc_now_ms() + timeout_ms;
+    double v;
+    while ((v = ah_metric(a, series)) != want) {
+        if (proc_remaining_ms(deadline) == 0) {
+            ah_dump_logs(h);
+            fail_msg("%s is %g, not %g, after %d ms", series, v, want, timeout_ms);
+        }
+        ah_sleep_ms(50);
+    }
 }
 
 int ah_stop(struct ah_archiver *a, int sig) {

@@ -34,6 +34,7 @@ struct ah_archiver {
     pid_t pid; /* 0 once stopped */
     char name[64];
     char log[512];
+    int metrics_port; /* its RRM_METRICS_PORT on 127.0.0.1 (0: none) */
 };
 
 /* cmocka group setup: starts the servers ($RRM_ARCHIVER_BIN must name the archiver) and puts
@@ -154,9 +155,26 @@ int ah_xadd_messages(struct arch_harness *h, int first, int count, int rooms, in
 
 /* Starts rrm-archiver as consumer `name` on the harness's servers and the current test's
  * database, logging to a new file in the temp dir. extra ("K=V", NULL terminated, may be NULL)
- * override the defaults (debug logging, RRM_FLUSH_MS=50, RRM_BATCH_SIZE=500, short retries). */
+ * override the defaults (debug logging, RRM_FLUSH_MS=50, RRM_BATCH_SIZE=500, short retries, the
+ * metrics listener on a free port of 127.0.0.1: a->metrics_port). */
 void ah_start(struct arch_harness *h, struct ah_archiver *a, const char *name,
               const char *const *extra);
+
+/* GET path from the archiver's metrics port, retried while nothing listens there yet (within
+ * AH_WAIT_MS). Returns the HTTP status, or a negative errno value; the body (if body is not NULL)
+ * is stored there (caller frees; NULL on failure). */
+int ah_http_get(const struct ah_archiver *a, const char *path, char **body);
+
+/* Value of one series of text in the Prometheus format, e.g. "rrm_archiver_batches_total" or
+ * "rrm_archiver_rows_total{table=\"messages\"}" (exact name with labels); -1 if it is missing. */
+double ah_series(const char *text, const char *series);
+
+/* ah_series of the archiver's live /metrics; -1 if the request failed or the series is missing. */
+double ah_metric(const struct ah_archiver *a, const char *series);
+
+/* Polls ah_metric until it equals want; fails with the archivers' logs at the deadline. */
+void ah_wait_metric(struct arch_harness *h, const struct ah_archiver *a, const char *series,
+                    double want, int timeout_ms);
 
 /* Stops an archiver with sig (SIGKILL after 20 s) and returns its raw wait status; -1 if it was
  * not running. */

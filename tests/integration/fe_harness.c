@@ -12,7 +12,10 @@
 
 #include "fe_harness.h"
 
+#include "keys.h"
 #include "proc.h"
+#include "redis_cluster.h"
+#include "slots.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -48,8 +52,9 @@ struct fe_node {
 
 struct fe_cluster {
     struct redis_server *redis;
-    int own_redis; /* 1: started (and destroyed) by the cluster; 0: borrowed */
-    char **env;    /* copy of env_extra (NULL terminated), for restarts */
+    struct redis_cluster *rcl; /* RRM_TEST_REDIS_MODE=cluster: 3 masters, 3 replicas (owned) */
+    int own_redis;             /* 1: started (and destroyed) by the cluster; 0: borrowed */
+    char **env;                /* copy of env_extra (NULL terminated), for restarts */
     char *dir;
     int nodes;
     struct fe_node node[FE_MAX_NODES];
@@ -82,6 +87,10 @@ static int decode_status(int st) {
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return -1;
+}
+
+const char *fe_log_path(const struct fe_cluster *c, int node) {
+    return c && node >= 0 && node < c->nodes ? c->node[node].log_path : NULL;
 }
 
 void fe_dump_log(const struct fe_cluster *c, int node) {
@@ -124,23 +133,36 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin) {
     const char *env[FE_MAX_ENV];
     size_t k = 0;
 
+    /* the test's settings first: the first of two equal names is the one getenv finds */
+    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 16; j++)
+        env[k++] = c->env[j];
     snprintf(port, sizeof(port), "RRM_PORT=%d", n->port);
     if (!n->admin_chosen) {
         snprintf(admin, sizeof(admin), "RRM_ADMIN_PORT=%d", n->admin_port);
         env[k++] = admin;
     }
-    snprintf(rport, sizeof(rport), "RRM_REDIS_PORT=%d", redis_server_port(c->redis));
+    char seeds[256] = "RRM_REDIS_NODES=";
+    snprintf(rport, sizeof(rport), "RRM_REDIS_PORT=%d",
+             c->rcl ? redis_cluster_port(c->rcl, 0) : redis_server_port(c->redis));
     snprintf(node_id, sizeof(node_id), "RRM_NODE_ID=%s", n->id);
     env[k++] = port;
     env[k++] = "RRM_REDIS_HOST=127.0.0.1";
     env[k++] = rport;
+    if (c->rcl || fe_redis_mode_is("slotted"))
+        env[k++] = "RRM_REDIS_CLUSTER=1";
+    if (c->rcl) { /* every node is a seed: the frontend learns the masters from any of them */
+        for (int i = 1; i < redis_cluster_nodes(c->rcl); i++) {
+            size_t at = strlen(seeds);
+            snprintf(seeds + at, sizeof(seeds) - at, "%s127.0.0.1:%d", i > 1 ? "," : "",
+                     redis_cluster_port(c->rcl, i));
+        }
+        env[k++] = seeds;
+    }
     env[k++] = node_id;
     env[k++] = "RRM_HEARTBEAT_MS=200";
     env[k++] = "RRM_NODE_TIMEOUT_MS=1500";
     env[k++] = "RRM_STATUS_INTERVAL_MS=2000";
     env[k++] = "RRM_LOG_LEVEL=info";
-    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 1; j++)
-        env[k++] = c->env[j];
     env[k] = NULL;
 
     const char *const argv[] = {bin, NULL};
@@ -219,8 +241,11 @@ static struct fe_cluster *cluster_start(struct redis_server *redis, int nodes,
     c->dir = proc_tmpdir("fe");
     c->env = copy_env(env_extra);
     c->own_redis = redis == NULL;
-    c->redis = redis ? redis : redis_server_start();
-    if (!c->dir || !c->env || !c->redis)
+    if (!redis && fe_redis_mode_is("cluster"))
+        c->rcl = redis_cluster_start(3, 1);
+    else
+        c->redis = redis ? redis : redis_server_start();
+    if (!c->dir || !c->env || (!c->redis && !c->rcl))
         goto fail;
     for (int i = 0; i < nodes; i++) {
         c->nodes = i + 1;
@@ -309,7 +334,91 @@ struct redis_server *fe_redis(const struct fe_cluster *c) {
 }
 
 redisContext *fe_redis_client(const struct fe_cluster *c) {
-    return redis_server_client(c->redis);
+    return c->redis ? redis_server_client(c->redis) : NULL;
+}
+
+struct redis_cluster *fe_redis_cluster(const struct fe_cluster *c) {
+    return c->rcl;
+}
+
+int fe_redis_mode_is(const char *mode) {
+    const char *m = getenv("RRM_TEST_REDIS_MODE");
+    return m && strcmp(m, mode) == 0;
+}
+
+/* The n-th argument (0: the command's name) of a RESP request; 0 or -1. */
+static int resp_arg(const char *cmd, size_t len, int n, const char **arg, size_t *alen) {
+    const char *p = cmd, *end = cmd + len;
+    if (p >= end || *p != '*' || !(p = memchr(p, '\n', (size_t)(end - p))))
+        return -1;
+    p++;
+    for (int i = 0; p < end && *p == '$'; i++) {
+        size_t l = strtoul(p + 1, NULL, 10);
+        if (!(p = memchr(p, '\n', (size_t)(end - p))))
+            return -1;
+        p++;
+        if ((size_t)(end - p) < l + 2)
+            return -1;
+        if (i == n) {
+            *arg = p;
+            *alen = l;
+            return 0;
+        }
+        p += l + 2;
+    }
+    return -1;
+}
+
+/* The key a request is routed by: its first argument, or the channel of PUBSUB SHARDNUMSUB. */
+static int route_slot(const char *cmd, size_t len) {
+    const char *a;
+    size_t n;
+    if (resp_arg(cmd, len, 1, &a, &n))
+        return -1;
+    if (n == 6 && strncasecmp(a, "PUBSUB", 6) == 0 && resp_arg(cmd, len, 3, &a, &n))
+        return -1;
+    return (int)slots_of_key(a, n);
+}
+
+redisReply *fe_redis_command(struct fe_cluster *c, const char *fmt, ...) {
+    va_list ap;
+    char *cmd = NULL;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return NULL;
+    redisReply *reply = NULL;
+    int64_t deadline = proc_now_ms() + FE_TIMEOUT_MS;
+    for (;;) {
+        redisContext *rc = NULL;
+        if (c->redis) {
+            rc = redis_server_client(c->redis);
+        } else {
+            int slot = route_slot(cmd, (size_t)len);
+            int port = slot < 0 ? -1 : redis_cluster_port_of_slot(c->rcl, slot);
+            rc = port > 0 ? redis_cluster_client(c->rcl, port) : NULL;
+        }
+        if (rc && redisAppendFormattedCommand(rc, cmd, (size_t)len) == REDIS_OK &&
+            redisGetReply(rc, (void **)&reply) != REDIS_OK)
+            reply = NULL;
+        if (rc)
+            redisFree(rc);
+        /* a slot moving or failing over: ask again where it lives */
+        int again = !c->redis && (!reply || (reply->type == REDIS_REPLY_ERROR &&
+                                             (strncmp(reply->str, "MOVED", 5) == 0 ||
+                                              strncmp(reply->str, "ASK", 3) == 0 ||
+                                              strncmp(reply->str, "CLUSTERDOWN", 11) == 0 ||
+                                              strncmp(reply->str, "TRYAGAIN", 8) == 0)));
+        if (!again || proc_remaining_ms(deadline) == 0)
+            break;
+        if (reply)
+            freeReplyObject(reply);
+        reply = NULL;
+        pause_until_next_poll(deadline);
+    }
+    redisFreeCommand(cmd);
+    return reply;
 }
 
 int fe_node_stop(struct fe_cluster *c, int node, int sig, int timeout_ms) {
@@ -381,6 +490,7 @@ int fe_cluster_stop(struct fe_cluster *c) {
     }
     if (c->own_redis)
         redis_server_destroy(c->redis);
+    redis_cluster_stop(c->rcl);
     for (size_t j = 0; c->env && c->env[j]; j++)
         free(c->env[j]);
     free(c->env);
@@ -695,15 +805,22 @@ int fe_str_eq(struct event_str a, const char *s) {
     return a.p && a.len == strlen(s) && memcmp(a.p, s, a.len) == 0;
 }
 
+const char *fe_room_key(const char *room, const char *suffix) {
+    static char bufs[8][KEYS_ACK_MAX];
+    static unsigned next;
+    char *buf = bufs[next++ % 8];
+    size_t cap = sizeof(bufs[0]);
+    int n = keys_room(buf, cap, keys_room_shard(room, FE_EVENT_SHARDS), room);
+    assert_true(n > 0 && (size_t)n + strlen(suffix) < cap);
+    memcpy(buf + n, suffix, strlen(suffix) + 1);
+    return buf;
+}
+
 int fe_redis_exists(struct fe_cluster *c, const char *key) {
-    redisContext *rc = fe_redis_client(c);
-    if (!rc)
-        return -1;
-    redisReply *r = redisCommand(rc, "EXISTS %s", key);
+    redisReply *r = fe_redis_command(c, "EXISTS %s", key);
     int v = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
     if (r)
         freeReplyObject(r);
-    redisFree(rc);
     return v;
 }
 
@@ -749,43 +866,77 @@ static int by_id_then_shard(const void *a, const void *b) {
     return x->shard < y->shard ? -1 : x->shard > y->shard;
 }
 
+/* Appends the names of the shard streams rc holds to *names (*n of them). 0 or -1. */
+static int event_keys_of(redisContext *rc, char ***names, size_t *n) {
+    redisReply *keys = rc ? redisCommand(rc, "KEYS rrm:events:{*}") : NULL;
+    int ok = keys && keys->type == REDIS_REPLY_ARRAY;
+    for (size_t k = 0; ok && k < keys->elements; k++) {
+        char **grown = realloc(*names, (*n + 1) * sizeof(**names));
+        ok = grown != NULL;
+        if (grown) {
+            *names = grown;
+            ok = ((*names)[*n] = strdup(keys->element[k]->str)) != NULL;
+            *n += ok;
+        }
+    }
+    if (!ok)
+        fprintf(stderr, "fe_events: KEYS rrm:events:{*} failed\n");
+    if (keys)
+        freeReplyObject(keys);
+    return ok ? 0 : -1;
+}
+
+/* The names of every shard stream: of the one Redis, or of every master of the cluster. */
+static int event_keys(struct fe_cluster *c, char ***names, size_t *n) {
+    if (c->redis) {
+        redisContext *rc = fe_redis_client(c);
+        int r = event_keys_of(rc, names, n);
+        if (rc)
+            redisFree(rc);
+        return r;
+    }
+    int ports[16];
+    int m = redis_cluster_master_ports(c->rcl, ports, 16);
+    for (int i = 0; i < m && i < 16; i++) {
+        redisContext *rc = redis_cluster_client(c->rcl, ports[i]);
+        int r = event_keys_of(rc, names, n);
+        if (rc)
+            redisFree(rc);
+        if (r)
+            return -1;
+    }
+    return m > 0 ? 0 : -1;
+}
+
 int fe_events_load(struct fe_cluster *c, struct fe_events *out) {
     memset(out, 0, sizeof(*out));
-    redisContext *rc = fe_redis_client(c);
-    if (!rc)
-        return -1;
     struct shard_entry *all = NULL;
     int rc_ = -1;
-    redisReply *keys = redisCommand(rc, "KEYS rrm:events:{*}");
-    if (!keys || keys->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "fe_events: KEYS rrm:events:{*} failed\n");
+    char **names = NULL;
+    size_t nnames = 0;
+    unsigned *shards = NULL;
+    if (event_keys(c, &names, &nnames))
         goto out;
-    }
-    out->replies = calloc(keys->elements ? keys->elements : 1, sizeof(*out->replies));
-    unsigned *shards = calloc(keys->elements ? keys->elements : 1, sizeof(*shards));
-    if (!out->replies || !shards) {
-        free(shards);
+    out->replies = calloc(nnames ? nnames : 1, sizeof(*out->replies));
+    shards = calloc(nnames ? nnames : 1, sizeof(*shards));
+    if (!out->replies || !shards)
         goto out;
-    }
     size_t total = 0;
-    for (size_t k = 0; k < keys->elements; k++) {
-        redisReply *r = redisCommand(rc, "XRANGE %s - +", keys->element[k]->str);
+    for (size_t k = 0; k < nnames; k++) {
+        redisReply *r = fe_redis_command(c, "XRANGE %s - +", names[k]);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
-            fprintf(stderr, "fe_events: XRANGE %s failed\n", keys->element[k]->str);
+            fprintf(stderr, "fe_events: XRANGE %s failed\n", names[k]);
             if (r)
                 freeReplyObject(r);
-            free(shards);
             goto out;
         }
         out->replies[out->nreplies] = r;
-        shards[out->nreplies++] = (unsigned)strtoul(keys->element[k]->str + 12, NULL, 10);
+        shards[out->nreplies++] = (unsigned)strtoul(names[k] + 12, NULL, 10);
         total += r->elements;
     }
     all = calloc(total ? total : 1, sizeof(*all));
-    if (!all) {
-        free(shards);
+    if (!all)
         goto out;
-    }
     for (size_t k = 0, at = 0; k < out->nreplies; k++) {
         for (size_t i = 0; i < out->replies[k]->elements; i++, at++) {
             const redisReply *e = out->replies[k]->element[i];
@@ -795,7 +946,6 @@ int fe_events_load(struct fe_cluster *c, struct fe_events *out) {
                 sscanf(e->element[0]->str, "%llu-%llu", &all[at].ms, &all[at].seq);
         }
     }
-    free(shards);
     qsort(all, total, sizeof(*all), by_id_then_shard);
     out->n = total;
     out->ev = calloc(out->n ? out->n : 1, sizeof(*out->ev));
@@ -816,9 +966,10 @@ int fe_events_load(struct fe_cluster *c, struct fe_events *out) {
     rc_ = 0;
 out:
     free(all);
-    if (keys)
-        freeReplyObject(keys);
-    redisFree(rc);
+    free(shards);
+    for (size_t k = 0; k < nnames; k++)
+        free(names[k]);
+    free(names);
     if (rc_)
         fe_events_free(out);
     return rc_;

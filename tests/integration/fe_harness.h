@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct redis_cluster;
+
 #define FE_MAX_NODES 4
 /* Capacity of a room id buffer (PROTO_MAX_ROOM_ID + NUL). */
 #define FE_ROOM_CAP 65
@@ -119,6 +121,9 @@ int fe_node_signal(struct fe_cluster *c, int node, int sig);
  * status like fe_node_stop, and dumps the log tail if it is not 0.
  */
 int fe_node_wait(struct fe_cluster *c, int node, int timeout_ms);
+
+/* Path of the node's log file (its stdout and stderr; owned by the cluster), or NULL. */
+const char *fe_log_path(const struct fe_cluster *c, int node);
 
 /* Print the tail of the node's log to stderr. */
 void fe_dump_log(const struct fe_cluster *c, int node);
@@ -255,6 +260,27 @@ void fe_events_free(struct fe_events *e);
 
 /* 1 if the borrowed event string equals the C string s. */
 int fe_str_eq(struct event_str a, const char *s);
+
+/* RRM_EVENT_SHARDS of the frontends the harness starts, unless a test sets it. */
+#define FE_EVENT_SHARDS 16
+
+/* The Redis key of room's suffix ("" for the room's hash, ":members", ":history", ...) with
+ * FE_EVENT_SHARDS shards (keys.h), in one of 8 static buffers used in turn. */
+const char *fe_room_key(const char *room, const char *suffix);
+
+/* The Redis the harness runs, chosen by the environment: RRM_TEST_REDIS_MODE unset, one
+ * redis-server; "slotted", a one-node Redis Cluster holding every slot (redis_server.h), the
+ * frontends in cluster mode; "cluster", a Redis Cluster of 3 masters and 3 replicas
+ * (redis_cluster.h), the frontends in cluster mode with every node as a seed. In cluster mode
+ * fe_redis and fe_redis_client return NULL (a test of one Redis skips there) and
+ * fe_redis_cluster the cluster. 1 if the mode is mode. */
+int fe_redis_mode_is(const char *mode);
+struct redis_cluster *fe_redis_cluster(const struct fe_cluster *c);
+
+/* A command (redisCommand's format) on the Redis that holds its first argument's slot (for
+ * PUBSUB SHARDNUMSUB, the channel's), following a moving or failing-over slot for up to
+ * FE_TIMEOUT_MS. Returns the reply (caller frees) or NULL. */
+redisReply *fe_redis_command(struct fe_cluster *c, const char *fmt, ...);
 
 /* Number of keys matching EXISTS key (0 or 1), or -1 on error. */
 int fe_redis_exists(struct fe_cluster *c, const char *key);

@@ -375,7 +375,7 @@ static void wait_left(struct fe_cluster *c, const char *room, const char *device
     assert_non_null(rc);
     int64_t end = fe_wall_ms() + T;
     for (;;) {
-        redisReply *r = redisCommand(rc, "HEXISTS rrm:room:{%s}:members %s", room, device);
+        redisReply *r = redisCommand(rc, "HEXISTS %s %s", fe_room_key(room, ":members"), device);
         assert_non_null(r);
         long long v = r->integer;
         freeReplyObject(r);

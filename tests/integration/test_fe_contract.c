@@ -206,11 +206,13 @@ static void test_recycle_keeps_pace(void **state) {
     assert_non_null(r);
     long long past = fe_wall_ms() - 60000;
     for (int i = 0; i < RECYCLE_ROOMS; i++) {
+        char room[16], kempty[KEYS_MAX];
+        snprintf(room, sizeof(room), "RCY%05d", i);
+        keys_empty_rooms(kempty, sizeof(kempty), keys_room_shard(room, FE_EVENT_SHARDS));
         assert_int_equal(
-            redisAppendCommand(r, "HSET rrm:room:{RCY%05d} created_at %lld seq 0", i, past),
+            redisAppendCommand(r, "HSET %s created_at %lld seq 0", fe_room_key(room, ""), past),
             REDIS_OK);
-        assert_int_equal(redisAppendCommand(r, "ZADD " KEYS_EMPTY_ROOMS " %lld RCY%05d", past, i),
-                         REDIS_OK);
+        assert_int_equal(redisAppendCommand(r, "ZADD %s %lld %s", kempty, past, room), REDIS_OK);
     }
     for (int i = 0; i < 2 * RECYCLE_ROOMS; i++) {
         redisReply *reply = NULL;
@@ -223,17 +225,22 @@ static void test_recycle_keeps_pace(void **state) {
     int64_t deadline = proc_now_ms() + 5000;
     long long left = -1;
     while (proc_now_ms() < deadline) {
-        redisReply *reply = redisCommand(r, "ZCARD " KEYS_EMPTY_ROOMS);
-        assert_non_null(reply);
-        left = reply->integer;
-        freeReplyObject(reply);
+        left = 0;
+        for (unsigned s = 0; s < FE_EVENT_SHARDS; s++) {
+            char kempty[KEYS_MAX];
+            keys_empty_rooms(kempty, sizeof(kempty), s);
+            redisReply *reply = redisCommand(r, "ZCARD %s", kempty);
+            assert_non_null(reply);
+            left += reply->integer;
+            freeReplyObject(reply);
+        }
         if (left == 0)
             break;
         fe_poll_pause();
     }
     assert_int_equal(left, 0);
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{RCY00000}"), 0);
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{RCY05999}"), 0);
+    assert_int_equal(fe_redis_exists(c, fe_room_key("RCY00000", "")), 0);
+    assert_int_equal(fe_redis_exists(c, fe_room_key("RCY05999", "")), 0);
     assert_true(fe_wait_metric(admin, "rrm_rooms_recycled_total", before + RECYCLE_ROOMS, T) >=
                 before + RECYCLE_ROOMS);
     redisFree(r);

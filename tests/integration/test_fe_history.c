@@ -317,7 +317,7 @@ static void test_history_size_and_ttl(void **state) {
 
     redisContext *r = fe_redis_client(c);
     assert_non_null(r);
-    redisReply *len = redisCommand(r, "LLEN rrm:room:{HIST3}:history");
+    redisReply *len = redisCommand(r, "LLEN %s", fe_room_key("HIST3", ":history"));
     assert_non_null(len);
     /* trimmed back to 10 each time it reaches 10 + 64 */
     assert_int_equal(len->type, REDIS_REPLY_INTEGER);
@@ -342,14 +342,14 @@ static void test_history_size_and_ttl(void **state) {
     sent_through(alice);
 
     /* the history expires 3 s after the last message (refreshed at most every 300 ms) */
-    redisReply *ttl = redisCommand(r, "PTTL rrm:room:{HIST3}:history");
+    redisReply *ttl = redisCommand(r, "PTTL %s", fe_room_key("HIST3", ":history"));
     assert_non_null(ttl);
     assert_true(ttl->integer > 0 && ttl->integer <= 3300);
     freeReplyObject(ttl);
     int64_t deadline = fe_wall_ms() + 10000;
-    while (fe_redis_exists(c, "rrm:room:{HIST3}:history") == 1 && fe_wall_ms() < deadline)
+    while (fe_redis_exists(c, fe_room_key("HIST3", ":history")) == 1 && fe_wall_ms() < deadline)
         fe_poll_pause();
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{HIST3}:history"), 0);
+    assert_int_equal(fe_redis_exists(c, fe_room_key("HIST3", ":history")), 0);
     redisFree(r);
     struct wsc *late = resume_join(c, 0, "late", "HIST3", seq0 + 300, epoch, &rf);
     assert_true(json_is_false(json_object_get(rf, "recovered")));
@@ -359,7 +359,7 @@ static void test_history_size_and_ttl(void **state) {
 }
 
 static long long history_pttl(redisContext *r, const char *room) {
-    redisReply *ttl = redisCommand(r, "PTTL rrm:room:{%s}:history", room);
+    redisReply *ttl = redisCommand(r, "PTTL %s", fe_room_key(room, ":history"));
     assert_non_null(ttl);
     assert_int_equal(ttl->type, REDIS_REPLY_INTEGER);
     long long v = ttl->integer;
@@ -411,7 +411,7 @@ static void test_history_ttl_refresh(void **state) {
     if (refreshes < 1 || refreshes > most)
         fail_msg("%lld TTL refreshes for %d messages, expected 1..%lld", refreshes, n, most);
     /* within the interval again: a history the message creates gets its TTL all the same */
-    redisReply *del = redisCommand(r, "DEL rrm:room:{HIST6}:history");
+    redisReply *del = redisCommand(r, "DEL %s", fe_room_key("HIST6", ":history"));
     assert_non_null(del);
     freeReplyObject(del);
     send_numbered_through(alice, "t", n, n + 1);
@@ -452,7 +452,7 @@ static void test_epoch_after_flush(void **state) {
 static void redis_epoch(struct fe_cluster *c, const char *room, char *out, size_t cap) {
     redisContext *r = fe_redis_client(c);
     assert_non_null(r);
-    redisReply *e = redisCommand(r, "HGET rrm:room:{%s} epoch", room);
+    redisReply *e = redisCommand(r, "HGET %s epoch", fe_room_key(room, ""));
     snprintf(out, cap, "%s", e && e->type == REDIS_REPLY_STRING ? e->str : "");
     freeReplyObject(e);
     redisFree(r);
@@ -481,7 +481,7 @@ static void test_epoch_after_restore(void **state) {
     /* both nodes notice at their next heartbeat and write their members back */
     int64_t deadline = fe_wall_ms() + 10000;
     for (;;) {
-        redisReply *n = redisCommand(r, "HLEN rrm:room:{HIST6}:members");
+        redisReply *n = redisCommand(r, "HLEN %s", fe_room_key("HIST6", ":members"));
         long long members = n && n->type == REDIS_REPLY_INTEGER ? n->integer : -1;
         freeReplyObject(n);
         if (members == 2 || fe_wall_ms() > deadline)
@@ -584,7 +584,8 @@ static void test_acks(void **state) {
 
     /* after the window (1 s here) the same ack_id is a new message */
     int64_t deadline = fe_wall_ms() + 10000;
-    while (fe_redis_exists(c, "rrm:room:{ACK1}:ack:alice/m-1") == 1 && fe_wall_ms() < deadline)
+    while (fe_redis_exists(c, fe_room_key("ACK1", ":ack:alice/m-1")) == 1 &&
+           fe_wall_ms() < deadline)
         fe_poll_pause();
     send_acked(alice, "one again", "m-1");
     assert_int_equal(expect_ack(alice, "m-1"), s1 + 4);
@@ -603,7 +604,7 @@ static void test_history_off(void **state) {
     assert_true(json_is_false(json_object_get(rf, "recovered")));
     assert_int_equal(room_seq(rf), seq0 + 3);
     json_decref(rf);
-    assert_int_equal(fe_redis_exists(c, "rrm:room:{HIST5}:history"), 0);
+    assert_int_equal(fe_redis_exists(c, fe_room_key("HIST5", ":history")), 0);
     fe_send_text(alice, "live");
     assert_int_equal(expect_text_seq(bob, "alice", "live"), seq0 + 4);
 }

@@ -305,7 +305,7 @@ static void test_stream_stays_within_budget(void **state) {
     for (int i = 0; i < N; i++)
         assert_int_equal(wsc_send(a, 2 /* binary */, body, sizeof(body)), 0);
     char kroom[KEYS_MAX];
-    keys_room(kroom, sizeof(kroom), room);
+    keys_room(kroom, sizeof(kroom), keys_room_shard(room, STREAM_SHARDS), room);
     int64_t deadline = proc_now_ms() + 30000;
     while (redis_int(c, "HGET %s seq", kroom) < N) {
         struct wsc_msg m;
@@ -375,7 +375,7 @@ static void test_redis_full(void **state) {
     assert_non_null(a);
     assert_non_null(b);
     char kmembers[KEYS_MAX];
-    keys_room_members(kmembers, sizeof(kmembers), room);
+    snprintf(kmembers, sizeof(kmembers), "%s", fe_room_key(room, ":members"));
     assert_int_equal(redis_int(c, "HLEN %s", kmembers), 2);
     long long unavailable = fe_error_count(fe_admin_port(c, 0), "unavailable");
 
@@ -434,7 +434,7 @@ static void test_restore_while_full(void **state) {
     assert_non_null(a);
     assert_non_null(b);
     char kmembers[KEYS_MAX], kdev[KEYS_MAX], kconns[KEYS_MAX];
-    keys_room_members(kmembers, sizeof(kmembers), room);
+    snprintf(kmembers, sizeof(kmembers), "%s", fe_room_key(room, ":members"));
     keys_device(kdev, sizeof(kdev), "gone-a");
     keys_node_conns(kconns, sizeof(kconns), fe_node_id(c, 0));
     redisContext *r = fe_redis_client(c);

@@ -64,7 +64,7 @@ static void on_down(void *arg) {
     ((struct world *)arg)->downs++;
 }
 
-static const struct router_ops ops = {on_up, on_down, NULL, NULL};
+static const struct router_ops ops = {on_up, on_down, NULL, NULL, NULL};
 
 /* lws_service sleeps until the next timer: this one keeps the checks of the loop frequent. */
 static void wake_cb(lws_sorted_usec_list_t *sul) {
@@ -813,8 +813,55 @@ static void test_cluster(void **state) {
     world_close(w);
 }
 
+/* ---- a one-node cluster going down and up ---------------------------------------------------- */
+
+/* Requests answered CLUSTERDOWN (here: the node serves no slot for a while, as during a
+ * failover) are sent again until the cluster serves them, in order per key. */
+static void test_cluster_down_waits(void **state) {
+    (void)state;
+    struct redis_server_options o = {.slotted = 1};
+    struct redis_server *rs = redis_server_start_opts(&o);
+    assert_non_null(rs);
+    redisContext *admin = redis_server_client(rs);
+    assert_non_null(admin);
+    struct world w;
+    world_open(&w, 20);
+    open_router(&w, "127.0.0.1", redis_server_port(rs), 1, NULL);
+    assert_true(run_until(&w, is_up, WAIT_MS));
+    for (int k = 0; k < 20; k++)
+        snprintf(w.keys[k], sizeof(w.keys[k]), "down:%d", k);
+    redisReply *del = redisCommand(admin, "CLUSTER DELSLOTSRANGE 0 16383");
+    assert_non_null(del);
+    assert_int_equal(del->type, REDIS_REPLY_STATUS);
+    freeReplyObject(del);
+    uint64_t redirections0 = router_redirections(w.r);
+    for (int round = 0; round < 5; round++)
+        for (int k = 0; k < 20; k++)
+            assert_int_equal(send_incr(&w, k), 0);
+    /* down for a while: nothing answered meanwhile */
+    int64_t until = proc_now_ms() + 400;
+    while (proc_remaining_ms(until) > 0)
+        lws_service(w.cx, 0);
+    assert_int_equal(w.outstanding, 100);
+    assert_true(router_redirections(w.r) > redirections0);
+    redisReply *add = redisCommand(admin, "CLUSTER ADDSLOTSRANGE 0 16383");
+    assert_non_null(add);
+    assert_int_equal(add->type, REDIS_REPLY_STATUS);
+    freeReplyObject(add);
+    assert_true(run_until(&w, all_answered, WAIT_MS));
+    if (w.errors || w.nulls || w.disorder || w.misordered)
+        fail_msg("%ld errors, %ld nulls, %ld out of order; first: %s", w.errors, w.nulls,
+                 w.disorder + w.misordered, w.first_error);
+    for (int k = 0; k < 20; k++)
+        assert_int_equal(w.last[k], 5);
+    redisFree(admin);
+    world_close(&w);
+    redis_server_destroy(rs);
+}
+
 int main(void) {
-    const struct CMUnitTest single[] = {cmocka_unit_test(test_single)};
+    const struct CMUnitTest single[] = {cmocka_unit_test(test_single),
+                                        cmocka_unit_test(test_cluster_down_waits)};
     const struct CMUnitTest cluster[] = {cmocka_unit_test(test_cluster)};
     int rc = cmocka_run_group_tests_name("router_single", single, NULL, NULL);
     rc |= cmocka_run_group_tests_name("router_cluster", cluster, cluster_setup, cluster_teardown);

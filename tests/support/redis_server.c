@@ -34,8 +34,9 @@ struct redis_server {
     char *log_path; /* dir/redis.log; owned */
     char *out_path; /* dir/redis.stdout.log; owned */
     int port;
-    pid_t pid; /* 0 when not running */
-    int aof;   /* append-only file, fsync always (redis_server_options.aof) */
+    pid_t pid;   /* 0 when not running */
+    int aof;     /* append-only file, fsync always (redis_server_options.aof) */
+    int slotted; /* a one-node Redis Cluster (redis_server_options.slotted) */
 };
 
 static redisContext *connect_with_timeout(int port, int timeout_ms) {
@@ -79,12 +80,21 @@ static int spawn(struct redis_server *rs) {
      * the OOM behaviour the frontends must handle. A test wanting a full Redis lowers the cap
      * with CONFIG SET maxmemory. */
     const char *aof = rs->aof ? "yes" : "no";
-    const char *const argv[] = {rs->exe,      "--port",       port,         "--bind",
-                                "127.0.0.1",  "--dir",        rs->dir,      "--save",
-                                "",           "--appendonly", aof,          "--appendfsync",
-                                "always",     "--daemonize",  "no",         "--protected-mode",
-                                "no",         "--maxmemory",  RS_MAXMEMORY, "--maxmemory-policy",
-                                "noeviction", "--logfile",    rs->log_path, NULL};
+    const char *const argv[] = {rs->exe,      "--port",
+                                port,         "--bind",
+                                "127.0.0.1",  "--dir",
+                                rs->dir,      "--save",
+                                "",           "--appendonly",
+                                aof,          "--appendfsync",
+                                "always",     "--daemonize",
+                                "no",         "--protected-mode",
+                                "no",         "--maxmemory",
+                                RS_MAXMEMORY, "--maxmemory-policy",
+                                "noeviction", "--logfile",
+                                rs->log_path, rs->slotted ? "--cluster-enabled" : NULL,
+                                "yes",        "--cluster-config-file",
+                                "nodes.conf", "--cluster-node-timeout",
+                                "2000",       NULL};
     pid_t pid = proc_spawn(argv, NULL, rs->out_path);
     if (pid < 0)
         return (int)pid;
@@ -122,12 +132,40 @@ static void report_failure(const struct redis_server *rs, const char *what, int 
         proc_dump_file_tail(rs->out_path, 2048);
 }
 
+/* A one-node cluster: every slot assigned to it (once: nodes.conf keeps them over restarts),
+ * and cluster_state:ok. 0 or -ETIMEDOUT. */
+static int wait_slotted(struct redis_server *rs, int64_t deadline) {
+    redisContext *c = connect_with_timeout(rs->port, RS_CLIENT_TIMEOUT_MS);
+    int ok = -ETIMEDOUT;
+    while (c && ok != 0) {
+        redisReply *r = redisCommand(c, "CLUSTER INFO");
+        if (r && r->type == REDIS_REPLY_STRING) {
+            if (strstr(r->str, "cluster_slots_assigned:0\r\n"))
+                freeReplyObject(redisCommand(c, "CLUSTER ADDSLOTSRANGE 0 16383"));
+            else if (strstr(r->str, "cluster_state:ok"))
+                ok = 0;
+        }
+        if (r)
+            freeReplyObject(r);
+        if (ok != 0 && proc_remaining_ms(deadline) == 0)
+            break;
+        if (ok != 0)
+            poll(NULL, 0, RS_RETRY_MS);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
 /* Start on rs->port and wait for readiness; kills the child on timeout. */
 static int start_and_wait(struct redis_server *rs) {
     int r = spawn(rs);
     if (r < 0)
         return r;
+    int64_t deadline = proc_now_ms() + RS_START_TIMEOUT_MS;
     r = wait_ready(rs, RS_START_TIMEOUT_MS);
+    if (r == 0 && rs->slotted)
+        r = wait_slotted(rs, deadline);
     if (r == -ETIMEDOUT) {
         proc_stop(rs->pid, SIGKILL, RS_STOP_TIMEOUT_MS, NULL);
         rs->pid = 0;
@@ -152,6 +190,8 @@ struct redis_server *redis_server_start_opts(const struct redis_server_options *
     if (!rs)
         return NULL;
     rs->aof = opts && opts->aof;
+    const char *mode = getenv("RRM_TEST_REDIS_MODE");
+    rs->slotted = (opts && opts->slotted) || (mode && strcmp(mode, "slotted") == 0);
     rs->exe = proc_which("redis-server");
     if (!rs->exe) {
         fprintf(stderr, "redis_server: redis-server not found in PATH or /usr/bin\n");
@@ -167,7 +207,7 @@ struct redis_server *redis_server_start_opts(const struct redis_server_options *
         goto fail;
     /* The free port may be taken by someone else before redis binds it. */
     for (int attempt = 0; attempt < RS_PORT_ATTEMPTS; attempt++) {
-        rs->port = proc_free_port();
+        rs->port = rs->slotted ? proc_free_port_pair(10000) : proc_free_port();
         if (rs->port < 0) {
             r = rs->port;
             goto fail;

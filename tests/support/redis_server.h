@@ -37,6 +37,10 @@ struct redis_server_options {
     /* Persistence: "appendonly yes", "appendfsync always" in the server's temp dir, so that a
      * stop (even SIGKILL) and redis_server_restart lose nothing Redis has answered. */
     int aof;
+    /* A Redis Cluster of this one node, holding every slot: it refuses any command or script
+     * whose keys are of several slots (CROSSSLOT), as a real cluster does. Also set for every
+     * server a test starts when the environment has RRM_TEST_REDIS_MODE=slotted. */
+    int slotted;
 };
 
 /* redis_server_start with options (NULL: none); restarts keep them. */

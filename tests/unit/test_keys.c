@@ -13,19 +13,35 @@
 
 typedef int (*key_fn)(char *buf, size_t cap, const char *id);
 
+/* Room keys in shard 8 (keys_room_shard("ROOM42", 16) is 8). */
+static int room_8(char *b, size_t c, const char *id) {
+    return keys_room(b, c, 8, id);
+}
+static int members_8(char *b, size_t c, const char *id) {
+    return keys_room_members(b, c, 8, id);
+}
+static int channel_8(char *b, size_t c, const char *id) {
+    return keys_room_channel(b, c, 8, id);
+}
+static int history_8(char *b, size_t c, const char *id) {
+    return keys_room_history(b, c, 8, id);
+}
+
 static const struct {
     const char *what;
     key_fn fn;
     const char *id;
     const char *want;
+    const char *tag; /* what the hash tag holds */
 } cases[] = {
-    {"room", keys_room, "ROOM42", "rrm:room:{ROOM42}"},
-    {"room members", keys_room_members, "ROOM42", "rrm:room:{ROOM42}:members"},
-    {"room channel", keys_room_channel, "ROOM42", "rrm:room:{ROOM42}:ch"},
-    {"room history", keys_room_history, "ROOM42", "rrm:room:{ROOM42}:history"},
-    {"device", keys_device, "dev-1@x.y", "rrm:device:{dev-1@x.y}"},
-    {"node conns", keys_node_conns, "node-a", "rrm:node:{node-a}:conns"},
-    {"node channel", keys_node_channel, "node-a", "rrm:node:{node-a}:ch"},
+    {"room", room_8, "ROOM42", "rrm:room:{8}:ROOM42", "8"},
+    {"room members", members_8, "ROOM42", "rrm:room:{8}:ROOM42:members", "8"},
+    {"room channel", channel_8, "ROOM42", "rrm:room:{8}:ROOM42:ch", "8"},
+    {"room history", history_8, "ROOM42", "rrm:room:{8}:ROOM42:history", "8"},
+    {"device", keys_device, "dev-1@x.y", "rrm:device:{dev-1@x.y}", "dev-1@x.y"},
+    {"node conns", keys_node_conns, "node-a", "rrm:node:{node-a}:conns", "node-a"},
+    {"node channel", keys_node_channel, "node-a", "rrm:node:{node-a}:ch", "node-a"},
+    {"node reaper", keys_node_reaper, "node-a", "rrm:node:{node-a}:reaper", "node-a"},
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -37,12 +53,17 @@ static void test_names(void **state) {
         assert_int_equal(n, (int)strlen(cases[i].want));
         assert_string_equal(buf, cases[i].want);
     }
+    assert_int_equal(keys_room_shard("ROOM42", 16), 8);
+    assert_int_equal(keys_room_shard("ROOM42", 16), keys_event_shard("ROOM42", 6, 16));
+    char buf[KEYS_MAX];
+    assert_int_equal(keys_empty_rooms(buf, sizeof(buf), 15), 20);
+    assert_string_equal(buf, "rrm:rooms:empty:{15}");
 }
 
-static void test_hash_tag_is_the_id(void **state) {
+static void test_hash_tag(void **state) {
     (void)state;
-    /* Redis Cluster hashes only what is between the first '{' and the next '}': every per-room
-     * key must carry exactly the room id there so that a room's keys share one slot. */
+    /* Redis Cluster hashes only what is between the first '{' and the next '}': a room's keys
+     * carry its shard there (the tag of the shard's events stream), the others their id. */
     for (size_t i = 0; i < NCASES; i++) {
         char buf[KEYS_MAX];
         assert_true(cases[i].fn(buf, sizeof(buf), cases[i].id) > 0);
@@ -50,8 +71,8 @@ static void test_hash_tag_is_the_id(void **state) {
         assert_non_null(open);
         const char *close = strchr(open, '}');
         assert_non_null(close);
-        assert_int_equal((size_t)(close - open - 1), strlen(cases[i].id));
-        assert_memory_equal(open + 1, cases[i].id, strlen(cases[i].id));
+        assert_int_equal((size_t)(close - open - 1), strlen(cases[i].tag));
+        assert_memory_equal(open + 1, cases[i].tag, strlen(cases[i].tag));
     }
 }
 
@@ -88,13 +109,11 @@ static void test_longest_ids_fit_keys_max(void **state) {
 static void test_ack_key(void **state) {
     (void)state;
     char buf[KEYS_ACK_MAX];
-    int n = keys_room_ack(buf, sizeof(buf), "ROOM42", "dev:1", "m-7");
-    assert_string_equal(buf, "rrm:room:{ROOM42}:ack:dev:1/m-7");
+    int n = keys_room_ack(buf, sizeof(buf), 8, "ROOM42", "dev:1", "m-7");
+    assert_string_equal(buf, "rrm:room:{8}:ROOM42:ack:dev:1/m-7");
     assert_int_equal(n, (int)strlen(buf));
-    /* the room's slot: the first {...} holds the room id */
-    assert_memory_equal(strchr(buf, '{'), "{ROOM42}", 8);
-    assert_int_equal(keys_room_ack(buf, (size_t)n, "ROOM42", "dev:1", "m-7"), -1);
-    /* the longest room (64), device (128) and ack_id (64) fit KEYS_ACK_MAX */
+    assert_int_equal(keys_room_ack(buf, (size_t)n, 8, "ROOM42", "dev:1", "m-7"), -1);
+    /* the longest room (64), device (128) and ack_id (64) fit KEYS_ACK_MAX, in shard 1023 */
     char room[65], dev[129], ack[65];
     memset(room, 'r', 64);
     room[64] = '\0';
@@ -102,7 +121,7 @@ static void test_ack_key(void **state) {
     dev[128] = '\0';
     memset(ack, 'a', 64);
     ack[64] = '\0';
-    assert_true(keys_room_ack(buf, sizeof(buf), room, dev, ack) > 0);
+    assert_true(keys_room_ack(buf, sizeof(buf), 1023, room, dev, ack) > 0);
 }
 
 static void test_event_shard_is_fnv1a(void **state) {
@@ -160,7 +179,7 @@ static void test_events_key(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
-        cmocka_unit_test(test_hash_tag_is_the_id),
+        cmocka_unit_test(test_hash_tag),
         cmocka_unit_test(test_exact_fit_and_too_small),
         cmocka_unit_test(test_longest_ids_fit_keys_max),
         cmocka_unit_test(test_ack_key),
