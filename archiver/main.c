@@ -13,6 +13,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "pipeline.h"
+#include "rconn.h"
 #include "util.h"
 #include "writer.h"
 
@@ -34,6 +35,8 @@ struct arch_config {
     char redis_host[256];
     long redis_port;
     char redis_password[256];
+    long redis_cluster;
+    char redis_nodes[1024];
     char mysql_host[256];
     long mysql_port;
     char mysql_user[129];
@@ -72,6 +75,10 @@ static const struct cfg_option options[] = {
     STR_OPT("redis-host", redis_host, "127.0.0.1", 1, "Redis host"),
     OPT("redis-port", CFG_INT, redis_port, "6379", 1, 65535, "Redis port"),
     STR_OPT("redis-password", redis_password, "", 0, "Redis password (AUTH), empty for none"),
+    OPT("redis-cluster", CFG_INT, redis_cluster, "0", 0, 1,
+        "1: Redis is a Redis Cluster (RRM_REDIS_HOST:PORT and RRM_REDIS_NODES are seeds)"),
+    STR_OPT("redis-nodes", redis_nodes, "", 0,
+            "Redis Cluster: more seeds, host:port,host:port (empty: none)"),
     STR_OPT("mysql-host", mysql_host, "127.0.0.1", 1, "MySQL host (seed DB_CONFIG host)"),
     OPT("mysql-port", CFG_INT, mysql_port, "3306", 1, 65535, "MySQL port"),
     STR_OPT("mysql-user", mysql_user, "websocketdata", 1, "MySQL user"),
@@ -215,6 +222,13 @@ static int validate(struct arch_config *cfg, enum log_level *level) {
                 "rrm-archiver: invalid RRM_MYSQL_DATABASE (--mysql-database): '%s' may "
                 "only contain letters, digits, _ and $\n",
                 cfg->mysql_database);
+        return -1;
+    }
+    if (rconn_check_nodes(cfg->redis_nodes)) {
+        fprintf(stderr,
+                "rrm-archiver: invalid RRM_REDIS_NODES (--redis-nodes): '%s' is not a list of "
+                "host:port separated by commas\n",
+                cfg->redis_nodes);
         return -1;
     }
     if (cfg->writers > cfg->mysql_pool_size) {
@@ -513,6 +527,8 @@ int main(int argc, char **argv) {
         .group = cfg.group,
         .name = cfg.consumer,
         .port = (int)cfg.redis_port,
+        .cluster = (int)cfg.redis_cluster,
+        .nodes = cfg.redis_nodes,
         .shards = (unsigned)cfg.event_shards,
         .batch = cfg.batch_size,
         .block_ms = cfg.flush_ms,
