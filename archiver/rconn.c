@@ -56,30 +56,12 @@ static int node_index(struct rconn *r, const char *host, unsigned port) {
 /* "h:p,h:p" (an IPv6 host in brackets) added as seeds (r NULL: only checked). Returns 0 or -1. */
 static int add_seeds(struct rconn *r, const char *nodes) {
     const char *p = nodes;
-    while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        char item[SLOTS_HOST_MAX + 8];
-        if (len == 0 || len >= sizeof(item))
+    struct slots_node seed;
+    int more;
+    while ((more = slots_next_seed(&p, &seed)) > 0)
+        if (r && node_index(r, seed.host, seed.port) < 0)
             return -1;
-        memcpy(item, p, len);
-        item[len] = '\0';
-        char *colon = strrchr(item, ':');
-        char *endp = NULL;
-        long port = colon ? strtol(colon + 1, &endp, 10) : 0;
-        if (!colon || colon == item || !endp || *endp || port <= 0 || port > 65535)
-            return -1;
-        *colon = '\0';
-        char *host = item;
-        if (host[0] == '[' && colon[-1] == ']') {
-            host++;
-            colon[-1] = '\0';
-        }
-        if (!*host || (r && node_index(r, host, (unsigned)port) < 0))
-            return -1;
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
+    return more;
 }
 
 int rconn_check_nodes(const char *nodes) {
