@@ -3,6 +3,7 @@
 #include "consumer.h"
 
 #include "keys.h"
+#include "rconn.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -27,7 +28,7 @@ struct stream {
 struct arch_consumer {
     struct arch_consumer_config cfg;
     const struct logger *lg;
-    redisContext *ctx;
+    struct rconn *rc;       /* one connection, or one per master of a cluster */
     struct stream *streams; /* the shards 0..shards-1, then the legacy stream */
     int nstreams;
     int backlog;          /* some stream is still in its backlog */
@@ -59,6 +60,17 @@ struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cf
     c->cfg.password = dup_or_empty(cfg->password);
     c->cfg.group = dup_or_empty(cfg->group);
     c->cfg.name = dup_or_empty(cfg->name);
+    c->cfg.nodes = NULL; /* rconn keeps the seeds */
+    struct rconn_config rcfg = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .password = cfg->password,
+        .cluster = cfg->cluster,
+        .nodes = cfg->nodes,
+        .timeout_ms = cfg->timeout_ms,
+        .read_extra_ms = cfg->block_ms,
+    };
+    c->rc = rconn_create(&rcfg, lg);
     if (c->cfg.shards < 1)
         c->cfg.shards = 1;
     if (c->cfg.shards > KEYS_EVENT_SHARDS_MAX)
@@ -79,7 +91,7 @@ struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cf
         keys_archiver_alive(key, sizeof(key), c->cfg.group, c->cfg.name) > 0)
         c->alive_key = strdup(key);
     if (!c->cfg.host || !c->cfg.password || !c->cfg.group || !c->cfg.name || !c->alive_key ||
-        !c->streams) {
+        !c->streams || !c->rc) {
         arch_consumer_destroy(c);
         return NULL;
     }
@@ -89,8 +101,7 @@ struct arch_consumer *arch_consumer_create(const struct arch_consumer_config *cf
 void arch_consumer_destroy(struct arch_consumer *c) {
     if (!c)
         return;
-    if (c->ctx)
-        redisFree(c->ctx);
+    rconn_destroy(c->rc);
     free((char *)c->cfg.host);
     free((char *)c->cfg.password);
     free((char *)c->cfg.group);
@@ -113,33 +124,27 @@ void arch_entries_free(struct arch_entries *e) {
     memset(e, 0, sizeof(*e));
 }
 
-static struct timeval to_timeval(long ms) {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
-/* Closes the connection, if any; the next call reconnects. */
+/* Closes the connections, if any; the next call reconnects (and, in a cluster, learns the slot
+ * table again). */
 static void forget(struct arch_consumer *c) {
-    if (c->ctx)
-        redisFree(c->ctx);
-    c->ctx = NULL;
+    rconn_reset(c->rc);
 }
 
-/* Forgets a connection that failed, saying why. */
+/* Forgets connections that failed, saying why (rconn_error). */
 static void drop(struct arch_consumer *c, const char *what) {
-    snprintf(c->err, sizeof(c->err), "%s: %s", what,
-             c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+    snprintf(c->err, sizeof(c->err), "%s: %s", what, rconn_error(c->rc));
     forget(c);
 }
 
-/* Sends one command; lens NULL means the arguments are NUL-terminated strings (hiredis measures
- * them). NULL (and the connection dropped) on I/O error. An error reply is returned like any other:
- * callers check its type. Caller frees the reply. */
-static redisReply *command(struct arch_consumer *c, const char *what, int argc, const char **argv,
-                           const size_t *lens) {
+/* Sends one command to the Redis that holds key (the only key, or the one that routes it: every
+ * command names keys of one slot); lens NULL means the arguments are NUL-terminated strings
+ * (hiredis measures them). NULL (and the connections dropped) on I/O error. An error reply is
+ * returned like any other: callers check its type. Caller frees the reply. */
+static redisReply *command(struct arch_consumer *c, const char *what, const char *key, int argc,
+                           const char **argv, const size_t *lens) {
     if (arch_consumer_connect(c))
         return NULL;
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
+    redisReply *r = rconn_command(c->rc, key, strlen(key), argc, argv, lens);
     if (!r)
         drop(c, what);
     return r;
@@ -158,11 +163,11 @@ static int is_error(struct arch_consumer *c, redisReply *r, const char *what) {
 /* command() for callers to whom an error reply is a failure. Returns 0 and hands over the reply
  * (caller frees; freed here when reply is NULL), -1 when the connection failed (it is dropped), or
  * 1 when Redis answered with an error (nothing to free). c->err says why. */
-static int call(struct arch_consumer *c, const char *what, int argc, const char **argv,
-                const size_t *lens, redisReply **reply) {
+static int call(struct arch_consumer *c, const char *what, const char *key, int argc,
+                const char **argv, const size_t *lens, redisReply **reply) {
     if (reply)
         *reply = NULL;
-    redisReply *r = command(c, what, argc, argv, lens);
+    redisReply *r = command(c, what, key, argc, argv, lens);
     if (!r)
         return -1;
     if (is_error(c, r, what)) {
@@ -182,7 +187,7 @@ static int set_mark(struct arch_consumer *c) {
     snprintf(ttl, sizeof(ttl), "%ld", c->mark_ttl);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     const char *argv[] = {"SET", c->alive_key, now, "PX", ttl};
-    return call(c, "SET alive mark", 5, argv, NULL, NULL) ? -1 : 0;
+    return call(c, "SET alive mark", c->alive_key, 5, argv, NULL, NULL) ? -1 : 0;
 }
 
 /* Creates the group on stream s from its start (from 0, not $: whatever the frontends appended
@@ -191,7 +196,7 @@ static int set_mark(struct arch_consumer *c) {
  * checked here. Returns 1 (s is ready), 0 (legacy stream absent) or -1 (connection dropped). */
 static int create_group(struct arch_consumer *c, struct stream *s) {
     const char *argv[] = {"XGROUP", "CREATE", s->key, c->cfg.group, "0", "MKSTREAM"};
-    redisReply *r = command(c, "XGROUP CREATE", s->shard >= 0 ? 6 : 5, argv, NULL);
+    redisReply *r = command(c, "XGROUP CREATE", s->key, s->shard >= 0 ? 6 : 5, argv, NULL);
     if (!r)
         return -1;
     int busy = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0;
@@ -234,30 +239,16 @@ static int check_legacy(struct arch_consumer *c) {
 }
 
 int arch_consumer_connect(struct arch_consumer *c) {
-    if (c->ctx)
+    if (rconn_is_up(c->rc))
         return 0;
-    redisContext *ctx =
-        redisConnectWithTimeout(c->cfg.host, c->cfg.port, to_timeval(c->cfg.timeout_ms));
-    if (!ctx || ctx->err) {
-        snprintf(c->err, sizeof(c->err), "connecting to Redis %s:%d: %s", c->cfg.host, c->cfg.port,
-                 ctx ? ctx->errstr : "out of memory");
-        if (ctx)
-            redisFree(ctx);
+    /* Connects and authenticates (a cluster: learns the slot table; each master's connection is
+     * opened by its first command). */
+    if (rconn_up(c->rc)) {
+        snprintf(c->err, sizeof(c->err), "%s", rconn_error(c->rc));
         return -1;
     }
-    /* No read blocks longer than block_ms: this fires only when the server stopped answering. */
-    redisSetTimeout(ctx, to_timeval(c->cfg.timeout_ms + c->cfg.block_ms));
-    redisEnableKeepAlive(ctx);
-    c->ctx = ctx;
 
-    /* c->ctx is set, so command() and call() use this connection and do not reconnect. */
-    if (c->cfg.password[0]) {
-        const char *argv[] = {"AUTH", c->cfg.password};
-        if (call(c, "AUTH", 2, argv, NULL, NULL)) {
-            forget(c);
-            return -1;
-        }
-    }
+    /* rconn is up, so command() and call() use it and do not reconnect. */
 
     for (int i = 0; i < c->nstreams; i++) {
         c->streams[i].ready = 0;
@@ -377,7 +368,7 @@ static int read_group(struct arch_consumer *c, int stream, const char *from, lon
     argv[argc++] = c->streams[stream].key;
     argv[argc++] = from;
     redisReply *r;
-    if (call(c, "XREADGROUP", argc, argv, NULL, &r))
+    if (call(c, "XREADGROUP", c->streams[stream].key, argc, argv, NULL, &r))
         return -1;
     redisReply *list = NULL;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
@@ -467,7 +458,7 @@ int arch_consumer_reclaim(struct arch_consumer *c, struct arch_entries *out, int
         const char *argv[] = {"XAUTOCLAIM", s->key,          c->cfg.group, c->cfg.name,
                               idle,         s->claim_cursor, "COUNT",      count};
         redisReply *r;
-        if (call(c, "XAUTOCLAIM", 8, argv, NULL, &r))
+        if (call(c, "XAUTOCLAIM", s->key, 8, argv, NULL, &r))
             return -1;
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
             r->element[0]->type != REDIS_REPLY_STRING) {
@@ -538,7 +529,7 @@ static int call_with_ids(struct arch_consumer *c, const char *what, const char *
         snprintf(c->err, sizeof(c->err), "out of memory");
         return -1;
     }
-    int rc = call(c, what, argc, argv, lens, NULL);
+    int rc = call(c, what, head[1], argc, argv, lens, NULL);
     free(argv);
     free(lens);
     return rc ? -1 : 0;
@@ -576,9 +567,9 @@ int arch_consumer_ack(struct arch_consumer *c, const struct arch_entry *const *e
     return call_per_stream(c, "XACK", head, 3, NULL, entries, n);
 }
 
-/* Appends one XADD of a dead letter to the pipeline. */
-static int append_dead_letter(struct arch_consumer *c, const struct arch_entry *e,
-                              const char *reason, const char *now) {
+/* Appends one XADD of a dead letter to the pipeline of ctx. */
+static int append_dead_letter(struct arch_consumer *c, redisContext *ctx,
+                              const struct arch_entry *e, const char *reason, const char *now) {
     char maxlen[24];
     snprintf(maxlen, sizeof(maxlen), "%ld", c->cfg.dead_maxlen);
     size_t argc = 2 + (c->cfg.dead_maxlen > 0 ? 3 : 0) + 1 + 8 + 2 * e->nfields;
@@ -610,7 +601,7 @@ static int append_dead_letter(struct arch_consumer *c, const struct arch_entry *
         ARG(e->values[k], e->value_lens[k]);
     }
 #undef ARG
-    rc = redisAppendCommandArgv(c->ctx, (int)argc, argv, lens) == REDIS_OK ? 0 : -1;
+    rc = redisAppendCommandArgv(ctx, (int)argc, argv, lens) == REDIS_OK ? 0 : -1;
 out:
     free(argv);
     free(lens);
@@ -623,19 +614,26 @@ int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *
         return 0;
     if (arch_consumer_connect(c))
         return -1;
+    /* Every key of the transaction is rrm:events:dead: its master takes it all. */
+    redisContext *ctx = rconn_context(c->rc, KEYS_DEAD_LETTER, strlen(KEYS_DEAD_LETTER));
+    if (!ctx) {
+        drop(c, "dead letter");
+        return -1;
+    }
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
 
     /* Queue MULTI, the XADDs, then EXEC: the dead letters of a batch are written together, or
      * none of them. */
     const char *multi[] = {"MULTI"};
-    int queued = redisAppendCommandArgv(c->ctx, 1, multi, NULL) == REDIS_OK;
+    int queued = redisAppendCommandArgv(ctx, 1, multi, NULL) == REDIS_OK;
     for (size_t i = 0; queued && i < n; i++)
-        queued = append_dead_letter(c, entries[i], reasons[i], now) == 0;
+        queued = append_dead_letter(c, ctx, entries[i], reasons[i], now) == 0;
     const char *exec[] = {"EXEC"};
-    if (!queued || redisAppendCommandArgv(c->ctx, 1, exec, NULL) != REDIS_OK) {
+    if (!queued || redisAppendCommandArgv(ctx, 1, exec, NULL) != REDIS_OK) {
         /* Half a transaction may sit in the output buffer: only a new connection is clean. */
-        drop(c, "queueing dead letters");
+        rconn_failed(c->rc, ctx, "queueing dead letters");
+        drop(c, "dead letter");
         return -1;
     }
 
@@ -643,11 +641,15 @@ int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *
     size_t replies = n + 2; /* MULTI, n x XADD, EXEC */
     for (size_t i = 0; i < replies; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+        if (redisGetReply(ctx, (void **)&r) != REDIS_OK || !r) {
+            rconn_failed(c->rc, ctx, "reading the replies");
             drop(c, "dead letter");
             return -1;
         }
         if (i + 1 < replies) {
+            /* A slot that moved answers MOVED to the XADD (EXEC then aborts): the next try goes
+             * to its new master. */
+            rconn_redirected(c->rc, ctx, r);
             if (is_error(c, r, "dead letter"))
                 rc = -1;
         } else if (r->type != REDIS_REPLY_ARRAY) {
@@ -660,7 +662,7 @@ int arch_consumer_dead_letter(struct arch_consumer *c, const struct arch_entry *
                     rc = -1;
         }
         freeReplyObject(r);
-        if (!c->ctx)
+        if (!rconn_is_up(c->rc))
             return -1;
     }
     return rc;
@@ -695,13 +697,13 @@ static int stream_lag(struct arch_consumer *c, const struct stream *s, struct ar
     out->lag = -1;
     const char *xlen[] = {"XLEN", s->key};
     redisReply *r;
-    if (call(c, "XLEN", 2, xlen, NULL, &r))
+    if (call(c, "XLEN", s->key, 2, xlen, NULL, &r))
         return -1;
     out->length = r->integer;
     freeReplyObject(r);
 
     const char *info[] = {"XINFO", "GROUPS", s->key};
-    if (call(c, "XINFO GROUPS", 3, info, NULL, &r))
+    if (call(c, "XINFO GROUPS", s->key, 3, info, NULL, &r))
         return -1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *name = field(r->element[i], "name");
@@ -751,7 +753,7 @@ int arch_consumer_lag(struct arch_consumer *c, struct arch_lag *out,
 static int forget_idle(struct arch_consumer *c, const struct stream *s, long long idle_ms) {
     const char *argv[] = {"XINFO", "CONSUMERS", s->key, c->cfg.group};
     redisReply *r;
-    if (call(c, "XINFO CONSUMERS", 4, argv, NULL, &r))
+    if (call(c, "XINFO CONSUMERS", s->key, 4, argv, NULL, &r))
         return -1;
     int removed = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -764,7 +766,7 @@ static int forget_idle(struct arch_consumer *c, const struct stream *s, long lon
         const char *del[] = {"XGROUP", "DELCONSUMER", s->key, c->cfg.group, name->str};
         /* DELCONSUMER returns the pending count it dropped; 0 was checked just above. An error
          * reply skips this consumer; a lost connection ends the scan. */
-        int rc = call(c, "XGROUP DELCONSUMER", 5, del, NULL, NULL);
+        int rc = call(c, "XGROUP DELCONSUMER", s->key, 5, del, NULL, NULL);
         if (rc < 0)
             break;
         if (rc == 0) {
@@ -774,7 +776,7 @@ static int forget_idle(struct arch_consumer *c, const struct stream *s, long lon
         }
     }
     freeReplyObject(r);
-    return c->ctx ? removed : -1;
+    return rconn_is_up(c->rc) ? removed : -1;
 }
 
 int arch_consumer_forget_idle(struct arch_consumer *c, long long idle_ms) {
@@ -800,7 +802,7 @@ int arch_consumer_mark_alive(struct arch_consumer *c, long ttl_ms) {
 int arch_consumer_unmark(struct arch_consumer *c) {
     c->mark_ttl = 0;
     const char *argv[] = {"DEL", c->alive_key};
-    return call(c, "DEL alive mark", 2, argv, NULL, NULL) ? -1 : 0;
+    return call(c, "DEL alive mark", c->alive_key, 2, argv, NULL, NULL) ? -1 : 0;
 }
 
 /* One dead consumer's takeover in one stream, atomically. KEYS: the stream (the alive mark was
@@ -838,7 +840,7 @@ static int takeover_one(struct arch_consumer *c, int stream, const char *name,
     }
     const char *exists[] = {"EXISTS", key};
     redisReply *r;
-    if (call(c, "EXISTS alive mark", 2, exists, NULL, &r))
+    if (call(c, "EXISTS alive mark", key, 2, exists, NULL, &r))
         return -1;
     int alive = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
     freeReplyObject(r);
@@ -847,7 +849,7 @@ static int takeover_one(struct arch_consumer *c, int stream, const char *name,
     snprintf(count, sizeof(count), "%ld", c->cfg.batch);
     const char *argv[] = {"EVAL",       takeover_lua, "1",         c->streams[stream].key,
                           c->cfg.group, name,         c->cfg.name, count};
-    if (call(c, "takeover", 8, argv, NULL, &r))
+    if (call(c, "takeover", c->streams[stream].key, 8, argv, NULL, &r))
         return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -873,7 +875,7 @@ static int takeover_stream(struct arch_consumer *c, int stream, struct arch_entr
                            struct arch_takeover *t) {
     const char *argv[] = {"XINFO", "CONSUMERS", c->streams[stream].key, c->cfg.group};
     redisReply *r;
-    if (call(c, "XINFO CONSUMERS", 4, argv, NULL, &r))
+    if (call(c, "XINFO CONSUMERS", c->streams[stream].key, 4, argv, NULL, &r))
         return -1;
     int rc = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {

@@ -9,8 +9,11 @@
  * read on their own. Reads go round the streams: each read takes one stream's next batch, starting
  * after the stream the last batch came from, so a busy shard cannot starve the others.
  *
+ * The connections are rconn's (rconn.h): one to a single Redis, or one per master of a Redis
+ * Cluster, each command sent to the master of the slot of its stream (or mark).
+ *
  * Every call that talks to Redis first (re)connects if needed; on a connection error it drops the
- * connection and returns -1, and the caller decides when to try again. */
+ * connections and returns -1, and the caller decides when to try again. */
 #ifndef ARCH_CONSUMER_H
 #define ARCH_CONSUMER_H
 
@@ -23,6 +26,8 @@
 struct arch_consumer_config {
     const char *host, *password, *group, *name; /* copied */
     int port;
+    int cluster;        /* 1: host:port and nodes are seeds of a Redis Cluster */
+    const char *nodes;  /* cluster: more seeds, "host:port,host:port" (copied; NULL: none) */
     unsigned shards;    /* streams rrm:events:{0..shards-1} (at least 1) */
     long batch;         /* COUNT of one read */
     long block_ms;      /* longest BLOCK of one read (the flush interval) */

@@ -13,10 +13,12 @@
 #include "log.h"
 #include "monitor.h"
 #include "pipeline.h"
+#include "rconn.h"
 #include "util.h"
 #include "writer.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <mysql.h>
 #include <signal.h>
 #include <stddef.h>
@@ -33,6 +35,8 @@ struct arch_config {
     char redis_host[256];
     long redis_port;
     char redis_password[256];
+    long redis_cluster;
+    char redis_nodes[1024];
     char mysql_host[256];
     long mysql_port;
     char mysql_user[129];
@@ -71,6 +75,10 @@ static const struct cfg_option options[] = {
     STR_OPT("redis-host", redis_host, "127.0.0.1", 1, "Redis host"),
     OPT("redis-port", CFG_INT, redis_port, "6379", 1, 65535, "Redis port"),
     STR_OPT("redis-password", redis_password, "", 0, "Redis password (AUTH), empty for none"),
+    OPT("redis-cluster", CFG_INT, redis_cluster, "0", 0, 1,
+        "1: Redis is a Redis Cluster (RRM_REDIS_HOST:PORT and RRM_REDIS_NODES are seeds)"),
+    STR_OPT("redis-nodes", redis_nodes, "", 0,
+            "Redis Cluster: more seeds, host:port,host:port (empty: none)"),
     STR_OPT("mysql-host", mysql_host, "127.0.0.1", 1, "MySQL host (seed DB_CONFIG host)"),
     OPT("mysql-port", CFG_INT, mysql_port, "3306", 1, 65535, "MySQL port"),
     STR_OPT("mysql-user", mysql_user, "websocketdata", 1, "MySQL user"),
@@ -216,6 +224,13 @@ static int validate(struct arch_config *cfg, enum log_level *level) {
                 cfg->mysql_database);
         return -1;
     }
+    if (rconn_check_nodes(cfg->redis_nodes)) {
+        fprintf(stderr,
+                "rrm-archiver: invalid RRM_REDIS_NODES (--redis-nodes): '%s' is not a list of "
+                "host:port separated by commas\n",
+                cfg->redis_nodes);
+        return -1;
+    }
     if (cfg->writers > cfg->mysql_pool_size) {
         fprintf(stderr,
                 "rrm-archiver: invalid RRM_WRITERS (--writers): %ld writers need at least "
@@ -249,9 +264,10 @@ static void log_status(const struct logger *lg, struct arch_pipeline *p, struct 
         "s:I, s:I, s:I, s:I, s:I, s:i}",
         "final", final, "interval_ms", (json_int_t)interval_ms, "events", (json_int_t)s.events,
         "batches", (json_int_t)s.batches, "rows", rows, "rows_total", (json_int_t)total,
-        "batch_ms_avg", avg, "batch_ms_max", (double)s.batch_us_max / 1000.0, "stream_length",
-        (json_int_t)lag->length, "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag,
-        "retries", (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
+        "batch_ms_avg", log_round(avg, 3), "batch_ms_max",
+        log_round((double)s.batch_us_max / 1000.0, 3), "stream_length", (json_int_t)lag->length,
+        "pending", (json_int_t)lag->pending, "lag", (json_int_t)lag->lag, "retries",
+        (json_int_t)s.retries, "dead_letters", (json_int_t)s.dead_letters, "lost",
         (json_int_t)s.lost, "reclaimed", (json_int_t)s.reclaimed, "takeovers",
         (json_int_t)s.takeovers, "taken_over", (json_int_t)s.taken_over, "consumers_removed",
         (json_int_t)s.consumers_removed, "lag_warnings", (json_int_t)s.lag_warnings,
@@ -484,6 +500,11 @@ int main(int argc, char **argv) {
                   options, N_OPTIONS);
         return 0;
     }
+    if (rc == CFG_VERSION) {
+        printf("rrm-archiver %s\nhiredis %d.%d.%d\nMariaDB Connector/C %s\n", RRM_VERSION,
+               HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, mysql_get_client_info());
+        return 0;
+    }
     enum log_level level = LOG_INFO;
     if (rc < 0) {
         fprintf(stderr, "rrm-archiver: %s\n", err);
@@ -506,6 +527,8 @@ int main(int argc, char **argv) {
         .group = cfg.group,
         .name = cfg.consumer,
         .port = (int)cfg.redis_port,
+        .cluster = (int)cfg.redis_cluster,
+        .nodes = cfg.redis_nodes,
         .shards = (unsigned)cfg.event_shards,
         .batch = cfg.batch_size,
         .block_ms = cfg.flush_ms,

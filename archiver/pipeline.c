@@ -573,7 +573,7 @@ int arch_pipeline_settle(struct arch_pipeline *p, int wait_ms) {
                 log_json(p->lg, LOG_DEBUG, "batch",
                          json_pack("{s:I, s:I, s:I, s:f}", "entries", (json_int_t)j->batch.n,
                                    "rows", (json_int_t)rows, "dead", (json_int_t)j->ndead, "ms",
-                                   (double)us / 1000.0));
+                                   log_round((double)us / 1000.0, 3)));
             settled++;
         } else {
             log_json(p->lg, LOG_WARN, "batch left pending for redelivery",

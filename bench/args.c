@@ -114,6 +114,7 @@ static const struct option longopts[] = {
     {"prefix", required_argument, NULL, 'x'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
     {"workers", required_argument, NULL, 'W'},
     {"jwt-secret", required_argument, NULL, 'J'},
     {NULL, 0, NULL, 0},
@@ -156,7 +157,8 @@ void args_usage(FILE *out) {
         "                           device identifies with its own HS256 token, made at start\n"
         "  --json                   one JSON document instead of the table\n"
         "  --verbose                libwebsockets warnings\n"
-        "  --help                   this text\n",
+        "  --help                   this text\n"
+        "  --version                the version of rrm-bench and of its libwebsockets\n",
         out);
 }
 
@@ -285,6 +287,8 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
             break;
         case 'h':
             return ARGS_HELP;
+        case 'V':
+            return ARGS_VERSION;
         default:
             return fail(err, errlen, "%s: unknown option or missing value; see --help",
                         optind > 1 && optind <= argc ? argv[optind - 1] : "?");

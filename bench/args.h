@@ -48,9 +48,10 @@ struct bench_opts {
 };
 
 #define ARGS_HELP 1
+#define ARGS_VERSION 2
 
-/* Parses argv into o (defaults first). Returns 0, ARGS_HELP, or -1 with a one-line message in
- * err. */
+/* Parses argv into o (defaults first). Returns 0, ARGS_HELP, ARGS_VERSION, or -1 with a one-line
+ * message in err. */
 int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t errlen);
 void args_usage(FILE *out);
 

@@ -4,6 +4,7 @@
 #include "report.h"
 #include "workers.h"
 
+#include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,10 @@ int main(int argc, char **argv) {
     int rc = args_parse(&o, argc, argv, err, sizeof(err));
     if (rc == ARGS_HELP) {
         args_usage(stdout);
+        return 0;
+    }
+    if (rc == ARGS_VERSION) {
+        printf("rrm-bench %s\nlibwebsockets %s\n", RRM_VERSION, lws_get_library_version());
         return 0;
     }
     if (rc) {

@@ -5,7 +5,9 @@
 #include "fanout.h"
 #include "http.h"
 #include "keys.h"
+#include "lwslog.h"
 #include "node.h"
+#include "outage.h"
 #include "outq.h"
 #include "proto.h"
 #include "redis_loop.h"
@@ -181,7 +183,36 @@ struct ticker {
     int collect_set, was_busy;
     lws_sorted_usec_list_t sul;
     int deregistering;
+    struct outage redis_outage;
 };
+
+/* Redis unreachable (the links' own lines say when one drops, at once): a warning once it has
+ * lasted REDIS_WARN_GRACE_MS, repeated every RRM_REDIS_WARN_INTERVAL_MS, and a line when it is
+ * back. At start, a Redis that cannot be reached is reported the same way. */
+#define REDIS_WARN_GRACE_MS 1000
+
+static void watch_redis(struct ticker *t) {
+    struct app *app = t->app;
+    int64_t lasted_ms = 0;
+    enum outage_report r =
+        outage_update(&t->redis_outage, app_redis_ready(app), util_mono_ms(), &lasted_ms);
+    if (r == OUTAGE_NONE)
+        return;
+    json_t *f =
+        json_pack("{s:f, s:s, s:I}", "down_s", log_round((double)lasted_ms / 1000.0, 1),
+                  "redis_host", app->opt.redis_host, "redis_port", (json_int_t)app->opt.redis_port);
+    if (r == OUTAGE_BACK) {
+        log_json(&app->log, LOG_INFO, "redis reachable again", f);
+        return;
+    }
+    if (f) {
+        json_object_set_new(f, "commands_up",
+                            json_boolean(app->router && router_ready(app->router)));
+        json_object_set_new(f, "subscriptions_up", json_boolean(app->sub_up));
+    }
+    log_json(&app->log, LOG_WARN,
+             r == OUTAGE_DOWN ? "redis unreachable" : "redis still unreachable", f);
+}
 
 /* Signals only interrupt the loop's wait; this tick makes sure a stop request is seen promptly even
  * if the signal landed just before poll() started, and watches the drain's progress. */
@@ -198,6 +229,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul) {
         t->was_busy = busy;
         ev_set_io_collect_interval(t->loop, busy ? 0.0 : (double)app->opt.collect_us / 1e6);
     }
+    watch_redis(t);
     if (reload_requested) {
         reload_requested = 0;
         reload(app);
@@ -225,6 +257,11 @@ int main(int argc, char **argv) {
         cfg_usage(stdout, "rrm-frontend",
                   "WebSocket room server node of RealTime Room Manager (state in Redis).",
                   fe_option_table, fe_option_count);
+        return 0;
+    }
+    if (rc == CFG_VERSION) {
+        printf("rrm-frontend %s\nlibwebsockets %s\nhiredis %d.%d.%d\n", RRM_VERSION,
+               lws_get_library_version(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
         return 0;
     }
     if (rc < 0 || fe_options_check(&app.opt, err, sizeof(err)) < 0) {
@@ -266,7 +303,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    lws_set_log_level(LLL_ERR, NULL);
+    lwslog_attach(&app.log);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.user = &app;
@@ -414,6 +451,8 @@ int main(int argc, char **argv) {
                        app.opt.redis_host, "redis_port", (json_int_t)app.opt.redis_port));
 
     struct ticker ticker = {.app = &app, .loop = loop};
+    outage_init(&ticker.redis_outage, util_mono_ms(), REDIS_WARN_GRACE_MS,
+                app.opt.redis_warn_interval_ms);
     tick_cb(&ticker.sul);
     while (!app.stopping)
         ev_run(loop, EVRUN_ONCE);

@@ -119,17 +119,18 @@ void node_status(struct node *n) {
     double secs = n->last_status_ms ? (double)(now - n->last_status_ms) / 1000.0 : 0;
     json_t *dist = json_object();
     fanout_each_room(app->fanout, dist_room, dist);
-    log_json(&app->log, LOG_INFO, "status",
-             json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:b, s:b, s:I, s:o}", "connections",
-                       (json_int_t)app->connections, "rooms",
-                       (json_int_t)fanout_room_count(app->fanout), "messages_in",
-                       (json_int_t)st->messages_in, "messages_out", (json_int_t)st->messages_out,
-                       "in_per_sec", secs > 0 ? (double)(st->messages_in - n->last_in) / secs : 0.0,
-                       "out_per_sec",
-                       secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0,
-                       "redis_rtt_us", (json_int_t)(app->router ? router_rtt_us(app->router) : 0),
-                       "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
-                       (json_int_t)util_rss_kib(), "room_devices", dist));
+    log_json(
+        &app->log, LOG_INFO, "status",
+        json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:b, s:b, s:I, s:o}", "connections",
+                  (json_int_t)app->connections, "rooms", (json_int_t)fanout_room_count(app->fanout),
+                  "messages_in", (json_int_t)st->messages_in, "messages_out",
+                  (json_int_t)st->messages_out, "in_per_sec",
+                  log_round(secs > 0 ? (double)(st->messages_in - n->last_in) / secs : 0.0, 2),
+                  "out_per_sec",
+                  log_round(secs > 0 ? (double)(st->messages_out - n->last_out) / secs : 0.0, 2),
+                  "redis_rtt_us", (json_int_t)(app->router ? router_rtt_us(app->router) : 0),
+                  "redis_up", app_redis_ready(app), "draining", app->draining, "rss_kib",
+                  (json_int_t)util_rss_kib(), "room_devices", dist));
     n->last_in = st->messages_in;
     n->last_out = st->messages_out;
     n->last_status_ms = now;

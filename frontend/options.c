@@ -53,6 +53,9 @@ const struct cfg_option fe_option_table[] = {
     OPT_INT("redis-hold-ms", redis_hold_ms, "5000", 0, 600000,
             "while Redis is unreachable, how long a client's message waits (reading of that "
             "connection paused) before it is answered unavailable (0: answered at once)"),
+    OPT_INT("redis-warn-interval-ms", redis_warn_interval_ms, "30000", 1000, 3600000,
+            "while Redis stays unreachable, the warning in the log is repeated at most this "
+            "often, with how long it has lasted"),
     OPT_INT("close-timeout-ms", close_timeout_ms, "2000", 100, 5000,
             "after the node sends a close frame, how long it reads and discards what the client "
             "still sends, waiting for its close frame, before it cuts the connection"),

@@ -21,6 +21,7 @@ struct fe_options {
     long max_bytes_per_sec;
     long identify_timeout_ms;
     long redis_hold_ms;
+    long redis_warn_interval_ms;
     long close_timeout_ms;
     long handshake_timeout_ms;
     long max_handshakes_per_ip;

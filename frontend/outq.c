@@ -94,10 +94,14 @@ int outq_push(struct outq *q, struct outq_client *c, struct frame *f) {
     c->bytes += f->len;
     if (c->len++ > 0)
         return 0;
-    if (q->batching)
-        lws_dll2_add_tail(&c->batch_link, &q->batch);
-    else
+    /* A client still in a batch waiting for its coalescing timer may have been written (and
+     * emptied) by its writeable callback meanwhile: it stays in that batch. */
+    if (q->batching) {
+        if (lws_dll2_is_detached(&c->batch_link))
+            lws_dll2_add_tail(&c->batch_link, &q->batch);
+    } else {
         lws_callback_on_writable(c->wsi);
+    }
     return 0;
 }
 

@@ -57,25 +57,31 @@ static unsigned room_shard(const struct app *app, const char *room) {
  * character id: a collision is rare, several in a row mean something else is wrong). */
 #define NEW_ROOM_TRIES 4
 
-/* An identify in flight. Its steps, each on one slot, in this order:
- *   1. claim (device): the connection takes the device over; the previous holder is named.
- *   2. register (this node): conn -> room and device, so that the reaper finds the member if
- *      this node dies from here on.
- *   3. join (room): the member is added, with its events; a 'last' room that is gone or a fresh
- *      id that is taken sends it back to 2 with another fresh id.
- *   4. remember (device): the device's room, if the connection still holds it.
- *   5. the previous holder's membership is removed (its room, its node) and its node told to
- *      close it; the client is answered.
+/* An identify in flight. Its steps, each on one slot:
+ *   1. claim (device): the connection takes the device over, the device's room is set to the one
+ *      it is to join, and the previous holder is named;
+ *   2. register (this node): conn -> room and device, so that the reaper finds the member if this
+ *      node dies from here on. With a room named, 1 and 2 go out together; else 2 follows 1;
+ *   3. join (room), once 1 and 2 are done: the member is added, with its events. A 'last' room
+ *      that is gone or a fresh id that is taken goes back to 2 with another fresh id, and then
+ *   4. remember (device) records that room instead, if the connection still holds the device;
+ *   5. the client is answered, and the previous holder's membership is removed (its room, its
+ *      node) and its node told to close it.
  * A crash between steps leaves only what is repaired later: after 1, the device names a
  * connection that does not exist (the next identify replaces it, or the device's TTL ends it);
- * after 2 or 3, the reaper removes the member of the dead node and releases the device; after
- * 4, the previous connection is still listed, and its node (or the reaper) removes it when it
+ * after 2 or 3, the reaper removes the member of the dead node and releases the device; after 3,
+ * the previous connection is still listed, and its node (or the reaper) removes it when it
  * closes. A step that fails undoes the claim and the registration. */
 struct identify_ticket {
     uint64_t conn_no;
     int64_t at_ms;
     int no_auto;
     int tries;
+    int waiting;    /* replies of steps 1 and 2 still to come */
+    int refused;    /* step 1 or 2 said: 1 FORBIDDEN, 2 failed (why) */
+    int registered; /* step 2 done for room */
+    int remember;   /* the room joined is not the one step 1 recorded */
+    const char *why;
     char mode[8];
     char device[PROTO_MAX_DEVICE_ID + 1];
     char conn[CONNID_MAX];
@@ -122,13 +128,14 @@ static void command_async(struct app *app, const char *key, int argc, const char
         app->pending_writes++;
 }
 
-/* The device goes back to its previous holder (or to none) if conn still holds it. */
+/* The device goes back to its previous holder (or to none) if conn still holds it; with
+ * prev_room (not NULL), its room too. */
 static void release_device(struct app *app, const char *device, const char *conn,
-                           const char *prev_conn, const char *prev_node) {
+                           const char *prev_conn, const char *prev_node, const char *prev_room) {
     char kdev[KEYS_MAX];
     keys_device(kdev, sizeof(kdev), device);
-    const char *argv[] = {kdev, conn, prev_conn, prev_node};
-    write_async(app, SCRIPT_RELEASE, 1, 4, argv);
+    const char *argv[] = {kdev, conn, prev_conn, prev_node, prev_room};
+    write_async(app, SCRIPT_RELEASE, 1, prev_room ? 5 : 4, argv);
 }
 
 static void unregister(struct app *app, const char *node, const char *conn) {
@@ -140,18 +147,19 @@ static void unregister(struct app *app, const char *node, const char *conn) {
 
 /* An identify that did not complete: its claim and registration are undone. */
 static void identify_undo(struct app *app, struct identify_ticket *t) {
-    release_device(app, t->device, t->conn, t->prev_conn, t->prev_node);
-    if (t->room[0])
+    release_device(app, t->device, t->conn, t->prev_conn, t->prev_node, t->prev_room);
+    if (t->registered)
         unregister(app, app->node_id, t->conn);
 }
 
-static void identify_failed(struct app *app, struct identify_ticket *t, const redisReply *reply) {
+static void identify_failed(struct app *app, struct identify_ticket *t, const char *why) {
     identify_undo(app, t);
-    app->room_ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
+    app->room_ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, why);
     ticket_free(t);
 }
 
 static int identify_register(struct app *app, struct identify_ticket *t);
+static void identify_join(struct app *app, struct identify_ticket *t);
 
 /* The previous holder of the device loses its membership, and its node closes it. */
 static void displace(struct app *app, const struct identify_ticket *t) {
@@ -179,6 +187,16 @@ static void displace(struct app *app, const struct identify_ticket *t) {
     }
 }
 
+/* Step 5: joined. */
+static void identified(struct app *app, struct identify_ticket *t) {
+    displace(app, t);
+    if (app->room_ops->identified(app->room_arg, t->conn_no, t->room, t->action, t->total, t->seq,
+                                  t->room_epoch))
+        /* joined on behalf of a connection that is gone: undo it */
+        room_leave_conn(app, t->device, t->room, t->conn, "client_closed", t->at_ms);
+    ticket_free(t);
+}
+
 static void remember_reply(void *arg, redisReply *reply, void *priv) {
     struct app *app = arg;
     struct identify_ticket *t = priv;
@@ -190,16 +208,10 @@ static void remember_reply(void *arg, redisReply *reply, void *priv) {
         ticket_free(t);
         return;
     }
-    displace(app, t);
-    if (app->room_ops->identified(app->room_arg, t->conn_no, t->room, t->action, t->total, t->seq,
-                                  t->room_epoch))
-        /* joined on behalf of a connection that is gone: undo it */
-        room_leave_conn(app, t->device, t->room, t->conn, "client_closed", t->at_ms);
-    ticket_free(t);
+    identified(app, t);
 }
 
 static int fresh_room(struct identify_ticket *t) {
-    snprintf(t->mode, sizeof(t->mode), "new");
     return proto_random_room_id(t->room);
 }
 
@@ -212,12 +224,13 @@ static void join_reply(void *arg, redisReply *reply, void *priv) {
             app->room_ops->forbidden(app->room_arg, t->conn_no);
             ticket_free(t);
         } else if (++t->tries > NEW_ROOM_TRIES || fresh_room(t) < 0) {
-            identify_undo(app, t);
-            app->room_ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE,
-                                  "could not assign a room, try again");
-            ticket_free(t);
-        } else if (identify_register(app, t)) {
-            identify_failed(app, t, NULL);
+            identify_failed(app, t, "could not assign a room, try again");
+        } else {
+            snprintf(t->mode, sizeof(t->mode), "new");
+            t->remember = 1;
+            t->waiting = 1;
+            if (identify_register(app, t))
+                identify_failed(app, t, unavailable_why(NULL));
         }
         return;
     }
@@ -226,13 +239,17 @@ static void join_reply(void *arg, redisReply *reply, void *priv) {
         reply->element[1]->type != REDIS_REPLY_INTEGER ||
         reply->element[2]->type != REDIS_REPLY_STRING ||
         reply->element[3]->type != REDIS_REPLY_STRING) {
-        identify_failed(app, t, reply);
+        identify_failed(app, t, unavailable_why(reply));
         return;
     }
     util_strlcpy(t->action, reply->element[0]->str, sizeof(t->action));
     t->total = (long)reply->element[1]->integer;
     t->seq = strtoll(reply->element[2]->str, NULL, 10);
     util_strlcpy(t->room_epoch, reply->element[3]->str, sizeof(t->room_epoch));
+    if (!t->remember) {
+        identified(app, t);
+        return;
+    }
     char kdev[KEYS_MAX], ttl[24];
     keys_device(kdev, sizeof(kdev), t->device);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
@@ -241,13 +258,7 @@ static void join_reply(void *arg, redisReply *reply, void *priv) {
         remember_reply(app, NULL, t);
 }
 
-static void register_reply(void *arg, redisReply *reply, void *priv) {
-    struct app *app = arg;
-    struct identify_ticket *t = priv;
-    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-        identify_failed(app, t, reply);
-        return;
-    }
+static void identify_join(struct app *app, struct identify_ticket *t) {
     unsigned shard = room_shard(app, t->room);
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], khist[KEYS_MAX];
     char now[24], maxlen[24];
@@ -262,7 +273,39 @@ static void register_reply(void *arg, redisReply *reply, void *priv) {
                           t->room, t->device, t->conn, app->node_id, t->identity, t->ip,
                           now,     t->epoch,  maxlen,  t->prev_room};
     if (eval(app, SCRIPT_JOIN, join_reply, t, 5, 16, argv))
-        identify_failed(app, t, NULL);
+        identify_failed(app, t, unavailable_why(NULL));
+}
+
+/* Steps 1 and 2 answered (each calls it once): on to 3, or the identify ends. */
+static void claimed(struct app *app, struct identify_ticket *t) {
+    if (--t->waiting > 0)
+        return;
+    if (t->refused == 1) {
+        if (t->registered)
+            unregister(app, app->node_id, t->conn);
+        app->room_ops->forbidden(app->room_arg, t->conn_no);
+        ticket_free(t);
+    } else if (t->refused) {
+        identify_failed(app, t, t->why);
+    } else if (!t->registered) { /* no room was named: registered now that it is known */
+        t->waiting = 1;
+        if (identify_register(app, t))
+            identify_failed(app, t, unavailable_why(NULL));
+    } else {
+        identify_join(app, t);
+    }
+}
+
+static void register_reply(void *arg, redisReply *reply, void *priv) {
+    struct app *app = arg;
+    struct identify_ticket *t = priv;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        t->registered = 1;
+    } else if (!t->refused) {
+        t->refused = 2;
+        t->why = unavailable_why(reply);
+    }
+    claimed(app, t);
 }
 
 static int identify_register(struct app *app, struct identify_ticket *t) {
@@ -276,34 +319,23 @@ static int identify_register(struct app *app, struct identify_ticket *t) {
 static void claim_reply(void *arg, redisReply *reply, void *priv) {
     struct app *app = arg;
     struct identify_ticket *t = priv;
-    const struct room_ops *ops = app->room_ops;
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4;
+    for (size_t i = 0; ok && i < 4; i++)
+        ok = reply->element[i]->type == REDIS_REPLY_STRING;
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "FORBIDDEN", 9) == 0) {
-        ops->forbidden(app->room_arg, t->conn_no);
-        ticket_free(t);
-        return;
+        t->refused = 1;
+    } else if (!ok) {
+        t->refused = 2;
+        t->why = unavailable_why(reply);
+    } else {
+        util_strlcpy(t->mode, reply->element[0]->str, sizeof(t->mode));
+        util_strlcpy(t->prev_room, reply->element[1]->str, sizeof(t->prev_room));
+        util_strlcpy(t->prev_conn, reply->element[2]->str, sizeof(t->prev_conn));
+        util_strlcpy(t->prev_node, reply->element[3]->str, sizeof(t->prev_node));
+        if (strcmp(t->mode, "last") == 0)
+            util_strlcpy(t->room, t->prev_room, sizeof(t->room));
     }
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-        ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, unavailable_why(reply));
-        ticket_free(t);
-        return;
-    }
-    for (size_t i = 0; i < 4; i++)
-        if (reply->element[i]->type != REDIS_REPLY_STRING) {
-            ops->failed(app->room_arg, t->conn_no, PROTO_E_UNAVAILABLE, unavailable_why(NULL));
-            ticket_free(t);
-            return;
-        }
-    util_strlcpy(t->mode, reply->element[0]->str, sizeof(t->mode));
-    util_strlcpy(t->prev_room, reply->element[1]->str, sizeof(t->prev_room));
-    util_strlcpy(t->prev_conn, reply->element[2]->str, sizeof(t->prev_conn));
-    util_strlcpy(t->prev_node, reply->element[3]->str, sizeof(t->prev_node));
-    int bad = 0;
-    if (strcmp(t->mode, "last") == 0)
-        util_strlcpy(t->room, t->prev_room, sizeof(t->room));
-    else if (strcmp(t->mode, "new") == 0)
-        bad = fresh_room(t) < 0;
-    if (bad || !t->room[0] || identify_register(app, t))
-        identify_failed(app, t, NULL);
+    claimed(app, t);
 }
 
 int room_identify(struct app *app, const struct room_conn *c) {
@@ -320,7 +352,10 @@ int room_identify(struct app *app, const struct room_conn *c) {
     util_strlcpy(t->identity, c->identity, sizeof(t->identity));
     util_strlcpy(t->ip, c->ip ? c->ip : "", sizeof(t->ip));
     util_strlcpy(t->room, c->room_id, sizeof(t->room));
-    if ((c->rooms && !(t->rooms = strdup(c->rooms))) || random_epoch(t->epoch) < 0) {
+    int named = t->room[0] != '\0';
+    /* with no room named, the fresh room's id in case one is made */
+    if ((c->rooms && !(t->rooms = strdup(c->rooms))) || random_epoch(t->epoch) < 0 ||
+        (!named && fresh_room(t) < 0)) {
         ticket_free(t);
         return -1;
     }
@@ -332,12 +367,19 @@ int room_identify(struct app *app, const struct room_conn *c) {
                           app->node_id,
                           t->identity,
                           ttl,
-                          t->room,
+                          named ? t->room : "",
                           t->rooms ? t->rooms : "*",
-                          c->no_auto_room ? "0" : "1"};
-    if (eval(app, SCRIPT_CLAIM, claim_reply, t, 1, 8, argv)) {
+                          c->no_auto_room ? "0" : "1",
+                          named ? "" : t->room};
+    t->waiting = 1 + named;
+    if (eval(app, SCRIPT_CLAIM, claim_reply, t, 1, 9, argv)) {
         ticket_free(t);
         return -1;
+    }
+    if (named && identify_register(app, t)) {
+        t->refused = 2; /* the claim's reply ends it */
+        t->why = unavailable_why(NULL);
+        t->waiting = 1;
     }
     return 0;
 }
@@ -381,7 +423,7 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
         return;
     }
     app->pending_writes++;
-    release_device(app, device, conn, "", "");
+    release_device(app, device, conn, "", "", NULL);
 }
 
 void room_leave(struct app *app, const struct room_conn *c, const char *reason) {

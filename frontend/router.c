@@ -856,31 +856,10 @@ static int parse_seeds(struct router *r, const char *host, int port, const char 
     r->seeds[0].port = (unsigned)port;
     r->nseeds = 1;
     const char *p = nodes;
-    while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        char item[SLOTS_HOST_MAX + 8];
-        if (len == 0 || len >= sizeof(item))
-            return -1;
-        memcpy(item, p, len);
-        item[len] = '\0';
-        char *colon = strrchr(item, ':');
-        char *endp = NULL;
-        long pn = colon ? strtol(colon + 1, &endp, 10) : 0;
-        if (!colon || colon == item || !endp || *endp || pn <= 0 || pn > 65535)
-            return -1;
-        *colon = '\0';
-        char *h = item;
-        if (h[0] == '[' && colon[-1] == ']') {
-            h++;
-            colon[-1] = '\0';
-        }
-        util_strlcpy(r->seeds[r->nseeds].host, h, SLOTS_HOST_MAX);
-        r->seeds[r->nseeds].port = (unsigned)pn;
+    int more;
+    while ((more = slots_next_seed(&p, &r->seeds[r->nseeds])) > 0)
         r->nseeds++;
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
+    return more;
 }
 
 struct router *router_create(struct lws_context *cx, struct lws_vhost *vh,

@@ -19,17 +19,19 @@ static const char prelude[] =
     "local function emit(stream, maxlen, ...)\n"
     "  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'v', '1', ...) end\n";
 
-/* Identify runs as steps on three slots (room.c orders them): claim (device), register (node),
- * join (room), remember (device), then the replaced connection is removed (its room, its node).
+/* Identify runs as steps on three slots (room.c orders them): claim (device) and register (node),
+ * then join (room), then the replaced connection is removed (its room, its node); remember
+ * (device) only when the room joined is not the one the claim recorded.
  *
  * KEYS: device. ARGV: conn, node, identity, device ttl, wanted room ('' none), rooms the token
  * allows (comma-separated ids and prefixes ending in '*'; '*' any room), '1' if a fresh room may
- * be created ('0': the token says auto_room false).
- * The connection takes the device over. Returns {mode, previous room, previous conn, previous
- * node} ('' where none): mode 'want' (join the wanted room), 'last' (no room named: join the
- * previous room, which the token allows, if it still exists) or 'new' (make a fresh room); or a
- * FORBIDDEN error, with nothing changed, when no room was named, the last room is not allowed
- * and no fresh room may be made. The last room is checked here, where it is read. */
+ * be created ('0': the token says auto_room false), the fresh room's id if one is made.
+ * The connection takes the device over, and the device's room is set to the one it is to join
+ * (unchanged for 'last'). Returns {mode, previous room, previous conn, previous node} ('' where
+ * none): mode 'want' (join the wanted room), 'last' (no room named: join the previous room,
+ * which the token allows, if it still exists) or 'new' (make the fresh room); or a FORBIDDEN
+ * error, with nothing changed, when no room was named, the last room is not allowed and no
+ * fresh room may be made. The last room is checked here, where it is read. */
 static const char claim_lua[] =
     "local conn, node, identity, ttl, want, rooms, auto =\n"
     "  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]\n"
@@ -50,6 +52,8 @@ static const char claim_lua[] =
     "  else mode = 'new' end\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'conn', conn, 'node', node, 'identity', identity)\n"
+    "if mode == 'want' then redis.call('HSET', KEYS[1], 'room', want)\n"
+    "elseif mode == 'new' then redis.call('HSET', KEYS[1], 'room', ARGV[8]) end\n"
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
     "return {mode, prev[1] or '', prev[2] or '', prev[3] or ''}\n";
 
@@ -127,12 +131,15 @@ static const char member_leave_lua[] =
     "end\n"
     "return left\n";
 
-/* KEYS: device. ARGV: conn, the connection to give the device back to ('' none), its node.
+/* KEYS: device. ARGV: conn, the connection to give the device back to ('' none), its node, and
+ * when an identify is undone, the room to put back ('' none; without it the room is kept).
  * If conn holds the device, it no longer does. Returns 1 if so, else 0. */
 static const char release_lua[] =
     "if redis.call('HGET', KEYS[1], 'conn') ~= ARGV[1] then return 0 end\n"
     "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'conn', ARGV[2], 'node', ARGV[3])\n"
     "else redis.call('HDEL', KEYS[1], 'conn', 'node') end\n"
+    "if ARGV[4] and ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'room', ARGV[4])\n"
+    "elseif ARGV[4] then redis.call('HDEL', KEYS[1], 'room') end\n"
     "return 1\n";
 
 /* KEYS: room, members, room channel, the room's events stream, room history, and the message's ack

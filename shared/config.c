@@ -69,6 +69,8 @@ int cfg_load(const struct cfg_option *opts, size_t n, void *conf, int argc, char
         const char *arg = argv[a];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return CFG_HELP;
+        if (strcmp(arg, "--version") == 0)
+            return CFG_VERSION;
         if (strncmp(arg, "--", 2) != 0) {
             snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
             return -1;
@@ -98,7 +100,8 @@ int cfg_load(const struct cfg_option *opts, size_t n, void *conf, int argc, char
 void cfg_usage(FILE *out, const char *prog, const char *summary, const struct cfg_option *opts,
                size_t n) {
     fprintf(out, "Usage: %s [--option value]...\n%s\n\n", prog, summary);
-    fprintf(out, "Every option can also be set by its environment variable; flags win.\n\n");
+    fprintf(out, "Every option can also be set by its environment variable; flags win.\n"
+                 "--version prints the version and those of the libraries, and exits.\n\n");
     for (size_t i = 0; i < n; i++) {
         char env[64];
         cfg_env_name(opts[i].name, env, sizeof(env));

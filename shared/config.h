@@ -21,10 +21,11 @@ struct cfg_option {
     const char *help;
 };
 
-#define CFG_HELP 1 /* cfg_load() result: --help was given */
+#define CFG_HELP 1    /* cfg_load() result: --help was given */
+#define CFG_VERSION 2 /* cfg_load() result: --version was given */
 
-/* Fills conf from defaults, then the environment, then argv. Returns 0, CFG_HELP, or -1 with a
- * one-line message in err naming the variable and flag. */
+/* Fills conf from defaults, then the environment, then argv. Returns 0, CFG_HELP, CFG_VERSION,
+ * or -1 with a one-line message in err naming the variable and flag. */
 int cfg_load(const struct cfg_option *opts, size_t n, void *conf, int argc, char **argv, char *err,
              size_t errlen);
 

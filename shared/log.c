@@ -36,7 +36,8 @@ void log_json(const struct logger *lg, enum log_level level, const char *msg, js
         json_object_update(line, fields);
         json_decref(fields);
     }
-    char *text = json_dumps(line, JSON_COMPACT);
+    /* 15 significant digits: what a rounded field holds, without the 17th digit's binary noise */
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(line);
     if (!text)
         return;
@@ -52,6 +53,17 @@ void log_json(const struct logger *lg, enum log_level level, const char *msg, js
     fputs(nl, out);
     fflush(out);
     free(nl);
+}
+
+double log_round(double v, int decimals) {
+    double scale = 1;
+    for (int i = 0; i < decimals && i < 9; i++)
+        scale *= 10;
+    double x = v * scale;
+    if (!(x > -9e15 && x < 9e15))
+        return v;
+    long long n = (long long)(x < 0 ? x - 0.5 : x + 0.5);
+    return (double)n / scale;
 }
 
 void log_msg(const struct logger *lg, enum log_level level, const char *fmt, ...) {

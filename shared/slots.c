@@ -187,3 +187,33 @@ bad:
 int slots_table_owner(const struct slots_table *t, unsigned slot) {
     return slot < SLOTS_COUNT ? t->owner[slot] : -1;
 }
+
+int slots_next_seed(const char **list, struct slots_node *out) {
+    const char *p = *list;
+    if (!p || !*p)
+        return 0;
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char item[SLOTS_HOST_MAX + 8];
+    if (len == 0 || len >= sizeof(item))
+        return -1;
+    memcpy(item, p, len);
+    item[len] = '\0';
+    char *colon = strrchr(item, ':');
+    char *endp = NULL;
+    long port = colon ? strtol(colon + 1, &endp, 10) : 0;
+    if (!colon || colon == item || !endp || *endp || port <= 0 || port > 65535)
+        return -1;
+    *colon = '\0';
+    char *host = item;
+    if (host[0] == '[' && colon[-1] == ']') {
+        host++;
+        colon[-1] = '\0';
+    }
+    if (!*host || strlen(host) >= SLOTS_HOST_MAX)
+        return -1;
+    memcpy(out->host, host, strlen(host) + 1);
+    out->port = (unsigned)port;
+    *list = end ? end + 1 : NULL;
+    return 1;
+}

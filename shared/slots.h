@@ -53,6 +53,11 @@ struct slots_node {
     unsigned port;
 };
 
+/* The next seed of a list "host:port,host:port" (an IPv6 host in brackets, "[::1]:7000"): *list
+ * points into the list and is moved past the seed. Returns 1 with out filled, 0 at the end of the
+ * list (or for NULL), -1 when the seed does not parse (an empty host or item, a bad port). */
+int slots_next_seed(const char **list, struct slots_node *out);
+
 /* The slot map: which master owns each slot. About 50 KB: allocate it with the owner's state,
  * not on a small stack. Callers read nodes[0..nnodes-1]; they change it only through the
  * functions below. */

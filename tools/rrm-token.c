@@ -22,7 +22,8 @@ static void usage(FILE *f) {
                "  --identity X       identity claim (overrides the identify's)\n"
                "  --no-auto-room     auto_room: false (no fresh room without a room_id)\n"
                "  --ttl SECONDS      exp = now + SECONDS (default 3600)\n"
-               "  --nbf SECONDS      nbf = now + SECONDS (may be negative)\n");
+               "  --nbf SECONDS      nbf = now + SECONDS (may be negative)\n"
+               "  --version          the version of rrm-token\n");
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -67,6 +68,9 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("rrm-token %s\n", RRM_VERSION);
             return 0;
         } else if (strcmp(a, "--no-auto-room") == 0) {
             no_auto_room = 1;

@@ -455,6 +455,11 @@ int main(int argc, char **argv) {
                   options, N_OPTIONS);
         return 0;
     }
+    if (rc == CFG_VERSION) {
+        printf("rrm-archive-bench %s\nMariaDB Connector/C %s\n", RRM_VERSION,
+               mysql_get_client_info());
+        return 0;
+    }
     if (rc < 0) {
         fprintf(stderr, "rrm-archive-bench: %s\n", err);
         return 2;

@@ -9,6 +9,7 @@ rrm_packages=(
     redis-server mariadb-server jq
     nginx # in front of two frontends: tests/integration/test_fe_proxy.c
     python3-yaml # scripts/check-k8s
+    python3-websockets # the README's client: python3 -m websockets ws://127.0.0.1:8765
     prometheus # promtool: the tests check /metrics with `promtool check metrics`
     clang libclang-rt-dev # libFuzzer targets: scripts/fuzz, scripts/test
 )

@@ -89,6 +89,10 @@ static int decode_status(int st) {
     return -1;
 }
 
+const char *fe_log_path(const struct fe_cluster *c, int node) {
+    return c && node >= 0 && node < c->nodes ? c->node[node].log_path : NULL;
+}
+
 void fe_dump_log(const struct fe_cluster *c, int node) {
     if (c && node >= 0 && node < c->nodes && c->node[node].log_path)
         proc_dump_file_tail(c->node[node].log_path, FE_LOG_TAIL);
@@ -129,6 +133,9 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin) {
     const char *env[FE_MAX_ENV];
     size_t k = 0;
 
+    /* the test's settings first: the first of two equal names is the one getenv finds */
+    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 16; j++)
+        env[k++] = c->env[j];
     snprintf(port, sizeof(port), "RRM_PORT=%d", n->port);
     if (!n->admin_chosen) {
         snprintf(admin, sizeof(admin), "RRM_ADMIN_PORT=%d", n->admin_port);
@@ -156,8 +163,6 @@ static int spawn_node(struct fe_cluster *c, int i, const char *bin) {
     env[k++] = "RRM_NODE_TIMEOUT_MS=1500";
     env[k++] = "RRM_STATUS_INTERVAL_MS=2000";
     env[k++] = "RRM_LOG_LEVEL=info";
-    for (size_t j = 0; c->env && c->env[j] && k < FE_MAX_ENV - 1; j++)
-        env[k++] = c->env[j];
     env[k] = NULL;
 
     const char *const argv[] = {bin, NULL};
@@ -368,9 +373,10 @@ static int resp_arg(const char *cmd, size_t len, int n, const char **arg, size_t
 static int route_slot(const char *cmd, size_t len) {
     const char *a;
     size_t n;
-    if (resp_arg(cmd, len, 1, &a, &n))
+    if (resp_arg(cmd, len, 0, &a, &n))
         return -1;
-    if (n == 6 && strncasecmp(a, "PUBSUB", 6) == 0 && resp_arg(cmd, len, 3, &a, &n))
+    int pubsub = n == 6 && strncasecmp(a, "PUBSUB", 6) == 0;
+    if (resp_arg(cmd, len, pubsub ? 2 : 1, &a, &n))
         return -1;
     return (int)slots_of_key(a, n);
 }

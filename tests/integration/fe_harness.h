@@ -122,6 +122,9 @@ int fe_node_signal(struct fe_cluster *c, int node, int sig);
  */
 int fe_node_wait(struct fe_cluster *c, int node, int timeout_ms);
 
+/* Path of the node's log file (its stdout and stderr; owned by the cluster), or NULL. */
+const char *fe_log_path(const struct fe_cluster *c, int node);
+
 /* Print the tail of the node's log to stderr. */
 void fe_dump_log(const struct fe_cluster *c, int node);
 

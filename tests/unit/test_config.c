@@ -311,6 +311,23 @@ static void test_help(void **state) {
     assert_int_equal(r.rc, CFG_HELP);
 }
 
+static void test_version(void **state) {
+    (void)state;
+    struct result r;
+    const char *version[] = {"--version", NULL};
+    load(&r, version);
+    assert_int_equal(r.rc, CFG_VERSION);
+
+    const char *after[] = {"--port=1", "--version", NULL};
+    load(&r, after);
+    assert_int_equal(r.rc, CFG_VERSION);
+
+    /* a value that happens to read --version is a value */
+    const char *as_value[] = {"--host-name", "--version", NULL};
+    load(&r, as_value);
+    assert_int_equal(r.rc, 0);
+}
+
 static void test_usage_lists_every_option(void **state) {
     (void)state;
     char *text = NULL;
@@ -351,6 +368,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_positional_argument, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_missing_value, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_help, clear_env, clear_env),
+        cmocka_unit_test_setup_teardown(test_version, clear_env, clear_env),
         cmocka_unit_test_setup_teardown(test_usage_lists_every_option, clear_env, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

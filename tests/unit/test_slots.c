@@ -636,8 +636,37 @@ static void test_table_malformed_leaves_table_unchanged(void **state) {
     free(before);
 }
 
+static void test_seed_list(void **state) {
+    (void)state;
+    const char *p = "127.0.0.1:7000,[::1]:7001,redis-0.redis:6379";
+    struct slots_node n;
+    assert_int_equal(slots_next_seed(&p, &n), 1);
+    assert_string_equal(n.host, "127.0.0.1");
+    assert_int_equal(n.port, 7000);
+    assert_int_equal(slots_next_seed(&p, &n), 1);
+    assert_string_equal(n.host, "::1");
+    assert_int_equal(n.port, 7001);
+    assert_int_equal(slots_next_seed(&p, &n), 1);
+    assert_string_equal(n.host, "redis-0.redis");
+    assert_int_equal(n.port, 6379);
+    assert_int_equal(slots_next_seed(&p, &n), 0);
+    const char *none = NULL, *empty = "";
+    assert_int_equal(slots_next_seed(&none, &n), 0);
+    assert_int_equal(slots_next_seed(&empty, &n), 0);
+    const char *bad[] = {"host", ":7000", "h:0", "h:65536", "h:70x", "a:1,,b:2", "[]:1", "h:"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *q = bad[i];
+        int r;
+        while ((r = slots_next_seed(&q, &n)) > 0)
+            ;
+        if (r != -1)
+            fail_msg("seed list \"%s\" accepted", bad[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_list),
         cmocka_unit_test(test_crc16_spec_vector),
         cmocka_unit_test(test_crc16_matches_bitwise_definition),
         cmocka_unit_test(test_hash_tag_spec_examples),
