@@ -337,6 +337,31 @@ redisContext *fe_redis_client(const struct fe_cluster *c) {
     return c->redis ? redis_server_client(c->redis) : NULL;
 }
 
+redisContext *fe_redis_client_for(struct fe_cluster *c, const char *key) {
+    if (c->redis)
+        return redis_server_client(c->redis);
+    int port = redis_cluster_port_of_slot(c->rcl, (int)slots_of_key(key, strlen(key)));
+    return port > 0 ? redis_cluster_client(c->rcl, port) : NULL;
+}
+
+int fe_redis_flushall(struct fe_cluster *c) {
+    int ports[16], n = 1;
+    if (c->rcl && (n = redis_cluster_master_ports(c->rcl, ports, 16)) <= 0)
+        return -1;
+    for (int i = 0; i < n && i < 16; i++) {
+        redisContext *r = c->rcl ? redis_cluster_client(c->rcl, ports[i]) : fe_redis_client(c);
+        redisReply *ok = r ? redisCommand(r, "FLUSHALL") : NULL;
+        int good = ok && ok->type == REDIS_REPLY_STATUS;
+        if (ok)
+            freeReplyObject(ok);
+        if (r)
+            redisFree(r);
+        if (!good)
+            return -1;
+    }
+    return 0;
+}
+
 struct redis_cluster *fe_redis_cluster(const struct fe_cluster *c) {
     return c->rcl;
 }

@@ -277,6 +277,13 @@ const char *fe_room_key(const char *room, const char *suffix);
 int fe_redis_mode_is(const char *mode);
 struct redis_cluster *fe_redis_cluster(const struct fe_cluster *c);
 
+/* A client (caller frees) of the Redis that holds key's slot: the one Redis, or that slot's
+ * master now; NULL on error. For commands without keys about that Redis (INFO, CLIENT ...). */
+redisContext *fe_redis_client_for(struct fe_cluster *c, const char *key);
+
+/* FLUSHALL on the Redis, or on every master of the cluster. 0 or -1. */
+int fe_redis_flushall(struct fe_cluster *c);
+
 /* A command (redisCommand's format) on the Redis that holds its first argument's slot (for
  * PUBSUB SHARDNUMSUB, the channel's), following a moving or failing-over slot for up to
  * FE_TIMEOUT_MS. Returns the reply (caller frees) or NULL. */

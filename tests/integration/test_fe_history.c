@@ -315,7 +315,7 @@ static void test_history_size_and_ttl(void **state) {
     assert_int_equal(s, seq0 + 300);
     fe_close(c, probe);
 
-    redisContext *r = fe_redis_client(c);
+    redisContext *r = fe_redis_client_for(c, fe_room_key("HIST3", ""));
     assert_non_null(r);
     redisReply *len = redisCommand(r, "LLEN %s", fe_room_key("HIST3", ":history"));
     assert_non_null(len);
@@ -386,7 +386,8 @@ static void test_history_ttl_refresh(void **state) {
     long long seq0;
     char epoch[65];
     struct wsc *alice = join_seq(c, 0, "alice", "HIST6", &seq0, epoch);
-    redisContext *r = fe_redis_client(c);
+    /* the room's Redis: its PEXPIREs are counted there */
+    redisContext *r = fe_redis_client_for(c, fe_room_key("HIST6", ""));
     assert_non_null(r);
     enum { SLACK_MS = 50 }; /* the test's clock against Redis's, read at different moments */
     /* only sends run PEXPIRE from here on (identify and restore do too) */
@@ -428,10 +429,7 @@ static void test_epoch_after_flush(void **state) {
     struct wsc *alice = join_seq(c, 0, "alice", "HIST4", &seq0, epoch1);
     send_numbered_through(alice, "m", 0, 5);
     fe_close_all(c);
-    redisContext *r = fe_redis_client(c);
-    assert_non_null(r);
-    freeReplyObject(redisCommand(r, "FLUSHALL"));
-    redisFree(r);
+    assert_int_equal(fe_redis_flushall(c), 0);
     long long seq1;
     alice = join_seq(c, 1, "alice", "HIST4", &seq1, epoch2);
     assert_int_equal(seq1, 0);
@@ -450,12 +448,10 @@ static void test_epoch_after_flush(void **state) {
 
 /* The room's epoch in Redis ("" if none or on error). */
 static void redis_epoch(struct fe_cluster *c, const char *room, char *out, size_t cap) {
-    redisContext *r = fe_redis_client(c);
-    assert_non_null(r);
-    redisReply *e = redisCommand(r, "HGET %s epoch", fe_room_key(room, ""));
+    redisReply *e = fe_redis_command(c, "HGET %s epoch", fe_room_key(room, ""));
     snprintf(out, cap, "%s", e && e->type == REDIS_REPLY_STRING ? e->str : "");
-    freeReplyObject(e);
-    redisFree(r);
+    if (e)
+        freeReplyObject(e);
 }
 
 /* Redis loses everything while members stay connected: the nodes restore them, the room is
@@ -475,20 +471,18 @@ static void test_epoch_after_restore(void **state) {
     assert_int_equal(expect_text_seq(bob, "alice", "m3"), seq0 + 4);
     assert_int_equal(expect_text_seq(bob, "alice", "m4"), seq0 + 5);
 
-    redisContext *r = fe_redis_client(c);
-    assert_non_null(r);
-    freeReplyObject(redisCommand(r, "FLUSHALL"));
+    assert_int_equal(fe_redis_flushall(c), 0);
     /* both nodes notice at their next heartbeat and write their members back */
     int64_t deadline = fe_wall_ms() + 10000;
     for (;;) {
-        redisReply *n = redisCommand(r, "HLEN %s", fe_room_key("HIST6", ":members"));
+        redisReply *n = fe_redis_command(c, "HLEN %s", fe_room_key("HIST6", ":members"));
         long long members = n && n->type == REDIS_REPLY_INTEGER ? n->integer : -1;
-        freeReplyObject(n);
+        if (n)
+            freeReplyObject(n);
         if (members == 2 || fe_wall_ms() > deadline)
             break;
         fe_poll_pause();
     }
-    redisFree(r);
     redis_epoch(c, "HIST6", epoch2, sizeof(epoch2));
     assert_int_equal(strlen(epoch2), 16);
     assert_string_not_equal(epoch1, epoch2);
@@ -647,11 +641,12 @@ static int local_tcp_ports(pid_t pid, int *out, int cap) {
     return n;
 }
 
-/* Kills the subscription link of node (its pub/sub client in Redis); returns 0 if one was. */
-static int kill_subscription_link(struct fe_cluster *c, int node) {
+/* Kills the subscription link of node that carries room's channel (its pub/sub client in the
+ * Redis of the room's slot); returns 0 if one was. */
+static int kill_subscription_link(struct fe_cluster *c, int node, const char *room) {
     int ports[256];
     int np = local_tcp_ports(fe_node_pid(c, node), ports, 256);
-    redisContext *r = fe_redis_client(c);
+    redisContext *r = fe_redis_client_for(c, fe_room_key(room, ""));
     assert_non_null(r);
     redisReply *list = redisCommand(r, "CLIENT LIST TYPE pubsub");
     assert_non_null(list);
@@ -691,7 +686,7 @@ static void test_catch_up_after_lost_subscription(void **state) {
     assert_true(before >= 0);
     /* node 1 needs at least its 100 ms reconnect delay to subscribe again; these are published
      * at once through node 0 meanwhile */
-    assert_int_equal(kill_subscription_link(c, 1), 0);
+    assert_int_equal(kill_subscription_link(c, 1, "CATCHUP"), 0);
     send_numbered_through(alice, "c", 0, 30);
     for (int i = 0; i < 30; i++) {
         char content[32];
