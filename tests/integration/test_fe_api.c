@@ -5,7 +5,7 @@
  * the room list paged over more rooms than a page, a device, and disconnecting a device on the
  * other node (error frame "disconnected", close 1008); authentication (missing, wrong key), the API
  * off without RRM_API_KEY; errors (bad JSON, unknown room, oversize body, wrong method, unknown
- * path) as JSON with their statuses, every call counted in rrm_api_requests_total.
+ * path, Redis down) as JSON with their statuses, every call counted in rrm_api_requests_total.
  *
  * One cluster of two nodes (node-a, node-b) for the suite; the API-off test starts its own node.
  * Runs on one Redis and, as it_test_fe_api_on_cluster, on a Redis Cluster of 3+3.
@@ -672,13 +672,87 @@ static void test_metrics(void **state) {
         fail_msg("promtool check metrics (status %d): %s", status, out);
 }
 
+/* 1 if GET /api/rooms through port lists room (every page read). */
+static int listed(int port, const char *room) {
+    char cursor[128] = "";
+    for (int pages = 0; pages < 100; pages++) {
+        char path[256];
+        snprintf(path, sizeof(path), "/api/rooms?limit=50&cursor=%s", cursor);
+        struct answer r;
+        if (get(port, path, &r) != 200) {
+            answer_free(&r);
+            return 0;
+        }
+        size_t i;
+        json_t *e;
+        int found = 0;
+        json_array_foreach(json_object_get(r.json, "rooms"), i, e) {
+            const char *id = fe_str(e, "room_id");
+            found |= id && strcmp(id, room) == 0;
+        }
+        json_t *next = json_object_get(r.json, "next_cursor");
+        int more = json_is_string(next);
+        if (more)
+            snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+        answer_free(&r);
+        if (found || !more)
+            return found;
+    }
+    return 0;
+}
+
+/* While Redis is down every call is 503 "unavailable" (nothing done); when it is back (empty), the
+ * nodes put their members back and the rooms are listed again. One Redis only (a cluster's
+ * failovers are tested on their own). Last: it empties Redis. */
+static void test_redis_down(void **state) {
+    struct fe_cluster *c = *state;
+    if (!fe_redis(c))
+        skip();
+    int port = admin(state, 1);
+    struct wsc *ws = fe_join(c, 0, "down-1", NULL, "down-room", NULL);
+    assert_non_null(ws);
+    assert_true(listed(port, "down-room"));
+    long long before = api_count(port, "publish", 503);
+    assert_int_equal(redis_server_stop(fe_redis(c)), 0);
+    assert_int_equal(fe_wait_ready(fe_port(c, 1), 503, 15000), 0);
+    struct answer r;
+    post_json(port, "/api/rooms/down-room/publish", NULL, "{\"type\":\"text\"}", &r);
+    expect_error(&r, 503, "unavailable");
+    answer_free(&r);
+    get(port, "/api/rooms", &r);
+    expect_error(&r, 503, "unavailable");
+    answer_free(&r);
+    get(port, "/api/rooms/down-room", &r);
+    expect_error(&r, 503, "unavailable");
+    answer_free(&r);
+    get(port, "/api/devices/down-1", &r);
+    expect_error(&r, 503, "unavailable");
+    answer_free(&r);
+    post_json(port, "/api/devices/down-1/disconnect", NULL, "{}", &r);
+    expect_error(&r, 503, "unavailable");
+    answer_free(&r);
+    assert_int_equal(api_count(port, "publish", 503), before + 1);
+    assert_int_equal(redis_server_restart(fe_redis(c)), 0);
+    assert_int_equal(fe_wait_ready(fe_port(c, 1), 200, 15000), 0);
+    int back = 0;
+    for (int64_t deadline = proc_now_ms() + 15000; !back && proc_now_ms() < deadline;) {
+        back = listed(port, "down-room");
+        if (!back)
+            fe_poll_pause();
+    }
+    assert_true(back);
+    assert_int_equal(get(port, "/api/devices/down-1", &r), 200);
+    assert_true(json_is_true(json_object_get(r.json, "connected")));
+    answer_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auth),        cmocka_unit_test(test_publish),
         cmocka_unit_test(test_idempotency), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_room),        cmocka_unit_test(test_rooms_paging),
         cmocka_unit_test(test_device),      cmocka_unit_test(test_disconnect),
-        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_metrics),     cmocka_unit_test(test_redis_down),
     };
     const struct CMUnitTest off[] = {cmocka_unit_test(test_api_off)};
     int failed = cmocka_run_group_tests_name("api", tests, setup, fe_teardown);
