@@ -731,7 +731,7 @@ enum api_step api_begin(struct app *app, struct api_call *c, struct lws *wsi, co
 }
 
 void api_body(struct api_call *c, const void *in, size_t len) {
-    if (!c->reading)
+    if (!c->reading || !len) /* an empty body comes as one call with no bytes (and in NULL) */
         return;
     size_t n = len < c->body_cap - c->body_len ? len : c->body_cap - c->body_len;
     memcpy(c->body + c->body_len, in, n);

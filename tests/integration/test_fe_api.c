@@ -481,7 +481,7 @@ static void test_room(void **state) {
  * a page holds, from either node. */
 static void test_rooms_paging(void **state) {
     struct fe_cluster *c = *state;
-    enum { ROOMS = 13, LIMIT = 4 };
+    enum { ROOMS = 40, LIMIT = 3 };
     for (int i = 0; i < ROOMS; i++) {
         char room[32], dev[32];
         snprintf(room, sizeof(room), "page-%02d", i);
