@@ -36,6 +36,8 @@ static int respond(struct lws *wsi, struct http_reply *r) {
         add_header(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, "no-store", &p, end) ||
         (r->code == HTTP_STATUS_METHOD_NOT_ALLOWED &&
          add_header(wsi, WSI_TOKEN_HTTP_ALLOW, r->allow ? r->allow : "GET, HEAD", &p, end)) ||
+        (r->code == HTTP_STATUS_UNAUTHORIZED &&
+         add_header(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE, "Bearer", &p, end)) ||
         (r->close_after && add_header(wsi, WSI_TOKEN_CONNECTION, "close", &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;

@@ -160,6 +160,7 @@ static void test_auth(void **state) {
     assert_true(before >= 0);
     assert_int_equal(http(port, "GET", "/api/rooms", NULL, NULL, 0, 0, &a), 401);
     expect_error(&a, 401, "unauthorized");
+    assert_non_null(strcasestr(a.head, "WWW-Authenticate: Bearer"));
     answer_free(&a);
     assert_int_equal(
         http(port, "GET", "/api/rooms", "Authorization: Bearer wrong\r\n", NULL, 0, 0, &a), 401);
