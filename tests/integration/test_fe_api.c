@@ -294,6 +294,14 @@ static void test_publish(void **state) {
     assert_int_equal(expect_server_text(late, "billing", room, "invoice"), seq2);
     json_decref(fe_expect_relay(late, "message", "server", room));
     fe_expect_binary(late, bin, sizeof(bin));
+    /* binary from a sender named in the URL (the frame is the bytes only: the archive shows it) */
+    assert_int_equal(http(admin(state, 1), "POST",
+                          "/api/rooms/pub-room/publish?from_device_id=camera-7",
+                          AUTH "Content-Type: application/octet-stream\r\n", bin, 3, 1, &r),
+                     200);
+    long long seq5 = json_integer_value(json_object_get(r.json, "seq"));
+    answer_free(&r);
+    fe_expect_binary(a, bin, 3);
 
     /* the archive: message events of the room's shard, from "server" and "billing" */
     struct fe_events ev;
@@ -314,13 +322,18 @@ static void test_publish(void **state) {
             found |= 2;
         } else if (e->seq == seq4) {
             assert_true(fe_str_eq(e->kind, "binary"));
+            assert_true(fe_str_eq(e->device, "server"));
+            assert_true(fe_str_eq(e->conn, "api"));
             found |= 4;
+        } else if (e->seq == seq5) {
+            assert_true(fe_str_eq(e->device, "camera-7"));
+            found |= 8;
         }
         if (e->seq == seq1 || e->seq == seq2 || e->seq == seq4) /* the room's shard's stream */
             assert_int_equal(ev.shard[i], keys_event_shard(room, strlen(room), FE_EVENT_SHARDS));
     }
     fe_events_free(&ev);
-    assert_int_equal(found, 7);
+    assert_int_equal(found, 15);
 }
 
 /* The same Idempotency-Key within the ack window: the same seq, not relayed again. */
