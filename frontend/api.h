@@ -45,6 +45,8 @@ struct api_call {
     char from[136];   /* ?from_device_id= ("" none) */
     char cursor[80], limit[16];
     int has_cursor, has_limit;
+    /* disconnect: the connection holding the device, and its node (from Redis) */
+    char holder_conn[128], holder_node[128];
     int reading; /* API_READ_BODY: the body is being read */
     char *body;
     size_t body_len, body_cap;
