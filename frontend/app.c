@@ -15,7 +15,7 @@ const char *const app_error_codes[] = {
     PROTO_E_UNAVAILABLE,     PROTO_E_REPLACED,         PROTO_E_IDENTIFY_TIMEOUT,
     PROTO_E_SERVER_FULL,     PROTO_E_DRAINING,         PROTO_E_NOT_MEMBER,
     PROTO_E_OUTCOME_UNKNOWN, PROTO_E_UNAUTHORIZED,     PROTO_E_FORBIDDEN,
-    PROTO_E_INVALID_ACK_ID,
+    PROTO_E_INVALID_ACK_ID,  PROTO_E_DISCONNECTED,
 };
 const size_t app_error_code_count = sizeof(app_error_codes) / sizeof(app_error_codes[0]);
 

@@ -43,6 +43,10 @@ enum app_pause {
 };
 extern const char *const app_pause_reasons[APP_PAUSES];
 
+/* Room for the server API's counters (api.c: endpoints, HTTP statuses). */
+#define API_STATS_ENDPOINTS 8
+#define API_STATS_CODES 12
+
 /* Counters exported by /metrics and the status record. */
 struct fe_stats {
     uint64_t connections_total;   /* WebSocket connections accepted */
@@ -95,6 +99,8 @@ struct fe_stats {
     uint64_t catchups, catchups_failed;
     uint64_t catchups_lost;  /* ... none possible: Redis had lost the room's state (new epoch) */
     uint64_t epochs_renewed; /* ready members told their room restarted under a new epoch */
+    /* server API answers, by api.c's endpoint and status (api_metrics) */
+    uint64_t api_requests[API_STATS_ENDPOINTS][API_STATS_CODES];
 };
 
 extern const char *const app_error_codes[];

@@ -108,6 +108,12 @@ void fanout_message(struct fanout *f, const char *ch, size_t len, const char *pa
 void fanout_control(struct fanout *f, const char *msg, size_t len) {
     if (len > 5 && memcmp(msg, "kick ", 5) == 0)
         f->ops->kick(msg + 5, len - 5, f->arg);
+    else if (len > 11 && memcmp(msg, "disconnect ", 11) == 0) {
+        const char *conn = msg + 11, *tab = memchr(conn, '\t', len - 11);
+        if (tab)
+            f->ops->disconnect(conn, (size_t)(tab - conn), tab + 1, len - (size_t)(tab + 1 - msg),
+                               f->arg);
+    }
 }
 
 void fanout_confirmed(struct fanout *f, const char *ch, size_t len) {

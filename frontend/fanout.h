@@ -42,6 +42,9 @@ struct fanout_ops {
     /* The node's control channel says that connection conn (len bytes, "<node>#<n>") was
      * replaced by a newer connection of its device. */
     void (*kick)(const char *conn, size_t len, void *arg);
+    /* The server API asks to close connection conn (len bytes) with reason (rlen bytes, no
+     * control characters). */
+    void (*disconnect)(const char *conn, size_t len, const char *reason, size_t rlen, void *arg);
 };
 
 /* ops and arg are borrowed for the fanout's life. */
@@ -74,7 +77,7 @@ void fanout_lost(struct fanout *f, const char *ch, size_t len);
 void fanout_unsubscribed(struct fanout *f, const char *ch, size_t len);
 /* A message relayed on the room's channel (smessage): delivered to the local members. */
 void fanout_message(struct fanout *f, const char *ch, size_t len, const char *payload, size_t plen);
-/* A message on the node's control channel ("kick <conn>"). */
+/* A message on the node's control channel ("kick <conn>", "disconnect <conn>\t<reason>"). */
 void fanout_control(struct fanout *f, const char *msg, size_t len);
 
 size_t fanout_room_count(const struct fanout *f);

@@ -1,6 +1,7 @@
 /* Plain HTTP on the public and admin listeners: methods, routing and the answer (see http.h). */
 #include "http.h"
 
+#include "api.h"
 #include "app.h"
 #include "metrics.h"
 #include "edge.h"
@@ -18,6 +19,8 @@ struct http_reply {
     int await_body;  /* refused request whose body lws is still reading: answered once consumed */
     int close_after; /* the connection ends with this answer (a body of unknown length follows) */
     struct status_wait status; /* a /status page waiting for Redis */
+    struct api_call api;       /* a server API request (api.h) */
+    const char *allow;         /* 405: the methods allowed ("GET, HEAD" when NULL) */
     struct lws *wsi;
 };
 
@@ -32,7 +35,9 @@ static int respond(struct lws *wsi, struct http_reply *r) {
     if (lws_add_http_common_headers(wsi, (unsigned int)r->code, r->type, r->body.len, &p, end) ||
         add_header(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, "no-store", &p, end) ||
         (r->code == HTTP_STATUS_METHOD_NOT_ALLOWED &&
-         add_header(wsi, WSI_TOKEN_HTTP_ALLOW, "GET, HEAD", &p, end)) ||
+         add_header(wsi, WSI_TOKEN_HTTP_ALLOW, r->allow ? r->allow : "GET, HEAD", &p, end)) ||
+        (r->code == HTTP_STATUS_UNAUTHORIZED &&
+         add_header(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE, "Bearer", &p, end)) ||
         (r->close_after && add_header(wsi, WSI_TOKEN_CONNECTION, "close", &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return 1;
@@ -48,6 +53,14 @@ static void status_done(struct status_wait *w) {
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+/* A server API answer is complete. */
+static void api_done(struct api_call *c) {
+    struct http_reply *r = lws_container_of(c, struct http_reply, api);
+    r->code = c->code;
+    if (respond(r->wsi, r))
+        lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 /* The per-connection data of the HTTP protocol: the answer being built or written. */
 struct http_conn {
     struct http_reply *reply;
@@ -56,6 +69,7 @@ struct http_conn {
 static void reply_free(struct http_conn *h) {
     if (h->reply) {
         status_cancel(&h->reply->status);
+        api_cancel(&h->reply->api);
         textbuf_free(&h->reply->body);
         free(h->reply);
         h->reply = NULL;
@@ -145,6 +159,63 @@ static int refuse_method(struct lws *wsi, struct http_reply *r) {
     return respond(wsi, r);
 }
 
+/* The request's method, and its path (without the query) into path; NULL for a method lws does
+ * not name. */
+static const char *method_path(struct lws *wsi, char *path, int cap) {
+    static const struct {
+        enum lws_token_indexes t;
+        const char *name;
+    } methods[] = {
+        {WSI_TOKEN_GET_URI, "GET"},         {WSI_TOKEN_POST_URI, "POST"},
+        {WSI_TOKEN_HEAD_URI, "HEAD"},       {WSI_TOKEN_PUT_URI, "PUT"},
+        {WSI_TOKEN_DELETE_URI, "DELETE"},   {WSI_TOKEN_PATCH_URI, "PATCH"},
+        {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    };
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (lws_hdr_total_length(wsi, methods[i].t) > 0) {
+            if (lws_hdr_copy(wsi, path, cap, methods[i].t) < 0)
+                path[0] = '\0';
+            return methods[i].name;
+        }
+    return NULL;
+}
+
+/* After api_begin or api_body_done: writes the answer when it is built (once the request's body
+ * is read), reads the body, or waits. */
+static int api_step(struct lws *wsi, struct http_reply *r, enum api_step step, int body_pending) {
+    r->close_after = r->api.close_after;
+    r->allow = r->api.allow;
+    r->code = r->api.code;
+    if (step == API_WAIT || step == API_READ_BODY)
+        return 0;
+    if (body_pending && !r->close_after) {
+        r->await_body = 1;
+        return 0;
+    }
+    return respond(wsi, r);
+}
+
+/* A request under /api/ on the admin listener with the API on: api.c answers it. */
+static int api_request(struct app *app, struct lws *wsi, struct http_reply *r) {
+    char path[256];
+    const char *method = method_path(wsi, path, sizeof(path));
+    if (!method || lws_get_vhost(wsi) != app->admin_vh || !api_path(path))
+        return -1;
+    r->wsi = wsi;
+    r->head = 0;
+    int body = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (!api_enabled(app)) { /* no API: 404, like any unknown path, whatever the method */
+        r->code = 404;
+        textbuf_add(&r->body, "not found\n");
+        r->close_after = !body && strcmp(method, "POST") == 0;
+        r->await_body = body;
+        return body ? 0 : respond(wsi, r);
+    }
+    r->type = "application/json";
+    enum api_step step = api_begin(app, &r->api, wsi, method, path, &r->body, api_done);
+    return api_step(wsi, r, step, step != API_READ_BODY && body);
+}
+
 const size_t http_conn_size = sizeof(struct http_conn);
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -167,6 +238,8 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return 1;
         r->code = 200;
         r->type = "text/plain; charset=utf-8";
+        if ((rc = api_request(app, wsi, r)) >= 0)
+            return rc;
         r->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
         if (!r->head && lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
             return refuse_method(wsi, r);
@@ -175,8 +248,12 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return respond(wsi, r);
     }
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* discarded: no endpoint takes a body */
+        if (h->reply && h->reply->api.reading)
+            api_body(&h->reply->api, in, len);
+        return 0; /* else discarded: no other endpoint takes a body */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (h->reply && h->reply->api.reading)
+            return api_step(wsi, h->reply, api_body_done(&h->reply->api), 0);
         if (h->reply && h->reply->await_body) {
             h->reply->await_body = 0;
             return respond(wsi, h->reply);

@@ -1,6 +1,7 @@
 /* Prometheus text of the node's counters (see metrics.h). */
 #include "metrics.h"
 
+#include "api.h"
 #include "app.h"
 #include "fanout.h"
 #include "procstat.h"
@@ -172,6 +173,7 @@ void metrics_write(struct app *app, struct textbuf *r) {
                "End of validity (notAfter) of the TLS certificate in use, Unix time.",
                (uint64_t)ts.not_after);
     }
+    api_metrics(app, r);
     textbuf_add(r, "# HELP rrm_client_errors_total Error frames sent to clients, by code.\n"
                    "# TYPE rrm_client_errors_total counter\n");
     for (size_t i = 0; i < app_error_code_count; i++)

@@ -78,7 +78,7 @@ static void recycle_shard(struct node *n, unsigned shard) {
     if (!cmd(app) || app->draining)
         return;
     char grace[24], maxlen[24], now[24], batch[24], kempty[KEYS_MAX], kev[KEYS_MAX];
-    char prefix[KEYS_MAX];
+    char prefix[KEYS_MAX], krooms[KEYS_MAX];
     snprintf(grace, sizeof(grace), "%ld", app->opt.room_grace_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
@@ -86,8 +86,9 @@ static void recycle_shard(struct node *n, unsigned shard) {
     keys_empty_rooms(kempty, sizeof(kempty), shard);
     keys_events(kev, sizeof(kev), shard);
     keys_room(prefix, sizeof(prefix), shard, "");
-    const char *argv[] = {kempty, kev, grace, maxlen, app->node_id, now, batch, prefix};
-    router_eval(app->router, SCRIPT_RECYCLE, recycle_reply, (void *)(uintptr_t)shard, 2, 8, argv,
+    keys_rooms(krooms, sizeof(krooms), shard);
+    const char *argv[] = {kempty, kev, krooms, grace, maxlen, app->node_id, now, batch, prefix};
+    router_eval(app->router, SCRIPT_RECYCLE, recycle_reply, (void *)(uintptr_t)shard, 3, 9, argv,
                 NULL);
 }
 

@@ -135,6 +135,9 @@ const struct cfg_option fe_option_table[] = {
             "tokens; several keys: any of them verifies (key rotation); re-read on SIGHUP"),
     OPT_INT("jwt-leeway-s", jwt_leeway_s, "30", 0, 3600,
             "clock skew allowed on a token's exp, nbf and iat, in seconds"),
+    OPT_STR("api-key", api_key, "", 0,
+            "key of the server API on the admin port (/api/...; Authorization: Bearer <key>); "
+            "empty: the API is off (404)"),
 };
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);

@@ -261,18 +261,19 @@ static void join_reply(void *arg, redisReply *reply, void *priv) {
 static void identify_join(struct app *app, struct identify_ticket *t) {
     unsigned shard = room_shard(app, t->room);
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], khist[KEYS_MAX];
-    char now[24], maxlen[24];
+    char krooms[KEYS_MAX], now[24], maxlen[24];
     keys_room(kroom, sizeof(kroom), shard, t->room);
     keys_room_members(kmembers, sizeof(kmembers), shard, t->room);
     keys_empty_rooms(kempty, sizeof(kempty), shard);
     keys_events(kev, sizeof(kev), shard);
     keys_room_history(khist, sizeof(khist), shard, t->room);
+    keys_rooms(krooms, sizeof(krooms), shard);
     snprintf(now, sizeof(now), "%" PRId64, t->at_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    const char *argv[] = {kroom,   kmembers,  kempty,  kev,          khist,       t->mode,
-                          t->room, t->device, t->conn, app->node_id, t->identity, t->ip,
-                          now,     t->epoch,  maxlen,  t->prev_room};
-    if (eval(app, SCRIPT_JOIN, join_reply, t, 5, 16, argv))
+    const char *argv[] = {kroom,   kmembers, kempty,    kev,     khist,        krooms,
+                          t->mode, t->room,  t->device, t->conn, app->node_id, t->identity,
+                          t->ip,   now,      t->epoch,  maxlen,  t->prev_room};
+    if (eval(app, SCRIPT_JOIN, join_reply, t, 6, 17, argv))
         identify_failed(app, t, unavailable_why(NULL));
 }
 
@@ -359,9 +360,10 @@ int room_identify(struct app *app, const struct room_conn *c) {
         ticket_free(t);
         return -1;
     }
-    char kdev[KEYS_MAX], ttl[24];
+    char kdev[KEYS_MAX], ttl[24], since[24];
     keys_device(kdev, sizeof(kdev), c->device_id);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
+    snprintf(since, sizeof(since), "%" PRId64, c->connected_at_ms);
     const char *argv[] = {kdev,
                           t->conn,
                           app->node_id,
@@ -370,9 +372,10 @@ int room_identify(struct app *app, const struct room_conn *c) {
                           named ? t->room : "",
                           t->rooms ? t->rooms : "*",
                           c->no_auto_room ? "0" : "1",
-                          named ? "" : t->room};
+                          named ? "" : t->room,
+                          since};
     t->waiting = 1 + named;
-    if (eval(app, SCRIPT_CLAIM, claim_reply, t, 1, 9, argv)) {
+    if (eval(app, SCRIPT_CLAIM, claim_reply, t, 1, 10, argv)) {
         ticket_free(t);
         return -1;
     }
@@ -765,14 +768,16 @@ static void restore_node_reply(void *arg, redisReply *reply, void *priv) {
     }
     unsigned shard = room_shard(app, t->room);
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kempty[KEYS_MAX], khist[KEYS_MAX], now[24];
+    char krooms[KEYS_MAX];
     keys_room(kroom, sizeof(kroom), shard, t->room);
     keys_room_members(kmembers, sizeof(kmembers), shard, t->room);
     keys_empty_rooms(kempty, sizeof(kempty), shard);
     keys_room_history(khist, sizeof(khist), shard, t->room);
+    keys_rooms(krooms, sizeof(krooms), shard);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
-    const char *argv[] = {kroom,     kmembers, kempty,   khist,  t->device,
-                          t->member, now,      t->epoch, t->room};
-    if (eval(app, SCRIPT_RESTORE_ROOM, restore_room_reply, t, 4, 9, argv))
+    const char *argv[] = {kroom,     kmembers,  kempty, khist,    krooms,
+                          t->device, t->member, now,    t->epoch, t->room};
+    if (eval(app, SCRIPT_RESTORE_ROOM, restore_room_reply, t, 5, 10, argv))
         restore_failed(app, t, NULL);
 }
 
@@ -809,12 +814,13 @@ int room_restore(struct app *app, const struct room_conn *c) {
     util_strlcpy(t->room, c->room_id, sizeof(t->room));
     util_strlcpy(t->conn, c->conn_id, sizeof(t->conn));
     snprintf(t->member, sizeof(t->member), "%s\t%s\t%s", c->conn_id, app->node_id, c->identity);
-    char kdev[KEYS_MAX], ttl[24];
+    char kdev[KEYS_MAX], ttl[24], since[24];
     keys_device(kdev, sizeof(kdev), c->device_id);
     snprintf(ttl, sizeof(ttl), "%ld", app->opt.device_ttl_ms);
-    const char *argv[] = {kdev, c->conn_id, app->node_id, c->identity, c->room_id, ttl};
+    snprintf(since, sizeof(since), "%" PRId64, c->connected_at_ms);
+    const char *argv[] = {kdev, c->conn_id, app->node_id, c->identity, c->room_id, ttl, since};
     if (random_epoch(t->epoch) < 0 ||
-        eval(app, SCRIPT_RESTORE_DEVICE, restore_device_reply, t, 1, 6, argv)) {
+        eval(app, SCRIPT_RESTORE_DEVICE, restore_device_reply, t, 1, 7, argv)) {
         free(t);
         return -1;
     }

@@ -25,7 +25,8 @@ static const char prelude[] =
  *
  * KEYS: device. ARGV: conn, node, identity, device ttl, wanted room ('' none), rooms the token
  * allows (comma-separated ids and prefixes ending in '*'; '*' any room), '1' if a fresh room may
- * be created ('0': the token says auto_room false), the fresh room's id if one is made.
+ * be created ('0': the token says auto_room false), the fresh room's id if one is made, when the
+ * connection was accepted (ms: the device's 'since').
  * The connection takes the device over, and the device's room is set to the one it is to join
  * (unchanged for 'last'). Returns {mode, previous room, previous conn, previous node} ('' where
  * none): mode 'want' (join the wanted room), 'last' (no room named: join the previous room,
@@ -51,16 +52,17 @@ static const char claim_lua[] =
     "    return redis.error_reply('FORBIDDEN the token allows no new room')\n"
     "  else mode = 'new' end\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'conn', conn, 'node', node, 'identity', identity)\n"
+    "redis.call('HSET', KEYS[1], 'conn', conn, 'node', node, 'identity', identity,\n"
+    "  'since', ARGV[9])\n"
     "if mode == 'want' then redis.call('HSET', KEYS[1], 'room', want)\n"
     "elseif mode == 'new' then redis.call('HSET', KEYS[1], 'room', ARGV[8]) end\n"
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
     "return {mode, prev[1] or '', prev[2] or '', prev[3] or ''}\n";
 
-/* KEYS: room, members, the shard's empty rooms, the shard's events stream, room history.
- * ARGV: mode (claim_lua's), room, device, conn, node, identity, ip, now, epoch for the room if its
- * hash is created now (or has none), maxlen (of one shard), the device's previous room.
- * A room hash created here gets the new epoch and loses any history left from before (a room
+/* KEYS: room, members, the shard's empty rooms, the shard's events stream, room history, the
+ * shard's rooms. ARGV: mode (claim_lua's), room, device, conn, node, identity, ip, now, epoch for
+ * the room if its hash is created now (or has none), maxlen (of one shard), the device's previous
+ * room. A room hash created here gets the new epoch and loses any history left from before (a room
  * whose state Redis lost starts its seq again, under another epoch).
  * Returns {action, members, last seq, epoch}, or a NEEDNEW error with nothing changed when mode
  * 'last' finds the room gone or mode 'new' finds it taken. */
@@ -86,6 +88,7 @@ static const char join_lua[] =
     "redis.call('HSETNX', KEYS[1], 'epoch', epoch)\n"
     "redis.call('HSET', KEYS[2], device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
     "redis.call('ZREM', KEYS[3], room)\n"
+    "redis.call('ZADD', KEYS[6], 0, room)\n"
     "emit(KEYS[4], maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'room', room, 'action', action)\n"
     "local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
@@ -133,11 +136,13 @@ static const char member_leave_lua[] =
 
 /* KEYS: device. ARGV: conn, the connection to give the device back to ('' none), its node, and
  * when an identify is undone, the room to put back ('' none; without it the room is kept).
- * If conn holds the device, it no longer does. Returns 1 if so, else 0. */
+ * If conn holds the device, it no longer does (its 'since' goes: unknown for the connection given
+ * the device back). Returns 1 if so, else 0. */
 static const char release_lua[] =
     "if redis.call('HGET', KEYS[1], 'conn') ~= ARGV[1] then return 0 end\n"
     "if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'conn', ARGV[2], 'node', ARGV[3])\n"
     "else redis.call('HDEL', KEYS[1], 'conn', 'node') end\n"
+    "redis.call('HDEL', KEYS[1], 'since')\n"
     "if ARGV[4] and ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'room', ARGV[4])\n"
     "elseif ARGV[4] then redis.call('HDEL', KEYS[1], 'room') end\n"
     "return 1\n";
@@ -153,30 +158,83 @@ static const char release_lua[] =
  * The published payload is made once: the history keeps it behind the sender's device and the
  * ts ("device\tts\tpayload"), in a list appended in seq order and trimmed to the last HSIZE once
  * it holds HTRIM. Run once per message: no prelude, few arguments, one number formatted. */
-static const char send_lua[] =
-    "local m = redis.call('HGET', KEYS[2], ARGV[1])\n"
-    "if not m or string.sub(m, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\t' then\n"
+#define SEND_MEMBER_CHECK                                                                          \
+    "local m = redis.call('HGET', KEYS[2], ARGV[1])\n"                                             \
+    "if not m or string.sub(m, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\t' then\n"                        \
     "  return redis.error_reply('NOTMEMBER connection no longer holds the membership') end\n"
-    "if KEYS[6] then\n"
-    "  local first = redis.call('GET', KEYS[6])\n"
-    "  if first then return first end\n"
+#define SEND_BODY                                                                                  \
+    "if KEYS[6] then\n"                                                                            \
+    "  local first = redis.call('GET', KEYS[6])\n"                                                 \
+    "  if first then return first end\n"                                                           \
+    "end\n"                                                                                        \
+    "local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"                                         \
+    "local seq = tostring(n)\n"                                                                    \
+    "local p\n"                                                                                    \
+    "if ARGV[4] ~= '' then p = ARGV[3] .. seq .. '\\n' .. ARGV[4] .. ',\"seq\":' .. seq .. '}'\n"  \
+    "else p = ARGV[3] .. seq .. '\\n' .. ARGV[5] end\n"                                            \
+    "redis.call('SPUBLISH', KEYS[3], p)\n"                                                         \
+    "if HSIZE > 0 then\n"                                                                          \
+    "  local len = redis.call('RPUSH', KEYS[5], ARGV[1] .. '\\t' .. ARGV[6] .. '\\t' .. p)\n"      \
+    "  if len >= HTRIM then redis.call('LTRIM', KEYS[5], -HSIZE, -1) end\n"                        \
+    "  if len == 1 or ARGV[10] == '1' then redis.call('PEXPIRE', KEYS[5], HTTL) end\n"             \
+    "end\n"                                                                                        \
+    "if KEYS[6] then redis.call('SET', KEYS[6], seq, 'PX', ACKWIN) end\n"                          \
+    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', MAXLEN, '*', 'v', '1', 'type', 'message',\n"       \
+    "  'ts', ARGV[6], 'node', ARGV[7], 'conn', ARGV[2], 'device', ARGV[1], 'room', ARGV[8],\n"     \
+    "  'kind', ARGV[9], 'seq', seq, 'body', ARGV[5])\n"                                            \
+    "return n\n"
+static const char send_lua[] = SEND_MEMBER_CHECK SEND_BODY;
+
+/* The server API's publish (api.c): the send script with the room's existence in place of the
+ * member check, so a client's message still needs its membership. KEYS and ARGV as the send
+ * script's, with ARGV[1] the sender named by the API ("server" by default: the history's and the
+ * archive event's device), ARGV[2] the API's conn ("api", which no connection has: every member
+ * receives it), the ack key (KEYS[6]) made of the Idempotency-Key. Returns as the send script, or
+ * a NOROOM error with nothing done when the room does not exist (the API creates no rooms). */
+static const char publish_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  return redis.error_reply('NOROOM the room does not exist') end\n" SEND_BODY;
+
+/* The server API's room (api.c). KEYS: room, members. ARGV: most members listed. Returns
+ * {exists (1/0), last seq, epoch, total members, flat device/value list}: every member when there
+ * are at most that many, else the first ones HSCAN finds (at least that many). Read-only. */
+static const char room_info_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', 0, {}} end\n"
+    "local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
+    "local total, most = redis.call('HLEN', KEYS[2]), tonumber(ARGV[1])\n"
+    "local list\n"
+    "if total <= most then list = redis.call('HGETALL', KEYS[2])\n"
+    "else\n"
+    "  list = {}\n"
+    "  local cur = '0'\n"
+    "  repeat\n"
+    "    local r = redis.call('HSCAN', KEYS[2], cur, 'COUNT', most)\n"
+    "    cur = r[1]\n"
+    "    for i = 1, #r[2] do list[#list + 1] = r[2][i] end\n"
+    "  until cur == '0' or #list >= 2 * most\n"
     "end\n"
-    "local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
-    "local seq = tostring(n)\n"
-    "local p\n"
-    "if ARGV[4] ~= '' then p = ARGV[3] .. seq .. '\\n' .. ARGV[4] .. ',\"seq\":' .. seq .. '}'\n"
-    "else p = ARGV[3] .. seq .. '\\n' .. ARGV[5] end\n"
-    "redis.call('SPUBLISH', KEYS[3], p)\n"
-    "if HSIZE > 0 then\n"
-    "  local len = redis.call('RPUSH', KEYS[5], ARGV[1] .. '\\t' .. ARGV[6] .. '\\t' .. p)\n"
-    "  if len >= HTRIM then redis.call('LTRIM', KEYS[5], -HSIZE, -1) end\n"
-    "  if len == 1 or ARGV[10] == '1' then redis.call('PEXPIRE', KEYS[5], HTTL) end\n"
+    "return {1, tonumber(st[1] or '0'), st[2] or '', total, list}\n";
+
+/* The server API's room list (api.c). KEYS: the shard's rooms. ARGV: the last room of the previous
+ * page ('' from the start), most rooms, the shard's room key prefix ("rrm:room:{N}:"). Returns a
+ * flat room/members list of the next rooms in id order; a listed room whose hash is gone (recycled
+ * by a node of an older version) is skipped and removed from the set. */
+static const char rooms_page_lua[] =
+    "local from = ARGV[1] == '' and '-' or '(' .. ARGV[1]\n"
+    "local out, most = {}, tonumber(ARGV[2])\n"
+    "while #out < 2 * most do\n"
+    "  local rooms = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, most - #out / 2)\n"
+    "  if #rooms == 0 then break end\n"
+    "  for _, room in ipairs(rooms) do\n"
+    "    local rk = ARGV[3] .. room\n"
+    "    if redis.call('EXISTS', rk) == 1 then\n"
+    "      out[#out + 1] = room\n"
+    "      out[#out + 1] = redis.call('HLEN', rk .. '" KEYS_MEMBERS_SUFFIX "')\n"
+    "    else redis.call('ZREM', KEYS[1], room) end\n"
+    "  end\n"
+    "  from = '(' .. rooms[#rooms]\n"
     "end\n"
-    "if KEYS[6] then redis.call('SET', KEYS[6], seq, 'PX', ACKWIN) end\n"
-    "redis.call('XADD', KEYS[4], 'MAXLEN', '~', MAXLEN, '*', 'v', '1', 'type', 'message',\n"
-    "  'ts', ARGV[6], 'node', ARGV[7], 'conn', ARGV[2], 'device', ARGV[1], 'room', ARGV[8],\n"
-    "  'kind', ARGV[9], 'seq', seq, 'body', ARGV[5])\n"
-    "return n\n";
+    "return out\n";
 
 /* KEYS: room, room history. ARGV: last seq the client saw, the epoch it saw, history size, most
  * bytes of payloads to return, the client's device.
@@ -238,7 +296,8 @@ static const char dead_nodes_lua[] =
     "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms() - tonumber(ARGV[1]),\n"
     "  'LIMIT', 0, tonumber(ARGV[2]))\n";
 
-/* KEYS: the shard's empty rooms, the shard's events stream. ARGV: grace ms, maxlen, node, now,
+/* KEYS: the shard's empty rooms, the shard's events stream, the shard's rooms. ARGV: grace ms,
+ * maxlen, node, now,
  * most rooms looked at, the shard's room key prefix ("rrm:room:{N}:").
  * Returns {rooms recycled, rooms looked at}: as many looked at as allowed means more may be due. */
 static const char recycle_lua[] =
@@ -250,6 +309,7 @@ static const char recycle_lua[] =
     "  local rk = pre .. room\n"
     "  if redis.call('HLEN', rk .. '" KEYS_MEMBERS_SUFFIX "') == 0 then\n"
     "    redis.call('DEL', rk, rk .. '" KEYS_MEMBERS_SUFFIX "', rk .. '" KEYS_HISTORY_SUFFIX "')\n"
+    "    redis.call('ZREM', KEYS[3], room)\n"
     "    emit(KEYS[2], ARGV[2], 'type', 'room_recycled', 'ts', ARGV[4], 'node', ARGV[3],\n"
     "      'room', room)\n"
     "    n = n + 1\n"
@@ -262,18 +322,19 @@ static const char recycle_lua[] =
  * nothing when what it would write is all still there, so that a node whose link dropped keeps
  * its clients while Redis is full.
  *
- * KEYS: device. ARGV: conn, node, identity, room, device ttl. Returns 0 if the device now belongs
- * to another connection, else 1 (the device is conn's, in room). */
+ * KEYS: device. ARGV: conn, node, identity, room, device ttl, when the connection was accepted
+ * (ms). Returns 0 if the device now belongs to another connection, else 1 (the device is conn's,
+ * in room). */
 static const char restore_device_lua[] =
     "local cur = redis.call('HMGET', KEYS[1], 'conn', 'node', 'identity', 'room')\n"
     "if cur[1] and cur[1] ~= ARGV[1] then return 0 end\n"
     "if not (cur[1] and cur[2] == ARGV[2] and cur[3] == ARGV[3] and cur[4] == ARGV[4]) then\n"
     "  redis.call('HSET', KEYS[1], 'room', ARGV[4], 'conn', ARGV[1], 'node', ARGV[2],\n"
-    "    'identity', ARGV[3]) end\n"
+    "    'identity', ARGV[3], 'since', ARGV[6]) end\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
     "return 1\n";
 
-/* KEYS: room, members, the shard's empty rooms, room history. ARGV: device,
+/* KEYS: room, members, the shard's empty rooms, room history, the shard's rooms. ARGV: device,
  * "conn\tnode\tidentity", now, epoch for the room if its hash is recreated (Redis lost it: seq
  * starts again, with no history), room. Returns {the room's last seq, its epoch, its members}. */
 static const char restore_room_lua[] =
@@ -290,6 +351,7 @@ static const char restore_room_lua[] =
     "end\n"
     "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
     "redis.call('ZREM', KEYS[3], ARGV[5])\n"
+    "redis.call('ZADD', KEYS[5], 0, ARGV[5])\n"
     "return state()\n";
 
 static const char *const bodies[SCRIPT_COUNT] = {
@@ -307,6 +369,9 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_RESTORE_DEVICE] = restore_device_lua,
     [SCRIPT_RESTORE_ROOM] = restore_room_lua,
     [SCRIPT_RESUME] = resume_lua,
+    [SCRIPT_PUBLISH] = publish_lua,
+    [SCRIPT_ROOM_INFO] = room_info_lua,
+    [SCRIPT_ROOMS_PAGE] = rooms_page_lua,
 };
 
 /* History kept beyond its size before a trim: one LTRIM per this many messages. */
@@ -318,7 +383,7 @@ static const char *const bodies[SCRIPT_COUNT] = {
 static char *script_prelude(const struct scripts *s, enum script_id id) {
     char *pre = NULL;
     const struct scripts_params *p = &s->params;
-    int n = id != SCRIPT_SEND
+    int n = id != SCRIPT_SEND && id != SCRIPT_PUBLISH
                 ? asprintf(&pre, "%s", prelude)
                 : asprintf(&pre,
                            "local MAXLEN, HSIZE, HTRIM, HTTL, ACKWIN = '%ld', %ld, %ld, '%ld', "

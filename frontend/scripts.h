@@ -22,6 +22,9 @@ enum script_id {
     SCRIPT_RESTORE_DEVICE, /* restore after Redis came back: the device */
     SCRIPT_RESTORE_ROOM,   /* ... the membership */
     SCRIPT_RESUME,         /* a room's history after a client's last seq */
+    SCRIPT_PUBLISH,        /* server API: the send script for a message of the server */
+    SCRIPT_ROOM_INFO,      /* server API: a room's state and members */
+    SCRIPT_ROOMS_PAGE,     /* server API: a page of a shard's rooms with member counts */
     SCRIPT_COUNT
 };
 

@@ -913,7 +913,21 @@ static void fanout_kick(const char *conn, size_t len, void *arg) {
     }
 }
 
-const struct fanout_ops session_fanout_ops = {fanout_ready, fanout_deliver, fanout_kick};
+/* The server API closes the connection: an error frame with the reason, then close 1008. */
+static void fanout_disconnect(const char *conn, size_t len, const char *reason, size_t rlen,
+                              void *arg) {
+    struct app *app = arg;
+    struct session *s = session_find(app, conn, len);
+    char *why = strndup(reason, rlen);
+    if (s && why && s->state != SS_CLOSING) {
+        session_send_error(s, PROTO_E_DISCONNECTED, why);
+        session_close(s, 1008, "disconnected by the server", "api_disconnect");
+    }
+    free(why);
+}
+
+const struct fanout_ops session_fanout_ops = {fanout_ready, fanout_deliver, fanout_kick,
+                                              fanout_disconnect};
 
 /* ---- authentication ------------------------------------------------------------------------- */
 

@@ -49,6 +49,13 @@ int keys_room_ack(char *buf, size_t cap, unsigned shard, const char *room, const
     return util_concat(buf, cap, parts, 8);
 }
 
+int keys_rooms(char *buf, size_t cap, unsigned shard) {
+    char num[21];
+    util_u64_dec(num, shard);
+    const char *parts[] = {KEYS_ROOMS_PREFIX "{", num, "}"};
+    return util_concat(buf, cap, parts, 3);
+}
+
 int keys_empty_rooms(char *buf, size_t cap, unsigned shard) {
     char num[21];
     util_u64_dec(num, shard);

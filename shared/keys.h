@@ -20,14 +20,19 @@
  *   rrm:room:{N}:R:ack:D/A string seq of device D's message with ack_id A (expires after the
  *                                 ack window); '/' cannot occur in ids
  *   rrm:rooms:empty:{N}    zset   room -> when it became empty (ms), for recycling, per shard
+ *   rrm:rooms:{N}          zset   room -> 0: the shard's rooms in id order (the server API's
+ *                                 room list); added by every join and restore, removed by the
+ *                                 recycler
  *   rrm:events:{N}         stream archive events of shard N, 0 <= N < RRM_EVENT_SHARDS (see
  *                          event.h): a room's events all go to its shard, so they keep their
  *                          order; events without a room go by device (or node) id
- *   rrm:device:{D}         hash   room, conn, node, identity (device -> room memory, with a TTL;
- *                                 conn: the connection that holds the device)
+ *   rrm:device:{D}         hash   room, conn, node, identity, since (device -> room memory, with
+ *                                 a TTL; conn: the connection that holds the device, since: when
+ *                                 it connected, ms)
  *   rrm:node:{X}:conns     hash   conn -> "room\tdevice" (what to clean if X dies)
  *   rrm:node:{X}:reaper    string the node reaping dead node X (a lock with an expiry)
- *   rrm:node:{X}:ch        channel  control messages to node X (kick a replaced connection)
+ *   rrm:node:{X}:ch        channel  control messages to node X (kick a replaced connection,
+ *                                 disconnect a device for the server API)
  *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
  *   rrm:events             stream the single archive stream of older versions: no longer
  *                          written, drained by the archiver while it holds entries
@@ -47,6 +52,7 @@
 
 #define KEYS_NODES "rrm:nodes"
 #define KEYS_EMPTY_ROOMS_PREFIX "rrm:rooms:empty:"
+#define KEYS_ROOMS_PREFIX "rrm:rooms:"
 #define KEYS_EVENTS "rrm:events" /* the legacy single stream */
 #define KEYS_EVENTS_PREFIX "rrm:events:"
 #define KEYS_EVENT_SHARDS_MAX 1024
@@ -79,6 +85,8 @@ int keys_room_history(char *buf, size_t cap, unsigned shard, const char *room);
 /* rrm:room:{N}:R:ack:<device>/<ack_id> */
 int keys_room_ack(char *buf, size_t cap, unsigned shard, const char *room, const char *device,
                   const char *ack_id);
+/* rrm:rooms:{N}: the shard's rooms */
+int keys_rooms(char *buf, size_t cap, unsigned shard);
 /* rrm:rooms:empty:{N} */
 int keys_empty_rooms(char *buf, size_t cap, unsigned shard);
 int keys_device(char *buf, size_t cap, const char *device);

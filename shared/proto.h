@@ -35,6 +35,7 @@
 #define PROTO_E_UNAUTHORIZED "unauthorized"
 #define PROTO_E_FORBIDDEN "forbidden"
 #define PROTO_E_INVALID_ACK_ID "invalid_ack_id"
+#define PROTO_E_DISCONNECTED "disconnected" /* closed through the server API */
 
 struct proto_identify {
     char device_id[PROTO_MAX_DEVICE_ID + 1];

@@ -58,6 +58,8 @@ static void test_names(void **state) {
     char buf[KEYS_MAX];
     assert_int_equal(keys_empty_rooms(buf, sizeof(buf), 15), 20);
     assert_string_equal(buf, "rrm:rooms:empty:{15}");
+    assert_int_equal(keys_rooms(buf, sizeof(buf), 15), 14);
+    assert_string_equal(buf, "rrm:rooms:{15}");
 }
 
 static void test_hash_tag(void **state) {

@@ -165,6 +165,8 @@ static void test_keys_share_the_slot_of_their_tag(void **state) {
         assert_int_equal(slot_of(events), room_slot);
         assert_true(keys_empty_rooms(buf, sizeof(buf), shard) > 0);
         assert_int_equal(slot_of(buf), room_slot);
+        assert_true(keys_rooms(buf, sizeof(buf), shard) > 0); /* the server API's room list */
+        assert_int_equal(slot_of(buf), room_slot);
         for (size_t k = 0; k < sizeof(room_keys) / sizeof(room_keys[0]); k++) {
             assert_true(room_keys[k](buf, sizeof(buf), shard, ids[i]) > 0);
             assert_int_equal(slot_of(buf), room_slot);
