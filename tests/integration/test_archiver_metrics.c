@@ -44,21 +44,8 @@ static char *get_metrics(const struct ah_archiver *a) {
 
 /* promtool (Debian's prometheus package) accepts text. */
 static void expect_promtool_clean(const char *text) {
-    char path[] = "/tmp/rrm-arch-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    size_t len = strlen(text);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
     char out[4096] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    int status = pclose(f);
-    unlink(path);
+    int status = proc_promtool_check(text, out, sizeof(out));
     if (status != 0)
         fail_msg("promtool check metrics (status %d): %s", status, out);
 }

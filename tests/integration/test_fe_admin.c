@@ -221,21 +221,8 @@ static void test_metrics_lint(void **state) {
     char *body = NULL;
     assert_int_equal(http_get("127.0.0.1", admin, "/metrics", &body), 200);
     assert_non_null(body);
-    char path[] = "/tmp/rrm-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    size_t len = strlen(body);
-    assert_int_equal(write(fd, body, len), (ssize_t)len);
-    close(fd);
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
     char out[4096] = "";
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    int status = pclose(f);
-    unlink(path);
+    int status = proc_promtool_check(body, out, sizeof(out));
     if (status != 0)
         fail_msg("promtool check metrics (status %d): %s", status, out);
     assert_true(fe_metric(admin, "process_resident_memory_bytes") > 1000000);

@@ -819,3 +819,25 @@ int proc_http_exchange(const char *src, int port, const char *req, int timeout_m
     close(fd);
     return ret;
 }
+
+int proc_promtool_check(const char *text, char *out, size_t cap) {
+    char path[] = "/tmp/rrm-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || cap == 0)
+        return -1;
+    size_t len = strlen(text);
+    ssize_t w = write(fd, text, len);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+    FILE *f = w == (ssize_t)len ? popen(cmd, "r") : NULL;
+    if (!f) {
+        unlink(path);
+        return -1;
+    }
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int status = pclose(f);
+    unlink(path);
+    return status;
+}

@@ -145,4 +145,11 @@ int proc_http_exchange(const char *src, int port, const char *req, int timeout_m
  */
 void proc_dump_file_tail(const char *path, size_t max_bytes);
 
+/*
+ * Run `promtool check metrics` (Debian's prometheus package) on text, a Prometheus exposition.
+ * Its output (at most cap - 1 bytes, NUL-terminated) goes to out. Returns promtool's exit
+ * status as pclose gives it (0: the text passes), or -1 if it could not be run.
+ */
+int proc_promtool_check(const char *text, char *out, size_t cap);
+
 #endif /* RRM_TESTSUPPORT_PROC_H */
