@@ -138,6 +138,9 @@ const struct cfg_option fe_option_table[] = {
     OPT_STR("api-key", api_key, "", 0,
             "key of the server API on the admin port (/api/...; Authorization: Bearer <key>); "
             "empty: the API is off (404)"),
+    OPT_INT("demo-page", demo_page, "1", 0, 1,
+            "1: the public port serves the browser client at / (HTML and JS from the binary); 0: "
+            "404 there"),
 };
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);

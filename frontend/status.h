@@ -1,6 +1,12 @@
-/* /status: an HTML page of this node's rooms, then every node of the cluster with its rooms and
- * devices, read from Redis when asked. struct status owns the requests waiting for Redis; a
- * request (struct status_wait) is embedded by its owner, who cancels it if it goes away first. */
+/* /status.json: what an operator sees of the node and of the whole cluster, read from Redis when
+ * asked (status.html draws it at /status). The node: its connections (with the client address
+ * each came from) and busiest client addresses. The cluster: every node (connections, heartbeat
+ * age, version), the rooms with their member counts busiest first (searched and paged), and for
+ * the rooms of the page their members, identities and the nodes hosting them. The work per
+ * request is bounded: one room-count script per shard (at most STATUS_SHARD_ROOMS rooms each),
+ * then one members script per room of the page (at most STATUS_PER_PAGE_MAX rooms). struct
+ * status owns the requests waiting for Redis; a request (struct status_wait) is embedded by its
+ * owner, who cancels it if it goes away first. */
 #ifndef RRM_STATUS_H
 #define RRM_STATUS_H
 
@@ -12,20 +18,35 @@
 struct app;
 struct status;
 
+/* Rooms counted per shard at most (more: "rooms_truncated"); rooms a page lists by default and
+ * at most; members listed per room of the page at most. */
+#define STATUS_SHARD_ROOMS 2000
+#define STATUS_PER_PAGE_DEFAULT 20
+#define STATUS_PER_PAGE_MAX 100
+#define STATUS_ROOM_MEMBERS 50
+#define STATUS_QUERY_MAX 128
+
+/* What a request asks for (the query string of /status.json). */
+struct status_query {
+    char q[STATUS_QUERY_MAX + 1]; /* search: part of a room id, or a device id ("": all rooms) */
+    long page;                    /* 1-based; past the last page: the last page */
+    long per_page;                /* 1..STATUS_PER_PAGE_MAX */
+};
+
 struct status_wait {
     lws_dll2_t link; /* in the status's waiting list */
     uint64_t no;
-    struct textbuf *page;
-    void (*done)(struct status_wait *w); /* the page is complete */
+    struct textbuf *out;
+    void (*done)(struct status_wait *w); /* the answer is complete */
 };
 
 struct status *status_create(struct app *app);
 void status_destroy(struct status *st);
 
-/* Writes the page into page: now, without the cluster, when Redis is not available (returns 0);
- * else once Redis answers, then w->done(w) is called (returns 1). */
-int status_request(struct status *st, struct status_wait *w, struct textbuf *page,
-                   void (*done)(struct status_wait *w));
+/* Writes the JSON answer to q into out: now, without the cluster ("cluster": null), when Redis
+ * is not available (returns 0); else once Redis answers, then w->done(w) is called (returns 1). */
+int status_request(struct status *st, struct status_wait *w, const struct status_query *q,
+                   struct textbuf *out, void (*done)(struct status_wait *w));
 
 /* The owner of w goes away: it will not be called. Safe if w is not waiting. */
 void status_cancel(struct status_wait *w);
