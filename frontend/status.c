@@ -301,27 +301,48 @@ static void choose_page(struct gather *g) {
     }
 }
 
-/* One of the replies the page waits for is in (a shard's rooms, the device). */
+/* Rooms counted per shard at most: STATUS_MAX_ROOMS over the shards. */
+static size_t status_shard_rooms(const struct app *app) {
+    long shards = app->opt.event_shards > 0 ? app->opt.event_shards : 1;
+    return (size_t)((STATUS_MAX_ROOMS + shards - 1) / shards);
+}
+
+/* One of the replies the page waits for is in (a shard's rooms, a room's count, the device). */
 static void counted(struct gather *g) {
     if (--g->counting == 0)
         choose_page(g);
     gather_done(g);
 }
 
-/* A shard's rooms in id order with their member counts (the server API's room-list script). */
+/* HLEN of a room's members: its count. */
+static void count_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct ref *ref = priv;
+    struct gather *g = ref->g;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        g->rooms[ref->i].total = reply->integer;
+    else
+        g->failed = 1;
+    free(ref);
+    counted(g);
+}
+
+/* A shard's rooms in id order (the first status_shard_rooms of them): then each one's count, one
+ * HLEN per room, pipelined (each a microsecond of Redis's time, where one script counting a
+ * shard's rooms would hold Redis for the whole shard). */
 static void rooms_reply(void *arg, redisReply *reply, void *priv) {
     (void)arg;
     struct ref *ref = priv;
     struct gather *g = ref->g;
     unsigned shard = (unsigned)ref->i;
     free(ref);
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         g->failed = 1;
         counted(g);
         return;
     }
-    size_t n = reply->elements / 2;
-    if (n >= STATUS_SHARD_ROOMS)
+    size_t n = reply->elements;
+    if (n >= status_shard_rooms(g->app))
         g->truncated = 1;
     if (g->nrooms + n > g->caprooms) {
         size_t cap = g->caprooms ? g->caprooms : 256;
@@ -336,17 +357,25 @@ static void rooms_reply(void *arg, redisReply *reply, void *priv) {
         g->rooms = rooms;
         g->caprooms = cap;
     }
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *room = reply->element[2 * i], *count = reply->element[2 * i + 1];
-        if (room->type != REDIS_REPLY_STRING || count->type != REDIS_REPLY_INTEGER)
+    for (size_t i = 0; i < n && !g->failed; i++) {
+        const redisReply *room = reply->element[i];
+        char kmembers[KEYS_MAX];
+        if (room->type != REDIS_REPLY_STRING || room->len > PROTO_MAX_ROOM_ID)
             continue;
         struct groom *r = &g->rooms[g->nrooms];
-        if (!(r->id = strndup(room->str, room->len)))
-            continue;
-        r->total = count->integer;
-        r->shard = shard;
-        r->clients = NULL;
+        *r = (struct groom){.id = strndup(room->str, room->len), .shard = shard};
+        if (!r->id || keys_room_members(kmembers, sizeof(kmembers), shard, r->id) < 0) {
+            free(r->id);
+            g->failed = 1;
+            break;
+        }
+        struct ref *cref = ref_new(g, g->nrooms);
         g->nrooms++;
+        const char *argv[] = {"HLEN", kmembers};
+        if (cref && gather_send(g, kmembers, -1, count_reply, cref, 0, 2, argv) == 0)
+            g->counting++;
+        else
+            free(cref);
     }
     counted(g);
 }
@@ -470,17 +499,16 @@ static void gather_start(struct gather *g) {
     const char *time[] = {"TIME"};
     gather_send(g, KEYS_NODES, -1, nodes_reply, g, 0, 5, nodes);
     gather_send(g, NULL, -1, time_reply, g, 0, 1, time);
-    char most[24];
-    snprintf(most, sizeof(most), "%d", STATUS_SHARD_ROOMS);
+    char last[24];
+    snprintf(last, sizeof(last), "%zu", status_shard_rooms(app) - 1);
     for (unsigned s = 0; s < (unsigned)app->opt.event_shards && !g->failed; s++) {
-        char krooms[KEYS_MAX], prefix[KEYS_MAX];
+        char krooms[KEYS_MAX];
         keys_rooms(krooms, sizeof(krooms), s);
-        keys_room(prefix, sizeof(prefix), s, "");
-        const char *argv[] = {krooms, "", most, prefix};
+        const char *argv[] = {"ZRANGE", krooms, "0", last};
         struct ref *ref = ref_new(g, s);
         if (!ref)
             break;
-        if (gather_send(g, krooms, SCRIPT_ROOMS_PAGE, rooms_reply, ref, 1, 4, argv) == 0)
+        if (gather_send(g, krooms, -1, rooms_reply, ref, 0, 4, argv) == 0)
             g->counting++;
         else
             free(ref);

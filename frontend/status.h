@@ -3,8 +3,9 @@
  * each came from) and busiest client addresses. The cluster: every node (connections, heartbeat
  * age, version), the rooms with their member counts busiest first (searched and paged), and for
  * the rooms of the page their members, identities and the nodes hosting them. The work per
- * request is bounded: one room-count script per shard (at most STATUS_SHARD_ROOMS rooms each),
- * then one members script per room of the page (at most STATUS_PER_PAGE_MAX rooms). struct
+ * request is bounded: one room list per shard and one HLEN per room listed (STATUS_MAX_ROOMS in
+ * all, pipelined through the router, one slot each), then the server API's room script for each
+ * room of the page (at most STATUS_PER_PAGE_MAX). struct
  * status owns the requests waiting for Redis; a request (struct status_wait) is embedded by its
  * owner, who cancels it if it goes away first. */
 #ifndef RRM_STATUS_H
@@ -18,9 +19,10 @@
 struct app;
 struct status;
 
-/* Rooms counted per shard at most (more: "rooms_truncated"); rooms a page lists by default and
- * at most; members listed per room of the page at most. */
-#define STATUS_SHARD_ROOMS 2000
+/* Rooms counted at most, spread over the shards (STATUS_MAX_ROOMS / RRM_EVENT_SHARDS from each;
+ * more: "rooms_truncated"); rooms a page lists by default and at most; members listed per room
+ * of the page at most. */
+#define STATUS_MAX_ROOMS 10000
 #define STATUS_PER_PAGE_DEFAULT 20
 #define STATUS_PER_PAGE_MAX 100
 #define STATUS_ROOM_MEMBERS 50
