@@ -4,7 +4,7 @@
 // which cuts its connection as a network would: it must reconnect and resume without missing a
 // message) or "presence" (each page sees the other's join, and its leave when it closes).
 import net from "node:net";
-import { run, check, until } from "./lib.mjs";
+import { run, check, until, WAIT } from "./lib.mjs";
 
 const [publicA, publicB, part] = process.argv.slice(2);
 
@@ -65,9 +65,14 @@ run(`browser client (${part})`, async (browser) => {
   const errors = [];
   const a = await (await browser.newContext()).newPage();
   const b = await (await browser.newContext()).newPage();
-  for (const p of [a, b]) p.on("pageerror", (e) => errors.push(e.message));
-  await a.goto(px.url);
-  await b.goto(publicB);
+  for (const p of [a, b]) {
+    p.on("pageerror", (e) => errors.push(e.message));
+    p.setDefaultTimeout(WAIT);
+  }
+  for (const [p, url] of [[a, px.url], [b, publicB]]) {
+    const res = await p.goto(url);
+    check(res.ok(), `GET ${url}: ${res.status()}`);
+  }
 
   await connect(a, "alice", "Alice", "chat-1");
   await connect(b, "bob", "Bob", "chat-1");
@@ -110,6 +115,7 @@ run(`browser client (${part})`, async (browser) => {
   check(await a.evaluate(() => [...document.querySelectorAll("#log div.system")].some((d) =>
     d.textContent.includes("(resumed, nothing missed)"))), "alice's rejoin did not resume");
   check(await heard(a, "bob", "while you were away") === 1, "the missed message came more than once");
+  check(await heard(a, "bob", "hello from bob") === 1, "the resume sent an old message again");
   await say(a, "back again");
   await expectHeard(b, "bob", "alice", "back again");
 

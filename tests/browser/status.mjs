@@ -2,7 +2,7 @@
 // put members into rooms first). Args: the admin URL of node-a, the public URL of node-b.
 //   pages-room: status-a1 (identity "Anna") on node-a, status-b1 on node-b whose identity is HTML
 //   fill-01..fill-12: filler-01..filler-12, one member each, on node-a
-import { run, check, until } from "./lib.mjs";
+import { run, check, until, WAIT } from "./lib.mjs";
 
 const [admin, publicB] = process.argv.slice(2);
 const EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
@@ -12,7 +12,9 @@ run("status page", async (browser) => {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
-  await page.goto(admin + "status");
+  page.setDefaultTimeout(WAIT);
+  const res = await page.goto(admin + "status");
+  check(res.ok(), `GET /status: ${res.status()}`);
   await page.evaluate(() => {
     window.__loaded = 1; // gone if the page reloads
     window.__rows = () =>
@@ -69,6 +71,7 @@ run("status page", async (browser) => {
   await page.fill("#q", "pages-room");
   await until(page, "pages-room alone", () => window.__rows().length === 1);
   const other = await browser.newPage();
+  other.setDefaultTimeout(WAIT);
   await other.goto(publicB);
   await other.evaluate(() => new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://${location.host}/`);
