@@ -277,7 +277,11 @@ static void choose_page(struct gather *g) {
     for (size_t i = 0; i < g->nrooms; i++)
         g->members += g->rooms[i].total;
     size_t *match = g->nrooms ? malloc(g->nrooms * sizeof(*match)) : NULL;
-    for (size_t i = 0; match && i < g->nrooms; i++)
+    if (g->nrooms && !match) {
+        g->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < g->nrooms; i++)
         if (matches(g, &g->rooms[i]))
             match[g->matched++] = i;
     g->pages =
