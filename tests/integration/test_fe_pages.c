@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -211,6 +212,14 @@ static void test_status_json(void **state) {
 static void run_browser(const char *script, const char *a1, const char *a2, const char *a3) {
     const char *src = getenv("RRM_SOURCE_DIR");
     assert_non_null(src);
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/browser/node_modules/playwright-core/package.json", src);
+    const char *chromium = getenv("RRM_CHROMIUM") ? getenv("RRM_CHROMIUM") : "/usr/bin/chromium";
+    if (access(path, R_OK) != 0 || access(chromium, X_OK) != 0)
+        fail_msg(
+            "the browser tests need %s and %s: scripts/test installs them (scripts/lib/deps.sh: "
+            "Debian's chromium, and `npm ci` in tests/browser)",
+            chromium, path);
     char cmd[2048];
     snprintf(cmd, sizeof(cmd), "cd '%s/tests/browser' && node %s '%s' '%s' '%s' 2>&1", src, script,
              a1, a2, a3);
