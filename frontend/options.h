@@ -10,6 +10,7 @@ struct fe_options {
     long admin_port;
     char admin_bind[64];
     char allowed_origins[2048];
+    long demo_page;
     char node_id[64];
     char redis_host[256];
     long redis_port;
@@ -55,7 +56,6 @@ struct fe_options {
     char jwt_public_key[1024];
     long jwt_leeway_s;
     char api_key[256];
-    long demo_page;
 };
 
 /* Bounds of the archive streams rrm:events:{N} in bytes. An event takes at most one client message
