@@ -257,9 +257,18 @@ static void members_reply(void *arg, redisReply *reply, void *priv) {
     gather_done(g);
 }
 
-static int matches(const struct gather *g, const struct groom *r) {
-    const char *room = g->device ? json_string_value(json_object_get(g->device, "room")) : NULL;
-    return !g->q.q[0] || strcasestr(r->id, g->q.q) || (room && strcmp(room, r->id) == 0);
+int status_room_matches(const char *room, const char *q, const char *device_room) {
+    return !q[0] || strcasestr(room, q) || (device_room && strcmp(device_room, room) == 0);
+}
+
+size_t status_page_span(size_t matched, long asked, long *per_page, long *page, long *pages) {
+    if (*per_page < 1 || *per_page > STATUS_PER_PAGE_MAX)
+        *per_page = STATUS_PER_PAGE_DEFAULT;
+    size_t n = (size_t)*per_page;
+    *pages = matched ? (long)((matched + n - 1) / n) : 1;
+    *page = asked < 1 ? 1 : asked > *pages ? *pages : asked;
+    size_t first = (size_t)(*page - 1) * n;
+    return first < matched ? first : matched;
 }
 
 /* Every shard's rooms are counted: rank them, keep those the search matches, and read the
@@ -281,13 +290,11 @@ static void choose_page(struct gather *g) {
         g->failed = 1;
         return;
     }
+    const char *droom = g->device ? json_string_value(json_object_get(g->device, "room")) : NULL;
     for (size_t i = 0; i < g->nrooms; i++)
-        if (matches(g, &g->rooms[i]))
+        if (status_room_matches(g->rooms[i].id, g->q.q, droom))
             match[g->matched++] = i;
-    g->pages =
-        g->matched ? (long)((g->matched + (size_t)g->q.per_page - 1) / (size_t)g->q.per_page) : 1;
-    g->page = g->q.page < g->pages ? g->q.page : g->pages;
-    size_t first = (size_t)(g->page - 1) * (size_t)g->q.per_page;
+    size_t first = status_page_span(g->matched, g->q.page, &g->q.per_page, &g->page, &g->pages);
     for (size_t k = first; k < g->matched && g->nsel < (size_t)g->q.per_page; k++)
         g->sel[g->nsel++] = match[k];
     free(match);
@@ -543,8 +550,6 @@ int status_request(struct status *st, struct status_wait *w, const struct status
     g->q = *q;
     if (g->q.per_page < 1 || g->q.per_page > STATUS_PER_PAGE_MAX)
         g->q.per_page = STATUS_PER_PAGE_DEFAULT;
-    if (g->q.page < 1)
-        g->q.page = 1;
     lws_dll2_add_tail(&w->link, &st->waiting);
     gather_start(g); /* may finish g at once (every command refused): then w->done has run */
     return 1;

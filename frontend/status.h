@@ -42,6 +42,16 @@ struct status_wait {
     void (*done)(struct status_wait *w); /* the answer is complete */
 };
 
+/* Which of `matched` ranked rooms a page shows: per_page (1..STATUS_PER_PAGE_MAX, else the
+ * default) of them from the asked page (from 1; below 1: the first; past the last: the last).
+ * Writes the page shown to *page and the number of pages (at least 1) to *pages; returns the
+ * index of the page's first room (== matched when there is none). */
+size_t status_page_span(size_t matched, long asked, long *per_page, long *page, long *pages);
+
+/* 1 if room is found by the search q: no search, q a part of the room id in any case, or the
+ * room the device named by q is in (device_room, NULL: unknown). */
+int status_room_matches(const char *room, const char *q, const char *device_room);
+
 struct status *status_create(struct app *app);
 void status_destroy(struct status *st);
 
