@@ -19,7 +19,7 @@ struct http_reply {
     int head;        /* HEAD: the headers announce the body, which is not sent */
     int await_body;  /* refused request whose body lws is still reading: answered once consumed */
     int close_after; /* the connection ends with this answer (a body of unknown length follows) */
-    struct status_wait status; /* a /status page waiting for Redis */
+    struct status_wait status; /* a /status.json answer waiting for Redis */
     struct api_call api;       /* a server API request (api.h) */
     const char *allow;         /* 405: the methods allowed ("GET, HEAD" when NULL) */
     const char *csp;           /* an HTML page's Content-Security-Policy (NULL: not a page) */
