@@ -1,5 +1,5 @@
 # RealTime Room Manager image: rrm-frontend (the default command) and rrm-archiver.
-#   docker build -t rrm:latest .
+#   docker build --build-arg RRM_VERSION="$(git describe --tags --always --dirty)" -t rrm:latest .
 #   docker run --rm rrm:latest --help                                    # rrm-frontend
 #   docker run --rm --entrypoint rrm-archiver rrm:latest --help          # rrm-archiver
 # Both are configured only through RRM_* environment variables (README "Configuration").
