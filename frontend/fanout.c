@@ -69,27 +69,6 @@ static uint64_t local_sender(struct fanout *f, const char *conn, size_t len) {
     return connid_parse(f->app->node_id, conn, len, &n) ? 0 : n;
 }
 
-static void deliver(struct fanout *f, struct lroom *r, const char *payload, size_t len) {
-    struct proto_pub pub;
-    if (proto_pub_parse(payload, len, &pub))
-        return;
-    f->app->stats.pubsub_in++;
-    uint64_t skip = local_sender(f, pub.conn, pub.conn_len);
-    struct frame *fr = NULL;
-    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
-        struct fanout_member *m = lws_container_of(d, struct fanout_member, link);
-        if (m->conn_no != skip) {
-            if (!fr && !(fr = frame_new(pub.frame, pub.frame_len, pub.kind == PROTO_PUB_BINARY)))
-                return;
-            fr->seq = pub.seq;
-            fr->sent_us = pub.sent_us;
-            f->ops->deliver(m, fr, f->arg);
-        }
-    }
-    lws_end_foreach_dll_safe(d, d1);
-    frame_unref(fr);
-}
-
 /* A presence event for the members who asked for them, except the connection it is about. */
 static void deliver_presence(struct fanout *f, struct lroom *r, const char *payload, size_t len) {
     struct proto_presence p;
@@ -117,6 +96,30 @@ static void deliver_presence(struct fanout *f, struct lroom *r, const char *payl
     frame_unref(fr);
 }
 
+static void deliver(struct fanout *f, struct lroom *r, const char *payload, size_t len) {
+    struct proto_pub pub;
+    if (proto_pub_parse(payload, len, &pub)) {
+        /* not a relayed frame: a relayed message pays nothing for presence */
+        deliver_presence(f, r, payload, len);
+        return;
+    }
+    f->app->stats.pubsub_in++;
+    uint64_t skip = local_sender(f, pub.conn, pub.conn_len);
+    struct frame *fr = NULL;
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
+        struct fanout_member *m = lws_container_of(d, struct fanout_member, link);
+        if (m->conn_no != skip) {
+            if (!fr && !(fr = frame_new(pub.frame, pub.frame_len, pub.kind == PROTO_PUB_BINARY)))
+                return;
+            fr->seq = pub.seq;
+            fr->sent_us = pub.sent_us;
+            f->ops->deliver(m, fr, f->arg);
+        }
+    }
+    lws_end_foreach_dll_safe(d, d1);
+    frame_unref(fr);
+}
+
 /* Channel "rrm:room:{N}:R:ch" -> the local room R. */
 static struct lroom *room_of_channel(struct fanout *f, const char *ch, size_t len) {
     const char *tag = len > 5 ? memchr(ch, '}', len) : NULL;
@@ -129,9 +132,7 @@ static struct lroom *room_of_channel(struct fanout *f, const char *ch, size_t le
 void fanout_message(struct fanout *f, const char *ch, size_t len, const char *payload,
                     size_t plen) {
     struct lroom *room = room_of_channel(f, ch, len);
-    if (room && plen && payload[0] == PROTO_PUB_PRESENCE)
-        deliver_presence(f, room, payload, plen);
-    else if (room)
+    if (room)
         deliver(f, room, payload, plen);
 }
 
