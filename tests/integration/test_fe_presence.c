@@ -3,8 +3,9 @@
  * asked for them ("presence": true in its identify, or RRM_PRESENCE_EVENTS=1 on its node) is sent
  * {"type":"join"|"leave","device_id","identity","room_id","ts"} when another device enters or
  * leaves its room on any node: on close, on a drain, when the reaper removes a killed node's
- * members, when a replaced device moves to another room. Others are sent none; nobody is sent its
- * own; a device replaced by its own newer connection in the same room never left.
+ * members, on a server API disconnect, when a replaced device moves to another room. Others are
+ * sent none; nobody is sent its own; a device replaced by its own newer connection in the same room
+ * never left.
  *
  * "Sent none" is checked by ordering: a room's channel is in order, so when a message published
  * after the change is the next frame a member receives, no presence event came before it.
@@ -29,6 +30,15 @@
 
 static int setup(void **state) {
     struct fe_cluster *c = fe_cluster_start(2, NULL);
+    *state = c;
+    return c ? 0 : -1;
+}
+
+#define API_KEY "test-presence-api-key-0123"
+
+static int setup_api(void **state) {
+    static const char *const env[] = {"RRM_API_KEY=" API_KEY, NULL};
+    struct fe_cluster *c = fe_cluster_start(2, env);
     *state = c;
     return c ? 0 : -1;
 }
@@ -257,6 +267,25 @@ static void test_leave_on_drain(void **state) {
     expect_presence(a, "leave", "pr-g", "Gone", room, t0, T);
 }
 
+/* A device the server API disconnects (through the other node) leaves. */
+static void test_leave_on_api_disconnect(void **state) {
+    struct fe_cluster *c = *state;
+    char room[FE_ROOM_CAP];
+    int64_t t0 = fe_wall_ms();
+    struct wsc *a = join_p(c, 0, "pr-a", "A", NULL, 1, room, NULL);
+    struct wsc *k = join_p(c, 1, "pr-kicked", "Kicked", room, -1, NULL, NULL);
+    expect_presence(a, "join", "pr-kicked", "Kicked", room, t0, T);
+    static const char req[] = "POST /api/devices/pr-kicked/disconnect HTTP/1.1\r\n"
+                              "Host: 127.0.0.1\r\nConnection: close\r\n"
+                              "Authorization: Bearer " API_KEY "\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    char head[1024];
+    assert_int_equal(proc_http_exchange(NULL, fe_admin_port(c, 0), req, T, head, sizeof(head)),
+                     200);
+    assert_int_equal(fe_expect_error(k, "disconnected", T), 0);
+    expect_presence(a, "leave", "pr-kicked", "Kicked", room, t0, T);
+}
+
 /* A member cannot pass a message off as a presence event: the types are the server's. */
 static void test_presence_types_reserved(void **state) {
     struct fe_cluster *c = *state;
@@ -307,6 +336,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_replaced_device, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_leave_of_a_dead_nodes_member, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_leave_on_drain, setup, fe_teardown),
+        cmocka_unit_test_setup_teardown(test_leave_on_api_disconnect, setup_api, fe_teardown),
         cmocka_unit_test_setup_teardown(test_presence_types_reserved, setup, fe_teardown),
         cmocka_unit_test_setup_teardown(test_bad_presence_value, setup, fe_teardown),
     };
