@@ -64,7 +64,8 @@ struct fe_stats {
     uint64_t relay_sum_us;
     uint64_t bytes_in, bytes_out;
     uint64_t queries;
-    uint64_t pubsub_in; /* relayed frames received from Redis */
+    uint64_t pubsub_in;                       /* relayed frames received from Redis */
+    uint64_t presence_joins, presence_leaves; /* presence events handed to local members */
     uint64_t slow_consumers;
     uint64_t replaced;
     uint64_t identify_timeouts;

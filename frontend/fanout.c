@@ -19,6 +19,7 @@ struct lroom {
     char channel[KEYS_MAX];
     enum sub_state sub;
     lws_dll2_owner_t members;
+    size_t listeners; /* members with presence */
     int64_t due_at;   /* fanout_room_due: when it last said 1 */
     unsigned due_gen; /* ... under this generation of the fanout's */
 };
@@ -68,10 +69,40 @@ static uint64_t local_sender(struct fanout *f, const char *conn, size_t len) {
     return connid_parse(f->app->node_id, conn, len, &n) ? 0 : n;
 }
 
+/* A presence event for the members who asked for them, except the connection it is about. */
+static void deliver_presence(struct fanout *f, struct lroom *r, const char *payload, size_t len) {
+    struct proto_presence p;
+    if (!r->listeners || proto_presence_parse(payload, len, &p))
+        return;
+    uint64_t skip = local_sender(f, p.conn, p.conn_len);
+    uint64_t *count = p.leave ? &f->app->stats.presence_leaves : &f->app->stats.presence_joins;
+    struct frame *fr = NULL;
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1, lws_dll2_get_head(&r->members)) {
+        struct fanout_member *m = lws_container_of(d, struct fanout_member, link);
+        if (m->presence && m->conn_no != skip) {
+            if (!fr) {
+                size_t n;
+                char *text = proto_presence_frame(&p, r->id, &n);
+                fr = text ? frame_new(text, n, 0) : NULL;
+                free(text);
+                if (!fr)
+                    return;
+            }
+            f->ops->deliver(m, fr, f->arg);
+            (*count)++;
+        }
+    }
+    lws_end_foreach_dll_safe(d, d1);
+    frame_unref(fr);
+}
+
 static void deliver(struct fanout *f, struct lroom *r, const char *payload, size_t len) {
     struct proto_pub pub;
-    if (proto_pub_parse(payload, len, &pub))
+    if (proto_pub_parse(payload, len, &pub)) {
+        /* not a relayed frame: a relayed message pays nothing for presence */
+        deliver_presence(f, r, payload, len);
         return;
+    }
     f->app->stats.pubsub_in++;
     uint64_t skip = local_sender(f, pub.conn, pub.conn_len);
     struct frame *fr = NULL;
@@ -173,7 +204,8 @@ void fanout_destroy(struct fanout *f) {
     free(f);
 }
 
-int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, const char *room) {
+int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, const char *room,
+                int presence) {
     struct lroom *r = hmap_get(f->rooms, room, strlen(room));
     if (!r) {
         r = calloc(1, sizeof(*r));
@@ -189,6 +221,8 @@ int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, con
     }
     m->room = r;
     m->conn_no = conn_no;
+    m->presence = presence;
+    r->listeners += presence != 0;
     lws_dll2_add_tail(&m->link, &r->members);
     if (r->sub == SUB_ACTIVE)
         f->ops->ready(m, f->arg);
@@ -203,6 +237,7 @@ void fanout_leave(struct fanout *f, struct fanout_member *m) {
         return;
     lws_dll2_remove(&m->link);
     m->room = NULL;
+    r->listeners -= m->presence != 0;
     if (r->members.count == 0)
         room_release(f, r);
 }

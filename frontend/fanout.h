@@ -31,13 +31,15 @@ struct fanout_member {
     lws_dll2_t link;    /* in its room's members */
     struct lroom *room; /* NULL when not joined */
     uint64_t conn_no;   /* the connection's local number: it is not sent its own messages */
+    int presence;       /* it is handed the room's presence events (fanout_join) */
 };
 
 struct fanout_ops {
     /* The node receives the room's messages now: m can be answered. Also called again for every
      * member when the room's subscription is confirmed again after it was lost. */
     void (*ready)(struct fanout_member *m, void *arg);
-    /* A relayed frame for m, built once and shared (take a reference to keep it). */
+    /* A relayed frame for m, built once and shared (take a reference to keep it); also a
+     * presence event (seq 0) for a member that asked for them. */
     void (*deliver)(struct fanout_member *m, struct frame *f, void *arg);
     /* The node's control channel says that connection conn (len bytes, "<node>#<n>") was
      * replaced by a newer connection of its device. */
@@ -52,8 +54,12 @@ struct fanout *fanout_create(struct app *app, const struct fanout_ops *ops, void
 void fanout_destroy(struct fanout *f);
 
 /* Adds m (connection conn_no) to the local room, subscribing if needed; ops->ready(m) follows,
- * at once if the room is already subscribed. Returns 0 or -1 on allocation failure. */
-int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, const char *room);
+ * at once if the room is already subscribed. With presence 1, m is also handed the room's
+ * presence events ({"type":"join"|"leave",...}: another device entered or left the room, on any
+ * node), each frame built once per node and shared; never those of its own connection. Returns 0
+ * or -1 on allocation failure. */
+int fanout_join(struct fanout *f, struct fanout_member *m, uint64_t conn_no, const char *room,
+                int presence);
 
 /* 1 if m's room is subscribed (the node receives its messages now), else 0. */
 int fanout_member_ready(const struct fanout_member *m);
@@ -75,7 +81,8 @@ void fanout_confirmed(struct fanout *f, const char *ch, size_t len);
 void fanout_lost(struct fanout *f, const char *ch, size_t len);
 /* The unsubscription asked for when the room's last member left is done. */
 void fanout_unsubscribed(struct fanout *f, const char *ch, size_t len);
-/* A message relayed on the room's channel (smessage): delivered to the local members. */
+/* A message relayed on the room's channel (smessage): delivered to the local members; a
+ * presence event (proto.h) only to those who asked for them. */
 void fanout_message(struct fanout *f, const char *ch, size_t len, const char *payload, size_t plen);
 /* A message on the node's control channel ("kick <conn>", "disconnect <conn>\t<reason>"). */
 void fanout_control(struct fanout *f, const char *msg, size_t len);

@@ -117,6 +117,12 @@ void metrics_write(struct app *app, struct textbuf *r) {
                 "counter\nrrm_resumes_total{recovered=\"true\"} %" PRIu64
                 "\nrrm_resumes_total{recovered=\"false\"} %" PRIu64 "\n",
                 st->resumes_recovered, st->resumes_unrecovered);
+    textbuf_add(r,
+                "# HELP rrm_presence_events_total Presence events handed to local members that "
+                "asked for them.\n# TYPE rrm_presence_events_total counter\n"
+                "rrm_presence_events_total{type=\"join\"} %" PRIu64
+                "\nrrm_presence_events_total{type=\"leave\"} %" PRIu64 "\n",
+                st->presence_joins, st->presence_leaves);
     metric(r, "rrm_ack_resends_total", "counter",
            "Messages resent with an ack_id already accepted: answered, not relayed again.",
            st->ack_resends);

@@ -141,6 +141,9 @@ const struct cfg_option fe_option_table[] = {
     OPT_STR("api-key", api_key, "", 0,
             "key of the server API on the admin port (/api/...; Authorization: Bearer <key>); "
             "empty: the API is off (404)"),
+    OPT_INT("presence-events", presence_events, "0", 0, 1,
+            "1: every member of this node receives its room's join and leave events (a client "
+            "can opt in or out with \"presence\" in its identify)"),
 };
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);

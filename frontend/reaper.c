@@ -174,18 +174,20 @@ static void reap_conn(struct job *j, const char *conn, size_t clen, const char *
     s->ok = 1;
     s->waiting = 2;
     unsigned shard = keys_room_shard(room, (unsigned)app->opt.event_shards);
-    char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], kdev[KEYS_MAX], now[24], maxlen[24];
+    char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], kch[KEYS_MAX], kdev[KEYS_MAX];
+    char now[24], maxlen[24];
     keys_room_members(kmembers, sizeof(kmembers), shard, room);
     keys_empty_rooms(kempty, sizeof(kempty), shard);
     keys_events(kev, sizeof(kev), shard);
+    keys_room_channel(kch, sizeof(kch), shard, room);
     keys_device(kdev, sizeof(kdev), device);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    const char *leave[] = {kmembers, kempty, kev,    room,    device,    s->conn,
+    const char *leave[] = {kmembers, kempty, kev,    kch,     room,      device, s->conn,
                            now,      "r",    maxlen, j->node, j->reason, ""};
     const char *release[] = {kdev, s->conn, "", ""};
     j->outstanding++;
-    if (eval(app, SCRIPT_MEMBER_LEAVE, leave_reply, s, 3, 12, leave)) {
+    if (eval(app, SCRIPT_MEMBER_LEAVE, leave_reply, s, 4, 13, leave)) {
         j->failed = 1;
         free(s);
         j->outstanding--;

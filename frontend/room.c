@@ -167,15 +167,19 @@ static void displace(struct app *app, const struct identify_ticket *t) {
         return;
     if (t->prev_room[0]) {
         unsigned shard = room_shard(app, t->prev_room);
-        char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], now[24], maxlen[24];
+        char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], kch[KEYS_MAX], now[24];
+        char maxlen[24];
         keys_room_members(kmembers, sizeof(kmembers), shard, t->prev_room);
         keys_empty_rooms(kempty, sizeof(kempty), shard);
         keys_events(kev, sizeof(kev), shard);
-        snprintf(now, sizeof(now), "%" PRId64, t->at_ms);
+        keys_room_channel(kch, sizeof(kch), shard, t->prev_room);
+        /* the time of the leave: a replaced connection in another room leaves it now */
+        snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
         snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-        const char *argv[] = {kmembers, kempty, kev,    t->prev_room, t->device, t->prev_conn,
-                              now,      "0",    maxlen, t->prev_node, "",        ""};
-        write_async(app, SCRIPT_MEMBER_LEAVE, 3, 12, argv);
+        const char *argv[] = {kmembers,     kempty,       kev, kch, t->prev_room,
+                              t->device,    t->prev_conn, now, "0", maxlen,
+                              t->prev_node, "",           ""};
+        write_async(app, SCRIPT_MEMBER_LEAVE, 4, 13, argv);
     }
     if (t->prev_node[0]) {
         char kch[KEYS_MAX], msg[CONNID_MAX + 8];
@@ -261,19 +265,22 @@ static void join_reply(void *arg, redisReply *reply, void *priv) {
 static void identify_join(struct app *app, struct identify_ticket *t) {
     unsigned shard = room_shard(app, t->room);
     char kroom[KEYS_MAX], kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], khist[KEYS_MAX];
-    char krooms[KEYS_MAX], now[24], maxlen[24];
+    char krooms[KEYS_MAX], kch[KEYS_MAX], now[24], maxlen[24], joined_at[24];
     keys_room(kroom, sizeof(kroom), shard, t->room);
     keys_room_members(kmembers, sizeof(kmembers), shard, t->room);
     keys_empty_rooms(kempty, sizeof(kempty), shard);
     keys_events(kev, sizeof(kev), shard);
     keys_room_history(khist, sizeof(khist), shard, t->room);
     keys_rooms(krooms, sizeof(krooms), shard);
+    keys_room_channel(kch, sizeof(kch), shard, t->room);
     snprintf(now, sizeof(now), "%" PRId64, t->at_ms);
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    const char *argv[] = {kroom,   kmembers, kempty,    kev,     khist,        krooms,
-                          t->mode, t->room,  t->device, t->conn, app->node_id, t->identity,
-                          t->ip,   now,      t->epoch,  maxlen,  t->prev_room};
-    if (eval(app, SCRIPT_JOIN, join_reply, t, 6, 17, argv))
+    snprintf(joined_at, sizeof(joined_at), "%" PRId64, util_now_ms());
+    const char *argv[] = {kroom,    kmembers,     kempty,       kev,      khist,
+                          krooms,   kch,          t->mode,      t->room,  t->device,
+                          t->conn,  app->node_id, t->identity,  t->ip,    now,
+                          t->epoch, maxlen,       t->prev_room, joined_at};
+    if (eval(app, SCRIPT_JOIN, join_reply, t, 7, 19, argv))
         identify_failed(app, t, unavailable_why(NULL));
 }
 
@@ -412,16 +419,18 @@ void room_leave_conn(struct app *app, const char *device, const char *room, cons
         return;
     util_strlcpy(t->conn, conn, sizeof(t->conn));
     unsigned shard = room_shard(app, room);
-    char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], now[24], at[24], maxlen[24];
+    char kmembers[KEYS_MAX], kempty[KEYS_MAX], kev[KEYS_MAX], kch[KEYS_MAX], now[24], at[24];
+    char maxlen[24];
     keys_room_members(kmembers, sizeof(kmembers), shard, room);
     keys_empty_rooms(kempty, sizeof(kempty), shard);
     keys_events(kev, sizeof(kev), shard);
+    keys_room_channel(kch, sizeof(kch), shard, room);
     snprintf(now, sizeof(now), "%" PRId64, util_now_ms());
     snprintf(at, sizeof(at), "%" PRId64, connected_at);
     snprintf(maxlen, sizeof(maxlen), "%ld", fe_stream_shard_maxlen(&app->opt));
-    const char *argv[] = {kmembers, kempty, kev,    room,         device, conn,
+    const char *argv[] = {kmembers, kempty, kev,    kch,          room,   device, conn,
                           now,      "1",    maxlen, app->node_id, reason, at};
-    if (eval(app, SCRIPT_MEMBER_LEAVE, left_reply, t, 3, 12, argv)) {
+    if (eval(app, SCRIPT_MEMBER_LEAVE, left_reply, t, 4, 13, argv)) {
         free(t);
         return;
     }

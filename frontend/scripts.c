@@ -60,10 +60,13 @@ static const char claim_lua[] =
     "return {mode, prev[1] or '', prev[2] or '', prev[3] or ''}\n";
 
 /* KEYS: room, members, the shard's empty rooms, the shard's events stream, room history, the
- * shard's rooms. ARGV: mode (claim_lua's), room, device, conn, node, identity, ip, now, epoch for
- * the room if its hash is created now (or has none), maxlen (of one shard), the device's previous
- * room. A room hash created here gets the new epoch and loses any history left from before (a room
- * whose state Redis lost starts its seq again, under another epoch).
+ * shard's rooms, room channel. ARGV: mode (claim_lua's), room, device, conn, node, identity, ip,
+ * now, epoch for the room if its hash is created now (or has none), maxlen (of one shard), the
+ * device's previous room, the time of the join (ms, for the presence event). A room hash created
+ * here gets the new epoch and loses any history left from before (a room whose state Redis lost
+ * starts its seq again, under another epoch). A device that was not a member yet is announced on
+ * the room channel (proto.h: presence payload) in the same atomic step, unless it is alone there;
+ * one that was (its previous connection, replaced now) is not: for the others it never left.
  * Returns {action, members, last seq, epoch}, or a NEEDNEW error with nothing changed when mode
  * 'last' finds the room gone or mode 'new' finds it taken. */
 static const char join_lua[] =
@@ -86,13 +89,18 @@ static const char join_lua[] =
     "  action = 'rejoined'\n"
     "end\n"
     "redis.call('HSETNX', KEYS[1], 'epoch', epoch)\n"
-    "redis.call('HSET', KEYS[2], device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
+    "local added =\n"
+    "  redis.call('HSET', KEYS[2], device, conn .. '\\t' .. node .. '\\t' .. identity)\n"
+    "local n = redis.call('HLEN', KEYS[2])\n"
+    "if added == 1 and n > 1 then\n"
+    "  redis.call('SPUBLISH', KEYS[7],\n"
+    "    'Pjoin\\t' .. conn .. '\\t' .. ARGV[12] .. '\\t' .. device .. '\\t' .. identity) end\n"
     "redis.call('ZREM', KEYS[3], room)\n"
     "redis.call('ZADD', KEYS[6], 0, room)\n"
     "emit(KEYS[4], maxlen, 'type', 'room', 'ts', now, 'node', node, 'conn', conn,\n"
     "  'device', device, 'identity', identity, 'room', room, 'action', action)\n"
     "local st = redis.call('HMGET', KEYS[1], 'seq', 'epoch')\n"
-    "return {action, redis.call('HLEN', KEYS[2]), st[1] or '0', st[2]}\n";
+    "return {action, n, st[1] or '0', st[2]}\n";
 
 /* KEYS: device. ARGV: conn, room, device ttl. Records the device's room if conn still holds the
  * device (a newer connection took it over otherwise). Returns 1 or 0. */
@@ -109,18 +117,25 @@ static const char register_lua[] = "if redis.call('HGET', KEYS[1], ARGV[1]) ~= A
                                    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end\n"
                                    "return 1\n";
 
-/* KEYS: members, the shard's empty rooms, the shard's events stream. ARGV: room, device, conn,
- * now, when to record the disconnect ('1' always, 'r' only if the member was removed here, '0'
- * never), maxlen (of one shard), node, reason, connected_at ('' none).
- * Removes the device from the room if conn still holds it; an emptied room starts its grace
- * period in the empty-rooms set. Returns 1 if it removed the member. */
+/* KEYS: members, the shard's empty rooms, the shard's events stream, room channel. ARGV: room,
+ * device, conn, now, when to record the disconnect ('1' always, 'r' only if the member was removed
+ * here, '0' never), maxlen (of one shard), node, reason, connected_at ('' none).
+ * Removes the device from the room if conn still holds it, and announces its leave on the room
+ * channel (proto.h: presence payload; the identity is the member's) in the same atomic step; an
+ * emptied room (nobody to tell) starts its grace period in the empty-rooms set instead. Returns 1
+ * if it removed the member. */
 static const char member_leave_lua[] =
     "local room, device, conn, now, when = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
     "local left = 0\n"
     "local m = redis.call('HGET', KEYS[1], device)\n"
     "if m and string.sub(m, 1, #conn + 1) == conn .. '\\t' then\n"
     "  redis.call('HDEL', KEYS[1], device)\n"
-    "  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZADD', KEYS[2], now, room) end\n"
+    "  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZADD', KEYS[2], now, room)\n"
+    "  else\n"
+    "    local t = string.find(m, '\\t', #conn + 2, true)\n"
+    "    local identity = t and string.sub(m, t + 1) or ''\n"
+    "    redis.call('SPUBLISH', KEYS[4],\n"
+    "      'Pleave\\t' .. conn .. '\\t' .. now .. '\\t' .. device .. '\\t' .. identity) end\n"
     "  left = 1\n"
     "end\n"
     "if when == '1' or (when == 'r' and left == 1) then\n"

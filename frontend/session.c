@@ -56,7 +56,8 @@ struct session {
     char room_action[12];
     long room_total;
     int64_t identified_at_ms;
-    uint8_t joined; /* holds a membership in Redis */
+    uint8_t joined;   /* holds a membership in Redis */
+    uint8_t presence; /* receives the room's presence events (identify, or the node's default) */
     /* counted against its address's limits (edge_established) */
     uint8_t counted;
 
@@ -565,7 +566,7 @@ static void session_on_identified(struct session *s, const char *room, const cha
     util_strlcpy(s->join->room_epoch, epoch, sizeof(s->join->room_epoch));
     s->state = SS_JOINING;
     s->app->stats.identified_total++;
-    if (fanout_join(s->app->fanout, &s->member, s->conn_no, room)) {
+    if (fanout_join(s->app->fanout, &s->member, s->conn_no, room, s->presence)) {
         session_send_error(s, PROTO_E_UNAVAILABLE, "out of memory");
         session_close(s, CLOSE_INTERNAL, "out of memory", "error");
     }
@@ -1086,6 +1087,7 @@ static void on_identify(struct session *s, const char *buf, size_t len, int bina
         return;
     }
     memcpy(s->room_id, id.room_id, sizeof(s->room_id));
+    s->presence = id.presence >= 0 ? (uint8_t)id.presence : s->app->opt.presence_events != 0;
     s->join->resume = (uint8_t)id.resume;
     s->join->resume_seq = id.last_seq;
     memcpy(s->join->resume_epoch, id.epoch, sizeof(s->join->resume_epoch));

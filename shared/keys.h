@@ -13,7 +13,7 @@
  *                                 only under a new epoch)
  *   rrm:room:{N}:R:members hash   device_id -> "conn\tnode\tidentity"
  *   rrm:room:{N}:R:ch      sharded channel  relayed frames of room R (proto.h: the pub/sub
- *                                 payload)
+ *                                 payload) and its presence events (proto.h)
  *   rrm:room:{N}:R:history list   the room's last messages for resume, in seq order, each
  *                                 "device\tts\tpayload" (the sender's device, the message's
  *                                 ts, the payload as published); capped and expiring (history-*)

@@ -101,6 +101,17 @@ int proto_parse_identify(const char *buf, size_t len, struct proto_identify *out
         memcpy(out->room_id, json_string_value(room), json_string_length(room) + 1);
     }
 
+    json_t *presence = json_object_get(root, "presence");
+    out->presence = -1;
+    if (presence && !json_is_null(presence)) {
+        if (!json_is_boolean(presence)) {
+            fail(code, PROTO_E_INVALID_IDENTIFY, msg, msglen,
+                 "presence must be true or false (receive the room's join and leave events)");
+            goto out;
+        }
+        out->presence = json_is_true(presence);
+    }
+
     json_t *last = json_object_get(root, "last_seq");
     json_t *epoch = json_object_get(root, "epoch");
     if (last && !json_is_null(last)) {
@@ -158,7 +169,8 @@ int proto_random_room_id(char out[PROTO_ROOM_ID_LEN + 1]) {
 /* Types the server sends; a client sending one would impersonate the server. */
 static int reserved_type(const char *t) {
     return strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
-           strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0 || strcmp(t, "ack") == 0;
+           strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0 || strcmp(t, "ack") == 0 ||
+           strcmp(t, "join") == 0 || strcmp(t, "leave") == 0;
 }
 
 int proto_ack_id(const json_t *value, const char **ack) {
@@ -379,4 +391,47 @@ int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out) {
     out->frame = nl + 1;
     out->frame_len = len - (size_t)(nl + 1 - payload);
     return 0;
+}
+
+/* The next field of a presence payload, from *p to the next tab (the last one: to end); -1 if a
+ * tab was wanted and there is none. */
+static int presence_field(const char **p, const char *end, int last, const char **f, size_t *n) {
+    const char *tab = last ? NULL : memchr(*p, '\t', (size_t)(end - *p));
+    if (!last && !tab)
+        return -1;
+    *f = *p;
+    *n = (size_t)((last ? end : tab) - *p);
+    *p = last ? end : tab + 1;
+    return 0;
+}
+
+int proto_presence_parse(const char *payload, size_t len, struct proto_presence *out) {
+    const char *p = payload, *end = payload + len, *type, *ts;
+    size_t type_len, ts_len;
+    uint64_t t;
+    if (len < 2 || payload[0] != PROTO_PUB_PRESENCE)
+        return -1;
+    p++;
+    if (presence_field(&p, end, 0, &type, &type_len) ||
+        presence_field(&p, end, 0, &out->conn, &out->conn_len) ||
+        presence_field(&p, end, 0, &ts, &ts_len) ||
+        presence_field(&p, end, 0, &out->device, &out->device_len) ||
+        presence_field(&p, end, 1, &out->identity, &out->identity_len) ||
+        pub_number(ts, ts + ts_len, &t) || t > INT64_MAX || out->device_len == 0)
+        return -1;
+    if (type_len == 4 && memcmp(type, "join", 4) == 0)
+        out->leave = 0;
+    else if (type_len == 5 && memcmp(type, "leave", 5) == 0)
+        out->leave = 1;
+    else
+        return -1;
+    out->ts = (int64_t)t;
+    return 0;
+}
+
+char *proto_presence_frame(const struct proto_presence *p, const char *room_id, size_t *len) {
+    json_t *o = json_pack("{s:s, s:s#, s:s#, s:s, s:I}", "type", p->leave ? "leave" : "join",
+                          "device_id", p->device, (int)p->device_len, "identity", p->identity,
+                          (int)p->identity_len, "room_id", room_id, "ts", (json_int_t)p->ts);
+    return dump_frame(o, len);
 }

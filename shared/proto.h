@@ -46,6 +46,8 @@ struct proto_identify {
     int resume;
     int64_t last_seq;
     char epoch[PROTO_MAX_EPOCH + 1];
+    /* "presence": 1 true, 0 false, -1 absent or null (the node's default applies) */
+    int presence;
 };
 
 /* 1 if s (len bytes) is a valid device or room id: 1..max bytes of [A-Za-z0-9_.:@-]. */
@@ -154,5 +156,27 @@ int proto_pub_header(char *buf, size_t cap, int binary, const char *conn, uint64
 /* Splits a pub/sub payload; returns 0 or -1 if it is malformed (no kind, no '\n', or a time or
  * seq that is not 1-20 decimal digits fitting in 64 bits). */
 int proto_pub_parse(const char *payload, size_t len, struct proto_pub *out);
+
+/* Pub/sub payload of a presence event, published on the room's channel by the scripts that change
+ * its membership (scripts.c): 'P', then "join" or "leave", the member's connection id, the time
+ * of the change (ms since the epoch, decimal), its device id and its identity (possibly empty, to
+ * the end of the payload), separated by '\t'. A relayed frame's payload starts with 'T' or 'B',
+ * which proto_pub_header alone writes, so no client message takes this form. */
+#define PROTO_PUB_PRESENCE 'P'
+
+struct proto_presence {
+    int leave;                            /* 0 join, 1 leave */
+    const char *conn, *device, *identity; /* borrowed from the payload */
+    size_t conn_len, device_len, identity_len;
+    int64_t ts;
+};
+
+/* Splits a presence payload; returns 0, or -1 if it is not one (or malformed). */
+int proto_presence_parse(const char *payload, size_t len, struct proto_presence *out);
+
+/* {"type":"join"|"leave","device_id","identity","room_id","ts"}: returns a malloc'd compact JSON
+ * text (caller frees) and its length in *len, or NULL (no memory, or an identity that is not
+ * UTF-8). */
+char *proto_presence_frame(const struct proto_presence *p, const char *room_id, size_t *len);
 
 #endif

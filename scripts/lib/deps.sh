@@ -15,13 +15,16 @@ rrm_packages=(
     chromium # the browser tests (tests/browser), driven by playwright-core: rrm_install_browser_deps
 )
 
+# rrm_install_deps [PKG...]: installs what is missing of rrm_packages and kubectl, or with
+# arguments, of those packages only (scripts/image: what it needs beyond a build).
 rrm_install_deps() {
-    local missing=()
-    for p in "${rrm_packages[@]}"; do
+    local missing=() want=("${rrm_packages[@]}")
+    (($#)) && want=("$@")
+    for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     # kubectl renders k8s/ for scripts/check-k8s; any kubectl will do, Debian's is kubernetes-client
-    if ! command -v kubectl >/dev/null; then
+    if ! (($#)) && ! command -v kubectl >/dev/null; then
         missing+=(kubernetes-client)
     fi
     ((${#missing[@]})) || return 0
@@ -31,11 +34,13 @@ rrm_install_deps() {
     # Package scripts must not start system services: the project runs its own servers.
     if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" -eq 0 ]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-        trap 'rm -f /usr/sbin/policy-rc.d' RETURN
+        # (the trap is global: it removes itself, or every later function's return would run it)
+        trap 'rm -f /usr/sbin/policy-rc.d; trap - RETURN' RETURN
     fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+    # Another apt may be running (a second script installing at the same time): wait for it.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 \
+        -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 rrm_build() { # rrm_build DIR [cmake args...]

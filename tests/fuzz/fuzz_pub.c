@@ -1,10 +1,14 @@
 /* Fuzzes the pub/sub payload split (proto_pub_parse): an accepted payload is exactly kind byte,
  * connection id without a newline or tab, optionally '\t' and the seq, or '\t', the sender's time,
  * '\t' and the seq (each 1-20 digits), '\n', frame, with every part inside the input; a refused
- * one really lacks a kind or a newline, or has a bad number. */
+ * one really lacks a kind or a newline, or has a bad number. The same payload as a presence event
+ * (proto_presence_parse), as the node tries it when it is not a relayed frame: never both; an
+ * accepted one is 'P', join or leave, and tab-separated fields inside the input, and its frame
+ * (proto_presence_frame) is JSON or refused. */
 #include "fuzz.h"
 #include "proto.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* 1 if [p, end) is 1-20 digits that fit in 64 bits (compared as text with UINT64_MAX's 20). */
@@ -37,11 +41,36 @@ static int numbers_ok(const char *p, size_t size) {
     return tab2 ? number_ok(tab + 1, tab2) && number_ok(tab2 + 1, nl) : number_ok(tab + 1, nl);
 }
 
+/* The presence reading of the payload (rc: proto_pub_parse's answer). */
+static void presence(const char *p, size_t size, int rc) {
+    struct proto_presence pr;
+    if (proto_presence_parse(p, size, &pr))
+        return;
+    FUZZ_CHECK(rc != 0 && p[0] == PROTO_PUB_PRESENCE);
+    FUZZ_CHECK(memcmp(p + 1, pr.leave ? "leave\t" : "join\t", pr.leave ? 6 : 5) == 0);
+    FUZZ_CHECK(pr.conn == p + (pr.leave ? 7 : 6));
+    FUZZ_CHECK(memchr(pr.conn, '\t', pr.conn_len) == NULL && pr.conn[pr.conn_len] == '\t');
+    FUZZ_CHECK(pr.device_len > 0 && memchr(pr.device, '\t', pr.device_len) == NULL);
+    FUZZ_CHECK(pr.device > pr.conn && pr.device[pr.device_len] == '\t');
+    FUZZ_CHECK(pr.identity == pr.device + pr.device_len + 1);
+    FUZZ_CHECK(pr.identity + pr.identity_len == p + size);
+    FUZZ_CHECK(pr.ts >= 0);
+    size_t len = 0;
+    char *f = proto_presence_frame(&pr, "ROOM", &len);
+    if (f) {
+        json_t *o = json_loadb(f, len, JSON_ALLOW_NUL, NULL);
+        FUZZ_CHECK(o != NULL && json_is_object(o));
+        json_decref(o);
+        free(f);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *p = (const char *)data;
     struct proto_pub pub;
     memset(&pub, 0, sizeof(pub));
     int rc = proto_pub_parse(p, size, &pub);
+    presence(p, size, rc);
     int kind_ok = size >= 1 && (p[0] == PROTO_PUB_TEXT || p[0] == PROTO_PUB_BINARY);
     int has_nl = size >= 2 && memchr(p + 1, '\n', size - 1) != NULL;
     if (rc != 0) {

@@ -404,7 +404,8 @@ static void test_identify_token(void **state) {
 
 static void test_classify_reserved_types(void **state) {
     (void)state;
-    const char *types[] = {"connection", "room", "room_info", "error", "refreshed", "ack"};
+    const char *types[] = {"connection", "room", "room_info", "error",
+                           "refreshed",  "ack",  "join",      "leave"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         char text[64];
         snprintf(text, sizeof(text), "{\"type\":\"%s\",\"x\":1}", types[i]);
@@ -816,6 +817,78 @@ static void test_pub_header_round_trip(void **state) {
     assert_int_equal(proto_pub_header(buf, 7, 1, "n#1", 7), -1); /* no room for the NUL */
 }
 
+/* ---- presence ---- */
+
+static void test_identify_presence(void **state) {
+    (void)state;
+    struct proto_identify id;
+    const char *code;
+    char msg[200];
+    assert_int_equal(identify("{\"device_id\":\"d\"}", &id, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(id.presence, -1);
+    assert_int_equal(
+        identify("{\"device_id\":\"d\",\"presence\":null}", &id, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(id.presence, -1);
+    assert_int_equal(
+        identify("{\"device_id\":\"d\",\"presence\":true}", &id, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(id.presence, 1);
+    assert_int_equal(
+        identify("{\"device_id\":\"d\",\"presence\":false}", &id, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(id.presence, 0);
+    expect_identify_error("{\"device_id\":\"d\",\"presence\":\"true\"}", PROTO_E_INVALID_IDENTIFY);
+    expect_identify_error("{\"device_id\":\"d\",\"presence\":1}", PROTO_E_INVALID_IDENTIFY);
+    expect_identify_error("{\"device_id\":\"d\",\"presence\":[]}", PROTO_E_INVALID_IDENTIFY);
+}
+
+static void test_presence_parse(void **state) {
+    (void)state;
+    struct proto_presence p;
+    const char join[] = "Pjoin\tnode-a#17\t1764500000123\tdev-1\tMy \"name\"";
+    assert_int_equal(proto_presence_parse(join, sizeof(join) - 1, &p), 0);
+    assert_int_equal(p.leave, 0);
+    assert_int_equal(p.conn_len, 9);
+    assert_memory_equal(p.conn, "node-a#17", 9);
+    assert_true(p.ts == 1764500000123);
+    assert_int_equal(p.device_len, 5);
+    assert_memory_equal(p.device, "dev-1", 5);
+    assert_int_equal(p.identity_len, 9);
+    assert_memory_equal(p.identity, "My \"name\"", 9);
+    const char leave[] = "Pleave\tc\t5\td\t";
+    assert_int_equal(proto_presence_parse(leave, sizeof(leave) - 1, &p), 0);
+    assert_int_equal(p.leave, 1);
+    assert_int_equal(p.identity_len, 0);
+    /* not presence payloads, or malformed ones */
+    const char *bad[] = {"",
+                         "P",
+                         "Tjoin\tc\t5\td\ti",
+                         "Pjoined\tc\t5\td\ti",
+                         "Pjoin\tc\t5\td",
+                         "Pjoin\tc\tx\td\ti",
+                         "Pjoin\tc\t\td\ti",
+                         "Pjoin\tc\t5\t\ti",
+                         "Pjoin\tc\t9223372036854775808\td\ti"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(proto_presence_parse(bad[i], strlen(bad[i]), &p), -1);
+    /* a relayed message is not one, and a presence payload is not a relayed message */
+    struct proto_pub pub;
+    assert_int_equal(proto_pub_parse(join, sizeof(join) - 1, &pub), -1);
+    assert_int_equal(proto_presence_parse("Tc\t7\n{}", 7, &p), -1);
+}
+
+static void test_presence_frame(void **state) {
+    (void)state;
+    struct proto_presence p;
+    const char join[] = "Pleave\tn#1\t1764500000123\tdev-1\tA \"b\" \xc3\xa9";
+    assert_int_equal(proto_presence_parse(join, sizeof(join) - 1, &p), 0);
+    size_t len;
+    char *f = proto_presence_frame(&p, "ROOM1", &len);
+    assert_non_null(f);
+    assert_string_equal(f, "{\"type\":\"leave\",\"device_id\":\"dev-1\",\"identity\":\"A \\\"b\\\" "
+                           "\xc3\xa9\",\"room_id\":\"ROOM1\",\"ts\":1764500000123}");
+    assert_int_equal(len, strlen(f));
+    free(f);
+}
+
 /* ---- proto_pub_parse ---- */
 
 static void test_pub_parse_text(void **state) {
@@ -969,6 +1042,9 @@ int main(void) {
         cmocka_unit_test(test_random_room_id),
         cmocka_unit_test(test_server_frames),
         cmocka_unit_test(test_pub_header_round_trip),
+        cmocka_unit_test(test_identify_presence),
+        cmocka_unit_test(test_presence_parse),
+        cmocka_unit_test(test_presence_frame),
         /* Last: proto_classify reads freed memory here, which aborts the sanitizer build. */
         cmocka_unit_test(test_classify_reserved_types),
         cmocka_unit_test(test_classify_refresh),
