@@ -333,6 +333,28 @@ static json_t *member_json(const redisReply *dev, const redisReply *val) {
                      (size_t)(t1 - v));
 }
 
+json_t *api_room_clients(const struct redisReply *list, size_t most) {
+    size_t n = list->elements / 2, m = 0;
+    json_t **items = n ? calloc(n, sizeof(*items)) : NULL;
+    for (size_t i = 0; items && i < n; i++) {
+        const redisReply *d = list->element[2 * i], *v = list->element[2 * i + 1];
+        if (d->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            (items[m] = member_json(d, v)))
+            m++;
+    }
+    if (m)
+        qsort(items, m, sizeof(*items), client_cmp);
+    json_t *clients = json_array();
+    for (size_t i = 0; i < m; i++) {
+        if (clients && i < most)
+            json_array_append_new(clients, items[i]);
+        else
+            json_decref(items[i]);
+    }
+    free(items);
+    return clients;
+}
+
 static void room_reply(void *arg, redisReply *r, void *priv) {
     (void)arg;
     struct api_op *op = priv;
@@ -348,26 +370,8 @@ static void room_reply(void *arg, redisReply *r, void *priv) {
         op_fail(op, 404, "room_not_found", "no such room");
         return;
     }
-    const redisReply *list = r->element[4];
-    size_t n = list->elements / 2, m = 0;
-    json_t **items = n ? calloc(n, sizeof(*items)) : NULL;
-    for (size_t i = 0; items && i < n; i++) {
-        const redisReply *d = list->element[2 * i], *v = list->element[2 * i + 1];
-        if (d->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
-            (items[m] = member_json(d, v)))
-            m++;
-    }
-    if (m)
-        qsort(items, m, sizeof(*items), client_cmp);
-    if (m > API_ROOM_MAX_CLIENTS) {
-        for (size_t i = API_ROOM_MAX_CLIENTS; i < m; i++)
-            json_decref(items[i]);
-        m = API_ROOM_MAX_CLIENTS;
-    }
-    json_t *clients = json_array();
-    for (size_t i = 0; i < m; i++)
-        json_array_append_new(clients, items[i]);
-    free(items);
+    json_t *clients = api_room_clients(r->element[4], API_ROOM_MAX_CLIENTS);
+    size_t m = json_array_size(clients);
     long long total = r->element[3]->type == REDIS_REPLY_INTEGER ? r->element[3]->integer : 0;
     json_t *v = json_pack(
         "{s:s,s:I,s:I,s:s%,s:o}", "room_id", c->target, "total_clients", (json_int_t)total, "seq",

@@ -15,6 +15,7 @@
 
 #include "textbuf.h"
 
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <stddef.h>
 
@@ -71,6 +72,13 @@ enum api_step api_body_done(struct api_call *c);
 
 /* The owner goes away: done will not be called; frees what c holds. Safe to call again. */
 void api_cancel(struct api_call *c);
+
+/* The members of a room's flat device/value list (a room's members hash, as the room script
+ * returns it: values "conn\tnode\tidentity"): a JSON array of {device_id, identity, node, conn}
+ * in device order, at most `most` of them (a new reference; NULL without memory). Also /status's
+ * (status.c). */
+struct redisReply;
+json_t *api_room_clients(const struct redisReply *list, size_t most);
 
 /* rrm_api_requests_total{endpoint,code} of app. */
 void api_metrics(const struct app *app, struct textbuf *b);

@@ -5,6 +5,7 @@
 #include "app.h"
 #include "metrics.h"
 #include "edge.h"
+#include "pages.h"
 #include "status.h"
 #include "textbuf.h"
 
@@ -18,9 +19,10 @@ struct http_reply {
     int head;        /* HEAD: the headers announce the body, which is not sent */
     int await_body;  /* refused request whose body lws is still reading: answered once consumed */
     int close_after; /* the connection ends with this answer (a body of unknown length follows) */
-    struct status_wait status; /* a /status page waiting for Redis */
+    struct status_wait status; /* a /status.json answer waiting for Redis */
     struct api_call api;       /* a server API request (api.h) */
     const char *allow;         /* 405: the methods allowed ("GET, HEAD" when NULL) */
+    const char *csp;           /* an HTML page's Content-Security-Policy (NULL: not a page) */
     struct lws *wsi;
 };
 
@@ -29,11 +31,37 @@ static int add_header(struct lws *wsi, enum lws_token_indexes t, const char *v, 
     return lws_add_http_header_by_token(wsi, t, (const unsigned char *)v, (int)strlen(v), p, end);
 }
 
+static int add_named(struct lws *wsi, const char *name, const char *v, unsigned char **p,
+                     unsigned char *end) {
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,
+                                       (int)strlen(v), p, end);
+}
+
+/* The headers of a page (r->csp): what it may load and where it may connect (nothing but itself,
+ * its inline script and style, and WebSockets to its own origin), never framed, never sniffed
+ * (every answer), no referrer. */
+static int security_headers(struct lws *wsi, const struct http_reply *r, unsigned char **p,
+                            unsigned char *end) {
+    return add_named(wsi, "x-content-type-options:", "nosniff", p, end) ||
+           (r->csp && (add_named(wsi, "content-security-policy:", r->csp, p, end) ||
+                       add_named(wsi, "x-frame-options:", "DENY", p, end) ||
+                       add_named(wsi, "referrer-policy:", "no-referrer", p, end)));
+}
+
+/* The pages' policy: inline script and style only (the pages load nothing), fetches and
+ * WebSockets to the page's own origin only ('self' covers ws: and wss: of the same host and
+ * port). */
+#define PAGE_CSP                                                                                   \
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "                  \
+    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "              \
+    "frame-ancestors 'none'"
+
 /* Writes the status line and headers of r now; the body follows from the writeable callback. */
 static int respond(struct lws *wsi, struct http_reply *r) {
-    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr);
     if (lws_add_http_common_headers(wsi, (unsigned int)r->code, r->type, r->body.len, &p, end) ||
         add_header(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, "no-store", &p, end) ||
+        security_headers(wsi, r, &p, end) ||
         (r->code == HTTP_STATUS_METHOD_NOT_ALLOWED &&
          add_header(wsi, WSI_TOKEN_HTTP_ALLOW, r->allow ? r->allow : "GET, HEAD", &p, end)) ||
         (r->code == HTTP_STATUS_UNAUTHORIZED &&
@@ -45,10 +73,10 @@ static int respond(struct lws *wsi, struct http_reply *r) {
     return 0;
 }
 
-/* The /status page is complete: answer with it. */
+/* The /status.json answer is complete. */
 static void status_done(struct status_wait *w) {
     struct http_reply *r = lws_container_of(w, struct http_reply, status);
-    r->type = "text/html; charset=utf-8";
+    r->type = "application/json";
     if (respond(r->wsi, r))
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
@@ -101,11 +129,54 @@ static int answer_metrics(struct app *app, struct lws *wsi, struct http_reply *r
     return 0;
 }
 
-static int answer_status(struct app *app, struct lws *wsi, struct http_reply *r) {
-    r->wsi = wsi;
-    if (status_request(app->status, &r->status, &r->body, status_done))
-        return 1; /* answered from status_done */
+/* A page from the binary: the status page (admin) or the browser client (public). */
+static void answer_page(struct http_reply *r, const unsigned char *page, size_t len) {
     r->type = "text/html; charset=utf-8";
+    r->csp = PAGE_CSP;
+    textbuf_add(&r->body, "%.*s", (int)len, (const char *)page);
+}
+
+static int answer_status(struct app *app, struct lws *wsi, struct http_reply *r) {
+    (void)app;
+    (void)wsi;
+    answer_page(r, page_status, page_status_len);
+    return 0;
+}
+
+static int answer_client(struct app *app, struct lws *wsi, struct http_reply *r) {
+    (void)wsi;
+    if (!app->opt.demo_page) {
+        r->code = 404;
+        textbuf_add(&r->body, "not found\n");
+        return 0;
+    }
+    answer_page(r, page_client, page_client_len);
+    return 0;
+}
+
+/* Query argument name ("q=") of the request into buf (cap bytes; longer: cut); "" if absent. */
+static void query_arg(struct lws *wsi, const char *name, char *buf, int cap) {
+    const char *v = lws_get_urlarg_by_name(wsi, name, buf, cap); /* into buf, after "name" */
+    if (!v)
+        buf[0] = '\0';
+    else
+        memmove(buf, v, strlen(v) + 1);
+}
+
+static int answer_status_json(struct app *app, struct lws *wsi, struct http_reply *r) {
+    struct status_query q = {.page = 1, .per_page = STATUS_PER_PAGE_DEFAULT};
+    char num[24];
+    query_arg(wsi, "q=", q.q, (int)sizeof(q.q));
+    query_arg(wsi, "page=", num, (int)sizeof(num));
+    if (num[0])
+        q.page = strtol(num, NULL, 10);
+    query_arg(wsi, "per_page=", num, (int)sizeof(num));
+    if (num[0])
+        q.per_page = strtol(num, NULL, 10);
+    r->wsi = wsi;
+    if (status_request(app->status, &r->status, &q, &r->body, status_done))
+        return 1; /* answered from status_done */
+    r->type = "application/json";
     return 0;
 }
 
@@ -125,6 +196,8 @@ static const struct endpoint {
     {"/metrics", ON_ADMIN, answer_metrics},
     {"/status", ON_ADMIN, answer_status},
     {"/", ON_ADMIN, answer_status},
+    {"/status.json", ON_ADMIN, answer_status_json},
+    {"/", ON_PUBLIC, answer_client},
 };
 
 /* Builds the answer to a GET or HEAD into r, by the listener the request came on. Returns 1 if

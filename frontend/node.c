@@ -97,12 +97,30 @@ static void recycle(struct node *n) {
         recycle_shard(n, i);
 }
 
+/* The node's version beside its heartbeat, for /status: its own key (a node's slot, not the
+ * node list's), outliving a missed beat or two and gone soon after the node. */
+static void version_reply(void *arg, redisReply *r, void *priv) {
+    (void)arg;
+    (void)r;
+    (void)priv;
+}
+
+static void write_version(struct app *app) {
+    char key[KEYS_MAX], ttl[24];
+    if (keys_node_version(key, sizeof(key), app->node_id) < 0)
+        return;
+    snprintf(ttl, sizeof(ttl), "%ld", 2 * app->opt.node_timeout_ms);
+    const char *argv[] = {"SET", key, RRM_VERSION, "PX", ttl};
+    router_command(app->router, key, version_reply, NULL, 5, argv, NULL);
+}
+
 static void beat_cb(lws_sorted_usec_list_t *sul) {
     struct node *n = lws_container_of(sul, struct node, sul_beat);
     struct app *app = n->app;
     if (cmd(app) && !app->draining) {
         const char *hb[] = {KEYS_NODES, app->node_id};
         router_eval(app->router, SCRIPT_HEARTBEAT, beat_reply, n, 1, 2, hb, NULL);
+        write_version(app);
         reaper_tick(n->reaper);
         recycle(n);
     }

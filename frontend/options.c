@@ -30,6 +30,9 @@ const struct cfg_option fe_option_table[] = {
     OPT_STR("allowed-origins", allowed_origins, "*", 1,
             "comma-separated origins (scheme://host[:port]) whose pages may open WebSockets; "
             "other Origin headers get 403; * allows any; requests without Origin are allowed"),
+    OPT_INT("demo-page", demo_page, "1", 0, 1,
+            "1: the public port serves the browser client at / (HTML and JS from the binary); 0: "
+            "404 there"),
     OPT_STR(
         "node-id", node_id, "", 0,
         "this node's id, unique in the cluster (empty: hostname-pid; in Kubernetes the pod name)"),

@@ -10,6 +10,7 @@ struct fe_options {
     long admin_port;
     char admin_bind[64];
     char allowed_origins[2048];
+    long demo_page;
     char node_id[64];
     char redis_host[256];
     long redis_port;

@@ -1,187 +1,97 @@
-/* The /status page (see status.h). */
+/* /status.json (see status.h). */
 #include "status.h"
 
 #include "addrlimit.h"
+#include "api.h"
 #include "app.h"
 #include "edge.h"
 #include "fanout.h"
 #include "keys.h"
+#include "proto.h"
 #include "router.h"
+#include "scripts.h"
 #include "session.h"
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct status_ctx {
-    struct app *app;
-    struct textbuf *r;
-};
-
-static void status_room(const char *room, size_t members, void *arg) {
-    struct status_ctx *c = arg;
-    textbuf_add(c->r, "<tr><td>%s</td><td>%zu</td></tr>\n", room, members);
-}
-
-/* One connection of a node, from its conns hash: value "room\tdevice". */
-struct member {
-    const char *room, *device;
-    int room_len, device_len;
-};
-
-static int span_cmp(const char *a, int an, const char *b, int bn) {
-    int c = memcmp(a, b, (size_t)(an < bn ? an : bn));
-    return c ? c : an - bn;
-}
-
-static int member_cmp(const void *a, const void *b) {
-    const struct member *x = a, *y = b;
-    int c = span_cmp(x->room, x->room_len, y->room, y->room_len);
-    return c ? c : span_cmp(x->device, x->device_len, y->device, y->device_len);
-}
-
-/* One node of the cluster as gathered for a page: its heartbeat from rrm:nodes, its
- * connections from its conns hash (HLEN, and at most STATUS_MAX_CONNS values of HSCAN). */
-struct gnode {
-    char *name;
-    long long beat, total;
-    size_t nvals;
-    char **vals; /* "room\tdevice" */
-};
-
-/* A node's heading and a table of its rooms and their devices. */
-static void status_node(struct textbuf *r, const struct gnode *g, long long now) {
-    textbuf_add(r, "<h3>");
-    textbuf_add_html(r, g->name, strlen(g->name));
-    textbuf_add(r, "</h3><p>%lld connections, last heartbeat %lld ms ago</p>\n", g->total,
-                now - g->beat);
-    size_t m = 0;
-    struct member *ms = g->nvals ? calloc(g->nvals, sizeof(*ms)) : NULL;
-    for (size_t i = 0; ms && i < g->nvals; i++) {
-        const char *v = g->vals[i], *tab = strchr(v, '\t');
-        if (!tab)
-            continue;
-        ms[m].room = v;
-        ms[m].room_len = (int)(tab - v);
-        ms[m].device = tab + 1;
-        ms[m].device_len = (int)strlen(tab + 1);
-        m++;
-    }
-    if (m)
-        qsort(ms, m, sizeof(*ms), member_cmp);
-    textbuf_add(r, "<table border=\"1\"><tr><th>room</th><th>devices on this node</th></tr>\n");
-    for (size_t i = 0; i < m; i++) {
-        int first =
-            i == 0 || span_cmp(ms[i].room, ms[i].room_len, ms[i - 1].room, ms[i - 1].room_len);
-        if (first) {
-            textbuf_add(r, "%s<tr><td>", i ? "</td></tr>\n" : "");
-            textbuf_add_html(r, ms[i].room, (size_t)ms[i].room_len);
-            textbuf_add(r, "</td><td>");
-        } else {
-            textbuf_add(r, ", ");
-        }
-        textbuf_add_html(r, ms[i].device, (size_t)ms[i].device_len);
-    }
-    textbuf_add(r, "%s</table>\n", m ? "</td></tr>\n" : "");
-    if ((long long)m < g->total)
-        textbuf_add(r, "<p>(%zu of %lld connections listed)</p>\n", m, g->total);
-    free(ms);
-}
-
-/* Client addresses listed on /status (the ones with the most connections). */
+/* Client addresses listed (the ones with the most connections). */
 #define STATUS_TOP_CLIENTS 20
-
-/* This node's client addresses (behind trusted proxies, the real ones) with the most open
- * connections, as the per-address limits count them. */
-static void clients(struct app *app, struct textbuf *r) {
-    struct addrlimit_usage top[STATUS_TOP_CLIENTS];
-    long n = edge_top_clients(app->edge, top, STATUS_TOP_CLIENTS);
-    if (n < 0) {
-        textbuf_add(r, "<p>client addresses: not counted (per-address limits off)</p>\n");
-        return;
-    }
-    textbuf_add(r,
-                "<table border=\"1\"><tr><th>client address (top %d)</th>"
-                "<th>connections</th></tr>\n",
-                STATUS_TOP_CLIENTS);
-    for (long i = 0; i < n; i++) {
-        textbuf_add(r, "<tr><td>");
-        textbuf_add_html(r, top[i].addr, strlen(top[i].addr));
-        textbuf_add(r, "</td><td>%ld</td></tr>\n", top[i].connections);
-    }
-    textbuf_add(r, "</table>\n");
-}
-
-/* This node's connections listed at most on /status. */
+/* This node's connections listed at most. */
 #define STATUS_LOCAL_CONNS 2000
 
-static void status_conn(const struct room_conn *c, void *arg) {
-    struct textbuf *r = arg;
-    textbuf_add(r, "<tr><td>");
-    textbuf_add_html(r, c->device_id, strlen(c->device_id));
-    textbuf_add(r, "</td><td>");
-    textbuf_add_html(r, c->identity, strlen(c->identity));
-    textbuf_add(r, "</td><td>");
-    textbuf_add_html(r, c->room_id, strlen(c->room_id));
-    textbuf_add(r, "</td><td>");
-    textbuf_add_html(r, c->ip, strlen(c->ip));
-    textbuf_add(r, "</td><td>");
-    textbuf_add_html(r, c->conn_id, c->conn_id_len);
-    textbuf_add(r, "</td></tr>\n");
+/* ---- this node ------------------------------------------------------------------------------- */
+
+static void local_conn(const struct room_conn *c, void *arg) {
+    json_array_append_new(arg,
+                          json_pack("{s:s,s:s,s:s,s:s,s:s%}", "device_id", c->device_id, "identity",
+                                    c->identity, "room_id", c->room_id, "client_address", c->ip,
+                                    "conn_id", c->conn_id, c->conn_id_len));
 }
 
-/* This node's connections in rooms, with the client address each was accepted from (behind
- * trusted proxies, the real one: what the archive records as client_ip). */
-static void connections(struct app *app, struct textbuf *r) {
-    textbuf_add(r, "<h2>Connections on this node</h2>\n<table border=\"1\"><tr><th>device</th>"
-                   "<th>identity</th><th>room</th><th>client address</th><th>conn</th></tr>\n");
-    size_t n = session_each_member(app, STATUS_LOCAL_CONNS, status_conn, r);
-    textbuf_add(r, "</table>\n");
-    if (n > STATUS_LOCAL_CONNS)
-        textbuf_add(r, "<p>(%d of %zu connections listed)</p>\n", STATUS_LOCAL_CONNS, n);
+/* This node: its counts, its busiest client addresses (null when per-address limits are off:
+ * nothing is counted then) and its connections in rooms, with the client address each was
+ * accepted from (behind trusted proxies, the real one: what the archive records as client_ip). */
+static json_t *this_node(struct app *app) {
+    struct addrlimit_usage top[STATUS_TOP_CLIENTS];
+    long n = edge_top_clients(app->edge, top, STATUS_TOP_CLIENTS);
+    json_t *clients = n < 0 ? json_null() : json_array();
+    for (long i = 0; i < n; i++)
+        json_array_append_new(clients, json_pack("{s:s,s:I}", "address", top[i].addr, "connections",
+                                                 (json_int_t)top[i].connections));
+    json_t *conns = json_array();
+    size_t total = session_each_member(app, STATUS_LOCAL_CONNS, local_conn, conns);
+    return json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:o,s:o,s:I}", "node_id", app->node_id, "version",
+                     RRM_VERSION, "connections", (json_int_t)app->connections, "rooms",
+                     (json_int_t)fanout_room_count(app->fanout), "redis_up", app_redis_ready(app),
+                     "draining", app->draining, "clients", clients, "members", conns,
+                     "members_total", (json_int_t)total);
 }
 
-/* What a page gathers from Redis, one command per key so that each goes to the shard that holds
- * it: the node list, Redis's clock, then each node's connections. Freed by the last reply (the
- * router answers every accepted command exactly once). */
+/* ---- the cluster ----------------------------------------------------------------------------- */
+
+/* A node of the cluster: its heartbeat from rrm:nodes, its connections (HLEN of its conns) and
+ * its version (its version key). */
+struct gnode {
+    char *name;
+    long long beat, conns;
+    char *version; /* NULL: none recorded */
+};
+
+/* A room counted: its shard's script gave its member count; members: for the rooms of the page,
+ * the room script's answer. */
+struct groom {
+    char *id;
+    long long total;
+    unsigned shard;
+    json_t *clients; /* NULL: not on the page, or not read */
+};
+
+/* What one answer gathers from Redis, one command or one-slot script at a time so that each goes
+ * to the shard that holds its keys: the node list, Redis's clock, each node's connections and
+ * version, each shard's rooms with their counts, the device searched for; then the members of
+ * the rooms of the page. Freed by the last reply (the router answers every accepted command
+ * exactly once). */
 struct gather {
     struct app *app;
     uint64_t no; /* the waiting request it is for */
+    struct status_query q;
     int pending, failed;
+    int counting;  /* rooms and device replies still to come before the page is chosen */
+    int truncated; /* a shard had more rooms than were counted */
     long long now; /* ms, Redis's clock */
-    size_t n;
+    size_t nnodes;
     struct gnode *nodes;
+    size_t nrooms, caprooms;
+    struct groom *rooms;
+    json_t *device; /* the device searched for ({device_id, connected, ...}), or NULL */
+    /* the page chosen: indexes into rooms, busiest first */
+    size_t *sel, nsel, matched;
+    long page, pages;
+    long long members;
 };
-
-/* The page: this node, then the cluster as Redis knows it (g NULL: unavailable). */
-static void page(struct app *app, struct textbuf *r, const struct gather *g) {
-    textbuf_add(r, "<!doctype html><html><head><meta charset=\"utf-8\"><title>rrm ");
-    textbuf_add_html(r, app->node_id, strlen(app->node_id));
-    textbuf_add(r, "</title></head><body><h1>Node ");
-    textbuf_add_html(r, app->node_id, strlen(app->node_id));
-    textbuf_add(r,
-                "</h1><p>%ld connections, %zu local rooms, redis %s%s</p>"
-                "<table border=\"1\"><tr><th>room</th><th>local devices</th></tr>\n",
-                app->connections, fanout_room_count(app->fanout),
-                app_redis_ready(app) ? "up" : "down", app->draining ? ", draining" : "");
-    struct status_ctx c = {app, r};
-    fanout_each_room(app->fanout, status_room, &c);
-    textbuf_add(r, "</table>\n");
-    clients(app, r);
-    connections(app, r);
-    textbuf_add(r, "<h2>Cluster</h2>\n");
-    if (!g) {
-        textbuf_add(r, "<p>unavailable: the cluster store did not answer</p>\n");
-    } else {
-        textbuf_add(r, "<p>%zu nodes</p>\n", g->n);
-        for (size_t i = 0; i < g->n; i++)
-            status_node(r, &g->nodes[i], g->now);
-    }
-    textbuf_add(r, "</body></html>\n");
-}
-
-/* Connections listed per node at most on /status. */
-#define STATUS_MAX_CONNS 2000
 
 struct status {
     struct app *app;
@@ -201,17 +111,75 @@ void status_destroy(struct status *st) {
 }
 
 static void gather_free(struct gather *g) {
-    for (size_t i = 0; i < g->n; i++) {
+    for (size_t i = 0; i < g->nnodes; i++) {
         free(g->nodes[i].name);
-        for (size_t j = 0; j < g->nodes[i].nvals; j++)
-            free(g->nodes[i].vals[j]);
-        free(g->nodes[i].vals);
+        free(g->nodes[i].version);
     }
     free(g->nodes);
+    for (size_t i = 0; i < g->nrooms; i++) {
+        free(g->rooms[i].id);
+        json_decref(g->rooms[i].clients);
+    }
+    free(g->rooms);
+    free(g->sel);
+    json_decref(g->device);
     free(g);
 }
 
-/* One reply is in: the page is written once the last one is. */
+/* The nodes hosting the listed members of a room, each once, in order of appearance. */
+static json_t *hosts(json_t *clients) {
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(clients, i, m) {
+        json_t *node = json_object_get(m, "node"), *x;
+        size_t j;
+        int seen = 0;
+        json_array_foreach(out, j, x) seen |= json_equal(x, node);
+        if (!seen && node)
+            json_array_append(out, node);
+    }
+    return out;
+}
+
+static json_t *cluster_json(const struct gather *g) {
+    json_t *nodes = json_array();
+    for (size_t i = 0; i < g->nnodes; i++) {
+        const struct gnode *n = &g->nodes[i];
+        json_array_append_new(nodes,
+                              json_pack("{s:s,s:I,s:I,s:s?}", "node_id", n->name, "connections",
+                                        (json_int_t)n->conns, "heartbeat_age_ms",
+                                        (json_int_t)(g->now - n->beat), "version", n->version));
+    }
+    json_t *rooms = json_array();
+    for (size_t i = 0; i < g->nsel; i++) {
+        const struct groom *r = &g->rooms[g->sel[i]];
+        json_t *clients = r->clients ? json_incref(r->clients) : json_array();
+        json_t *o = json_pack("{s:s,s:I,s:o,s:o}", "room_id", r->id, "total_clients",
+                              (json_int_t)r->total, "nodes", hosts(clients), "clients", clients);
+        if (o && (long long)json_array_size(clients) < r->total)
+            json_object_set_new(o, "truncated", json_true());
+        json_array_append_new(rooms, o);
+    }
+    return json_pack("{s:I,s:o,s:I,s:I,s:b,s:s,s:I,s:I,s:I,s:I,s:O?,s:o}", "now",
+                     (json_int_t)g->now, "nodes", nodes, "rooms_total", (json_int_t)g->nrooms,
+                     "members_total", (json_int_t)g->members, "rooms_truncated", g->truncated, "q",
+                     g->q.q, "matched", (json_int_t)g->matched, "page", (json_int_t)g->page,
+                     "per_page", (json_int_t)g->q.per_page, "pages", (json_int_t)g->pages, "device",
+                     g->device, "rooms", rooms);
+}
+
+/* The answer: this node, then the cluster as Redis knows it (g NULL: unavailable). */
+static void answer(struct app *app, struct textbuf *out, const struct gather *g) {
+    json_t *v = json_pack("{s:o,s:o}", "node", this_node(app), "cluster",
+                          g ? cluster_json(g) : json_null());
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    textbuf_add(out, "%s\n", text ? text : "{\"error\":\"out of memory\"}");
+    free(text);
+}
+
+/* One reply is in: the answer is written once the last one is. */
 static void gather_done(struct gather *g) {
     if (--g->pending > 0)
         return;
@@ -225,17 +193,20 @@ static void gather_done(struct gather *g) {
     lws_end_foreach_dll(d);
     if (w) { /* else the client went away meanwhile */
         lws_dll2_remove(&w->link);
-        page(app, w->page, g->failed ? NULL : g);
+        answer(app, w->out, g->failed ? NULL : g);
         w->done(w);
     }
     gather_free(g);
 }
 
-/* Sends one command for g; 0 if sent. A command not sent fails the page (its reply will not
- * come). */
-static int gather_send(struct gather *g, const char *key, router_reply_fn *cb, void *priv, int argc,
-                       const char **argv) {
-    if (router_command(g->app->router, key, cb, priv, argc, argv, NULL) == 0) {
+/* Sends one command (script < 0) or script for g, routed by key; 0 if sent. One not sent fails
+ * the answer (its reply will not come). */
+static int gather_send(struct gather *g, const char *key, int script, router_reply_fn *cb,
+                       void *priv, int nkeys, int argc, const char **argv) {
+    int rc = script < 0 ? router_command(g->app->router, key, cb, priv, argc, argv, NULL)
+                        : router_eval(g->app->router, (enum script_id)script, cb, priv, nkeys, argc,
+                                      argv, NULL);
+    if (rc == 0) {
         g->pending++;
         return 0;
     }
@@ -243,80 +214,255 @@ static int gather_send(struct gather *g, const char *key, router_reply_fn *cb, v
     return -1;
 }
 
-/* A reply about node i of g (g->nodes may not move: it is allocated once). */
-struct node_ref {
+/* A reply about item i (a node or a room) of g, whose arrays do not move once replies about
+ * their items are expected. */
+struct ref {
     struct gather *g;
     size_t i;
 };
 
-static void conns_reply(void *arg, redisReply *reply, void *priv);
-
-/* HLEN of a node's conns: then all of them (HGETALL), or a sample of STATUS_MAX_CONNS (HSCAN). */
-static void hlen_reply(void *arg, redisReply *reply, void *priv) {
-    (void)arg;
-    struct node_ref *ref = priv;
-    struct gather *g = ref->g;
-    char key[KEYS_MAX], count[24];
-    if (!reply || reply->type != REDIS_REPLY_INTEGER ||
-        keys_node_conns(key, sizeof(key), g->nodes[ref->i].name) < 0) {
+static struct ref *ref_new(struct gather *g, size_t i) {
+    struct ref *r = malloc(sizeof(*r));
+    if (r)
+        *r = (struct ref){g, i};
+    else
         g->failed = 1;
-        free(ref);
-        gather_done(g);
-        return;
+    return r;
+}
+
+/* ---- the rooms of the page ---------------------------------------------------------------- */
+
+static int room_rank(const void *a, const void *b) {
+    const struct groom *x = a, *y = b;
+    if (x->total != y->total)
+        return x->total > y->total ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* The room script's answer for a room of the page: its count now and its members. */
+static void members_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct ref *ref = priv;
+    struct gather *g = ref->g;
+    struct groom *room = &g->rooms[ref->i];
+    free(ref);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+        reply->element[4]->type != REDIS_REPLY_ARRAY) {
+        g->failed = 1;
+    } else {
+        if (reply->element[3]->type == REDIS_REPLY_INTEGER)
+            room->total = reply->element[3]->integer;
+        room->clients = api_room_clients(reply->element[4], STATUS_ROOM_MEMBERS);
     }
-    g->nodes[ref->i].total = reply->integer;
-    snprintf(count, sizeof(count), "%d", STATUS_MAX_CONNS);
-    const char *all[] = {"HGETALL", key};
-    const char *sample[] = {"HSCAN", key, "0", "COUNT", count};
-    int sent = reply->integer <= STATUS_MAX_CONNS
-                   ? gather_send(g, key, conns_reply, ref, 2, all)
-                   : gather_send(g, key, conns_reply, ref, 5, sample);
-    if (sent)
-        free(ref);
     gather_done(g);
 }
 
-/* HGETALL's flat field/value list, or HSCAN's [cursor, list]: the values are "room\tdevice". */
-static void conns_reply(void *arg, redisReply *reply, void *priv) {
-    (void)arg;
-    struct node_ref *ref = priv;
-    struct gather *g = ref->g;
-    struct gnode *node = &g->nodes[ref->i];
-    free(ref);
-    const redisReply *kv = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-                                   reply->element[1]->type == REDIS_REPLY_ARRAY
-                               ? reply->element[1]
-                               : reply;
-    if (!kv || kv->type != REDIS_REPLY_ARRAY) {
+int status_room_matches(const char *room, const char *q, const char *device_room) {
+    return !q[0] || strcasestr(room, q) || (device_room && strcmp(device_room, room) == 0);
+}
+
+size_t status_page_span(size_t matched, long asked, long *per_page, long *page, long *pages) {
+    if (*per_page < 1 || *per_page > STATUS_PER_PAGE_MAX)
+        *per_page = STATUS_PER_PAGE_DEFAULT;
+    size_t n = (size_t)*per_page;
+    *pages = matched ? (long)((matched + n - 1) / n) : 1;
+    *page = asked < 1 ? 1 : asked > *pages ? *pages : asked;
+    size_t first = (size_t)(*page - 1) * n;
+    return first < matched ? first : matched;
+}
+
+/* Every shard's rooms are counted: rank them, keep those the search matches, and read the
+ * members of the page's. */
+static void choose_page(struct gather *g) {
+    if (g->failed)
+        return;
+    if (g->nrooms)
+        qsort(g->rooms, g->nrooms, sizeof(*g->rooms), room_rank);
+    g->sel = calloc(g->q.per_page, sizeof(*g->sel));
+    if (!g->sel) {
         g->failed = 1;
-        gather_done(g);
         return;
     }
-    size_t n = kv->elements / 2;
-    node->vals = n ? calloc(n, sizeof(*node->vals)) : NULL;
-    for (size_t i = 0; node->vals && i < n; i++) {
-        const redisReply *v = kv->element[2 * i + 1];
-        if (v->type == REDIS_REPLY_STRING && (node->vals[node->nvals] = strndup(v->str, v->len)))
-            node->nvals++;
+    for (size_t i = 0; i < g->nrooms; i++)
+        g->members += g->rooms[i].total;
+    size_t *match = g->nrooms ? malloc(g->nrooms * sizeof(*match)) : NULL;
+    if (g->nrooms && !match) {
+        g->failed = 1;
+        return;
     }
+    const char *droom = g->device ? json_string_value(json_object_get(g->device, "room")) : NULL;
+    for (size_t i = 0; i < g->nrooms; i++)
+        if (status_room_matches(g->rooms[i].id, g->q.q, droom))
+            match[g->matched++] = i;
+    size_t first = status_page_span(g->matched, g->q.page, &g->q.per_page, &g->page, &g->pages);
+    for (size_t k = first; k < g->matched && g->nsel < (size_t)g->q.per_page; k++)
+        g->sel[g->nsel++] = match[k];
+    free(match);
+    char most[24];
+    snprintf(most, sizeof(most), "%d", STATUS_ROOM_MEMBERS);
+    for (size_t k = 0; k < g->nsel && !g->failed; k++) {
+        struct groom *r = &g->rooms[g->sel[k]];
+        char kroom[KEYS_MAX], kmembers[KEYS_MAX];
+        keys_room(kroom, sizeof(kroom), r->shard, r->id);
+        keys_room_members(kmembers, sizeof(kmembers), r->shard, r->id);
+        const char *argv[] = {kroom, kmembers, most};
+        struct ref *ref = ref_new(g, g->sel[k]);
+        if (ref && gather_send(g, kroom, SCRIPT_ROOM_INFO, members_reply, ref, 2, 3, argv))
+            free(ref);
+    }
+}
+
+/* Rooms counted per shard at most: STATUS_MAX_ROOMS over the shards. */
+static size_t status_shard_rooms(const struct app *app) {
+    long shards = app->opt.event_shards > 0 ? app->opt.event_shards : 1;
+    return (size_t)((STATUS_MAX_ROOMS + shards - 1) / shards);
+}
+
+/* One of the replies the page waits for is in (a shard's rooms, a room's count, the device). */
+static void counted(struct gather *g) {
+    if (--g->counting == 0)
+        choose_page(g);
+    gather_done(g);
+}
+
+/* HLEN of a room's members: its count. */
+static void count_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct ref *ref = priv;
+    struct gather *g = ref->g;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        g->rooms[ref->i].total = reply->integer;
+    else
+        g->failed = 1;
+    free(ref);
+    counted(g);
+}
+
+/* A shard's rooms in id order (the first status_shard_rooms of them): then each one's count, one
+ * HLEN per room, pipelined (each a microsecond of Redis's time, where one script counting a
+ * shard's rooms would hold Redis for the whole shard). */
+static void rooms_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct ref *ref = priv;
+    struct gather *g = ref->g;
+    unsigned shard = (unsigned)ref->i;
+    free(ref);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        g->failed = 1;
+        counted(g);
+        return;
+    }
+    size_t n = reply->elements;
+    if (n >= status_shard_rooms(g->app))
+        g->truncated = 1;
+    if (g->nrooms + n > g->caprooms) {
+        size_t cap = g->caprooms ? g->caprooms : 256;
+        while (cap < g->nrooms + n)
+            cap *= 2;
+        struct groom *rooms = realloc(g->rooms, cap * sizeof(*rooms));
+        if (!rooms) {
+            g->failed = 1;
+            counted(g);
+            return;
+        }
+        g->rooms = rooms;
+        g->caprooms = cap;
+    }
+    for (size_t i = 0; i < n && !g->failed; i++) {
+        const redisReply *room = reply->element[i];
+        char kmembers[KEYS_MAX];
+        if (room->type != REDIS_REPLY_STRING || room->len > PROTO_MAX_ROOM_ID)
+            continue;
+        struct groom *r = &g->rooms[g->nrooms];
+        *r = (struct groom){.id = strndup(room->str, room->len), .shard = shard};
+        if (!r->id || keys_room_members(kmembers, sizeof(kmembers), shard, r->id) < 0) {
+            free(r->id);
+            g->failed = 1;
+            break;
+        }
+        struct ref *cref = ref_new(g, g->nrooms);
+        g->nrooms++;
+        const char *argv[] = {"HLEN", kmembers};
+        if (cref && gather_send(g, kmembers, -1, count_reply, cref, 0, 2, argv) == 0)
+            g->counting++;
+        else
+            free(cref);
+    }
+    counted(g);
+}
+
+static const redisReply *field(const redisReply *r, const char *name) {
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            return r->element[i + 1];
+    return NULL;
+}
+
+static json_t *str_or_null(const redisReply *v) {
+    return v ? json_stringn(v->str, v->len) : json_null();
+}
+
+/* The device hash of the device searched for: its room is found whatever its id. */
+static void device_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct gather *g = priv;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        g->failed = 1;
+    } else if (reply->elements) {
+        const redisReply *conn = field(reply, "conn");
+        g->device = json_pack("{s:s,s:b,s:o,s:o,s:o}", "device_id", g->q.q, "connected",
+                              conn != NULL, "room", str_or_null(field(reply, "room")), "node",
+                              str_or_null(field(reply, "node")), "identity",
+                              str_or_null(field(reply, "identity")));
+    }
+    counted(g);
+}
+
+/* ---- the nodes ----------------------------------------------------------------------------- */
+
+static void conns_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct ref *ref = priv;
+    struct gather *g = ref->g;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        g->nodes[ref->i].conns = reply->integer;
+    else
+        g->failed = 1;
+    free(ref);
+    gather_done(g);
+}
+
+static void version_reply(void *arg, redisReply *reply, void *priv) {
+    (void)arg;
+    struct ref *ref = priv;
+    struct gather *g = ref->g;
+    if (reply && reply->type == REDIS_REPLY_STRING)
+        g->nodes[ref->i].version = strndup(reply->str, reply->len);
+    else if (!reply || reply->type != REDIS_REPLY_NIL)
+        g->failed = 1;
+    free(ref);
     gather_done(g);
 }
 
 static void node_commands(struct gather *g, size_t i) {
-    char key[KEYS_MAX];
-    struct node_ref *ref = malloc(sizeof(*ref));
-    if (!ref || keys_node_conns(key, sizeof(key), g->nodes[i].name) < 0) {
-        free(ref);
+    char kconns[KEYS_MAX], kversion[KEYS_MAX];
+    if (keys_node_conns(kconns, sizeof(kconns), g->nodes[i].name) < 0 ||
+        keys_node_version(kversion, sizeof(kversion), g->nodes[i].name) < 0) {
         g->failed = 1;
         return;
     }
-    *ref = (struct node_ref){g, i};
-    const char *hlen[] = {"HLEN", key};
-    if (gather_send(g, key, hlen_reply, ref, 2, hlen))
-        free(ref);
+    const char *hlen[] = {"HLEN", kconns};
+    const char *get[] = {"GET", kversion};
+    struct ref *a = ref_new(g, i);
+    if (a && gather_send(g, kconns, -1, conns_reply, a, 0, 2, hlen))
+        free(a);
+    struct ref *b = g->failed ? NULL : ref_new(g, i);
+    if (b && gather_send(g, kversion, -1, version_reply, b, 0, 2, get))
+        free(b);
 }
 
-/* rrm:nodes with scores: then each node's connections. */
+/* rrm:nodes with scores: then each node's connections and version. */
 static void nodes_reply(void *arg, redisReply *reply, void *priv) {
     (void)arg;
     struct gather *g = priv;
@@ -330,18 +476,16 @@ static void nodes_reply(void *arg, redisReply *reply, void *priv) {
     for (size_t i = 0; g->nodes && i < n; i++) {
         const redisReply *name = reply->element[2 * i], *score = reply->element[2 * i + 1];
         if (name->type != REDIS_REPLY_STRING ||
-            !(g->nodes[g->n].name = strndup(name->str, name->len)))
+            !(g->nodes[g->nnodes].name = strndup(name->str, name->len)))
             continue;
-        g->nodes[g->n].beat = score->type == REDIS_REPLY_STRING ? atoll(score->str) : 0;
-        g->n++;
+        g->nodes[g->nnodes].beat = score->type == REDIS_REPLY_STRING ? atoll(score->str) : 0;
+        g->nnodes++;
     }
     if (n && !g->nodes)
         g->failed = 1;
-    g->pending++; /* held while the node commands go out */
-    for (size_t i = 0; i < g->n && !g->failed; i++)
+    for (size_t i = 0; i < g->nnodes && !g->failed; i++)
         node_commands(g, i);
-    gather_done(g); /* the hold */
-    gather_done(g); /* this reply */
+    gather_done(g);
 }
 
 static void time_reply(void *arg, redisReply *reply, void *priv) {
@@ -356,29 +500,58 @@ static void time_reply(void *arg, redisReply *reply, void *priv) {
     gather_done(g);
 }
 
-int status_request(struct status *st, struct status_wait *w, struct textbuf *out,
-                   void (*done)(struct status_wait *w)) {
+/* The first commands: the node list, the clock, each shard's rooms, the device searched for.
+ * A hold on pending keeps replies that come meanwhile from finishing g. */
+static void gather_start(struct gather *g) {
+    struct app *app = g->app;
+    g->pending++;
+    g->counting++;
+    const char *nodes[] = {"ZRANGE", KEYS_NODES, "0", "-1", "WITHSCORES"};
+    const char *time[] = {"TIME"};
+    gather_send(g, KEYS_NODES, -1, nodes_reply, g, 0, 5, nodes);
+    gather_send(g, NULL, -1, time_reply, g, 0, 1, time);
+    char last[24];
+    snprintf(last, sizeof(last), "%zu", status_shard_rooms(app) - 1);
+    for (unsigned s = 0; s < (unsigned)app->opt.event_shards && !g->failed; s++) {
+        char krooms[KEYS_MAX];
+        keys_rooms(krooms, sizeof(krooms), s);
+        const char *argv[] = {"ZRANGE", krooms, "0", last};
+        struct ref *ref = ref_new(g, s);
+        if (!ref)
+            break;
+        if (gather_send(g, krooms, -1, rooms_reply, ref, 0, 4, argv) == 0)
+            g->counting++;
+        else
+            free(ref);
+    }
+    if (!g->failed && g->q.q[0] && proto_valid_id(g->q.q, strlen(g->q.q), PROTO_MAX_DEVICE_ID)) {
+        char kdev[KEYS_MAX];
+        keys_device(kdev, sizeof(kdev), g->q.q);
+        const char *argv[] = {"HGETALL", kdev};
+        if (gather_send(g, kdev, -1, device_reply, g, 0, 2, argv) == 0)
+            g->counting++;
+    }
+    counted(g); /* the hold */
+}
+
+int status_request(struct status *st, struct status_wait *w, const struct status_query *q,
+                   struct textbuf *out, void (*done)(struct status_wait *w)) {
     struct app *app = st->app;
     struct gather *g = app_redis_ready(app) ? calloc(1, sizeof(*g)) : NULL;
     w->no = ++st->next_no;
-    w->page = out;
+    w->out = out;
     w->done = done;
     if (!g) {
-        page(app, out, NULL);
+        answer(app, out, NULL);
         return 0;
     }
     g->app = app;
     g->no = w->no;
-    const char *nodes[] = {"ZRANGE", KEYS_NODES, "0", "-1", "WITHSCORES"};
-    const char *time[] = {"TIME"};
-    gather_send(g, KEYS_NODES, nodes_reply, g, 5, nodes);
-    gather_send(g, NULL, time_reply, g, 1, time);
-    if (g->pending == 0) { /* nothing went out: no reply will come */
-        gather_free(g);
-        page(app, out, NULL);
-        return 0;
-    }
+    g->q = *q;
+    if (g->q.per_page < 1 || g->q.per_page > STATUS_PER_PAGE_MAX)
+        g->q.per_page = STATUS_PER_PAGE_DEFAULT;
     lws_dll2_add_tail(&w->link, &st->waiting);
+    gather_start(g); /* may finish g at once (every command refused): then w->done has run */
     return 1;
 }
 

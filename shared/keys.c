@@ -79,6 +79,10 @@ int keys_node_reaper(char *buf, size_t cap, const char *node) {
     return fmt(buf, cap, KEYS_NODE_PREFIX, node, KEYS_REAPER_SUFFIX);
 }
 
+int keys_node_version(char *buf, size_t cap, const char *node) {
+    return fmt(buf, cap, KEYS_NODE_PREFIX, node, KEYS_VERSION_SUFFIX);
+}
+
 int keys_archiver_alive(char *buf, size_t cap, const char *group, const char *consumer) {
     int n = snprintf(buf, cap, "%s%s:%s", KEYS_ARCHIVER_ALIVE_PREFIX, group, consumer);
     return (n < 0 || (size_t)n >= cap) ? -1 : n;

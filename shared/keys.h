@@ -31,6 +31,8 @@
  *                                 it connected, ms)
  *   rrm:node:{X}:conns     hash   conn -> "room\tdevice" (what to clean if X dies)
  *   rrm:node:{X}:reaper    string the node reaping dead node X (a lock with an expiry)
+ *   rrm:node:{X}:version   string node X's build version (RRM_VERSION), written with every
+ *                                 heartbeat, expiring after two node timeouts (/status)
  *   rrm:node:{X}:ch        channel  control messages to node X (kick a replaced connection,
  *                                 disconnect a device for the server API)
  *   rrm:nodes              zset   node -> last heartbeat (ms, Redis clock)
@@ -71,6 +73,7 @@
 #define KEYS_CHANNEL_SUFFIX ":ch"
 #define KEYS_HISTORY_SUFFIX ":history"
 #define KEYS_REAPER_SUFFIX ":reaper"
+#define KEYS_VERSION_SUFFIX ":version"
 #define KEYS_ACK_SUFFIX ":ack:"
 
 /* The shard of room: the tag of its keys and the stream of its events (keys_event_shard). */
@@ -93,6 +96,7 @@ int keys_device(char *buf, size_t cap, const char *device);
 int keys_node_conns(char *buf, size_t cap, const char *node);
 int keys_node_channel(char *buf, size_t cap, const char *node);
 int keys_node_reaper(char *buf, size_t cap, const char *node);
+int keys_node_version(char *buf, size_t cap, const char *node);
 /* rrm:events:{N}: the archive stream of shard N (its hash tag is exactly {N}). */
 int keys_events(char *buf, size_t cap, unsigned shard);
 

@@ -12,6 +12,7 @@ rrm_packages=(
     python3-websockets # the README's client: python3 -m websockets ws://127.0.0.1:8765
     prometheus # promtool: the tests check /metrics with `promtool check metrics`
     clang libclang-rt-dev # libFuzzer targets: scripts/fuzz, scripts/test
+    chromium # the browser tests (tests/browser), driven by playwright-core: rrm_install_browser_deps
 )
 
 # rrm_install_deps [PKG...]: installs what is missing of rrm_packages and kubectl, or with
@@ -47,4 +48,25 @@ rrm_build() { # rrm_build DIR [cmake args...]
     shift
     cmake -S . -B "$dir" "$@" >/dev/null
     cmake --build "$dir" -j"$(nproc)"
+}
+
+# The browser tests' Node.js side (scripts/test, after rrm_install_deps has put Chromium in):
+# node and npm (any Node.js 18 or later; else Debian's), and the npm packages of
+# tests/browser/package-lock.json in tests/browser/node_modules (not committed), installed when
+# missing or older than the lock file.
+rrm_install_browser_deps() {
+    local dir sudo=()
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../tests/browser" && pwd)"
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "installing: nodejs npm" >&2
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends nodejs npm >/dev/null
+    fi
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+        [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "installing: npm packages of tests/browser" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
 }

@@ -1,10 +1,10 @@
 /*
  * test_fe_admin.c - what each listener of rrm-frontend exposes, and to which browsers: /metrics,
- * /status and / only on the admin port (RRM_ADMIN_PORT), /healthz and /readyz on both, no
- * WebSocket on the admin port, no admin listener at all with RRM_ADMIN_PORT=0, the admin
- * listener only on RRM_ADMIN_BIND, and upgrades refused with 403 when their Origin is not in
- * RRM_ALLOWED_ORIGINS (counted by reason), while requests without Origin and, by default, any
- * Origin are accepted.
+ * /status, /status.json and / (the status page) only on the admin port (RRM_ADMIN_PORT), /healthz
+ * and /readyz on both, no WebSocket on the admin port, no admin listener at all with
+ * RRM_ADMIN_PORT=0, the admin listener only on RRM_ADMIN_BIND, and upgrades refused with 403 when
+ * their Origin is not in RRM_ALLOWED_ORIGINS (counted by reason), while requests without Origin
+ * and, by default, any Origin are accepted.
  *
  * Every test starts its own redis + one node (node-a).
  */
@@ -175,8 +175,9 @@ static int listening_ports(pid_t pid, int *ports, int cap) {
     return found;
 }
 
-/* /metrics, /status and / live on the admin port only; the public port answers them like any
- * unknown path, without naming the admin endpoints. Probes answer on both. */
+/* /metrics, /status and /status.json live on the admin port only; the public port answers them
+ * like any unknown path, without naming the admin endpoints (its / is the browser client:
+ * test_fe_pages). Probes answer on both. */
 static void test_endpoints_by_port(void **state) {
     struct fe_cluster *c = *state;
     int port = fe_port(c, 0), admin = fe_admin_port(c, 0);
@@ -184,7 +185,7 @@ static void test_endpoints_by_port(void **state) {
     char room[FE_ROOM_CAP];
     assert_non_null(fe_join(c, 0, "admin-1", NULL, "admin-room", room));
 
-    static const char *const admin_only[] = {"/metrics", "/status", "/"};
+    static const char *const admin_only[] = {"/metrics", "/status", "/status.json"};
     for (size_t i = 0; i < sizeof(admin_only) / sizeof(admin_only[0]); i++) {
         char *body = NULL;
         int got = http_get("127.0.0.1", port, admin_only[i], &body);
@@ -200,13 +201,18 @@ static void test_endpoints_by_port(void **state) {
         expect_status("127.0.0.1", p, "/readyz", 200);
         expect_status("127.0.0.1", p, "/no-such-page", 404);
     }
-    /* and the admin port's pages are the real ones */
+    /* and the admin port's pages are the real ones: the status page draws /status.json */
     char *page = NULL;
     assert_int_equal(http_get("127.0.0.1", admin, "/status", &page), 200);
-    assert_non_null(strstr(page, "admin-room"));
+    assert_non_null(strstr(page, "status.json"));
+    free(page);
+    assert_int_equal(http_get("127.0.0.1", port, "/status.json", NULL), 404);
+    assert_int_equal(http_get("127.0.0.1", admin, "/status.json", &page), 200);
+    assert_non_null(strstr(page, "\"room_id\":\"admin-room\""));
     /* the node's connections, each with the client address it was accepted from */
-    assert_non_null(strstr(page, "<tr><td>admin-1</td>"));
-    assert_non_null(strstr(strstr(page, "<tr><td>admin-1</td>"), "<td>127.0.0.1</td>"));
+    assert_non_null(strstr(page, "{\"device_id\":\"admin-1\","));
+    assert_non_null(
+        strstr(strstr(page, "{\"device_id\":\"admin-1\","), "\"client_address\":\"127.0.0.1\""));
     free(page);
     assert_true(fe_metric(admin, "rrm_open_connections") >= 1);
 }

@@ -665,9 +665,10 @@ static void test_redis_down_unavailable(void **state) {
     /* /status still answers, with this node only */
     int code = 0;
     char *page = NULL;
-    assert_int_equal(proc_http_get(admin, "/status", T, &code, &page), 0);
+    assert_int_equal(proc_http_get(admin, "/status.json", T, &code, &page), 0);
     assert_int_equal(code, 200);
-    assert_non_null(strstr(page, "unavailable"));
+    assert_non_null(strstr(page, "\"cluster\":null"));
+    assert_non_null(strstr(page, "\"redis_up\":false"));
     free(page);
 
     /* the node stays up and answers every action with "unavailable" */

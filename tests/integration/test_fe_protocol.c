@@ -557,9 +557,10 @@ static void test_http_endpoints(void **state) {
     assert_true(fe_metric(admin, "rrm_open_connections") >= 1);
     assert_true(fe_metric(admin, "rrm_messages_in_total") >= 0);
     assert_true(fe_metric(admin, "rrm_slow_consumers_total") >= 0);
-    /* the status page shows this node's rooms */
-    expect_http(admin, "/status", 200, &body);
-    assert_non_null(strstr(body, "node-a"));
+    /* the status page's data shows this node and its rooms */
+    expect_http(admin, "/status", 200, NULL);
+    expect_http(admin, "/status.json", 200, &body);
+    assert_non_null(strstr(body, "\"node_id\":\"node-a\""));
     assert_non_null(strstr(body, room));
     free(body);
 }

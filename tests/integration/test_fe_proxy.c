@@ -245,10 +245,10 @@ static void test_connections_per_address(void **state) {
     /* /status shows the addresses with their connections */
     int code = 0;
     char *body = NULL;
-    assert_int_equal(proc_http_get(fe_admin_port(c, 0), "/status", T, &code, &body), 0);
+    assert_int_equal(proc_http_get(fe_admin_port(c, 0), "/status.json", T, &code, &body), 0);
     assert_int_equal(code, 200);
-    assert_non_null(strstr(body, "<td>198.51.100.1</td><td>2</td>"));
-    assert_non_null(strstr(body, "<td>198.51.100.2</td><td>1</td>"));
+    assert_non_null(strstr(body, "{\"address\":\"198.51.100.1\",\"connections\":2}"));
+    assert_non_null(strstr(body, "{\"address\":\"198.51.100.2\",\"connections\":1}"));
     free(body);
     assert_non_null(join_from(c, PROXY, port, NULL, "px-own-1", "CAP", NULL));
     /* and a client forging the header from elsewhere is counted as itself */

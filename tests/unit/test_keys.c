@@ -40,6 +40,7 @@ static const struct {
     {"room history", history_8, "ROOM42", "rrm:room:{8}:ROOM42:history", "8"},
     {"device", keys_device, "dev-1@x.y", "rrm:device:{dev-1@x.y}", "dev-1@x.y"},
     {"node conns", keys_node_conns, "node-a", "rrm:node:{node-a}:conns", "node-a"},
+    {"node version", keys_node_version, "node-a", "rrm:node:{node-a}:version", "node-a"},
     {"node channel", keys_node_channel, "node-a", "rrm:node:{node-a}:ch", "node-a"},
     {"node reaper", keys_node_reaper, "node-a", "rrm:node:{node-a}:reaper", "node-a"},
 };
