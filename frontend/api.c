@@ -510,6 +510,15 @@ static json_t *str_or_null(const redisReply *v) {
     return v ? json_stringn(v->str, v->len) : json_null();
 }
 
+json_t *api_device(const char *device, const redisReply *hash) {
+    const redisReply *conn = field(hash, "conn"), *since = field(hash, "since");
+    return json_pack("{s:s,s:b,s:o,s:o,s:o,s:o,s:o}", "device_id", device, "connected",
+                     conn != NULL, "node", str_or_null(field(hash, "node")), "conn",
+                     str_or_null(conn), "room", str_or_null(field(hash, "room")), "identity",
+                     str_or_null(field(hash, "identity")), "since",
+                     conn && since ? json_integer(strtoll(since->str, NULL, 10)) : json_null());
+}
+
 static void device_reply(void *arg, redisReply *r, void *priv) {
     (void)arg;
     struct api_op *op = priv;
@@ -523,13 +532,7 @@ static void device_reply(void *arg, redisReply *r, void *priv) {
         op_fail(op, 404, "device_not_found", "the cluster does not know this device");
         return;
     }
-    const redisReply *conn = field(r, "conn"), *since = field(r, "since");
-    json_t *v = json_pack(
-        "{s:s,s:b,s:o,s:o,s:o,s:o,s:o}", "device_id", op->call->target, "connected", conn != NULL,
-        "node", str_or_null(field(r, "node")), "conn", str_or_null(conn), "room",
-        str_or_null(field(r, "room")), "identity", str_or_null(field(r, "identity")), "since",
-        conn && since ? json_integer(strtoll(since->str, NULL, 10)) : json_null());
-    answer_json(op->call, 200, v);
+    answer_json(op->call, 200, api_device(op->call->target, r));
     op_done(op);
 }
 

@@ -80,6 +80,11 @@ void api_cancel(struct api_call *c);
 struct redisReply;
 json_t *api_room_clients(const struct redisReply *list, size_t most);
 
+/* What GET /api/devices/{device} answers of device, from the HGETALL of its hash (a non-empty
+ * array of field/value pairs): {device_id, connected, node, conn, since, room, identity} (a new
+ * reference; NULL without memory). Also /status's search (status.c). */
+json_t *api_device(const char *device, const struct redisReply *hash);
+
 /* rrm_api_requests_total{endpoint,code} of app. */
 void api_metrics(const struct app *app, struct textbuf *b);
 

@@ -391,18 +391,6 @@ static void rooms_reply(void *arg, redisReply *reply, void *priv) {
     counted(g);
 }
 
-static const redisReply *field(const redisReply *r, const char *name) {
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-            r->element[i + 1]->type == REDIS_REPLY_STRING)
-            return r->element[i + 1];
-    return NULL;
-}
-
-static json_t *str_or_null(const redisReply *v) {
-    return v ? json_stringn(v->str, v->len) : json_null();
-}
-
 /* The device hash of the device searched for: its room is found whatever its id. */
 static void device_reply(void *arg, redisReply *reply, void *priv) {
     (void)arg;
@@ -410,11 +398,7 @@ static void device_reply(void *arg, redisReply *reply, void *priv) {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
         g->failed = 1;
     } else if (reply->elements) {
-        const redisReply *conn = field(reply, "conn");
-        g->device = json_pack("{s:s,s:b,s:o,s:o,s:o}", "device_id", g->q.q, "connected",
-                              conn != NULL, "room", str_or_null(field(reply, "room")), "node",
-                              str_or_null(field(reply, "node")), "identity",
-                              str_or_null(field(reply, "identity")));
+        g->device = api_device(g->q.q, reply);
     }
     counted(g);
 }
