@@ -138,6 +138,12 @@ const struct cfg_option fe_option_table[] = {
     OPT_STR("api-key", api_key, "", 0,
             "key of the server API on the admin port (/api/...; Authorization: Bearer <key>); "
             "empty: the API is off (404)"),
+    OPT_INT("deflate", deflate, "1", 0, 1,
+            "1: accept permessage-deflate (RFC 7692) offers, without context takeover; 0: "
+            "decline them"),
+    OPT_INT("deflate-min-bytes", deflate_min_bytes, "512", 0, 16 * 1024 * 1024,
+            "with deflate, messages of at least this many bytes are sent compressed to the "
+            "clients that negotiated it (each compressed once per node); smaller ones plain"),
 };
 
 const size_t fe_option_count = sizeof(fe_option_table) / sizeof(fe_option_table[0]);

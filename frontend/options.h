@@ -55,6 +55,8 @@ struct fe_options {
     char jwt_public_key[1024];
     long jwt_leeway_s;
     char api_key[256];
+    long deflate;
+    long deflate_min_bytes;
 };
 
 /* Bounds of the archive streams rrm:events:{N} in bytes. An event takes at most one client message

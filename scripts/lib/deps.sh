@@ -5,6 +5,7 @@ rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
     libjwt-dev # tokens (frontend/auth.c, rrm-token)
+    zlib1g-dev # permessage-deflate (frontend/deflate.c)
     libssl-dev openssl # TLS: the frontend's wss and token signatures, the tests' certificates
     redis-server mariadb-server jq
     nginx # in front of two frontends: tests/integration/test_fe_proxy.c
