@@ -24,6 +24,10 @@ rrm_install_deps() {
     if ! command -v kubectl >/dev/null; then
         missing+=(kubernetes-client)
     fi
+    # Node runs the tests' Node clients (tests/node); any node with npm will do, else Debian's
+    if ! command -v npm >/dev/null; then
+        missing+=(nodejs npm)
+    fi
     ((${#missing[@]})) || return 0
     echo "installing: ${missing[*]}" >&2
     local sudo=()
@@ -36,6 +40,18 @@ rrm_install_deps() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+}
+
+# The npm packages of the tests' Node clients (tests/node/package-lock.json), into
+# tests/node/node_modules (not committed); again only when the lock file changed.
+rrm_install_node_deps() {
+    local dir=tests/node
+    [ -f "$dir/package-lock.json" ] || return 0
+    if [ -f "$dir/node_modules/.package-lock.json" ] &&
+        [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        return 0
+    fi
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 rrm_build() { # rrm_build DIR [cmake args...]
