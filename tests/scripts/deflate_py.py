@@ -392,6 +392,28 @@ async def check_window_bits():
         m = await recv_json(ws)
         expect(m["items"] == doc["items"], "message changed on the way")
     expect(seen == [(websockets.frames.Opcode.TEXT, True)], f"window 10 client saw {seen}")
+    # zlib reads back references from its output buffer when it can: a raw client inflates in
+    # 64-byte steps, so that only the 1 KiB window serves them
+    s, headers, rest = raw_upgrade("permessage-deflate; server_max_window_bits=10")
+    expect("server_max_window_bits=10" in headers.get("sec-websocket-extensions", ""),
+           f"answer {headers}")
+    raw_send(s, 0x81, json.dumps({"device_id": "wr", "room_id": room}).encode())
+    frames = raw_frames(s, rest)
+    for first, payload in frames:
+        if first == 0x81 and json.loads(payload).get("type") == "room":
+            break
+    await sender.send(json.dumps(doc))
+    first, payload = next(frames)
+    expect(first == 0xC1, f"first byte {first:#x}")
+    d, out, data = zlib.decompressobj(-10), b"", payload + b"\x00\x00\xff\xff"
+    try:
+        while data:
+            out += d.decompress(data, 64)
+            data = d.unconsumed_tail
+    except zlib.error as e:
+        raise Failed(f"not inflatable with the 1 KiB window asked for: {e}")
+    expect(json.loads(out)["echo_request_id"] == rid, "window 10 message changed")
+    s.close()
     s, headers, rest = raw_upgrade("permessage-deflate; server_max_window_bits=8")
     expect("sec-websocket-extensions" not in headers, f"=8 accepted: {headers}")
     s.close()
