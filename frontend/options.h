@@ -17,6 +17,8 @@ struct fe_options {
     long redis_cluster;
     char redis_nodes[2048];
     long max_frame_bytes;
+    long deflate;
+    long deflate_min_bytes;
     long max_msgs_per_sec;
     long max_bytes_per_sec;
     long identify_timeout_ms;
@@ -55,8 +57,6 @@ struct fe_options {
     char jwt_public_key[1024];
     long jwt_leeway_s;
     char api_key[256];
-    long deflate;
-    long deflate_min_bytes;
 };
 
 /* Bounds of the archive streams rrm:events:{N} in bytes. An event takes at most one client message
