@@ -151,7 +151,6 @@ struct sessions {
 const size_t session_size = sizeof(struct session);
 
 #define CLOSE_GOING_AWAY 1001
-#define CLOSE_PROTOCOL 1002
 #define CLOSE_INVALID_DATA 1007
 #define CLOSE_POLICY 1008
 #define CLOSE_TOO_BIG 1009
