@@ -108,6 +108,8 @@ static const struct option longopts[] = {
     {"p99-limit", required_argument, NULL, 'P'},
     {"stop-on-fail", no_argument, NULL, 'S'},
     {"binary", no_argument, NULL, 'b'},
+    {"doc", no_argument, NULL, 'o'},
+    {"deflate", no_argument, NULL, 'z'},
     {"json", no_argument, NULL, 'j'},
     {"pids", required_argument, NULL, 'p'},
     {"bind", required_argument, NULL, 'B'},
@@ -138,6 +140,11 @@ void args_usage(FILE *out) {
         "  --size BYTES             size of each sent message (default 100, minimum 64 text / 24\n"
         "                           binary)\n"
         "  --binary                 send binary frames instead of JSON text\n"
+        "  --doc                    each text message carries a JSON document of about --size\n"
+        "                           bytes (an order with line items) instead of padding\n"
+        "  --deflate                offer permessage-deflate (libwebsockets' own extension,\n"
+        "                           client_max_window_bits): sent and received messages are\n"
+        "                           compressed where the frontend accepts it\n"
         "  --duration S             seconds of each stage, or of the idle hold (default 10)\n"
         "  --warmup S               seconds of unreported traffic before the first stage (default "
         "1)\n"
@@ -242,6 +249,12 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
         case 'b':
             o->binary = 1;
             break;
+        case 'o':
+            o->doc = 1;
+            break;
+        case 'z':
+            o->deflate = 1;
+            break;
         case 'j':
             o->json = 1;
             break;
@@ -300,6 +313,10 @@ int args_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t er
         args_parse_url("ws://127.0.0.1:8765/", &o->urls[o->nurls++]);
     if (o->nrates == 0)
         o->rates[o->nrates++] = 8;
+    if (o->doc && o->binary)
+        return fail(err, errlen, "--doc is for text messages, not --binary");
+    if (o->doc && o->size < 512)
+        return fail(err, errlen, "--size %ld: --doc needs at least 512 bytes", o->size);
     if (!o->binary && o->size < 64)
         return fail(err, errlen, "--size %ld: text messages need at least 64 bytes", o->size);
     if (o->workers > o->rooms)

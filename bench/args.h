@@ -34,6 +34,8 @@ struct bench_opts {
     double p99_limit_ms; /* a stage fails above it */
     int stop_on_fail;
     int binary;
+    int doc;     /* text messages carry a realistic JSON document (an order), not padding */
+    int deflate; /* offer permessage-deflate (lws's own client extension) */
     int json;
     int verbose;
     pid_t pids[ARGS_MAX_PIDS];

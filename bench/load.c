@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 enum client_state { C_IDLE, C_CONNECTING, C_IDENTIFYING, C_READY, C_GONE };
 
@@ -37,7 +38,9 @@ struct client {
     uint32_t *last;  /* per sender slot in the room: highest message number seen + 1 */
     unsigned char *rx;
     size_t rx_len, rx_cap;
-    char *token; /* --jwt-secret: this device's token, sent in the identify */
+    char *token;         /* --jwt-secret: this device's token, sent in the identify */
+    uint8_t deflate;     /* permessage-deflate negotiated (the frontend said no context takeover) */
+    uint8_t rx_deflated; /* the message being received is compressed */
 };
 
 enum phase { PH_CONNECT, PH_SEND, PH_DRAIN, PH_GATE, PH_DONE };
@@ -71,6 +74,15 @@ struct bench {
     unsigned char *txbuf;
     size_t txcap;
     char pad[1 << 16];
+    char *doc; /* --doc: the JSON document each message carries */
+    size_t doc_len;
+    /* --deflate: one deflate and one inflate stream for every connection (each message is a
+     * stream of its own: the frontend answers with both no_context_takeover parameters), and
+     * the buffers of a compressed message and of its frame */
+    z_stream zd, zi;
+    int zd_ready, zi_ready;
+    unsigned char *zbuf, *zframe;
+    size_t zcap;
 };
 
 static uint64_t mono_us(void) {
@@ -219,6 +231,135 @@ static int write_identify(struct client *c) {
     return lws_write(c->wsi, p, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
 }
 
+/* --doc: a JSON order with line items, about len bytes, the same in every message (each is
+ * compressed on its own, so that repeats between messages would not help). Caller frees. */
+static char *make_doc(size_t len, size_t *out_len) {
+    static const char *const titles[] = {
+        "Coffee beans, 1 kg", "Espresso cups (set of 6)", "Milk frother",     "Paper filters x100",
+        "Burr grinder",       "Descaler, 500 ml",         "Travel mug 350 ml"};
+    static const char *const cities[] = {"Lisbon", "Porto", "Braga", "Coimbra", "Faro"};
+    char *s = malloc(len + 512);
+    if (!s)
+        return NULL;
+    size_t n =
+        (size_t)snprintf(s, len + 512,
+                         "{\"order_id\":\"ord_48213\",\"status\":\"paid\",\"customer\":"
+                         "{\"name\":\"Ana Silva\",\"email\":\"ana.silva@example.com\","
+                         "\"city\":\"Lisbon\",\"loyalty\":{\"tier\":\"gold\",\"points\":1830}},"
+                         "\"items\":[");
+    uint32_t x = 2463534242u;
+    for (int i = 0; n + 300 < len; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        n += (size_t)snprintf(s + n, len + 512 - n,
+                              "%s{\"sku\":\"SKU-%05u\",\"title\":\"%s\",\"qty\":%u,"
+                              "\"unit_price\":%u.%02u,\"currency\":\"EUR\",\"warehouse\":\"%s\","
+                              "\"in_stock\":%s}",
+                              i ? "," : "", 1000 + x % 90000, titles[x % 7], 1 + x % 4, 3 + x % 60,
+                              x % 100, cities[x % 5], x % 5 ? "true" : "false");
+    }
+    n += (size_t)snprintf(s + n, len + 512 - n,
+                          "],\"shipping\":{\"method\":\"express\",\"address\":\"Rua Augusta "
+                          "112, 1100-053 Lisboa\"},\"note\":\"Leave the parcel with the concierge "
+                          "if nobody answers.\"}");
+    *out_len = n;
+    return s;
+}
+
+static int zreserve(struct bench *b, size_t need) {
+    if (need <= b->zcap)
+        return 0;
+    size_t cap = b->zcap ? b->zcap : 65536;
+    while (cap < need)
+        cap *= 2;
+    unsigned char *z = realloc(b->zbuf, cap),
+                  *f = z ? realloc(b->zframe, LWS_PRE + cap + 14) : NULL;
+    if (z)
+        b->zbuf = z;
+    if (!f)
+        return -1;
+    b->zframe = f;
+    b->zcap = cap;
+    return 0;
+}
+
+/* A text message as a compressed frame (RFC 7692: RSV1, raw deflate, the sync flush's 00 00 ff
+ * ff stripped), masked by hand and written raw: lws's own client extension is not used (in
+ * libwebsockets 4.1.6 it loops on an uncompressed message received on a connection that
+ * negotiated it, and the frontend sends small messages uncompressed). */
+static int write_compressed(struct client *c, const unsigned char *msg, size_t len) {
+    struct bench *b = c->b;
+    if (!b->zd_ready) {
+        if (deflateInit2(&b->zd, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY))
+            return -1;
+        b->zd_ready = 1;
+    } else if (deflateReset(&b->zd) != Z_OK) {
+        return -1;
+    }
+    size_t bound = deflateBound(&b->zd, (uLong)len) + 16;
+    if (zreserve(b, bound))
+        return -1;
+    b->zd.next_in = (Bytef *)(uintptr_t)msg;
+    b->zd.avail_in = (uInt)len;
+    b->zd.next_out = b->zbuf;
+    b->zd.avail_out = (uInt)bound;
+    if (deflate(&b->zd, Z_SYNC_FLUSH) != Z_OK || b->zd.avail_in)
+        return -1;
+    size_t n = bound - b->zd.avail_out - 4; /* the tail */
+    unsigned char *f = b->zframe + LWS_PRE, mask[4];
+    size_t h = 2;
+    f[0] = 0xC1; /* FIN, RSV1, text */
+    if (n < 126) {
+        f[1] = (unsigned char)(0x80 | n);
+    } else if (n < 65536) {
+        f[1] = 0x80 | 126;
+        f[2] = (unsigned char)(n >> 8);
+        f[3] = (unsigned char)n;
+        h = 4;
+    } else {
+        f[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            f[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        h = 10;
+    }
+    uint32_t r = (uint32_t)rand();
+    memcpy(mask, &r, 4);
+    memcpy(f + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < n; i++)
+        f[h + i] = b->zbuf[i] ^ mask[i & 3];
+    return lws_write(c->wsi, f, h + n, LWS_WRITE_HTTP) < (int)(h + n) ? -1 : 0;
+}
+
+/* A whole compressed message inflated into b->zbuf; its length, or -1. */
+static long inflate_message(struct bench *b, const unsigned char *in, size_t len) {
+    static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+    if (!b->zi_ready) {
+        if (inflateInit2(&b->zi, -15) != Z_OK)
+            return -1;
+        b->zi_ready = 1;
+    } else if (inflateReset(&b->zi) != Z_OK) {
+        return -1;
+    }
+    size_t have = 0;
+    for (int part = 0; part < 2; part++) {
+        b->zi.next_in = (Bytef *)(uintptr_t)(part ? tail : in);
+        b->zi.avail_in = (uInt)(part ? sizeof(tail) : len);
+        do {
+            if (have == b->zcap && zreserve(b, b->zcap * 2))
+                return -1;
+            b->zi.next_out = b->zbuf + have;
+            b->zi.avail_out = (uInt)(b->zcap - have);
+            int rc = inflate(&b->zi, Z_SYNC_FLUSH);
+            have = (size_t)(b->zi.next_out - b->zbuf);
+            if (rc == Z_STREAM_END)
+                return (long)have;
+            if (rc != Z_OK && rc != Z_BUF_ERROR)
+                return -1;
+        } while (b->zi.avail_in > 0 || b->zi.avail_out == 0);
+    }
+    return (long)have;
+}
+
 static int write_message(struct client *c) {
     struct bench *b = c->b;
     struct stage_result *st = cur(b);
@@ -235,6 +376,16 @@ static int write_message(struct client *c) {
         memcpy(p, h, sizeof(h));
         memcpy(p + 16, &now, 8);
         memset(p + BIN_HEADER, 'x', size - BIN_HEADER);
+    } else if (b->doc) {
+        int h = snprintf((char *)p, b->txcap - LWS_PRE - b->doc_len - 1,
+                         "{\"type\":\"bench\",\"b\":\"%d:%" PRIu32 ":%" PRIu32 ":%" PRIu64
+                         "\",\"doc\":",
+                         b->stage, c->idx, n, now);
+        if (h < 0 || (size_t)h + b->doc_len + 1 > b->txcap - LWS_PRE)
+            return -1;
+        memcpy(p + h, b->doc, b->doc_len);
+        p[h + b->doc_len] = '}';
+        size = (size_t)h + b->doc_len + 1;
     } else {
         int h = snprintf((char *)p, size,
                          "{\"type\":\"bench\",\"b\":\"%d:%" PRIu32 ":%" PRIu32 ":%" PRIu64
@@ -248,8 +399,13 @@ static int write_message(struct client *c) {
     }
     st->sent++;
     st->expected += (uint64_t)(b->room_ready[room_of(b, c->idx)] - 1);
-    if (lws_write(c->wsi, p, size, b->o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)size)
+    if (c->deflate && !b->o->binary) {
+        if (write_compressed(c, p, size))
+            return -1;
+    } else if (lws_write(c->wsi, p, size, b->o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
+               (int)size) {
         return -1;
+    }
     if (c->pending)
         lws_callback_on_writable(c->wsi);
     return 0;
@@ -345,12 +501,30 @@ static void on_frame(struct client *c, const unsigned char *buf, size_t len, int
     on_control(c, (const char *)buf, len);
 }
 
+/* A whole message, inflated first if it came compressed. */
+static int on_message(struct client *c, const unsigned char *msg, size_t len, int binary) {
+    if (c->rx_deflated) {
+        struct bench *b = c->b;
+        if (zreserve(b, 65536))
+            return -1;
+        long n = inflate_message(b, msg, len);
+        if (n < 0) {
+            count_code(b, "inflate_error");
+            return -1;
+        }
+        msg = b->zbuf;
+        len = (size_t)n;
+    }
+    on_frame(c, msg, len, binary);
+    return 0;
+}
+
 static int on_receive(struct client *c, struct lws *wsi, const unsigned char *in, size_t len) {
     int final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
-    if (final && c->rx_len == 0) {
-        on_frame(c, in, len, lws_frame_is_binary(wsi));
-        return 0;
-    }
+    if (lws_is_first_fragment(wsi))
+        c->rx_deflated = (lws_get_reserved_bits(wsi) & 0x40) != 0;
+    if (final && c->rx_len == 0)
+        return on_message(c, in, len, lws_frame_is_binary(wsi));
     if (c->rx_len + len > c->rx_cap) {
         size_t cap = c->rx_cap ? c->rx_cap * 2 : 8192;
         while (cap < c->rx_len + len)
@@ -364,8 +538,9 @@ static int on_receive(struct client *c, struct lws *wsi, const unsigned char *in
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (final) {
-        on_frame(c, c->rx, c->rx_len, lws_frame_is_binary(wsi));
+        size_t n = c->rx_len;
         c->rx_len = 0;
+        return on_message(c, c->rx, n, lws_frame_is_binary(wsi));
     }
     return 0;
 }
@@ -436,6 +611,32 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
     default:
         return 0;
     }
+}
+
+/* --deflate: the client side of permessage-deflate, done by load.c itself; lws only negotiates
+ * it (these parameters may come in the answer) and lets frames with RSV1 through. */
+static const struct lws_ext_options pmd_options[] = {
+    {"server_no_context_takeover", EXTARG_NONE},
+    {"client_no_context_takeover", EXTARG_NONE},
+    {"server_max_window_bits", EXTARG_OPT_DEC},
+    {"client_max_window_bits", EXTARG_OPT_DEC},
+    {NULL, EXTARG_NONE},
+};
+
+static int pmd_callback(struct lws_context *cx, const struct lws_extension *ext, struct lws *wsi,
+                        enum lws_extension_callback_reasons reason, void *user, void *in,
+                        size_t len) {
+    (void)cx;
+    (void)ext;
+    (void)user;
+    (void)len;
+    if (reason == LWS_EXT_CB_CLIENT_CONSTRUCT) {
+        *(const struct lws_ext_options **)in = pmd_options;
+        struct client *c = lws_wsi_user(wsi);
+        if (c)
+            c->deflate = 1;
+    }
+    return 0;
 }
 
 static const struct lws_protocols protocols[] = {
@@ -629,9 +830,11 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
     b->txcap = LWS_PRE + (size_t)o->size + 512 + (o->jwt_secret[0] ? 1024 : 0);
     b->txbuf = malloc(b->txcap);
     memset(b->pad, 'x', sizeof(b->pad));
+    if (o->doc)
+        b->doc = make_doc((size_t)o->size - 64, &b->doc_len);
     int rc = -1;
     if (!b->clients || !b->room_ready || !b->heap || !b->stages || !b->txbuf ||
-        (size_t)o->size > sizeof(b->pad)) {
+        (o->doc && !b->doc) || (size_t)o->size > sizeof(b->pad)) {
         fprintf(stderr, "rrm-bench: out of memory\n");
         goto out;
     }
@@ -664,6 +867,12 @@ int load_run(const struct bench_opts *o, volatile sig_atomic_t *stop, struct run
     info.foreign_loops = foreign_loops;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
+    /* --deflate: offered as browsers offer it */
+    static const struct lws_extension pm_deflate[] = {
+        {"permessage-deflate", pmd_callback, "permessage-deflate; client_max_window_bits"},
+        {NULL, NULL, NULL},
+    };
+    info.extensions = o->deflate ? pm_deflate : NULL;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.pt_serv_buf_size = 32768;
     info.timeout_secs = 30;
@@ -698,6 +907,13 @@ out:
     free(b->heap);
     free(b->stages);
     free(b->txbuf);
+    free(b->doc);
+    if (b->zd_ready)
+        deflateEnd(&b->zd);
+    if (b->zi_ready)
+        inflateEnd(&b->zi);
+    free(b->zbuf);
+    free(b->zframe);
     free(b);
     return rc;
 }

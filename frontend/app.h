@@ -75,6 +75,7 @@ struct fe_stats {
     uint64_t handshakes_refused[APP_REFUSALS]; /* by enum app_refusal */
     uint64_t handshake_timeouts; /* connections closed for not finishing their handshake */
     uint64_t bad_close_frames;   /* client close frames answered with 1002 */
+    uint64_t invalid_utf8;       /* text messages that were not UTF-8: closed with 1007 */
     /* Per client address (edge.c): upgrades refused with 429 for holding max-connections-per-ip,
      * or over the handshake rate; trusted proxies' forwarding headers that held a non-address. */
     uint64_t refused_per_ip;
@@ -139,6 +140,8 @@ struct app {
     struct status *status; /* /status requests waiting for Redis (status.c) */
 
     struct outq *outq; /* the outbound queues' writer (session.c creates it) */
+
+    struct deflate *deflate; /* permessage-deflate (deflate.h); NULL when RRM_DEFLATE=0 */
 };
 
 /* Upper bounds (microseconds) of fe_stats.delay_buckets; the last bucket is everything above. */

@@ -7,6 +7,10 @@
 #include <string.h>
 
 struct frame *frame_new(const void *data, size_t len, int binary) {
+    return frame_new_ex(data, len, binary, 0);
+}
+
+struct frame *frame_new_ex(const void *data, size_t len, int binary, int compressed) {
     struct frame *f = malloc(sizeof(*f) + FRAME_MAX_HEADER + len);
     if (!f)
         return NULL;
@@ -15,9 +19,11 @@ struct frame *frame_new(const void *data, size_t len, int binary) {
     f->seq = 0;
     f->sent_us = 0;
     f->binary = (uint8_t)(binary != 0);
+    f->twin_bits = 0;
+    f->twin = NULL;
     f->len = len;
     unsigned char h[FRAME_MAX_HEADER];
-    h[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN + opcode */
+    h[0] = (unsigned char)(0x80 | (compressed ? 0x40 : 0) | (binary ? 0x2 : 0x1)); /* FIN RSV1 op */
     if (len < 126) {
         h[1] = (unsigned char)len;
         f->hlen = 2;
@@ -38,6 +44,8 @@ struct frame *frame_new(const void *data, size_t len, int binary) {
 }
 
 void frame_unref(struct frame *f) {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        frame_unref(f->twin);
         free(f);
+    }
 }

@@ -17,7 +17,12 @@ struct frame {
     uint64_t sent_us;
     uint32_t refs;
     uint8_t binary;
-    uint8_t hlen;        /* header bytes just before the payload */
+    uint8_t hlen; /* header bytes just before the payload */
+    /* permessage-deflate (deflate.h): the compressed twin of this frame, made for a window of
+     * twin_bits (0: never tried; twin NULL: compressing did not pay); owned */
+    uint8_t twin_bits;
+    struct frame *twin;
+
     size_t len;          /* payload bytes */
     unsigned char buf[]; /* FRAME_MAX_HEADER bytes of room, then the payload */
 };
@@ -26,12 +31,15 @@ struct frame {
  * failure. */
 struct frame *frame_new(const void *data, size_t len, int binary);
 
+/* The same with RSV1 set when compressed (a permessage-deflate message, RFC 7692). */
+struct frame *frame_new_ex(const void *data, size_t len, int binary, int compressed);
+
 static inline struct frame *frame_ref(struct frame *f) {
     f->refs++;
     return f;
 }
 
-/* Drops one reference; frees the frame with the last. */
+/* Drops one reference; frees the frame (and its twin) with the last. */
 void frame_unref(struct frame *f);
 
 static inline unsigned char *frame_payload(struct frame *f) {

@@ -1,6 +1,7 @@
 /* rrm-frontend: configuration, the lws context, the Redis links, signals and the drain. */
 #include "app.h"
 #include "auth.h"
+#include "deflate.h"
 #include "edge.h"
 #include "fanout.h"
 #include "http.h"
@@ -317,8 +318,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     info.foreign_loops = foreign_loops;
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    /* No LWS_SERVER_OPTION_VALIDATE_UTF8: lws would check compressed bytes; session.c checks
+     * each text message once whole (utf8.h). */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   LWS_SERVER_OPTION_LIBEV;
     if (app.tls)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.fd_limit_per_thread = 0;
@@ -333,6 +336,10 @@ int main(int argc, char **argv) {
     app.cx = lws_create_context(&info);
     if (!app.cx) {
         fprintf(stderr, "rrm-frontend: cannot create the WebSocket context\n");
+        return 1;
+    }
+    if (app.opt.deflate && !(app.deflate = deflate_create((size_t)app.opt.deflate_min_bytes))) {
+        fprintf(stderr, "rrm-frontend: out of memory at start\n");
         return 1;
     }
     if (session_setup(&app)) {
@@ -366,6 +373,8 @@ int main(int argc, char **argv) {
     info.iface = app.opt.bind[0] ? app.opt.bind : NULL;
     info.protocols = client_protocols;
     info.vhost_name = "clients";
+    /* permessage-deflate: negotiated and done by deflate.c, not by lws's own extension */
+    info.extensions = app.deflate ? deflate_extensions : NULL;
     /* lws's own idle limit on a connection holding a header buffer (whole seconds); the edge's
      * deadline (RRM_HANDSHAKE_TIMEOUT_MS) is the finer one. */
     info.timeout_secs_ah_idle = (unsigned int)((app.opt.handshake_timeout_ms + 999) / 1000);
@@ -391,6 +400,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     info.options &= ~(uint64_t)LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX; /* the others: plain */
+    info.extensions = NULL;
     /* What operators reach: plain HTTP only (http.c serves /metrics and /status there; edge.c
      * refuses upgrades), through the same edge and deadline as the public listener. */
     const struct lws_protocols admin_protocols[] = {
@@ -476,6 +486,7 @@ int main(int argc, char **argv) {
     fanout_destroy(app.fanout);
     status_destroy(app.status);
     session_free(&app);
+    deflate_destroy(app.deflate);
     auth_destroy(app.auth);
     log_msg(&app.log, LOG_INFO, "stopped");
     return 0;

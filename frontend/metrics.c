@@ -3,6 +3,7 @@
 
 #include "api.h"
 #include "app.h"
+#include "deflate.h"
 #include "fanout.h"
 #include "procstat.h"
 #include "promtext.h"
@@ -29,6 +30,44 @@ static void histogram(struct textbuf *r, const char *name, const char *help, con
                       int n, const uint64_t *buckets, uint64_t sum_us) {
     struct prom_out o = {.write = textbuf_write, .ctx = r};
     prom_histogram(&o, name, help, bounds, n, buckets, sum_us);
+}
+
+/* permessage-deflate (deflate.h); zeros when RRM_DEFLATE=0, so that the families always exist. */
+static void deflate_metrics(struct app *app, struct textbuf *r) {
+    static const struct deflate_stats none;
+    const struct deflate_stats *z = app->deflate ? deflate_stats(app->deflate) : &none;
+    metric(r, "rrm_deflate_connections", "gauge",
+           "Open WebSocket connections that negotiated permessage-deflate.", z->connections);
+    metric(r, "rrm_deflate_compressed_messages_total", "counter",
+           "Messages this node compressed (once per message, shared by its recipients).",
+           z->compressions);
+    metric(r, "rrm_deflate_compress_input_bytes_total", "counter",
+           "Bytes of the messages this node compressed, before compression.", z->compress_in_bytes);
+    metric(r, "rrm_deflate_compress_output_bytes_total", "counter",
+           "Bytes of the messages this node compressed, after compression.", z->compress_out_bytes);
+    metric(r, "rrm_deflate_incompressible_messages_total", "counter",
+           "Messages that did not get smaller compressed: sent plain.", z->skipped);
+    metric(r, "rrm_deflate_frames_sent_total", "counter",
+           "Compressed frames queued to clients (one per recipient).", z->deliveries);
+    metric(r, "rrm_deflate_sent_uncompressed_bytes_total", "counter",
+           "Payload bytes of the compressed frames queued to clients, counted uncompressed.",
+           z->delivered_plain_bytes);
+    metric(r, "rrm_deflate_sent_compressed_bytes_total", "counter",
+           "Payload bytes of the compressed frames queued to clients, as sent.",
+           z->delivered_bytes);
+    metric(r, "rrm_deflate_inflated_messages_total", "counter",
+           "Compressed client messages inflated.", z->inflations);
+    metric(r, "rrm_deflate_inflate_input_bytes_total", "counter",
+           "Bytes of compressed client messages, as received.", z->inflate_in_bytes);
+    metric(r, "rrm_deflate_inflate_output_bytes_total", "counter",
+           "Bytes of compressed client messages, inflated.", z->inflate_out_bytes);
+    textbuf_add(r,
+                "# HELP rrm_deflate_inflate_errors_total Compressed client messages refused: "
+                "invalid (closed with 1007) or inflating over RRM_MAX_FRAME_BYTES (1009).\n"
+                "# TYPE rrm_deflate_inflate_errors_total counter\n"
+                "rrm_deflate_inflate_errors_total{reason=\"invalid\"} %" PRIu64 "\n"
+                "rrm_deflate_inflate_errors_total{reason=\"too_big\"} %" PRIu64 "\n",
+                z->inflate_invalid, z->inflate_too_big);
 }
 
 void metrics_write(struct app *app, struct textbuf *r) {
@@ -80,6 +119,9 @@ void metrics_write(struct app *app, struct textbuf *r) {
            "Connections closed for not finishing their handshake in time.", st->handshake_timeouts);
     metric(r, "rrm_bad_close_frames_total", "counter", "Client close frames answered with 1002.",
            st->bad_close_frames);
+    metric(r, "rrm_invalid_utf8_total", "counter",
+           "Client text messages that were not valid UTF-8 (closed with 1007).", st->invalid_utf8);
+    deflate_metrics(app, r);
     metric(r, "rrm_connections_refused_per_ip_total", "counter",
            "WebSocket upgrades refused with 429: the client address holds "
            "RRM_MAX_CONNECTIONS_PER_IP connections.",

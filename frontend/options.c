@@ -45,6 +45,12 @@ const struct cfg_option fe_option_table[] = {
             "Redis Cluster: more seeds, host:port,host:port (empty: none)"),
     OPT_INT("max-frame-bytes", max_frame_bytes, "65536", 64, 16 * 1024 * 1024,
             "largest client message; larger ones close the connection with 1009"),
+    OPT_INT("deflate", deflate, "1", 0, 1,
+            "1: accept permessage-deflate (RFC 7692) offers, without context takeover; 0: "
+            "decline them"),
+    OPT_INT("deflate-min-bytes", deflate_min_bytes, "512", 0, 16 * 1024 * 1024,
+            "with deflate, messages of at least this many bytes are sent compressed to the "
+            "clients that negotiated it (each compressed once per node); smaller ones plain"),
     OPT_INT("max-msgs-per-sec", max_msgs_per_sec, "100", 1, 1000000,
             "messages per second per connection (burst of the same size); above it the node stops "
             "reading the connection until the rate allows the next message"),

@@ -18,6 +18,8 @@ struct fe_options {
     long redis_cluster;
     char redis_nodes[2048];
     long max_frame_bytes;
+    long deflate;
+    long deflate_min_bytes;
     long max_msgs_per_sec;
     long max_bytes_per_sec;
     long identify_timeout_ms;

@@ -4,6 +4,7 @@
 #include "app.h"
 #include "auth.h"
 #include "deadlines.h"
+#include "deflate.h"
 #include "expiry.h"
 #include "proto.h"
 #include "rxbuf.h"
@@ -13,6 +14,7 @@
 #include "hmap.h"
 #include "outq.h"
 #include "room.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -60,6 +62,11 @@ struct session {
     uint8_t presence; /* receives the room's presence events (identify, or the node's default) */
     /* counted against its address's limits (edge_established) */
     uint8_t counted;
+    /* permessage-deflate: the window bits the node compresses with for this client (0: not
+     * negotiated; set by the handshake, before ESTABLISHED); the message being received is
+     * compressed (its first frame had RSV1) */
+    uint8_t zbits;
+    uint8_t rx_deflated;
 
     struct rxbuf rx; /* fragments of one incoming message */
 
@@ -145,6 +152,7 @@ struct sessions {
 const size_t session_size = sizeof(struct session);
 
 #define CLOSE_GOING_AWAY 1001
+#define CLOSE_INVALID_DATA 1007
 #define CLOSE_POLICY 1008
 #define CLOSE_TOO_BIG 1009
 #define CLOSE_INTERNAL 1011
@@ -279,7 +287,13 @@ void session_send_frame(struct session *s, struct frame *f) {
         return; /* being cut off, or the node's lws context is being destroyed */
     if (f->seq > s->epoch_seq)
         s->epoch_seq = f->seq;
-    outq_push(s->app->outq, &s->out, f);
+    if (!s->zbits) {
+        outq_push(s->app->outq, &s->out, f);
+        return;
+    }
+    struct frame *z = deflate_frame_for(s->app->deflate, f, s->zbits);
+    outq_push(s->app->outq, &s->out, z);
+    frame_unref(z);
 }
 
 /* The outbound queue gave up on the client (outq.h). */
@@ -486,8 +500,13 @@ static int keep_upgrade_token(struct lws *wsi, struct session *s) {
 
 static int on_established(struct lws *wsi, struct session *s) {
     struct app *app = lws_context_user(lws_get_context(wsi));
+    uint8_t zbits = s->zbits; /* from the handshake (session_callback's ADD_HEADERS) */
     memset(s, 0, sizeof(*s));
     s->app = app;
+    if (app->deflate && zbits) {
+        s->zbits = zbits;
+        deflate_stats(app->deflate)->connections++;
+    }
     s->wsi = wsi;
     outq_client_init(&s->out, wsi);
     s->conn_no = ++app->sessions->next_conn;
@@ -548,6 +567,8 @@ static void on_closed(struct session *s) {
     }
     if (s->counted)
         edge_connection_closed(app->edge, s->ip);
+    if (s->zbits)
+        deflate_stats(app->deflate)->connections--;
     app->connections--;
     s->app = NULL;
 }
@@ -1317,6 +1338,43 @@ static void on_frame(struct session *s, const char *buf, size_t len, int binary)
     }
 }
 
+/* A whole message (compressed if s->rx_deflated): inflated, its text checked, then handled. */
+static int on_complete(struct session *s, const void *msg, size_t n, int binary) {
+    struct app *app = s->app;
+    int inflated = 0;
+    if (s->rx_deflated) {
+        const void *out;
+        switch (deflate_inflate(app->deflate, msg, n, (size_t)app->opt.max_frame_bytes, &out, &n)) {
+        case DEFLATE_RX_OK:
+            msg = out;
+            inflated = 1;
+            break;
+        case DEFLATE_RX_TOO_BIG:
+            rxbuf_done(&s->rx);
+            app_count_error(app, PROTO_E_TOO_BIG);
+            session_close(s, CLOSE_TOO_BIG, "message too big", "message_too_big");
+            return 0;
+        case DEFLATE_RX_INVALID:
+            rxbuf_done(&s->rx);
+            session_close(s, CLOSE_INVALID_DATA, "invalid compressed data", "protocol_error");
+            return 0;
+        case DEFLATE_RX_NOMEM:
+            rxbuf_done(&s->rx);
+            return -1;
+        }
+    }
+    if (!binary && !utf8_valid(msg, n)) {
+        app->stats.invalid_utf8++;
+        session_close(s, CLOSE_INVALID_DATA, "invalid UTF-8", "protocol_error");
+    } else {
+        on_frame(s, msg, n, binary);
+    }
+    if (inflated)
+        deflate_rx_done(app->deflate);
+    rxbuf_done(&s->rx);
+    return 0;
+}
+
 static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t len) {
     const void *msg;
     size_t n;
@@ -1336,15 +1394,16 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
         }
         return 0;
     }
-    switch (rxbuf_add(&s->rx, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-                      lws_remaining_packet_payload(wsi), in, len,
-                      (size_t)s->app->opt.max_frame_bytes, &msg, &n)) {
+    size_t max = (size_t)s->app->opt.max_frame_bytes;
+    int first = lws_is_first_fragment(wsi);
+    if (first) /* RSV1 of a message's first frame: compressed (lws refuses it unnegotiated) */
+        s->rx_deflated = (lws_get_reserved_bits(wsi) & 0x40) != 0;
+    switch (rxbuf_add(&s->rx, first, lws_is_final_fragment(wsi), lws_remaining_packet_payload(wsi),
+                      in, len, s->rx_deflated ? deflate_input_limit(max) : max, &msg, &n)) {
     case RXBUF_MORE:
         return 0;
     case RXBUF_COMPLETE:
-        on_frame(s, msg, n, lws_frame_is_binary(wsi));
-        rxbuf_done(&s->rx);
-        return 0;
+        return on_complete(s, msg, n, lws_frame_is_binary(wsi));
     case RXBUF_TOO_BIG:
         /* The rest of the message is read and discarded (SS_CLOSING), then the close goes out:
          * the client may still be sending it, and a socket closed with unread data resets. */
@@ -1361,13 +1420,32 @@ static int on_receive(struct session *s, struct lws *wsi, const char *in, size_t
     return -1;
 }
 
+/* The 101 response's last lines: the permessage-deflate line lws wrote is taken out while the
+ * edge edits the line before it, and put back with its parameters. */
+static int add_headers(struct lws *wsi, struct session *s, void *in, size_t len) {
+    struct deflate_params p;
+    int rc, zline = deflate_headers_take(in);
+    edge_callback(wsi, LWS_CALLBACK_ADD_HEADERS, in, len, &rc);
+    if (rc || !zline)
+        return rc;
+    if (deflate_headers_put(wsi, in, &p))
+        return -1;
+    if (s)
+        s->zbits = p.server_bits;
+    return 0;
+}
+
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                      size_t len) {
     struct session *s = user;
     int rc;
+    if (reason == LWS_CALLBACK_ADD_HEADERS)
+        return add_headers(wsi, s, in, len);
     if (edge_callback(wsi, reason, in, len, &rc))
         return rc;
     switch (reason) {
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        return deflate_confirm(wsi, in);
     case LWS_CALLBACK_ESTABLISHED:
         if (!s)
             return -1;

@@ -5,6 +5,7 @@ rrm_packages=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev libhiredis-dev default-libmysqlclient-dev libjansson-dev libcmocka-dev
     libjwt-dev # tokens (frontend/auth.c, rrm-token)
+    zlib1g-dev # permessage-deflate (frontend/deflate.c)
     libssl-dev openssl # TLS: the frontend's wss and token signatures, the tests' certificates
     redis-server mariadb-server jq
     nginx # in front of two frontends: tests/integration/test_fe_proxy.c
@@ -27,6 +28,10 @@ rrm_install_deps() {
     if ! (($#)) && ! command -v kubectl >/dev/null; then
         missing+=(kubernetes-client)
     fi
+    # Node runs the tests' Node clients (tests/node); any node with npm will do, else Debian's
+    if ! command -v npm >/dev/null; then
+        missing+=(nodejs npm)
+    fi
     ((${#missing[@]})) || return 0
     echo "installing: ${missing[*]}" >&2
     local sudo=()
@@ -41,6 +46,18 @@ rrm_install_deps() {
     # Another apt may be running (a second script installing at the same time): wait for it.
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 \
         -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The npm packages of the tests' Node clients (tests/node/package-lock.json), into
+# tests/node/node_modules (not committed); again only when the lock file changed.
+rrm_install_node_deps() {
+    local dir=tests/node
+    [ -f "$dir/package-lock.json" ] || return 0
+    if [ -f "$dir/node_modules/.package-lock.json" ] &&
+        [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        return 0
+    fi
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 rrm_build() { # rrm_build DIR [cmake args...]
