@@ -13,7 +13,7 @@ rrm_packages=(
     python3-websockets # the README's client: python3 -m websockets ws://127.0.0.1:8765
     prometheus # promtool: the tests check /metrics with `promtool check metrics`
     clang libclang-rt-dev # libFuzzer targets: scripts/fuzz, scripts/test
-    chromium # the browser tests (tests/browser), driven by playwright-core: rrm_install_browser_deps
+    chromium # the browser tests (tests/browser), driven by playwright-core: rrm_install_node_deps
 )
 
 # rrm_install_deps [PKG...]: installs what is missing of rrm_packages and kubectl, or with
@@ -48,18 +48,6 @@ rrm_install_deps() {
         -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The npm packages of the tests' Node clients (tests/node/package-lock.json), into
-# tests/node/node_modules (not committed); again only when the lock file changed.
-rrm_install_node_deps() {
-    local dir=tests/node
-    [ -f "$dir/package-lock.json" ] || return 0
-    if [ -f "$dir/node_modules/.package-lock.json" ] &&
-        [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-        return 0
-    fi
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-}
-
 rrm_build() { # rrm_build DIR [cmake args...]
     local dir=$1
     shift
@@ -67,13 +55,13 @@ rrm_build() { # rrm_build DIR [cmake args...]
     cmake --build "$dir" -j"$(nproc)"
 }
 
-# The browser tests' Node.js side (scripts/test, after rrm_install_deps has put Chromium in):
-# node and npm (any Node.js 18 or later; else Debian's), and the npm packages of
-# tests/browser/package-lock.json in tests/browser/node_modules (not committed), installed when
-# missing or older than the lock file.
-rrm_install_browser_deps() {
+# The tests' Node.js side (scripts/test, after rrm_install_deps has put Chromium in): node and npm
+# (any Node.js 18 or later; else Debian's), and the npm packages of tests/package-lock.json (ws
+# for test_fe_deflate, playwright-core for the browser tests) in tests/node_modules (not
+# committed), installed when missing or older than the lock file.
+rrm_install_node_deps() {
     local dir sudo=()
-    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../tests/browser" && pwd)"
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../tests" && pwd)"
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         echo "installing: nodejs npm" >&2
@@ -83,7 +71,7 @@ rrm_install_browser_deps() {
     fi
     if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
         [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-        echo "installing: npm packages of tests/browser" >&2
+        echo "installing: npm packages of tests/package.json" >&2
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
 }

@@ -1,7 +1,7 @@
 /*
  * test_fe_deflate.c - permessage-deflate (RFC 7692) with real clients that offer it by default:
  * Python `websockets` (tests/scripts/deflate_py.py, Debian's python3-websockets) and Node `ws`
- * (tests/node/deflate_ws.js; scripts/test installs tests/node's packages). Each check is one run
+ * (tests/node/deflate_ws.js; scripts/test installs the packages of tests/package.json). Each check is one run
  * of a client script against a node, which exits 0 when the check holds:
  * - the answer names server_no_context_takeover and client_no_context_takeover; Chromium's offer
  *   (client_max_window_bits) is answered so, server_max_window_bits=10 honoured, =8 and unknown
@@ -97,9 +97,9 @@ static void js(void **state, const char *check) {
     struct fe_cluster *c = *state;
     char script[1024], modules[1024], port[16];
     snprintf(script, sizeof(script), "%s/tests/node/deflate_ws.js", source_dir());
-    snprintf(modules, sizeof(modules), "%s/tests/node/node_modules/ws/package.json", source_dir());
+    snprintf(modules, sizeof(modules), "%s/tests/node_modules/ws/package.json", source_dir());
     if (access(modules, R_OK) != 0)
-        fail_msg("%s is missing: run scripts/test, or npm ci in tests/node", modules);
+        fail_msg("%s is missing: run scripts/test, or npm ci in tests", modules);
     snprintf(port, sizeof(port), "%d", fe_port(c, 0));
     const char *const argv[] = {"node", script, port, check, NULL};
     assert_int_equal(run(argv), 0);

@@ -213,12 +213,12 @@ static void run_browser(const char *script, const char *a1, const char *a2, cons
     const char *src = getenv("RRM_SOURCE_DIR");
     assert_non_null(src);
     char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/browser/node_modules/playwright-core/package.json", src);
+    snprintf(path, sizeof(path), "%s/tests/node_modules/playwright-core/package.json", src);
     const char *chromium = getenv("RRM_CHROMIUM") ? getenv("RRM_CHROMIUM") : "/usr/bin/chromium";
     if (access(path, R_OK) != 0 || access(chromium, X_OK) != 0)
         fail_msg(
             "the browser tests need %s and %s: scripts/test installs them (scripts/lib/deps.sh: "
-            "Debian's chromium, and `npm ci` in tests/browser)",
+            "Debian's chromium, and `npm ci` in tests)",
             chromium, path);
     char cmd[2048];
     snprintf(cmd, sizeof(cmd), "cd '%s/tests/browser' && node %s '%s' '%s' '%s' 2>&1", src, script,

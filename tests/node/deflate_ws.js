@@ -1,4 +1,4 @@
-// permessage-deflate checks with Node's `ws` (tests/node/package.json), which offers compression
+// permessage-deflate checks with Node's `ws` (tests/package.json), which offers compression
 // by default. Run by tests/integration/test_fe_deflate.c against a running frontend:
 //
 //     node deflate_ws.js PORT CHECK
