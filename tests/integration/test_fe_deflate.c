@@ -1,8 +1,8 @@
 /*
  * test_fe_deflate.c - permessage-deflate (RFC 7692) with real clients that offer it by default:
  * Python `websockets` (tests/scripts/deflate_py.py, Debian's python3-websockets) and Node `ws`
- * (tests/node/deflate_ws.js; scripts/test installs the packages of tests/package.json). Each check is one run
- * of a client script against a node, which exits 0 when the check holds:
+ * (tests/node/deflate_ws.js; scripts/test installs the packages of tests/package.json). Each
+ * check is one run of a client script against a node, which exits 0 when the check holds:
  * - the answer names server_no_context_takeover and client_no_context_takeover; Chromium's offer
  *   (client_max_window_bits) is answered so, server_max_window_bits=10 honoured, =8 and unknown
  *   parameters declined (the connection is accepted without the extension);
