@@ -55,6 +55,7 @@ struct req {
     int64_t down_since_ms;      /* first CLUSTERDOWN or LOADING answer (0: none) */
     uint8_t retry_wait;         /* in r->retrying, its pause running ... */
     uint8_t retry_due;          /* ... or over, waiting for an older request of its slot */
+    uint8_t resent;             /* sent again after a pause (release_retries) */
     lws_sorted_usec_list_t sul; /* retry_later */
 };
 
@@ -212,8 +213,11 @@ static void release_slot(struct router *r, unsigned slot) {
     }
 }
 
+static void release_retries(struct router *r, unsigned slot);
+
 /* The request's outcome. Its callback runs now if it is the oldest of its slot, else when the
- * older ones have run (the reply copied meanwhile); then the slot's queue may move. */
+ * older ones have run (the reply copied meanwhile); then the slot's queue may move, and the
+ * next request of the slot waiting to be sent again. */
 static void finish(struct router *r, struct req *q, redisReply *reply) {
     unsigned slot = q->slot;
     if (slot == NO_SLOT) {
@@ -244,6 +248,7 @@ static void finish(struct router *r, struct req *q, redisReply *reply) {
         req_put(r, q);
     }
     release_slot(r, slot);
+    release_retries(r, slot);
 }
 
 static void failed_cb(lws_sorted_usec_list_t *sul) {
@@ -487,24 +492,30 @@ static void dispatch(struct router *r, struct req *q) {
         send_to(n, q);
 }
 
-/* Sends again, in the order they were accepted, the slot's requests waiting to be retried whose
- * pause is over, up to the first one whose pause is not: a request never overtakes an older one of
- * its slot that Redis turned away too. */
+/* Sends again the oldest of the slot's requests waiting to be retried, once its pause is over
+ * and no other request of the slot sent again is still unanswered: one at a time, in the order
+ * they were accepted. Sent together, the cluster could come back between two of them (its slots
+ * assigned again, a node done loading) and a newer one be executed before an older one turned
+ * away once more. A request never overtakes an older one of its slot that Redis turned away. */
 static void release_retries(struct router *r, unsigned slot) {
-    for (struct req *x = r->slots[slot].ohead; x;) {
-        struct req *next = x->onext;
+    if (r->destroying)
+        return;
+    for (struct req *x = r->slots[slot].ohead; x; x = x->onext) {
         if (x->retry_wait) {
             if (!x->retry_due)
-                break;
+                return;
             x->retry_wait = x->retry_due = 0;
             for (struct req **pp = &r->retrying; *pp; pp = &(*pp)->next)
                 if (*pp == x) {
                     *pp = x->next;
                     break;
                 }
+            x->resent = 1;
             dispatch(r, x);
+            return;
         }
-        x = next;
+        if (x->resent && !x->done)
+            return; /* its answer first */
     }
 }
 
