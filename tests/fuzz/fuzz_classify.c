@@ -32,7 +32,8 @@ static const char *type_of(json_t *v) {
 static int reserved(const char *t) {
     return t &&
            (strcmp(t, "connection") == 0 || strcmp(t, "room") == 0 || strcmp(t, "room_info") == 0 ||
-            strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0 || strcmp(t, "ack") == 0);
+            strcmp(t, "error") == 0 || strcmp(t, "refreshed") == 0 || strcmp(t, "ack") == 0 ||
+            strcmp(t, "join") == 0 || strcmp(t, "leave") == 0);
 }
 
 static void check_relayed(json_t *sent, const char *text, size_t len, json_t *value) {
